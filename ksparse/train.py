@@ -231,7 +231,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
                 f"the model expects {state.params['W'].shape[0]} features, the data has {x.shape[1]}"
             )
         if config and "n_epochs" in config:
-            state.config["n_epochs"] = check_config(dict(state.config, n_epochs=config["n_epochs"]))["n_epochs"]
+            extended = check_config(dict(state.config, n_epochs=config["n_epochs"]))
+            state.config["n_epochs"] = extended["n_epochs"]
     cfg = state.config
     step = step or default_step()
     xd = to_device(x, device, dtype=cfg["dtype"])

@@ -1,0 +1,102 @@
+"""Datasets by name: the bundled digits (offline default), user matrices, and the paper's sets.
+
+Every loader returns a :class:`Dataset`. Real data sets are read from a data directory:
+the ``data_dir`` argument, else the ``KSPARSE_DATA`` environment variable, else
+``~/.cache/ksparse``. The environment is read here, at the edge, and nowhere deeper.
+"""
+
+import dataclasses
+import importlib
+import os
+
+import numpy as np
+
+# name -> "module:function"; each function takes (data_dir=None, **options) -> Dataset
+REGISTRY = {
+    "digits": "ksparse.datasets:load_digits",
+    "mnist": "ksparse.datasets.mnist:load_mnist",
+    "cifar10-patches": "ksparse.datasets.cifar10:load_cifar10_patches",
+    "norb": "ksparse.datasets.norb:load_small_norb",
+}
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Training and test matrices (one sample per row) with optional labels and image shape."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray = None
+    X_test: np.ndarray = None
+    y_test: np.ndarray = None
+    X_val: np.ndarray = None
+    y_val: np.ndarray = None
+    image_shape: tuple = None
+
+
+def data_dir(path=None):
+    """Return the data directory: ``path``, else $KSPARSE_DATA, else ~/.cache/ksparse."""
+    if path:
+        return os.fspath(path)
+    return os.environ.get("KSPARSE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "ksparse")
+
+
+def load_digits(data_dir=None, test_size=0.25, random_state=0):
+    """scikit-learn's bundled 8x8 digits scaled to [0, 1], split into train and test (stratified)."""
+    from sklearn.datasets import load_digits as _load
+    from sklearn.model_selection import train_test_split
+
+    bunch = _load()
+    X = bunch.data.astype(np.float64) / 16.0
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, bunch.target, test_size=test_size, random_state=random_state, stratify=bunch.target
+    )
+    return Dataset("digits", Xtr, ytr, Xte, yte, image_shape=(8, 8))
+
+
+def load_matrix(path):
+    """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as an unlabelled Dataset.
+
+    An ``.npz`` must hold a single array, or an array named ``X`` (with an optional ``y``).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"data file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if isinstance(data, np.ndarray):
+                X, y = data, None
+            else:
+                keys = list(data.keys())
+                if "X" in keys:
+                    X, y = data["X"], (data["y"] if "y" in keys else None)
+                elif len(keys) == 1:
+                    X, y = data[keys[0]], None
+                else:
+                    raise ValueError(f"the .npz holds {keys}; name the data array 'X'")
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(f"cannot read {path!r} as .npy/.npz ({e})") from None
+    side = int(round(np.sqrt(X.shape[1]))) if X.ndim == 2 else 0
+    shape = (side, side) if X.ndim == 2 and side * side == X.shape[1] else None
+    return Dataset(os.path.basename(path), X, y, image_shape=shape)
+
+
+def load_dataset(name, data_dir=None, **options):
+    """Load a dataset by registered name, or from a ``.npy``/``.npz`` path.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, with the list of known ones.
+    """
+    name = os.fspath(name)
+    if name.endswith((".npy", ".npz")):
+        return load_matrix(name)
+    if name not in REGISTRY:
+        raise ValueError(
+            f"unknown dataset {name!r}: use one of {sorted(REGISTRY)} or a path to a .npy/.npz file"
+        )
+    module, func = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), func)(data_dir=data_dir, **options)
