@@ -1,0 +1,28 @@
+"""``ksparse reproduce TARGET``: the paper's tables and figures, one command each.
+
+Each target is a module with ``main(argv) -> int`` that parses its own options
+(``--profile quick|paper``, ``--out DIR``, ``--data-dir DIR``).
+"""
+
+import importlib
+
+TARGETS = {
+    "table1": ("ksparse.reproduce.table1", "Table 1: unsupervised features + logistic regression, MNIST"),
+    "fig1": ("ksparse.reproduce.figures", "Fig. 1: MNIST filters for k = 70, 40, 25, 10"),
+    "fig3": ("ksparse.reproduce.figures", "Fig. 3: CIFAR-10 patch filters, k = 50"),
+    "fig4": ("ksparse.reproduce.figures", "Fig. 4: histograms of log hidden activity"),
+    "table3": ("ksparse.reproduce.table3", "Table 3: supervised fine-tuning, MNIST"),
+}
+
+
+def main(argv):
+    """Run ``argv[0]`` (a target name) with the remaining arguments; return an exit code."""
+    if not argv or argv[0] in ("-h", "--help"):
+        lines = [f"  {name:8s} {text}" for name, (_, text) in TARGETS.items()]
+        print("usage: ksparse reproduce TARGET [options]\n\ntargets:\n" + "\n".join(lines))
+        return 0 if argv else 2
+    name, rest = argv[0], list(argv[1:])
+    if name not in TARGETS:
+        raise ValueError(f"unknown reproduce target {name!r}; choose one of {sorted(TARGETS)}")
+    module = importlib.import_module(TARGETS[name][0])
+    return module.main([name] + rest) if module.__name__.endswith("figures") else module.main(rest)
