@@ -57,7 +57,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mirror_root(tmp_path_factory):
     """A local HTTP server on 127.0.0.1 serving good/, bad/ (wrong content) and trunc/ mirrors."""
     files = fake_mnist()
