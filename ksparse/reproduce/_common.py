@@ -1,0 +1,186 @@
+"""Shared machinery of the reproduce targets: profiles, data, cached models, features, classifiers.
+
+Models are cached in ``--cache`` (default ``OUT/models``) as ``.npz`` files named after the
+method, the data set and the profile, with the training settings and wall time inside, so
+that ``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from ksparse.checkpoint import atomic_write
+
+log = logging.getLogger("ksparse.reproduce")
+
+# Per profile: network size, epochs per model family, optimizer (Sec. 4.2.2) and classifier.
+PROFILES = {
+    "paper": {
+        "n_hidden": 1000, "ksparse_epochs": 5000, "ae_epochs": 5000, "rbm_epochs": 5000,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
+        "rbm_lr": 0.01, "logreg_max_iter": 1000, "logreg_C": 1.0, "alphas": (1, 2, 3, 4),
+        "n_train": None, "n_patches": 1000000,
+    },
+    "quick": {
+        "n_hidden": 1000, "ksparse_epochs": 15, "ae_epochs": 10, "rbm_epochs": 5,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
+        "rbm_lr": 0.01, "logreg_max_iter": 200, "logreg_C": 1.0, "alphas": (1, 2, 3, 4),
+        "n_train": None, "n_patches": 100000,
+    },
+    "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
+        "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 64, "k_start": 100,
+        "rbm_lr": 0.05, "logreg_max_iter": 50, "logreg_C": 1.0, "alphas": (1, 2),
+        "n_train": 600, "n_patches": 2000,
+    },
+}
+
+
+def parser(prog, description, profile_default="quick"):
+    """The options every target takes: --profile, --out, --data-dir, --cache, --dataset, --seed."""
+    p = argparse.ArgumentParser(prog=f"ksparse reproduce {prog}", description=description)
+    p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
+                   help="quick: minutes on a laptop; paper: Sec. 4.2.2 settings; smoke: seconds, for tests")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--data-dir", default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--cache", default=None, help="folder of trained models (default: OUT/models)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def finish_args(args):
+    """Create the output and cache folders; return the profile's settings."""
+    os.makedirs(args.out, exist_ok=True)
+    args.cache = args.cache or os.path.join(args.out, "models")
+    os.makedirs(args.cache, exist_ok=True)
+    return dict(PROFILES[args.profile])
+
+
+def load_mnist_split(dataset, data_dir, n_train=None):
+    """Train/validation/test matrices and labels: MNIST's 50k/10k/10k, or digits split 3 ways."""
+    from ksparse.datasets import load_dataset
+
+    if dataset == "mnist":
+        ds = load_dataset("mnist", data_dir=data_dir, n_train=n_train)
+        return ds, (ds.X_train, ds.y_train), (ds.X_val, ds.y_val), (ds.X_test, ds.y_test)
+    if dataset != "digits":
+        raise ValueError(f"dataset must be 'mnist' or 'digits', got {dataset!r}")
+    ds = load_dataset("digits")
+    n_val = len(ds.X_train) // 4
+    Xtr, ytr = ds.X_train[n_val:], ds.y_train[n_val:]
+    if n_train:
+        Xtr, ytr = Xtr[:n_train], ytr[:n_train]
+    return ds, (Xtr, ytr), (ds.X_train[:n_val], ds.y_train[:n_val]), (ds.X_test, ds.y_test)
+
+
+def _key(settings):
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def cached_model(cache, name, settings, train_fn):
+    """Load ``name`` from ``cache`` when its settings match, else ``train_fn() -> arrays`` and save it.
+
+    Returns
+    -------
+    arrays : dict of name -> ndarray
+    seconds : float
+        Wall time of the training, measured when the model was trained.
+    """
+    path = os.path.join(cache, f"{name}-{_key(settings)}.npz")
+    if os.path.isfile(path):
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            arrays = {n: f[n] for n in f.files if n != "meta"}
+        log.info("loaded %s from %s", name, path)
+        return arrays, meta["seconds"]
+    log.info("training %s (%s)", name, settings)
+    start = time.perf_counter()
+    arrays = train_fn()
+    seconds = time.perf_counter() - start
+    meta = json.dumps({"settings": settings, "seconds": seconds})
+    atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+    return arrays, seconds
+
+
+def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None):
+    """Train (or load) a k-sparse autoencoder with the profile's Sec. 4.2.2 settings."""
+    from ksparse.train import fit
+
+    config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
+              "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
+              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "seed": seed}
+    settings = dict(config, method="ksparse", data=dataset, n=len(X))
+
+    def train():
+        state = fit(X, config, callback=callback)
+        return {n: np.asarray(a) for n, a in state.params.items()}
+
+    return cached_model(cache, f"ksparse-k{k}-{dataset}", settings, train)
+
+
+def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
+    """Train (or load) one of :data:`ksparse.baselines.KINDS` with the profile's settings."""
+    from ksparse.baselines import fit_baseline
+
+    config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["lr"],
+              "momentum": prof["momentum"], "sigma": prof["sigma"], "batch_size": prof["batch_size"],
+              "seed": seed}
+    settings = dict(config, method=kind, data=dataset, n=len(X))
+
+    def train():
+        state = fit_baseline(X, kind, config, callback=callback, random_state=seed)
+        return {n: np.asarray(a) for n, a in state.params.items()}
+
+    return cached_model(cache, f"{kind}-{dataset}", settings, train)
+
+
+def rbm_model(cache, X, prof, dataset, seed=0):
+    """Train (or load) scikit-learn's BernoulliRBM with as many hidden units as the autoencoders."""
+    from sklearn.neural_network import BernoulliRBM
+
+    settings = {"method": "rbm", "n_components": prof["n_hidden"], "learning_rate": prof["rbm_lr"],
+                "n_iter": prof["rbm_epochs"], "batch_size": 100, "data": dataset, "n": len(X), "seed": seed}
+
+    def train():
+        rbm = BernoulliRBM(n_components=prof["n_hidden"], learning_rate=prof["rbm_lr"], batch_size=100,
+                           n_iter=prof["rbm_epochs"], random_state=seed).fit(X)
+        return {"components": rbm.components_, "intercept_hidden": rbm.intercept_hidden_}
+
+    return cached_model(cache, f"rbm-{dataset}", settings, train)
+
+
+def rbm_features(X, arrays):
+    """Hidden-unit probabilities of the RBM, sigmoid(X W^T + c) (what ``BernoulliRBM.transform`` gives)."""
+    return 1.0 / (1.0 + np.exp(-(X @ arrays["components"].T + arrays["intercept_hidden"])))
+
+
+def logreg(F_train, y_train, evals, C, max_iter, seed=0):
+    """Fit a multinomial logistic regression on frozen features; return errors on each of ``evals``.
+
+    The features are divided by one scalar, the largest absolute training feature, so that
+    a fixed ``C`` means the same for every method; sparsity is kept.
+
+    Returns
+    -------
+    errors : list of float
+        Error rates on ``evals = [(F, y), ...]``.
+    seconds : float
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    scale = float(np.abs(F_train).max()) or 1.0
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(F_train / scale, y_train)
+    errors = [float(np.mean(clf.predict(F / scale) != y)) for F, y in evals]
+    return errors, time.perf_counter() - start

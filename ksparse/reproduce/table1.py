@@ -1,0 +1,161 @@
+"""Table 1 (Sec. 4.4): unsupervised features + logistic regression on MNIST, 1000 hidden units.
+
+Each method is trained on the training split (50,000 images), its features are frozen, and
+a scikit-learn logistic regression is fit on them. For the k-sparse rows, alpha in
+h = supp_{alpha k}(W^T x + b) is chosen on the validation split (10,000), as in the paper;
+every row reports the test error (10,000).
+
+``ksparse reproduce table1 --profile quick|paper --out DIR [--data-dir DIR]`` writes
+``DIR/table1.md`` and ``DIR/table1.json`` and, for MNIST, replaces the table of the same
+profile in ``docs/results.md`` (``--docs PATH|none``).
+"""
+
+import json
+import logging
+import os
+import platform
+import re
+import time
+
+import numpy as np
+
+from ksparse.reproduce import _common
+
+log = logging.getLogger("ksparse.reproduce")
+
+# key, label, the paper's test error in percent (Table 1)
+ROWS = [
+    ("raw", "Raw pixels", 7.20),
+    ("rbm", "RBM (scikit-learn BernoulliRBM)", 1.81),
+    ("dropout", "Dropout autoencoder (50% hidden)", 1.80),
+    ("denoising", "Denoising autoencoder (20% input dropout)", 1.95),
+    ("dropout_denoising", "Dropout + denoising (20% input, 50% hidden)", 1.60),
+    ("k40", "k-sparse, k = 40", 1.54),
+    ("k25", "k-sparse, k = 25", 1.35),
+    ("k10", "k-sparse, k = 10", 2.10),
+]
+
+
+def _features(key, args, prof, train):
+    """Return (features function X -> F, training seconds) for one row."""
+    from ksparse.baselines import features
+    from ksparse.encode import encode
+
+    X = train[0]
+    if key == "raw":
+        return (lambda Z, alpha=None: Z), 0.0
+    if key == "rbm":
+        arrays, sec = _common.rbm_model(args.cache, X, prof, args.dataset, args.seed)
+        return (lambda Z, alpha=None: _common.rbm_features(Z, arrays)), sec
+    if key.startswith("k"):
+        k = int(key[1:])
+        arrays, sec = _common.ksparse_model(args.cache, X, k, prof, args.dataset, args.seed)
+        return (lambda Z, alpha=1: encode(Z, arrays["W"], arrays["b"], k, alpha)), sec
+    arrays, sec = _common.baseline_model(args.cache, X, key, prof, args.dataset, args.seed)
+    return (lambda Z, alpha=None: features(Z, arrays["W"], arrays["b"])), sec
+
+
+def _alphas(key, prof):
+    if not key.startswith("k"):
+        return [None]
+    k = int(key[1:])
+    return [a for a in prof["alphas"] if round(a * k) <= prof["n_hidden"]]
+
+
+def run_row(key, args, prof, train, val, test):
+    """Train (or load) one method, fit the classifiers and return the row's record."""
+    feats, train_sec = _features(key, args, prof, train)
+    start = time.perf_counter()
+    trials = []
+    for alpha in _alphas(key, prof):
+        F = [feats(X, alpha) for X in (train[0], val[0], test[0])]
+        (val_err, test_err), fit_sec = _common.logreg(
+            F[0], train[1], [(F[1], val[1]), (F[2], test[1])], prof["logreg_C"], prof["logreg_max_iter"],
+            args.seed)
+        trials.append({"alpha": alpha, "val_error": val_err, "test_error": test_err})
+        log.info("%s alpha=%s: val %.4f test %.4f (%.0f s)", key, alpha, val_err, test_err, fit_sec)
+    best = min(trials, key=lambda t: t["val_error"])
+    return dict(best, key=key, trials=trials, train_seconds=train_sec,
+                classify_seconds=time.perf_counter() - start)
+
+
+def markdown(rows, records, meta):
+    """The table: our test error beside the paper's for every row of ``rows``, plus wall times."""
+    lines = [
+        f"Profile `{meta['profile']}` on `{meta['dataset']}` ({meta['n_train']} train / {meta['n_val']} "
+        f"validation / {meta['n_test']} test), {meta['n_hidden']} hidden units; total wall time "
+        f"{meta['seconds'] / 60:.1f} min on {meta['machine']}.",
+        "",
+        "| Method | Paper test error | Our test error | alpha (val.) | Val. error | Train time "
+        "| Classifier time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (_, label, paper), r in zip(rows, records, strict=True):
+        alpha = "-" if r["alpha"] is None else f"{r['alpha']:g}"
+        lines.append(
+            f"| {label} | {paper:.2f}% | {100 * r['test_error']:.2f}% | {alpha} "
+            f"| {100 * r['val_error']:.2f}% "
+            f"| {r['train_seconds']:.1f} s | {r['classify_seconds']:.1f} s |")
+    at3 = [t for r in records if r["key"] == "k25" for t in r["trials"] if t["alpha"] == 3]
+    if at3:
+        err = 100 * at3[0]["test_error"]
+        lines += ["", f"k = 25 with alpha = 3 (the paper's best): test error {err:.2f}%."]
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(path, profile, table):
+    """Replace (or append) the block between ``<!-- table1:PROFILE -->`` markers in ``path``."""
+    begin, end = f"<!-- table1:{profile} -->", f"<!-- /table1:{profile} -->"
+    block = f"{begin}\n{table}{end}"
+    text = open(path).read() if os.path.isfile(path) else "# Results\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda m: block, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main(argv):
+    """``ksparse reproduce table1 [--profile P] --out DIR [--data-dir DIR] [--dataset D] [--docs PATH]``."""
+    p = _common.parser("table1", __doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist",
+                   help="digits: scikit-learn's 8x8 digits, for smoke tests")
+    p.add_argument("--rows", default=",".join(k for k, _, _ in ROWS), help="comma-separated subset of rows")
+    p.add_argument("--docs", default=None,
+                   help="markdown file to update (default: docs/results.md for mnist when it exists; "
+                   "'none' skips)")
+    args = p.parse_args(argv)
+    prof = _common.finish_args(args)
+    keys = args.rows.split(",")
+    unknown = set(keys) - {k for k, _, _ in ROWS}
+    if unknown:
+        raise ValueError(f"unknown rows {sorted(unknown)}; choose from {[k for k, _, _ in ROWS]}")
+    start = time.perf_counter()
+    _, train, val, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
+    records = [run_row(key, args, prof, train, val, test) for key in keys]
+    meta = {"profile": args.profile, "dataset": args.dataset, "n_train": len(train[0]), "n_val": len(val[0]),
+            "n_test": len(test[0]), "n_hidden": prof["n_hidden"], "settings": prof,
+            "seconds": time.perf_counter() - start,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    table = markdown([row for key in keys for row in ROWS if row[0] == key], records, meta)
+    with open(os.path.join(args.out, "table1.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(args.out, "table1.json"), "w") as f:
+        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_jsonable)
+    docs = args.docs
+    if docs is None and args.dataset == "mnist" and os.path.isfile("docs/results.md"):
+        docs = "docs/results.md"
+    if docs and docs != "none":
+        update_docs(docs, args.profile, table)
+    print(table)
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value)} to JSON")
