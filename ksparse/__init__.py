@@ -1,3 +1,14 @@
 """ksparse: k-sparse autoencoders (Makhzani & Frey, 2014) in NumPy/CuPy with hand-written gradients."""
 
 __version__ = "0.1.0"
+
+__all__ = ["KSparseAutoencoder", "__version__"]
+
+
+def __getattr__(name):
+    """Import the scikit-learn estimator on first use, so ``import ksparse`` stays light."""
+    if name == "KSparseAutoencoder":
+        from ksparse.estimator import KSparseAutoencoder
+
+        return KSparseAutoencoder
+    raise AttributeError(f"module 'ksparse' has no attribute {name!r}")

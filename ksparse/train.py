@@ -184,7 +184,7 @@ def run_epoch(x, state, k, lr, step):
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None):
+        checkpoint_every=0, step=None, epochs=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
@@ -204,6 +204,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         0 writes only at the end.
     step : callable, optional
         ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``.
+    epochs : int, optional
+        Run at most this many epochs in this call (the schedules still span ``n_epochs``,
+        and hold their final values past it). None runs until ``n_epochs``.
 
     Returns
     -------
@@ -238,7 +241,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     xd = to_device(x, device, dtype=cfg["dtype"])
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
-    while state.epoch < cfg["n_epochs"]:
+    stop = cfg["n_epochs"] if epochs is None else state.epoch + int(epochs)
+    while state.epoch < stop:
         e = state.epoch
         k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
         lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])

@@ -1,0 +1,172 @@
+"""Forward/backward pairs D1-D8 and the composite step: values and finite-difference gradients."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ksparse.layers import (
+    decode_backward,
+    decode_forward,
+    encode_backward,
+    encode_forward,
+    ksparse_step,
+    mse_backward,
+    mse_forward,
+    select_backward,
+    select_forward,
+    supp_k,
+    support_mask,
+)
+
+RTOL, ATOL = 1e-6, 1e-8
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+
+
+# -- D2: supp_k ---------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 12), st.data())
+def test_supp_k_keeps_the_k_largest(N, H, data):
+    z = data.draw(arrays(np.float64, (N, H), elements=st.floats(-1e6, 1e6)))
+    k = data.draw(st.integers(1, H))
+    Gamma = supp_k(z, k)
+    assert Gamma.shape == (N, k)
+    mask = support_mask(Gamma, H)
+    assert (mask.sum(axis=1) == k).all()  # k distinct indices per row
+    for row, m in zip(z, mask, strict=True):
+        if k < H:
+            assert row[m].min() >= row[~m].max()
+
+
+def test_supp_k_k_equals_H_selects_all():
+    z = np.random.default_rng(0).normal(size=(4, 5))
+    assert (np.sort(supp_k(z, 5), axis=1) == np.arange(5)).all()
+
+
+def test_supp_k_k1_is_argmax():
+    z = np.random.default_rng(1).normal(size=(7, 9))
+    assert (supp_k(z, 1)[:, 0] == z.argmax(axis=1)).all()
+
+
+@pytest.mark.parametrize("k", [0, -1, 6])
+def test_supp_k_bad_k_raises(k):
+    with pytest.raises(ValueError, match="k must satisfy"):
+        supp_k(np.zeros((2, 5)), k)
+
+
+def test_support_mask_marks_gamma():
+    mask = support_mask(np.array([[0, 2], [3, 1]]), 4)
+    assert mask.tolist() == [[True, False, True, False], [False, True, False, True]]
+
+
+# -- forward values -------------------------------------------------------------------------
+def test_encode_forward_is_x_W_plus_b(gapped_problem):
+    x, W, b, _ = gapped_problem()
+    z, _ = encode_forward(x, W, b)
+    close(z, np.einsum("nd,dh->nh", x, W) + b)
+
+
+def test_select_forward_zero_off_support(gapped_problem):
+    x, W, b, _ = gapped_problem()
+    z, _ = encode_forward(x, W, b)
+    z_k, (Gamma, H) = select_forward(z, 2)
+    top2 = np.sort(z, axis=1)[:, -2:]
+    close(np.sort(z_k[z_k != 0].reshape(-1, 2), axis=1), top2)
+    assert ((z_k != 0).sum(axis=1) == 2).all()
+
+
+def test_decode_forward_is_W_z_plus_b_prime(gapped_problem):
+    x, W, b, b_prime = gapped_problem()
+    z_k = np.random.default_rng(2).normal(size=(x.shape[0], W.shape[1]))
+    x_hat, _ = decode_forward(z_k, W, b_prime)
+    close(x_hat, np.stack([W @ zi + b_prime for zi in z_k]))
+
+
+def test_mse_forward_convention_sum_over_dims_mean_over_samples():
+    x = np.zeros((2, 3))
+    x_hat = np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    E, _ = mse_forward(x_hat, x)
+    assert E == pytest.approx((1 + 4 + 9) / 2)
+
+
+# -- backward: centered finite differences with a random upstream gradient -------------------
+def test_encode_backward_gradcheck(gapped_problem, numeric_grad):
+    x, W, b, _ = gapped_problem()
+    dz = np.random.default_rng(3).normal(size=(x.shape[0], W.shape[1]))
+    _, cache = encode_forward(x, W, b)
+    dx, dW, db = encode_backward(dz, cache)
+    f = lambda: encode_forward(x, W, b)[0]  # noqa: E731
+    close(dx, numeric_grad(f, x, dz))
+    close(dW, numeric_grad(f, W, dz))
+    close(db, numeric_grad(f, b, dz))
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_select_backward_gradcheck(gapped_problem, numeric_grad, k):
+    x, W, b, _ = gapped_problem()
+    z, _ = encode_forward(x, W, b)
+    dz_k = np.random.default_rng(4).normal(size=z.shape)
+    _, cache = select_forward(z, k)
+    dz = select_backward(dz_k, cache)
+    close(dz, numeric_grad(lambda: select_forward(z, k)[0], z, dz_k))
+    assert ((dz != 0).sum(axis=1) == k).all()  # D6: only Gamma receives gradient
+
+
+def test_decode_backward_gradcheck(gapped_problem, numeric_grad):
+    x, W, _, b_prime = gapped_problem()
+    rng = np.random.default_rng(5)
+    z_k = rng.normal(size=(x.shape[0], W.shape[1])) * (rng.random((x.shape[0], W.shape[1])) < 0.5)
+    dx_hat = rng.normal(size=x.shape)
+    _, cache = decode_forward(z_k, W, b_prime)
+    dz_k, dW, db_prime = decode_backward(dx_hat, cache)
+    f = lambda: decode_forward(z_k, W, b_prime)[0]  # noqa: E731
+    close(dz_k, numeric_grad(f, z_k, dx_hat))
+    close(dW, numeric_grad(f, W, dx_hat))
+    close(db_prime, numeric_grad(f, b_prime, dx_hat))
+
+
+def test_mse_backward_gradcheck(numeric_grad):
+    rng = np.random.default_rng(6)
+    x_hat, x = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    dE = rng.normal()
+    _, cache = mse_forward(x_hat, x)
+    dx_hat, dx = mse_backward(dE, cache)
+    f = lambda: mse_forward(x_hat, x)[0]  # noqa: E731
+    close(dx_hat, numeric_grad(f, x_hat, dE))
+    close(dx, numeric_grad(f, x, dE))
+
+
+@pytest.mark.parametrize("k", [1, 2, 6])
+def test_ksparse_step_gradcheck(gapped_problem, numeric_grad, k):
+    x, W, b, b_prime = gapped_problem(seed=7)
+    E, grads, Gamma = ksparse_step(x, W, b, b_prime, k)
+    f = lambda: ksparse_step(x, W, b, b_prime, k)[0]  # noqa: E731
+    close(grads["W"], numeric_grad(f, W, 1.0))
+    close(grads["b"], numeric_grad(f, b, 1.0))
+    close(grads["b_prime"], numeric_grad(f, b_prime, 1.0))
+    assert Gamma.shape == (x.shape[0], k)
+
+
+def test_ksparse_step_tied_gradient_is_encoder_plus_decoder(gapped_problem):
+    x, W, b, b_prime = gapped_problem(seed=8)
+    _, grads, _ = ksparse_step(x, W, b, b_prime, 2)
+    z, enc_cache = encode_forward(x, W, b)
+    z_k, sel_cache = select_forward(z, 2)
+    x_hat, dec_cache = decode_forward(z_k, W, b_prime)
+    dx_hat, _ = mse_backward(1.0, mse_forward(x_hat, x)[1])
+    dz_k, dW_dec, _ = decode_backward(dx_hat, dec_cache)
+    _, dW_enc, _ = encode_backward(select_backward(dz_k, sel_cache), enc_cache)
+    close(grads["W"], dW_enc + dW_dec)
+    assert np.abs(dW_enc).max() > 0 and np.abs(dW_dec).max() > 0
+
+
+def test_ksparse_step_does_not_modify_inputs(gapped_problem):
+    x, W, b, b_prime = gapped_problem(seed=9)
+    copies = [a.copy() for a in (x, W, b, b_prime)]
+    ksparse_step(x, W, b, b_prime, 3)
+    for a, c in zip((x, W, b, b_prime), copies, strict=True):
+        assert np.array_equal(a, c)

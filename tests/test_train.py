@@ -1,0 +1,164 @@
+"""The training loop: validation, initialisation, schedules in the history, loss, divergence."""
+
+import numpy as np
+import pytest
+
+from ksparse import train
+from ksparse.datasets import load_digits
+from ksparse.layers import ksparse_step
+
+SMALL = {"n_hidden": 64, "k": 8, "k_start": 32, "n_epochs": 5, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().X_train
+
+
+# -- check_data ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_data_nan_inf_raises(bad):
+    x = np.ones((3, 2))
+    x[1, 1] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        train.check_data(x)
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
+def test_check_data_wrong_ndim_raises(shape):
+    with pytest.raises(ValueError, match="must be 2-D"):
+        train.check_data(np.ones(shape))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0)])
+def test_check_data_empty_raises(shape):
+    with pytest.raises(ValueError, match="empty"):
+        train.check_data(np.ones(shape))
+
+
+def test_check_data_strings_raise_type_error():
+    with pytest.raises(TypeError, match="numbers"):
+        train.check_data(np.array([["a", "b"]]))
+
+
+def test_check_data_accepts_ints_and_lists():
+    assert train.check_data([[1, 2], [3, 4]]).shape == (2, 2)
+
+
+# -- check_config -------------------------------------------------------------------------
+@pytest.mark.parametrize("config, match", [
+    ({"k": 0}, "k must satisfy"),
+    ({"n_hidden": 10, "k": 11}, "k must satisfy"),
+    ({"n_hidden": 10, "k": 5, "alpha": 0.5}, "alpha must be >= 1"),
+    ({"n_hidden": 10, "k": 5, "alpha": 3.0}, "alpha must be >= 1"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"momentum": 1.0}, "momentum"),
+    ({"lr": -1.0}, "lr"),
+    ({"n_hidden": 0}, "n_hidden"),
+    ({"bogus": 1}, "unknown training options"),
+])
+def test_check_config_bad_values_raise(config, match):
+    with pytest.raises(ValueError, match=match):
+        train.check_config(config)
+
+
+def test_check_config_non_integer_k_raises_type_error():
+    with pytest.raises(TypeError, match="k must be an integer"):
+        train.check_config({"k": 2.5})
+
+
+def test_check_config_fills_defaults():
+    assert train.check_config({}) == train.DEFAULTS
+
+
+# -- initialisation -----------------------------------------------------------------------
+def test_init_params_gaussian_sigma_and_zero_biases():
+    p = train.init_params(200, 300, 0.05, np.random.default_rng(0), "float64")
+    assert p["W"].shape == (200, 300) and p["W"].dtype == np.float64
+    assert abs(p["W"].std() - 0.05) < 0.002 and abs(p["W"].mean()) < 0.002
+    assert not p["b"].any() and not p["b_prime"].any()
+
+
+def test_new_state_same_seed_same_weights():
+    cfg = {"n_hidden": 7, "k": 2, "seed": 3}
+    a, b = train.new_state(5, cfg), train.new_state(5, cfg)
+    assert np.array_equal(a.params["W"], b.params["W"])
+    assert a.params["W"].dtype == np.float32 and a.epoch == 0
+
+
+# -- the loop -----------------------------------------------------------------------------
+def test_fit_lowers_the_loss_on_digits(digits):
+    state0 = train.new_state(digits.shape[1], SMALL)
+    E0 = float(ksparse_step(digits.astype(np.float32), *state0.params.values(), SMALL["k"])[0])
+    state = train.fit(digits, SMALL)
+    losses = [h["loss"] for h in state.history]
+    assert losses[-1] < 0.5 * E0
+    assert all(a > b for a, b in zip(losses, losses[1:], strict=False))
+    assert state.history[-1]["fvu"] < 0.6  # better than the mean image (0.51 measured)
+
+
+def test_fit_history_records_schedule_and_metrics(digits):
+    state = train.fit(digits[:200], dict(SMALL, lr_final=0.001))
+    h = state.history
+    assert [r["epoch"] for r in h] == [1, 2, 3, 4, 5]
+    assert [r["k"] for r in h] == [32, 20, 8, 8, 8]
+    assert h[0]["lr"] == pytest.approx(0.01) and h[-1]["lr"] == pytest.approx(0.001)
+    for r in h:
+        assert r["mse"] == pytest.approx(r["loss"] / digits.shape[1])
+        assert 0.0 <= r["dead_fraction"] <= 1.0
+
+
+def test_fit_float64_on_request(digits):
+    state = train.fit(digits[:100], dict(SMALL, n_epochs=1, dtype="float64"))
+    assert all(p.dtype == np.float64 for p in state.params.values())
+
+
+def test_fit_same_seed_is_deterministic(digits):
+    a = train.fit(digits[:300], dict(SMALL, n_epochs=2))
+    b = train.fit(digits[:300], dict(SMALL, n_epochs=2))
+    assert np.array_equal(a.params["W"], b.params["W"])
+
+
+def test_fit_epochs_runs_part_of_the_schedule(digits):
+    cfg = dict(SMALL, n_epochs=4)
+    whole = train.fit(digits[:300], cfg)
+    part = train.fit(digits[:300], cfg, epochs=1)
+    assert part.epoch == 1
+    part = train.fit(digits[:300], state=part, epochs=3)
+    assert [r["k"] for r in part.history] == [r["k"] for r in whole.history]
+    assert np.array_equal(part.params["W"], whole.params["W"])
+
+
+def test_fit_dead_fraction_counts_units_never_selected():
+    # One sample, k = 1, H = 10: at most one unit per epoch is ever in Gamma.
+    state = train.fit(np.ones((1, 4)), {"n_hidden": 10, "k": 1, "k_start": 1, "n_epochs": 1})
+    assert state.history[0]["dead_fraction"] == pytest.approx(0.9)
+
+
+def test_fit_callback_sees_every_epoch(digits):
+    seen = []
+    train.fit(digits[:100], dict(SMALL, n_epochs=3), callback=seen.append)
+    assert [r["epoch"] for r in seen] == [1, 2, 3]
+
+
+def test_fit_resumed_state_with_wrong_d_raises(digits):
+    state = train.new_state(64, SMALL)
+    with pytest.raises(ValueError, match="expects 64 features"):
+        train.fit(digits[:, :10], state=state)
+
+
+def test_fit_diverging_raises_with_last_good_state(digits, tmp_path):
+    path = tmp_path / "model.npz"
+    state = train.fit(digits[:200], dict(SMALL, n_epochs=1, lr=0.002), checkpoint_path=path)
+    state.config["lr"] = 1e4  # blow up from epoch 2 on
+    finished = []
+    with pytest.raises(train.TrainingDiverged, match="diverged at epoch") as info:
+        with np.errstate(all="ignore"):
+            train.fit(digits[:200], {"n_epochs": 20}, state=state, checkpoint_path=path,
+                      checkpoint_every=1, callback=finished.append)
+    last = info.value.state
+    assert last.epoch == len(finished) + 1 < 20
+    assert all(np.isfinite(p).all() for p in last.params.values())
+    on_disk = train.load_state(path)  # the last good checkpoint, not the NaN one
+    assert on_disk.epoch == last.epoch
+    assert np.array_equal(on_disk.params["W"], last.params["W"])
