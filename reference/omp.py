@@ -1,0 +1,140 @@
+"""Orthogonal matching pursuit (Tropp & Gilbert 2007): a plain version for reading, and
+batch OMP with a precomputed Gram matrix and progressive Cholesky updates (Rubinstein,
+Zibulevsky & Elad 2008, Alg. 3).
+
+Rows are samples: ``x`` is (N, d), ``W`` is (d, H) with unit-norm columns, codes are
+(N, H). Both stop at k atoms or when the squared residual norm ||x - W z||^2 drops to
+``tol`` or below (the convention of scikit-learn's ``orthogonal_mp``).
+"""
+
+import numpy as np
+
+from reference.iti import check_problem
+
+
+def _check_tol(tol):
+    if tol is not None and not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be None or a finite number >= 0, got {tol!r}")
+    return -1.0 if tol is None else float(tol)
+
+
+def omp_plain(x, W, k, tol=None):
+    """OMP for one signal, step by step: pick the atom most correlated with the residual,
+    refit all chosen atoms by least squares, update the residual.
+
+    Parameters
+    ----------
+    x : array, shape (d,)
+    W : array, shape (d, H), unit-norm columns
+    k : int, 1 <= k <= min(d, H)
+        Most atoms to choose.
+    tol : float, optional
+        Stop once ||x - W z||^2 <= tol.
+
+    Returns
+    -------
+    z : array, shape (H,)
+    Gamma : int array
+        The chosen atoms in the order they were chosen.
+    """
+    x, W = check_problem(np.asarray(x)[None, :] if np.ndim(x) == 1 else x, W, k)
+    if x.shape[0] != 1:
+        raise ValueError("omp_plain takes one signal x of shape (d,); use batch_omp for many")
+    x, tol = x[0], _check_tol(tol)
+    residual, Gamma, values = x.copy(), [], np.zeros(0)
+    while len(Gamma) < k and residual @ residual > tol:
+        correlation = np.abs(W.T @ residual)
+        correlation[Gamma] = -1.0  # never pick an atom twice
+        Gamma.append(int(np.argmax(correlation)))
+        values = np.linalg.lstsq(W[:, Gamma], x, rcond=None)[0]  # orthogonal projection
+        residual = x - W[:, Gamma] @ values
+    z = np.zeros(W.shape[1])
+    z[Gamma] = values
+    return z, np.array(Gamma, dtype=np.intp)
+
+
+def _forward_sub(L, r):
+    """Solve L v = r for lower-triangular L (n, m, m) and r (n, m), batched over n."""
+    v = np.zeros_like(r)
+    for i in range(r.shape[1]):
+        v[:, i] = (r[:, i] - np.einsum("nj,nj->n", L[:, i, :i], v[:, :i])) / L[:, i, i]
+    return v
+
+
+def _back_sub_t(L, r):
+    """Solve L^T v = r for lower-triangular L (n, m, m) and r (n, m), batched over n."""
+    v = np.zeros_like(r)
+    for i in reversed(range(r.shape[1])):
+        v[:, i] = (r[:, i] - np.einsum("nj,nj->n", L[:, i + 1:, i], v[:, i + 1:])) / L[:, i, i]
+    return v
+
+
+def batch_omp(x, W, k, tol=None, G=None):
+    """Batch OMP (Rubinstein et al. 2008, Alg. 3) for many signals, vectorised over samples.
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+    W : array, shape (d, H), unit-norm columns
+    k : int, 1 <= k <= min(d, H)
+    tol : float, optional
+        Stop a sample once its ||x - W z||^2 <= tol.
+    G : array, shape (H, H), optional
+        The Gram matrix W^T W, when the caller has it already.
+
+    Returns
+    -------
+    z : array, shape (N, H)
+    Gamma : int array, shape (N, k)
+        Chosen atoms in order; -1 pads samples that stopped early.
+
+    Notes
+    -----
+    With alpha0 = W^T x and the Cholesky factor L L^T = G_{Gamma,Gamma}, step n adds atom
+    j = argmax |alpha|, extends L by w = L^{-1} G_{Gamma,j} and sqrt(1 - w^T w), solves
+    L L^T z_Gamma = alpha0_Gamma and sets alpha = alpha0 - G_{:,Gamma} z_Gamma. The residual
+    norm follows from eps_n = eps_{n-1} - delta_n + delta_{n-1}, delta_n = z_Gamma^T
+    G_{Gamma,Gamma} z_Gamma, so x - W z is never formed.
+    """
+    x, W = check_problem(x, W, k)
+    tol = _check_tol(tol)
+    N, H = x.shape[0], W.shape[1]
+    G = W.T @ W if G is None else np.asarray(G, dtype=np.float64)
+    if G.shape != (H, H):
+        raise ValueError(f"G must be W^T W of shape ({H}, {H}), got {G.shape}")
+    alpha0 = x @ W  # (N, H)
+    alpha = alpha0.copy()
+    L = np.zeros((N, k, k))
+    Gamma = np.full((N, k), -1, dtype=np.intp)
+    values = np.zeros((N, k))
+    eps = np.einsum("nd,nd->n", x, x)
+    delta = np.zeros(N)
+    rows = np.arange(N)
+    active = eps > tol
+    for n in range(k):
+        a = np.flatnonzero(active)
+        if a.size == 0:
+            break
+        score = np.abs(alpha[a])
+        score[np.arange(a.size)[:, None], Gamma[a, :n]] = -1.0  # chosen atoms stay out
+        j = np.argmax(score, axis=1)  # (n_active,)
+        if n == 0:
+            L[a, 0, 0] = 1.0
+        else:
+            w = _forward_sub(L[a, :n, :n], G[Gamma[a, :n], j[:, None]])  # G_{Gamma, j}, (n_a, n)
+            L[a, n, :n] = w
+            L[a, n, n] = np.sqrt(np.maximum(1.0 - np.einsum("ni,ni->n", w, w), np.finfo(float).tiny))
+        Gamma[a, n] = j
+        Ga = Gamma[a, :n + 1]
+        c = _back_sub_t(L[a, :n + 1, :n + 1], _forward_sub(L[a, :n + 1, :n + 1], alpha0[a[:, None], Ga]))
+        values[a, :n + 1] = c
+        beta = np.einsum("nhi,ni->nh", G[:, Ga].transpose(1, 0, 2), c)  # G_{:,Gamma} z_Gamma, (n_a, H)
+        alpha[a] = alpha0[a] - beta
+        delta_new = np.einsum("ni,ni->n", c, beta[np.arange(a.size)[:, None], Ga])
+        eps[a] = eps[a] - delta_new + delta[a]
+        delta[a] = delta_new
+        active[a] = eps[a] > tol
+    z = np.zeros((N, H))
+    chosen = Gamma >= 0
+    z[np.broadcast_to(rows[:, None], Gamma.shape)[chosen], Gamma[chosen]] = values[chosen]
+    return z, Gamma
