@@ -52,6 +52,13 @@ def write_files(folder, files, gz=True):
                 f.write(raw)
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Reach the local server directly even where the environment sets an HTTP proxy."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
