@@ -11,6 +11,8 @@ import numpy as np
 
 from reference.iti import check_problem
 
+_CHUNK_ELEMENTS = 2_000_000  # float64 entries of the (n, k, H) Gram gather per chunk
+
 
 def _check_tol(tol):
     if tol is not None and not (np.isfinite(tol) and tol >= 0):
@@ -102,14 +104,30 @@ def batch_omp(x, W, k, tol=None, G=None):
     G = W.T @ W if G is None else np.asarray(G, dtype=np.float64)
     if G.shape != (H, H):
         raise ValueError(f"G must be W^T W of shape ({H}, {H}), got {G.shape}")
-    alpha0 = x @ W  # (N, H)
+    z = np.zeros((N, H))
+    Gamma = np.full((N, k), -1, dtype=np.intp)
+    step = max(1, _CHUNK_ELEMENTS // (k * H))
+    for s in range(0, N, step):  # chunks bound the memory of the (n, k, H) gathers
+        xc = x[s:s + step]
+        values, Gc = _batch_omp_chunk(xc @ W, np.einsum("nd,nd->n", xc, xc), G, k, tol)
+        chosen = Gc >= 0
+        rows = np.broadcast_to(np.arange(s, s + xc.shape[0])[:, None], chosen.shape)
+        z[rows[chosen], Gc[chosen]] = values[chosen]
+        Gamma[s:s + step] = Gc
+    return z, Gamma
+
+
+def _batch_omp_chunk(alpha0, eps, G, k, tol):
+    """Alg. 3 of Rubinstein et al. on one chunk: alpha0 = W^T x (n, H), eps = ||x||^2 (n,).
+
+    Returns the values (n, k) and the atoms (n, k) in the order chosen, -1 where unused.
+    """
+    N = alpha0.shape[0]
     alpha = alpha0.copy()
     L = np.zeros((N, k, k))
     Gamma = np.full((N, k), -1, dtype=np.intp)
     values = np.zeros((N, k))
-    eps = np.einsum("nd,nd->n", x, x)
     delta = np.zeros(N)
-    rows = np.arange(N)
     active = eps > tol
     for n in range(k):
         a = np.flatnonzero(active)
@@ -121,20 +139,18 @@ def batch_omp(x, W, k, tol=None, G=None):
         if n == 0:
             L[a, 0, 0] = 1.0
         else:
-            w = _forward_sub(L[a, :n, :n], G[Gamma[a, :n], j[:, None]])  # G_{Gamma, j}, (n_a, n)
+            w = _forward_sub(L[a, :n, :n], G[Gamma[a, :n], j[:, None]])  # L^{-1} G_{Gamma, j}, (n_a, n)
             L[a, n, :n] = w
             L[a, n, n] = np.sqrt(np.maximum(1.0 - np.einsum("ni,ni->n", w, w), np.finfo(float).tiny))
         Gamma[a, n] = j
         Ga = Gamma[a, :n + 1]
-        c = _back_sub_t(L[a, :n + 1, :n + 1], _forward_sub(L[a, :n + 1, :n + 1], alpha0[a[:, None], Ga]))
+        La = L[a, :n + 1, :n + 1]
+        c = _back_sub_t(La, _forward_sub(La, alpha0[a[:, None], Ga]))  # z_Gamma, (n_a, n + 1)
         values[a, :n + 1] = c
-        beta = np.einsum("nhi,ni->nh", G[:, Ga].transpose(1, 0, 2), c)  # G_{:,Gamma} z_Gamma, (n_a, H)
+        beta = np.einsum("nih,ni->nh", G[Ga], c)  # G_{:,Gamma} z_Gamma (G is symmetric), (n_a, H)
         alpha[a] = alpha0[a] - beta
         delta_new = np.einsum("ni,ni->n", c, beta[np.arange(a.size)[:, None], Ga])
         eps[a] = eps[a] - delta_new + delta[a]
         delta[a] = delta_new
         active[a] = eps[a] > tol
-    z = np.zeros((N, H))
-    chosen = Gamma >= 0
-    z[np.broadcast_to(rows[:, None], Gamma.shape)[chosen], Gamma[chosen]] = values[chosen]
-    return z, Gamma
+    return values, Gamma
