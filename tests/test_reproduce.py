@@ -1,0 +1,106 @@
+"""``ksparse reproduce``: table1 and the figures end to end on the bundled digits, in seconds."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ksparse.reproduce import main
+from ksparse.reproduce import table1 as t1
+from ksparse.reproduce._common import cached_model
+from ksparse.reproduce.figures import orientation_selectivity, spatial_spread
+
+SMOKE = ["--profile", "smoke", "--dataset", "digits"]
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """One output folder shared by the targets, so that table1 and the figures share models."""
+    return str(tmp_path_factory.mktemp("reproduce"))
+
+
+def test_table1_writes_a_markdown_table_with_every_row(out):
+    docs = os.path.join(out, "results.md")
+    with open(docs, "w") as f:
+        f.write("# Results\n\nkept text\n")
+    assert main(["table1", *SMOKE, "--out", out, "--docs", docs]) == 0
+    table = open(os.path.join(out, "table1.md")).read()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
+    assert len(rows) == len(t1.ROWS)
+    for (_, label, paper), line in zip(t1.ROWS, rows, strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 7 and cells[0] == label and cells[1] == f"{paper:.2f}%"
+        assert 0.0 <= float(cells[2].rstrip("%")) <= 100.0
+    result = json.load(open(os.path.join(out, "table1.json")))
+    assert [r["key"] for r in result["rows"]] == [k for k, _, _ in t1.ROWS]
+    k25 = next(r for r in result["rows"] if r["key"] == "k25")
+    assert k25["alpha"] in (1, 2)  # the smoke profile's alphas, chosen on validation
+    assert min(t["val_error"] for t in k25["trials"]) == k25["val_error"]
+    text = open(docs).read()
+    assert "kept text" in text and "<!-- table1:smoke -->" in text and table in text
+
+
+def test_table1_reuses_cached_models_and_updates_docs_in_place(out):
+    docs = os.path.join(out, "results.md")
+    before = sorted(os.listdir(os.path.join(out, "models")))
+    assert main(["table1", *SMOKE, "--out", out, "--docs", docs, "--rows", "raw,k25"]) == 0
+    assert sorted(os.listdir(os.path.join(out, "models"))) == before
+    text = open(docs).read()
+    assert text.count("<!-- table1:smoke -->") == 1 and "k-sparse, k = 40" not in text
+
+
+def test_table1_rejects_unknown_rows(out):
+    with pytest.raises(ValueError, match="unknown rows"):
+        main(["table1", *SMOKE, "--out", out, "--rows", "raw,pca"])
+
+
+@pytest.mark.parametrize("name", ["fig1", "fig3", "fig4"])
+def test_figures_write_png_and_numbers(out, name):
+    assert main([name, *SMOKE, "--out", out]) == 0
+    png = os.path.join(out, f"{name}.png")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) < 400_000
+    stats = json.load(open(os.path.join(out, f"{name}.json")))["stats"]
+    if name == "fig1":
+        assert set(stats) == {"k70", "k40", "k25", "k10"}
+    elif name == "fig3":
+        assert stats["median_spread_px_random"] > 0 and 0 <= stats["median_orientation_selectivity"] <= 1
+    else:
+        assert stats["k15"]["mean_active_per_sample"] == 15.0
+        assert stats["k15"]["zero_fraction"] > stats["relu"]["zero_fraction"]
+
+
+def test_unknown_target_is_refused():
+    with pytest.raises(ValueError, match="unknown reproduce target"):
+        main(["table9"])
+
+
+def test_spatial_spread_of_a_point_and_of_flat_filters():
+    shape = (8, 8)
+    point = np.zeros((64, 1))
+    point[27, 0] = 1.0
+    flat = np.ones((64, 1))
+    assert spatial_spread(point, shape)[0] == 0.0
+    np.testing.assert_allclose(spatial_spread(flat, shape)[0], np.sqrt(2 * 63 / 12))
+
+
+def test_orientation_selectivity_separates_gratings_from_noise():
+    _, c = np.indices((8, 8))
+    grating = np.cos(2 * np.pi * c / 4).reshape(64, 1)
+    noise = np.random.default_rng(0).normal(size=(64, 200))
+    assert orientation_selectivity(grating, (8, 8))[0] > 0.7
+    assert np.median(orientation_selectivity(noise, (8, 8))) < 0.4
+
+
+def test_cached_model_trains_once(tmp_path):
+    calls = []
+
+    def train():
+        calls.append(1)
+        return {"W": np.arange(6.0).reshape(2, 3)}
+
+    a, _ = cached_model(str(tmp_path), "m", {"x": 1}, train)
+    b, _ = cached_model(str(tmp_path), "m", {"x": 1}, train)
+    cached_model(str(tmp_path), "m", {"x": 2}, train)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(a["W"], b["W"])
