@@ -187,7 +187,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Epoch e follows the same k and lr schedules as :meth:`fit` over ``n_epochs``
         epochs, and holds their final values past it: ``n_epochs`` calls of
-        ``partial_fit`` on the same data equal one :meth:`fit`.
+        ``partial_fit`` on the same data equal one :meth:`fit`. The current
+        hyperparameters apply (``set_params(lr=...)`` between calls takes effect), except
+        ``n_hidden`` and ``dtype``, which are fixed once the model is built.
 
         Returns
         -------
@@ -195,8 +197,15 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         first = not hasattr(self, "state_")
         X = validate_data(self, X, dtype=_FLOATS, reset=first)
-        state = self._new_state(X.shape[1]) if first else self.state_
-        return self._run(X, state, epochs=1)
+        if first:
+            return self._run(X, self._new_state(X.shape[1]), epochs=1)
+        cfg = self._config(seed=self.state_.config["seed"])
+        for name in ("n_hidden", "dtype"):
+            if cfg[name] != self.state_.config[name]:
+                raise ValueError(f"{name} changed from {self.state_.config[name]!r} to {cfg[name]!r} "
+                                 "since the model was built; call fit to start a new one")
+        self.state_.config.update(cfg)
+        return self._run(X, self.state_, epochs=1)
 
     # -- fitted attributes -----------------------------------------------------------
     @property

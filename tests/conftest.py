@@ -47,3 +47,13 @@ def numeric_grad():
 def gapped_problem():
     """``gapped_problem(seed, N, d, H, gap)`` -> (x, W, b, b_prime) in float64."""
     return _gapped_problem
+
+
+@pytest.fixture
+def one_blas_thread():
+    """Run a test with one BLAS thread: tests use small arrays, and on a busy machine
+    several BLAS threads per process slow them down many times over."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

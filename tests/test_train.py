@@ -7,6 +7,8 @@ from ksparse import train
 from ksparse.datasets import load_digits
 from ksparse.layers import ksparse_step
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
 SMALL = {"n_hidden": 64, "k": 8, "k_start": 32, "n_epochs": 5, "seed": 0}
 
 

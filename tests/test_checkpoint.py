@@ -1,0 +1,164 @@
+"""Persistence: atomic writes, the one-file checkpoint, corrupt files, checkpoint_every, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ksparse import __version__, train
+from ksparse.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ksparse.datasets import load_digits
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+CFG = {"n_hidden": 32, "k": 4, "k_start": 16, "n_epochs": 4, "batch_size": 64, "seed": 5}
+
+
+@pytest.fixture(scope="module")
+def x():
+    return load_digits().X_train[:400]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, x):
+    path = tmp_path_factory.mktemp("ckpt") / "model.npz"
+    state = train.fit(x, dict(CFG, n_epochs=1), checkpoint_path=path)
+    return path, state
+
+
+# -- atomic_write ---------------------------------------------------------------------------
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "out.bin"
+    atomic_write(path, lambda f: f.write(b"hello"))
+    assert path.read_bytes() == b"hello"
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+
+    def fail(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, fail)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+# -- round trip -----------------------------------------------------------------------------
+def test_save_state_load_state_round_trip(saved):
+    path, state = saved
+    loaded = train.load_state(path)
+    for n in ("W", "b", "b_prime"):
+        assert np.array_equal(loaded.params[n], state.params[n])
+        assert np.array_equal(loaded.velocity[n], state.velocity[n])
+        assert loaded.params[n].dtype == state.params[n].dtype
+    assert loaded.config == state.config and loaded.epoch == 1
+    assert loaded.rng_state == state.rng_state and loaded.history == state.history
+    assert os.listdir(path.parent) == ["model.npz"]
+
+
+def test_checkpoint_records_library_version(saved):
+    _, _, meta = load_checkpoint(saved[0])
+    assert meta["version"] == __version__ and meta["format"] == "ksparse-checkpoint-1"
+
+
+# -- bad files -------------------------------------------------------------------------------
+def test_load_missing_file_raises(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        train.load_state(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("keep", [0, 10, 200, -30])
+def test_load_truncated_file_raises(saved, tmp_path, keep):
+    data = saved[0].read_bytes()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(data[:keep])  # the first bytes, or all but the last 30
+    with pytest.raises(ValueError, match="not a readable ksparse model file"):
+        train.load_state(bad)
+
+
+def test_load_garbage_file_raises(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(os.urandom(2000))
+    with pytest.raises(ValueError, match="not a readable ksparse model file"):
+        train.load_state(bad)
+
+
+def test_load_other_npz_raises(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, X=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="not a readable ksparse model file"):
+        train.load_state(other)
+
+
+def test_load_wrong_format_tag_raises(tmp_path):
+    path = tmp_path / "m.npz"
+    params = {"W": np.ones((3, 2)), "b": np.ones(2), "b_prime": np.ones(3)}
+    save_checkpoint(path, params, params, {})
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["meta"] = np.array(json.dumps({"format": "something-else"}))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="not a ksparse model file"):
+        train.load_state(path)
+
+
+def test_load_inconsistent_shapes_raises(tmp_path):
+    path = tmp_path / "m.npz"
+    params = {"W": np.ones((3, 2)), "b": np.ones(5), "b_prime": np.ones(3)}
+    save_checkpoint(path, params, params, {})
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        train.load_state(path)
+
+
+def test_load_invalid_config_raises(tmp_path):
+    path = tmp_path / "m.npz"
+    params = {"W": np.ones((3, 2)), "b": np.ones(2), "b_prime": np.ones(3)}
+    save_checkpoint(path, params, params, {"config": {"k": 7, "n_hidden": 2}, "epoch": 0,
+                                          "rng_state": None, "history": []})
+    with pytest.raises(ValueError, match="invalid training state"):
+        train.load_state(path)
+
+
+# -- checkpoint_every and resume -------------------------------------------------------------
+def test_checkpoint_every_writes_during_training(x, tmp_path):
+    path = tmp_path / "ckpt.npz"
+    on_disk = []
+    train.fit(x, CFG, checkpoint_path=path, checkpoint_every=2,
+              callback=lambda r: on_disk.append(train.load_state(path).epoch if path.exists() else None))
+    assert on_disk == [None, 2, 2, 4]
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_resume_equals_uninterrupted_training(x, tmp_path):
+    whole = train.fit(x, CFG)
+    path = tmp_path / "half.npz"
+    half = train.fit(x, CFG, epochs=2)
+    train.save_state(path, half)
+    resumed = train.fit(x, state=train.load_state(path))
+    assert resumed.epoch == whole.epoch == 4
+    for n in ("W", "b", "b_prime"):
+        assert np.array_equal(resumed.params[n], whole.params[n])  # bit-exact on CPU
+        assert np.array_equal(resumed.velocity[n], whole.velocity[n])
+    assert resumed.history == whole.history
+
+
+def test_resume_after_crash_equals_uninterrupted_training(x, tmp_path):
+    whole = train.fit(x, CFG)
+    path = tmp_path / "ckpt.npz"
+
+    def crash(record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(x, CFG, checkpoint_path=path, checkpoint_every=2, callback=crash)
+    state = train.load_state(path)
+    assert state.epoch == 2
+    resumed = train.fit(x, state=state)
+    assert np.array_equal(resumed.params["W"], whole.params["W"])

@@ -1,0 +1,240 @@
+"""KSparseAutoencoder: scikit-learn's estimator checks, pipelines, persistence and resume."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import ksparse
+from ksparse import KSparseAutoencoder
+from ksparse.datasets import load_digits
+from ksparse.train import TrainingDiverged
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+SMALL = {"n_hidden": 32, "k": 4, "k_start": 16, "n_epochs": 4, "batch_size": 64, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def X(digits):
+    return digits.X_train[:400]
+
+
+@pytest.fixture(scope="module")
+def fitted(X):
+    return KSparseAutoencoder(**SMALL).fit(X)
+
+
+# The checks feed unscaled data such as N(100, 1); with lr=0.01 SGD diverges on it (and fit
+# rightly raises TrainingDiverged), so the checked instance uses a smaller rate.
+@parametrize_with_checks([KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
+                                             lr=1e-4, random_state=0)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_estimator_exported_lazily_from_package():
+    assert ksparse.KSparseAutoencoder is KSparseAutoencoder
+    assert ksparse.__version__ == "0.1.0"
+    with pytest.raises(AttributeError):
+        ksparse.NoSuchThing  # noqa: B018
+
+
+# -- pipelines --------------------------------------------------------------------------------
+def test_pipeline_with_logistic_regression_on_digits(digits):
+    pipe = make_pipeline(
+        KSparseAutoencoder(n_hidden=100, k=10, k_start=40, alpha=2.0, n_epochs=5, random_state=0),
+        LogisticRegression(max_iter=1000),
+    )
+    pipe.fit(digits.X_train, digits.y_train)
+    assert pipe.score(digits.X_test, digits.y_test) > 0.9
+    assert pipe[:-1].get_feature_names_out()[0] == "ksparseautoencoder0"
+
+
+def test_grid_search_by_score_prefers_larger_k(X):
+    params = dict(SMALL, n_epochs=2)
+    search = GridSearchCV(KSparseAutoencoder(**params), {"k": [1, 8]}, cv=2).fit(X)
+    assert search.best_params_ == {"k": 8}
+    assert search.best_score_ < 0
+
+
+# -- fitted attributes and the three maps -----------------------------------------------------
+def test_fit_sets_attributes(fitted, X):
+    assert fitted.W_.shape == (64, 32) and fitted.W_.dtype == np.float32
+    assert fitted.b_.shape == (32,) and fitted.b_prime_.shape == (64,)
+    assert fitted.n_features_in_ == 64
+    assert [h["epoch"] for h in fitted.history_] == [1, 2, 3, 4]
+    assert [h["k"] for h in fitted.history_] == [16, 10, 4, 4]
+    assert fitted.state_.epoch == 4
+
+
+def test_unfitted_attributes_raise():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        KSparseAutoencoder().W_  # noqa: B018
+
+
+@pytest.mark.parametrize("alpha, kept", [(1.0, 4), (1.5, 6), (3.0, 12)])
+def test_transform_keeps_round_alpha_k_units(fitted, X, alpha, kept):
+    h = fitted.set_params(alpha=alpha).transform(X)
+    fitted.set_params(alpha=1.0)
+    z = X.astype(np.float32) @ fitted.W_ + fitted.b_
+    assert h.shape == (400, 32) and h.dtype == np.float32
+    assert ((h != 0).sum(axis=1) == kept).all()
+    np.testing.assert_array_equal(h[h != 0], z[h != 0])
+
+
+def test_transform_alpha_k_above_n_hidden_raises(fitted, X):
+    with pytest.raises(ValueError, match="exceeds n_hidden"):
+        fitted.set_params(alpha=9.0).transform(X)
+    fitted.set_params(alpha=1.0)
+
+
+def test_transform_wrong_n_features_raises(fitted, X):
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(X[:, :10])
+
+
+def test_inverse_transform_is_the_decoder(fitted, X):
+    h = fitted.transform(X)
+    np.testing.assert_allclose(fitted.inverse_transform(h), h @ fitted.W_.T + fitted.b_prime_, rtol=1e-5)
+    with pytest.raises(ValueError, match="n_hidden = 32 columns"):
+        fitted.inverse_transform(h[:, :5])
+
+
+def test_score_is_negative_mse_per_element(fitted, X):
+    x_hat = fitted.inverse_transform(fitted.transform(X))
+    assert fitted.score(X) == pytest.approx(-np.mean((x_hat - X) ** 2), rel=1e-5)
+    untrained = KSparseAutoencoder(**dict(SMALL, n_epochs=0)).fit(X)
+    assert untrained.score(X) < fitted.score(X) < 0
+
+
+def test_fit_is_reproducible_and_random_state_none_uses_global_rng(X):
+    a = KSparseAutoencoder(**dict(SMALL, n_epochs=1)).fit(X)
+    b = KSparseAutoencoder(**dict(SMALL, n_epochs=1)).fit(X)
+    assert np.array_equal(a.W_, b.W_)
+    params = dict(SMALL, n_epochs=1, random_state=None)
+    np.random.seed(3)
+    c = KSparseAutoencoder(**params).fit(X)
+    np.random.seed(3)
+    d = KSparseAutoencoder(**params).fit(X)
+    assert np.array_equal(c.W_, d.W_)
+
+
+def test_float64_dtype(X):
+    est = KSparseAutoencoder(**dict(SMALL, n_epochs=1, dtype="float64")).fit(X)
+    assert est.W_.dtype == np.float64 and est.transform(X).dtype == np.float64
+
+
+# -- partial_fit, resume, persistence -----------------------------------------------------------
+def test_partial_fit_n_epochs_times_equals_fit(fitted, X):
+    est = KSparseAutoencoder(**SMALL)
+    for _ in range(SMALL["n_epochs"]):
+        est.partial_fit(X)
+    assert np.array_equal(est.W_, fitted.W_)
+    assert est.history_ == fitted.history_
+
+
+def test_partial_fit_past_n_epochs_holds_k_and_uses_new_params(X):
+    est = KSparseAutoencoder(**dict(SMALL, n_epochs=2))
+    est.partial_fit(X).partial_fit(X)
+    est.set_params(lr=0.005, k=3).partial_fit(X)
+    assert [(h["k"], h["lr"]) for h in est.history_] == [(16, 0.01), (4, 0.01), (3, 0.005)]
+    with pytest.raises(ValueError, match="n_hidden changed"):
+        est.set_params(n_hidden=40).partial_fit(X)
+
+
+def test_fit_resume_from_equals_uninterrupted(fitted, X, tmp_path):
+    path = tmp_path / "half.npz"
+    half = KSparseAutoencoder(**SMALL).partial_fit(X).partial_fit(X)
+    half.save(path)
+    resumed = KSparseAutoencoder(**SMALL).fit(X, resume_from=path)
+    assert np.array_equal(resumed.W_, fitted.W_)  # bit-exact on CPU
+    assert np.array_equal(resumed.b_, fitted.b_) and np.array_equal(resumed.b_prime_, fitted.b_prime_)
+    assert resumed.history_ == fitted.history_
+
+
+def test_fit_resume_from_other_hyperparameters_raises(fitted, tmp_path):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    with pytest.raises(ValueError, match="trained with k=4"):
+        KSparseAutoencoder(**dict(SMALL, k=5)).fit(np.ones((3, 64)), resume_from=path)
+
+
+def test_save_load_round_trip(fitted, X, tmp_path):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    assert os.listdir(tmp_path) == ["m.npz"]
+    loaded = KSparseAutoencoder.load(path)
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+    assert loaded.score(X) == fitted.score(X)
+    expected = dict(fitted.get_params(), random_state=loaded.state_.config["seed"])
+    assert loaded.get_params() == expected
+    loaded.set_params(n_epochs=5).fit(X, resume_from=path)
+    assert loaded.state_.epoch == 5
+
+
+def test_pickle_round_trip(fitted, X):
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip", b"\x93NUMPY garbage"])
+def test_load_corrupt_file_raises(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable ksparse model file"):
+        KSparseAutoencoder.load(path)
+
+
+def test_checkpoint_path_and_every(X, tmp_path):
+    path = tmp_path / "ckpt.npz"
+    epochs_on_disk = []
+    est = KSparseAutoencoder(**SMALL, checkpoint_path=path, checkpoint_every=2,
+                             callback=lambda r: epochs_on_disk.append(
+                                 KSparseAutoencoder.load(path).state_.epoch if path.exists() else 0))
+    est.fit(X)
+    assert epochs_on_disk == [0, 2, 2, 4]
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_diverging_training_raises_and_keeps_last_good_state(X, tmp_path):
+    path = tmp_path / "ckpt.npz"
+    est = KSparseAutoencoder(**dict(SMALL, lr=0.002), checkpoint_path=path).partial_fit(X)
+    est.set_params(lr=1e4, checkpoint_every=1)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        with np.errstate(all="ignore"):
+            for _ in range(20):
+                est.partial_fit(X)
+    assert all(np.isfinite(p).all() for p in (est.W_, est.b_, est.b_prime_))
+    on_disk = KSparseAutoencoder.load(path)
+    assert on_disk.state_.epoch == est.state_.epoch >= 1
+    np.testing.assert_array_equal(on_disk.W_, est.W_)
+
+
+@pytest.mark.parametrize("params, error", [
+    ({"k": 0}, ValueError), ({"k": 40}, ValueError), ({"alpha": 0.5}, ValueError),
+    ({"alpha": 9.0}, ValueError), ({"device": "tpu"}, ValueError), ({"k": 2.5}, TypeError),
+])
+def test_fit_bad_hyperparameters_raise(X, params, error):
+    with pytest.raises(error):
+        KSparseAutoencoder(**dict(SMALL, **params)).fit(X)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_fit_nan_inf_raises(X, bad):
+    Xb = X.copy()
+    Xb[0, 0] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        KSparseAutoencoder(**SMALL).fit(Xb)
