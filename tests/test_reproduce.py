@@ -36,7 +36,8 @@ def test_table1_writes_a_markdown_table_with_every_row(out):
     assert [r["key"] for r in result["rows"]] == [k for k, _, _ in t1.ROWS]
     k25 = next(r for r in result["rows"] if r["key"] == "k25")
     assert k25["alpha"] in (1, 2)  # the smoke profile's alphas, chosen on validation
-    assert min(t["val_error"] for t in k25["trials"]) == k25["val_error"]
+    assert min(k25["trials"], key=lambda t: t["val_error"])["alpha"] == k25["alpha"]
+    assert k25["n_fit"] == result["meta"]["n_train"] > k25["trials"][0]["n_fit"]  # refit on all of train
     text = open(docs).read()
     assert "kept text" in text and "<!-- table1:smoke -->" in text and table in text
 
