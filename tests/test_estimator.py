@@ -61,6 +61,17 @@ def test_pipeline_with_logistic_regression_on_digits(digits):
     assert pipe[:-1].get_feature_names_out()[0] == "ksparseautoencoder0"
 
 
+def test_grid_search_over_a_pipeline(digits):
+    pipe = make_pipeline(KSparseAutoencoder(n_hidden=48, k=6, k_start=24, n_epochs=3, batch_size=32,
+                                            random_state=0),
+                         LogisticRegression(max_iter=300))
+    search = GridSearchCV(pipe, {"ksparseautoencoder__alpha": [1.0, 2.0]}, cv=2)
+    search.fit(digits.X_train[:600], digits.y_train[:600])
+    assert search.best_params_["ksparseautoencoder__alpha"] in (1.0, 2.0)
+    assert search.best_estimator_[0].alpha == search.best_params_["ksparseautoencoder__alpha"]
+    assert search.score(digits.X_test, digits.y_test) > 0.8
+
+
 def test_grid_search_by_score_prefers_larger_k(X):
     params = dict(SMALL, n_epochs=2)
     search = GridSearchCV(KSparseAutoencoder(**params), {"k": [1, 8]}, cv=2).fit(X)
