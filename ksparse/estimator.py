@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ksparse import train
-from ksparse.backend import check_device, to_device, to_numpy
+from ksparse.backend import check_device, device_of, to_device, to_numpy
 from ksparse.encode import encode
 from ksparse.layers import decode_forward
 
@@ -189,7 +189,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         epochs, and holds their final values past it: ``n_epochs`` calls of
         ``partial_fit`` on the same data equal one :meth:`fit`. The current
         hyperparameters apply (``set_params(lr=...)`` between calls takes effect), except
-        ``n_hidden`` and ``dtype``, which are fixed once the model is built.
+        ``n_hidden``, ``dtype`` and ``device``, which are fixed once the model is built.
 
         Returns
         -------
@@ -200,10 +200,11 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if first:
             return self._run(X, self._new_state(X.shape[1]), epochs=1)
         cfg = self._config(seed=self.state_.config["seed"])
-        for name in ("n_hidden", "dtype"):
-            if cfg[name] != self.state_.config[name]:
-                raise ValueError(f"{name} changed from {self.state_.config[name]!r} to {cfg[name]!r} "
-                                 "since the model was built; call fit to start a new one")
+        built = dict(self.state_.config, device=device_of(self.state_.params["W"]))
+        for name, now in (("n_hidden", cfg["n_hidden"]), ("dtype", cfg["dtype"]), ("device", self.device)):
+            if now != built[name]:
+                raise ValueError(f"{name} changed from {built[name]!r} to {now!r} since the model "
+                                 "was built; call fit to start a new one")
         self.state_.config.update(cfg)
         return self._run(X, self.state_, epochs=1)
 
@@ -238,7 +239,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         check_is_fitted(self, "state_")
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         p, cfg = self.state_.params, self.state_.config
-        x = to_device(X, self.device, dtype=cfg["dtype"])
+        x = to_device(X, device_of(p["W"]), dtype=cfg["dtype"])
         return to_numpy(encode(x, p["W"], p["b"], cfg["k"], self.alpha))
 
     def inverse_transform(self, X):
@@ -248,7 +249,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         p, cfg = self.state_.params, self.state_.config
         if h.shape[1] != cfg["n_hidden"]:
             raise ValueError(f"codes must have n_hidden = {cfg['n_hidden']} columns, got {h.shape[1]}")
-        h = to_device(h, self.device, dtype=cfg["dtype"])
+        h = to_device(h, device_of(p["W"]), dtype=cfg["dtype"])
         return to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
 
     def score(self, X, y=None):

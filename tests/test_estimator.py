@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ksparse
 from ksparse import KSparseAutoencoder
+from ksparse.backend import gpu_available
 from ksparse.datasets import load_digits
 from ksparse.train import TrainingDiverged
 
@@ -164,6 +165,8 @@ def test_partial_fit_past_n_epochs_holds_k_and_uses_new_params(X):
     assert [(h["k"], h["lr"]) for h in est.history_] == [(16, 0.01), (4, 0.01), (3, 0.005)]
     with pytest.raises(ValueError, match="n_hidden changed"):
         est.set_params(n_hidden=40).partial_fit(X)
+    with pytest.raises(ValueError, match="device changed|needs CuPy"):
+        est.set_params(n_hidden=32, device="gpu").partial_fit(X)
 
 
 def test_fit_resume_from_equals_uninterrupted(fitted, X, tmp_path):
@@ -249,3 +252,16 @@ def test_fit_nan_inf_raises(X, bad):
     Xb[0, 0] = bad
     with pytest.raises(ValueError, match="NaN|infinity"):
         KSparseAutoencoder(**SMALL).fit(Xb)
+
+
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_gpu_estimator_matches_cpu_in_float64(X, tmp_path):
+    params = dict(SMALL, n_epochs=2, dtype="float64")
+    cpu = KSparseAutoencoder(**params).fit(X)
+    gpu = KSparseAutoencoder(**params, device="gpu").fit(X)
+    assert isinstance(gpu.W_, np.ndarray)
+    np.testing.assert_allclose(gpu.W_, cpu.W_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), rtol=1e-8, atol=1e-10)
+    assert gpu.score(X) == pytest.approx(cpu.score(X), rel=1e-8)
+    gpu.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(KSparseAutoencoder.load(tmp_path / "m.npz").W_, gpu.W_)
