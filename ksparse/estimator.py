@@ -134,11 +134,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                              "parameters to match, or use KSparseAutoencoder.load(path)")
 
     def _run(self, X, state, epochs=None):
-        """Train (or continue ``state``) on validated ``X``; keep the last good state on divergence."""
+        """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
         try:
-            state = train.fit(X, config=None if state is None else {"n_epochs": self.n_epochs},
-                              state=state, device=self.device, callback=self.callback,
-                              checkpoint_path=self.checkpoint_path,
+            state = train.fit(X, config={"n_epochs": self.n_epochs}, state=state, device=self.device,
+                              callback=self.callback, checkpoint_path=self.checkpoint_path,
                               checkpoint_every=self.checkpoint_every, epochs=epochs)
         except train.TrainingDiverged as e:
             self.state_ = e.state
@@ -147,6 +146,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return self
 
     def _new_state(self, d):
+        """A fresh TrainState; its seed is drawn from ``random_state`` (sklearn's convention)."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return train.new_state(d, self._config(seed), self.device)
 
