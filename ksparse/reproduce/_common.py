@@ -24,19 +24,19 @@ PROFILES = {
         "n_hidden": 1000, "ksparse_epochs": 5000, "ae_epochs": 5000, "rbm_epochs": 5000,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
         "rbm_lr": 0.01, "logreg_max_iter": 1000, "logreg_C": 1.0, "alphas": (1, 2, 3, 4),
-        "select_n": None, "ae_lr": 0.001, "n_train": None, "n_patches": 1000000,
+        "select_n": None, "ae_lr": 0.001, "n_train": None, "n_patches": 1000000, "patch_epochs": 5000,
     },
     "quick": {
         "n_hidden": 1000, "ksparse_epochs": 15, "ae_epochs": 10, "rbm_epochs": 5,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
         "rbm_lr": 0.01, "logreg_max_iter": 200, "logreg_C": 1.0, "alphas": (1, 2, 3, 4),
-        "select_n": 10000, "ae_lr": 0.001, "n_train": None, "n_patches": 100000,
+        "select_n": 10000, "ae_lr": 0.001, "n_train": None, "n_patches": 100000, "patch_epochs": 12,
     },
     "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
         "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 64, "k_start": 100,
         "rbm_lr": 0.05, "logreg_max_iter": 50, "logreg_C": 1.0, "alphas": (1, 2),
-        "select_n": 300, "ae_lr": 0.001, "n_train": 600, "n_patches": 2000,
+        "select_n": 300, "ae_lr": 0.001, "n_train": 600, "n_patches": 2000, "patch_epochs": 2,
     },
 }
 

@@ -144,7 +144,9 @@ def fig3(args, prof):
                           n_test_patches=0, random_state=args.seed)
     X, shape = ds.X_train, tuple(ds.image_shape)
     k = min(FIG3_K, prof["n_hidden"] // 2)
-    arrays, sec = _common.ksparse_model(args.cache, X, k, prof, "patches-" + args.dataset, args.seed)
+    patch_prof = dict(prof, ksparse_epochs=prof["patch_epochs"])
+    name = "cifar10-patches" if args.dataset != "digits" else "digits-patches"
+    arrays, sec = _common.ksparse_model(args.cache, X, k, patch_prof, name, args.seed)
     W = arrays["W"]
     shown = _pick(W, 100, np.random.default_rng(args.seed))
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
