@@ -1,0 +1,227 @@
+"""The training step computed on the support only (DESIGN.md, "Cost").
+
+The same math as :func:`ksparse.layers.ksparse_step` (D1-D8), but only D1 is a dense
+product. D2 selects Gamma; D3, D6 and D8 touch the k active columns ``W[:, j]`` of each
+sample, N k d multiply-adds each, instead of three more dense products. Nothing of
+shape (N, H) is allocated beyond z (and, on the NumPy path, the sparse code's
+structure).
+
+Weight layout: the active columns ``W[:, j]`` are contiguous when ``W`` is stored in
+column-major (Fortran) order, i.e. when ``W.T`` is a C-contiguous (H, d) array.
+:func:`fast_train_step_` switches ``params["W"]`` and ``velocity["W"]`` to that layout
+on its first call (same values, a new array in the dict); :func:`fast_step` accepts
+either layout and copies a row-major ``W`` once per call.
+
+Kernels, chosen by ``kernel``:
+
+- ``"numba"``: compiled CPU kernels (:mod:`ksparse._numba_kernels`, the ``fast`` extra);
+- ``"numpy"``: NumPy and SciPy only (the fallback);
+- ``"auto"``: numba when it is installed, else NumPy. CuPy arrays always take the CUDA
+  kernels of :mod:`ksparse._cupy_kernels`.
+"""
+
+import numpy as np
+
+from ksparse.backend import get_array_module
+from ksparse.layers import supp_k
+
+KERNELS = ("auto", "numba", "numpy")
+
+
+def has_numba():
+    """Return True when the compiled CPU kernels can be used (numba is installed)."""
+    return _numba_kernels() is not None
+
+
+def _numba_kernels():
+    try:
+        from ksparse import _numba_kernels
+    except ImportError:
+        return None
+    return _numba_kernels
+
+
+def _check(x, W, k, kernel):
+    """Validate the arguments shared by both steps; return (xp, x, kernel module or name)."""
+    xp = get_array_module(x, W)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0]:
+        raise ValueError(f"x must be (N, d) and W (d, H) with matching d; got {x.shape} and {W.shape}")
+    H = W.shape[1]
+    if not 1 <= k <= H:
+        raise ValueError(f"k must satisfy 1 <= k <= {H} (the number of hidden units), got {k}")
+    if W.dtype not in (np.float32, np.float64):
+        raise TypeError(f"W must be float32 or float64, got {W.dtype}")
+    x = xp.ascontiguousarray(x, dtype=W.dtype)
+    if xp is not np:
+        return xp, x, "cupy"
+    if kernel == "numpy":
+        return xp, x, "numpy"
+    module = _numba_kernels()
+    if module is None and kernel == "numba":
+        raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
+    return xp, x, module or "numpy"
+
+
+def _transposed(W):
+    """W.T as a C-contiguous (H, d) array: a view when W is column-major, else a copy."""
+    WT = W.T
+    return WT if WT.flags.c_contiguous else get_array_module(W).ascontiguousarray(WT)
+
+
+def fast_step(x, W, b, b_prime, k, kernel="auto"):
+    """Sec. 2.2 steps 1-3 and D5-D8 on the support only; equals :func:`ksparse.layers.ksparse_step`.
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+    W : array, shape (d, H)
+        Float32 or float64; fastest in column-major order (``W.T`` C-contiguous).
+    b : array, shape (H,)
+    b_prime : array, shape (d,)
+    k : int, 1 <= k <= H
+    kernel : {"auto", "numba", "numpy"}, default "auto"
+
+    Returns
+    -------
+    E : scalar
+        The loss D4.
+    grads : dict
+        ``{"W": dW, "b": db, "b_prime": db_prime}``; ``dW`` is column-major.
+    Gamma : int array, shape (N, k)
+        The support, in no particular order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, W = rng.random((4, 6)), rng.normal(size=(6, 5))
+    >>> E, grads, Gamma = fast_step(x, W, np.zeros(5), np.zeros(6), k=2)
+    >>> Gamma.shape, grads["W"].shape
+    ((4, 2), (6, 5))
+    """
+    xp, x, impl = _check(x, W, k, kernel)
+    WT = _transposed(W)
+    if impl == "cupy":
+        from ksparse import _cupy_kernels
+
+        return _cupy_kernels.step(x, WT, b, b_prime, k)
+    if impl == "numpy":
+        return _numpy_step(x, WT, b, b_prime, k)
+    z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, WT, b, b_prime, k)
+    start, entries = impl.by_unit(Gamma, WT.shape[0])
+    dWT = np.empty_like(WT)
+    db = np.empty_like(b)
+    impl.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db)
+    grads = {"W": dWT.T, "b": db, "b_prime": dx_hat.sum(axis=0)}
+    return W.dtype.type(err.sum() / x.shape[0]), grads, Gamma
+
+
+def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
+    """One training step fused with Eq. (11): :func:`fast_step`, then SGD with momentum in place.
+
+    Equals ``ksparse.optim.sgd_momentum_(params, grads, velocity, lr, momentum)`` applied to
+    the gradients of :func:`ksparse.layers.ksparse_step`; on the compiled kernels the weight
+    gradient is never stored: each unit's ``dW[:, h]`` lives in a buffer of d numbers while
+    ``W[:, h]`` and its velocity are read and written once.
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+    params, velocity : dict
+        ``{"W": (d, H), "b": (H,), "b_prime": (d,)}``, updated in place. A row-major
+        ``W`` (and its velocity) is replaced, once, by a column-major copy in the dict.
+    k : int
+    lr, momentum : float
+        Eq. (11)'s eta_k and m_k.
+    kernel : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    E : scalar
+        The loss D4 before the update.
+    Gamma : int array, shape (N, k)
+    """
+    for store in (params, velocity):
+        if not store["W"].T.flags.c_contiguous:
+            store["W"] = get_array_module(store["W"]).asfortranarray(store["W"])
+    W, b, b_prime = params["W"], params["b"], params["b_prime"]
+    xp, x, impl = _check(x, W, k, kernel)
+    lr, momentum = W.dtype.type(lr), W.dtype.type(momentum)
+    if impl == "cupy":
+        from ksparse import _cupy_kernels
+
+        return _cupy_kernels.train_step_(x, params, velocity, k, lr, momentum)
+    if impl == "numpy":
+        E, grads, Gamma = _numpy_step(x, W.T, b, b_prime, k)
+        _momentum_(params, grads, velocity, lr, momentum)
+        return E, Gamma
+    z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, W.T, b, b_prime, k)
+    start, entries = impl.by_unit(Gamma, W.shape[1])
+    impl.weight_grads_update(start, entries, x, z, dx_hat, dz, W.T, b, velocity["W"].T,
+                             velocity["b"], lr, momentum)
+    _momentum_({"b_prime": b_prime}, {"b_prime": dx_hat.sum(axis=0)}, velocity, lr, momentum)
+    return W.dtype.type(err.sum() / x.shape[0]), Gamma
+
+
+def _momentum_(params, grads, velocity, lr, momentum):
+    """Eq. (11) in place, v <- m v - lr g; theta <- theta + v, without temporaries."""
+    for name, g in grads.items():
+        v = velocity[name]
+        v *= momentum
+        g *= lr
+        v -= g
+        params[name] += v
+
+
+def _numba_forward(impl, x, WT, b, b_prime, k):
+    """D1 as one BLAS product, then D2-D6 per sample in the compiled kernel."""
+    N = x.shape[0]
+    z = x @ WT.T
+    z += b
+    int_type = np.int32 if z.dtype == np.float32 else np.int64
+    bits = z.view(int_type)
+    shift, mask = int_type(8 * bits.itemsize - 1), np.iinfo(int_type).max
+    Gamma = np.empty((N, k), dtype=np.int64)
+    dx_hat = np.empty_like(x)
+    dz = np.empty((N, k), dtype=x.dtype)
+    err = np.empty(N, dtype=np.float64)
+    impl.forward_rows(x, z, bits, shift, int_type(mask), WT, b_prime, k, Gamma, dx_hat, dz, err)
+    return z, Gamma, dx_hat, dz, err
+
+
+def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):
+    """The support-only step in NumPy and SciPy (see :func:`fast_step`); dW is column-major.
+
+    The sparse code z_k is a CSR matrix with k entries per row, so D3 and D8 are
+    sparse-times-dense products that read only the active rows of ``WT``. D6 gathers the
+    active rows in chunks of at most ``chunk`` numbers, so memory stays O(N d).
+    """
+    from scipy import sparse
+
+    N, d = x.shape
+    H = WT.shape[0]
+    WT = np.ascontiguousarray(WT)
+    z = x @ WT.T
+    z += b
+    Gamma = supp_k(z, k)  # D2
+    structure = (Gamma.ravel(), np.arange(0, N * k + 1, k))
+    z_k = sparse.csr_array((np.take_along_axis(z, Gamma, axis=1).ravel(), *structure), shape=(N, H))
+    residual = z_k @ WT  # D3
+    residual += b_prime
+    residual -= x
+    E = x.dtype.type((residual * residual).sum() / N)  # D4
+    dx_hat = residual
+    dx_hat *= x.dtype.type(2.0 / N)  # D5
+    dz = np.empty((N, k), dtype=x.dtype)  # D6 on Gamma
+    rows = max(1, chunk // (k * d))
+    for lo in range(0, N, rows):
+        sl = slice(lo, lo + rows)
+        dz[sl] = np.matmul(WT[Gamma[sl]], dx_hat[sl, :, None])[..., 0]
+    dz_sparse = sparse.csr_array((dz.ravel(), *structure), shape=(N, H))
+    dWT = z_k.T @ dx_hat  # D8, decoder part, (H, d)
+    dWT += dz_sparse.T @ x  # D8, encoder part
+    db = np.bincount(Gamma.ravel(), weights=dz.ravel(), minlength=H).astype(x.dtype)  # D7
+    grads = {"W": dWT.T, "b": db, "b_prime": dx_hat.sum(axis=0)}
+    return E, grads, Gamma
