@@ -1,0 +1,214 @@
+"""KSparseClassifier: a scikit-learn classifier built from k-sparse autoencoders, Sec. 4.5-4.6.
+
+The network stacks k-sparse hidden layers (S1 in :mod:`ksparse.supervised`) under a softmax
+(S3). ``fit`` pre-trains one k-sparse autoencoder per hidden layer (greedy, Sec. 4.6), or
+starts at random with ``pretrain=False`` (Table 3, "without pre-training"), then fine-tunes
+layer by layer (Sec. 4.6) with the supervised schedule of Sec. 4.2.2. The math lives in
+:mod:`ksparse.supervised`, the loops in :mod:`ksparse.finetune`.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ksparse.backend import check_device, to_device, to_numpy
+from ksparse.finetune import (
+    finetune,
+    init_network,
+    keep_counts,
+    pretrain_stack,
+    scores,
+    stage_firsts,
+)
+from ksparse.supervised import softmax
+
+
+def _per_layer(value, n_layers, name):
+    """One value per hidden layer from a scalar or a sequence of length ``n_layers``."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n_layers
+    if len(values) != n_layers:
+        raise ValueError(f"{name} must be one value or {n_layers} values (one per hidden layer)")
+    return values
+
+
+class KSparseClassifier(ClassifierMixin, BaseEstimator):
+    """Shallow or deep k-sparse network with a softmax, pre-trained and fine-tuned (Sec. 4.5-4.6).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (1000,)
+        Units per hidden layer; two layers give the deep network of Sec. 4.6.
+    k : int, default 25
+        Sparsity of the autoencoders' training (Sec. 2.2).
+    alpha : float, default 3.0
+        Every hidden layer keeps its alpha k largest units during fine-tuning and prediction
+        (Sec. 4.5; the paper's MNIST value is 3, NORB 2).
+    pretrain : bool, default True
+        False starts from N(0, sigma^2) weights ("without pre-training").
+    encoders : sequence of (W, b), optional
+        Encoders of already trained autoencoders; they replace the pre-training.
+    pretrain_epochs, pretrain_lr, pretrain_momentum : default 50, 0.01, 0.9
+        Unsupervised schedule (Sec. 4.2.2 uses 5000 epochs on MNIST); a value or one per layer.
+    k_start : int, default 100
+        Sparsity at the first pre-training epoch (Sec. 4.2.1).
+    n_epochs : int or sequence of int, default 200
+        Fine-tuning epochs per stage (or one count per stage).
+    lr, lr_final, momentum : default 1.0, 0.001, 0.25
+        Supervised schedule of Sec. 4.2.2: lr falls linearly from ``lr`` to ``lr_final``.
+    batch_size : int, default 128
+    sigma : float, default 0.01
+    layerwise : bool, default True
+        Fine-tune layer by layer (Sec. 4.6); False trains all layers at once. Without
+        pre-training (random weights) all layers always train at once.
+    validation_fraction : float, default 0.0
+        Part of the training data held out (stratified) to select the epoch of each stage,
+        when ``fit`` gets no ``X_val``.
+    dtype : {"float32", "float64"}
+    device : {"cpu", "gpu"}
+    random_state : int, RandomState or None, default 0
+    callback : callable, optional
+        Called with each epoch's record, for progress display.
+
+    Attributes
+    ----------
+    classes_ : array, shape (C,)
+    params_ : dict of NumPy arrays
+        ``W1, b1, ..., W_out, b_out``.
+    n_keep_ : list of int
+        alpha k per hidden layer.
+    history_ : list of dict
+        Fine-tuning records; ``pretrain_history_`` holds the autoencoders' records.
+    """
+
+    def __init__(self, hidden_layer_sizes=(1000,), k=25, alpha=3.0, pretrain=True, encoders=None,
+                 pretrain_epochs=50, pretrain_lr=0.01, pretrain_momentum=0.9, k_start=100,
+                 n_epochs=200, lr=1.0, lr_final=0.001, momentum=0.25, batch_size=128, sigma=0.01,
+                 layerwise=True, validation_fraction=0.0, dtype="float32", device="cpu",
+                 random_state=0, callback=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.k = k
+        self.alpha = alpha
+        self.pretrain = pretrain
+        self.encoders = encoders
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_lr = pretrain_lr
+        self.pretrain_momentum = pretrain_momentum
+        self.k_start = k_start
+        self.n_epochs = n_epochs
+        self.lr = lr
+        self.lr_final = lr_final
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.sigma = sigma
+        self.layerwise = layerwise
+        self.validation_fraction = validation_fraction
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.callback = callback
+
+    def _check_params(self):
+        sizes = list(self.hidden_layer_sizes)
+        if not sizes or any(isinstance(H, bool) or int(H) != H or H < 1 for H in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        if isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1:
+            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for name in ("lr", "momentum", "sigma"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
+        check_device(self.device)
+        return [int(H) for H in sizes], keep_counts(sizes, int(self.k), self.alpha)
+
+    def _split(self, X, y, X_val, y_val, seed):
+        if X_val is not None:
+            X_val, y_val = validate_data(self, X_val, y_val, reset=False, dtype=[np.float64, np.float32])
+            unknown = np.setdiff1d(y_val, self.classes_)
+            if unknown.size:
+                raise ValueError(f"y_val holds classes not in y: {unknown[:5]}")
+            return X, y, X_val, np.searchsorted(self.classes_, y_val)
+        if self.validation_fraction > 0:
+            X, X_val, y, y_val = train_test_split(X, y, test_size=self.validation_fraction,
+                                                  random_state=seed, stratify=y)
+        return X, y, X_val, y_val
+
+    def _encoders(self, X, sizes, seed):
+        if self.encoders is not None:
+            self.pretrain_history_ = []
+            return list(self.encoders)
+        if not self.pretrain:
+            self.pretrain_history_ = []
+            return None
+        L = len(sizes)
+        configs = [{"n_epochs": int(e), "lr": float(lr), "momentum": float(m), "sigma": float(self.sigma),
+                    "k_start": int(self.k_start), "batch_size": int(self.batch_size),
+                    "alpha": float(self.alpha), "dtype": self.dtype, "seed": seed + l}
+                   for l, (e, lr, m) in enumerate(zip(
+                       _per_layer(self.pretrain_epochs, L, "pretrain_epochs"),
+                       _per_layer(self.pretrain_lr, L, "pretrain_lr"),
+                       _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True))]
+        states = pretrain_stack(X, sizes, int(self.k), self.alpha, configs, self.device)
+        self.pretrain_history_ = [s.history for s in states]
+        return [(s.params["W"], s.params["b"]) for s in states]
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Pre-train (unless ``pretrain=False`` or ``encoders`` is given), then fine-tune.
+
+        Parameters
+        ----------
+        X : array-like, shape (N, d)
+        y : array-like, shape (N,)
+            Class labels, at least two distinct ones.
+        X_val, y_val : array-like, optional
+            Validation split for selecting the epoch of each fine-tuning stage.
+
+        Returns
+        -------
+        self
+        """
+        sizes, n_keep = self._check_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        X, y_enc, X_val, y_val = self._split(X, y_enc, X_val, y_val, seed)
+        encoders = self._encoders(X, sizes, seed)
+        params = init_network(X.shape[1], self.classes_.size, sizes, encoders, self.sigma,
+                              np.random.default_rng(seed), self.dtype)
+        dev = self.device
+        params = {n: to_device(a, dev) for n, a in params.items()}
+        config = {"n_epochs": self.n_epochs, "lr": self.lr, "lr_final": self.lr_final,
+                  "momentum": self.momentum, "batch_size": int(self.batch_size), "seed": seed}
+        val = (None, None) if X_val is None else (to_device(X_val, dev, self.dtype), to_device(y_val, dev))
+        self.history_ = finetune(params, to_device(X, dev, self.dtype), to_device(y_enc, dev), n_keep,
+                                 config, self.layerwise and encoders is not None, *val,
+                                 callback=self.callback)
+        self.params_ = {n: to_numpy(a) for n, a in params.items()}
+        self.n_keep_ = n_keep
+        self.n_stages_ = len(stage_firsts(len(sizes), self.layerwise and encoders is not None))
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities softmax(s) (S3), shape (N, C), columns in the order of ``classes_``."""
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        params = {n: a.astype(self.dtype, copy=False) for n, a in self.params_.items()}
+        s = scores(X.astype(self.dtype, copy=False), params, self.n_keep_)
+        return softmax(s.astype(np.float64))
+
+    def predict(self, X):
+        """Labels of the highest-probability class, shape (N,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

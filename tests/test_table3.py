@@ -1,0 +1,106 @@
+"""``ksparse reproduce table3`` end to end on tiny data: digits, MNIST (when present), synthetic NORB."""
+
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from ksparse.reproduce import main as reproduce_main
+from ksparse.reproduce import table3
+
+BYTE, INT = 0x1E3D4C55, 0x1E3D4C54
+PREFIX = {"training": "smallnorb-5x46789x9x18x6x2x96x96", "testing": "smallnorb-5x01235x9x18x6x2x96x96"}
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+def read_result(out):
+    with open(os.path.join(out, "table3.json")) as f:
+        result = json.load(f)
+    with open(os.path.join(out, "table3.md")) as f:
+        return result, f.read()
+
+
+def test_table3_smoke_on_digits_end_to_end(tmp_path):
+    out = str(tmp_path / "out")
+    assert reproduce_main(["table3", "--profile", "smoke", "--dataset", "digits", "--out", out]) == 0
+    result, md = read_result(out)
+    assert [r["key"] for r in result["rows"]] == ["no_pretrain", "shallow", "deep"]
+    for r in result["rows"]:
+        assert 0 <= r["test_error"] < 0.9 and 0 <= r["val_error"] <= 1
+    assert result["meta"]["n_train"] == 600 and result["meta"]["n_hidden"] == 100
+    assert len(result["meta"]["autoencoder_seconds"]) == 2
+    assert "Deep k-sparse AE" in md and md.count("\n| ") == 4
+    # the autoencoders are cached: a second run of one row trains none
+    assert os.listdir(os.path.join(out, "models"))
+    table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out, "--rows", "shallow"])
+    again, _ = read_result(out)
+    assert again["meta"]["autoencoder_seconds"] == result["meta"]["autoencoder_seconds"][:1]
+
+
+def test_table3_rejects_unknown_rows(tmp_path):
+    with pytest.raises(ValueError, match="unknown rows"):
+        table3.main(["--profile", "smoke", "--dataset", "digits", "--out", str(tmp_path), "--rows", "wide"])
+
+
+def test_table3_settings_follow_the_paper():
+    paper = table3.settings("paper", "mnist")
+    assert (paper["k"], paper["alpha"], paper["n_hidden"]) == (25, 3.0, 1000)
+    assert (paper["ft_lr"], paper["ft_lr_final"], paper["ft_momentum"]) == (1.0, 0.001, 0.25)
+    assert paper["ft_epochs"]["deep"] == (200, 200, 200) and paper["ae_epochs"] == (5000, 5000)
+    norb = table3.settings("paper", "norb")
+    assert (norb["k"], norb["alpha"], norb["n_hidden"], norb["lr"]) == (150, 2.0, 4000, 0.0001)
+
+
+@pytest.mark.skipif(not os.environ.get("KSPARSE_DATA"), reason="needs MNIST under $KSPARSE_DATA")
+def test_table3_smoke_on_mnist_subset(tmp_path):
+    out = str(tmp_path / "out")
+    table3.main(["--profile", "smoke", "--out", out, "--n-train", "300", "--rows", "no_pretrain,shallow"])
+    result, _ = read_result(out)
+    assert result["meta"]["dataset"] == "mnist" and result["meta"]["n_train"] == 300
+    assert result["meta"]["n_val"] == 10000 and result["meta"]["n_test"] == 10000
+
+
+def matrix_bytes(array, magic):
+    """The NORB binary matrix: magic, ndim, max(3, ndim) sizes padded with 1s, then the data."""
+    dims = list(array.shape) + [1] * (3 - array.ndim)
+    dtype = "u1" if magic == BYTE else "<i4"
+    return struct.pack(f"<2i{len(dims)}i", magic, array.ndim, *dims) + array.astype(dtype).tobytes()
+
+
+def write_norb(folder, n_train=36, n_test=10, seed=0):
+    """Four small NORB files whose classes differ in brightness, so that they can be learnt."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder)
+    for part, n in (("training", n_train), ("testing", n_test)):
+        y = np.arange(n) % 5
+        pairs = rng.integers(0, 60, (n, 2, 96, 96)) + 40 * y[:, None, None, None]
+        for kind, array, magic in (("dat", pairs, BYTE), ("cat", y, INT)):
+            path = os.path.join(folder, f"{PREFIX[part]}-{part}-{kind}.mat")
+            with open(path, "wb") as f:
+                f.write(matrix_bytes(array, magic))
+
+
+def test_table3_norb_path_on_synthetic_files(tmp_path):
+    write_norb(tmp_path / "data" / "norb")
+    out = str(tmp_path / "out")
+    table3.main(["--profile", "smoke", "--dataset", "norb", "--data-dir", str(tmp_path / "data"),
+                 "--out", out])
+    result, md = read_result(out)
+    meta = result["meta"]
+    assert meta["dataset"] == "norb" and (meta["n_train"], meta["n_val"], meta["n_test"]) == (30, 6, 10)
+    assert "Table 4" not in md and "k = 150" in md  # the NORB row labels
+    assert all(r["test_error"] <= 1 for r in result["rows"])
+
+
+def test_table3_norb_without_files_says_where_to_put_them(tmp_path):
+    with pytest.raises(ValueError, match="small NORB files not found"):
+        table3.main(["--profile", "smoke", "--dataset", "norb", "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "out")])
