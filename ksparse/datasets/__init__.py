@@ -63,10 +63,11 @@ def load_matrix(path):
     if not os.path.isfile(path):
         raise ValueError(f"data file {path!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if isinstance(data, np.ndarray):
-                X, y = data, None
-            else:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):  # .npy: a plain array, not a context manager
+            X, y = data, None
+        else:
+            with data:
                 keys = list(data.keys())
                 if "X" in keys:
                     X, y = data["X"], (data["y"] if "y" in keys else None)
