@@ -165,6 +165,9 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
     return W.dtype.type(err.sum() / x.shape[0]), Gamma
 
 
+fast_step.train_step_ = fast_train_step_  # lets ksparse.train.fit run the fused form
+
+
 def _momentum_(params, grads, velocity, lr, momentum):
     """Eq. (11) in place, v <- m v - lr g; theta <- theta + v, without temporaries."""
     for name, g in grads.items():
@@ -195,8 +198,8 @@ def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):
     """The support-only step in NumPy and SciPy (see :func:`fast_step`); dW is column-major.
 
     The sparse code z_k is a CSR matrix with k entries per row, so D3 and D8 are
-    sparse-times-dense products that read only the active rows of ``WT``. D6 gathers the
-    active rows in chunks of at most ``chunk`` numbers, so memory stays O(N d).
+    sparse-times-dense products that read only the active rows of ``WT``. D2 and D6 work
+    in blocks of rows of at most ``chunk`` numbers, so nothing else of size N H is made.
     """
     from scipy import sparse
 
@@ -205,7 +208,10 @@ def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):
     WT = np.ascontiguousarray(WT)
     z = x @ WT.T
     z += b
-    Gamma = supp_k(z, k)  # D2
+    Gamma = np.empty((N, k), dtype=np.intp)  # D2, in row blocks: argpartition returns (rows, H)
+    rows = max(1, chunk // (4 * H))
+    for lo in range(0, N, rows):
+        Gamma[lo:lo + rows] = supp_k(z[lo:lo + rows], k)
     structure = (Gamma.ravel(), np.arange(0, N * k + 1, k))
     z_k = sparse.csr_array((np.take_along_axis(z, Gamma, axis=1).ravel(), *structure), shape=(N, H))
     residual = z_k @ WT  # D3

@@ -155,10 +155,10 @@ def load_state(path, device="cpu"):
 
 
 def default_step():
-    """The step used by :func:`fit` when none is given."""
-    from ksparse.layers import ksparse_step
+    """The step used by :func:`fit` when none is given: the support-only :func:`ksparse.fast.fast_step`."""
+    from ksparse.fast import fast_step
 
-    return ksparse_step
+    return fast_step
 
 
 def run_epoch(x, state, k, lr, step):
@@ -174,10 +174,13 @@ def run_epoch(x, state, k, lr, step):
     for start in range(0, x.shape[0], cfg["batch_size"]):
         idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
         xb = x[idx]
-        E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
+        if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.fast
+            E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg["momentum"])
+        else:
+            E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
+            sgd_momentum_(state.params, grads, state.velocity, lr, cfg["momentum"])
         total += E * xb.shape[0]
         used[Gamma.ravel()] = True
-        sgd_momentum_(state.params, grads, state.velocity, lr, cfg["momentum"])
     state.rng_state = rng.bit_generator.state
     loss = float(total) / x.shape[0]
     return {"loss": loss, "dead_fraction": 1.0 - float(used.sum()) / H}
@@ -203,7 +206,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     checkpoint_every : int, default 0
         0 writes only at the end.
     step : callable, optional
-        ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``.
+        ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``. When it has an attribute
+        ``train_step_(x, params, velocity, k, lr, momentum) -> (E, Gamma)``, that fused
+        step-and-update is run instead (as for the default, :func:`ksparse.fast.fast_step`).
     epochs : int, optional
         Run at most this many epochs in this call (the schedules still span ``n_epochs``,
         and hold their final values past it). None runs until ``n_epochs``.
