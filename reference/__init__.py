@@ -9,5 +9,7 @@ coherence  mutual coherence Eq. (8), Welch bound, Babel function, Thm 3.1's cond
 iti        iterative thresholding with inversion, Eqs. (2)-(3), and its first step, Eq. (4)
 omp        orthogonal matching pursuit: plain, and batch OMP with progressive Cholesky
 ksvd       K-SVD and approximate K-SVD with atom replacement
-theorem31  the experiment behind docs/theorem31.md and docs/theory.md
+frames     test dictionaries: Gaussian, two orthonormal bases, alternating projection
+learned    MNIST dictionaries trained with ksparse, compared with ITI and OMP
+theorem31  the experiment behind docs/theorem31.md and docs/theory.md (plots: theorem31_plots)
 """
