@@ -1,0 +1,137 @@
+"""Shared helpers: thread pools, interleaved timing, machine facts, result files."""
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
+
+
+def set_threads(n):
+    """Limit every thread pool in the process to ``n``: all BLAS copies (numpy and scipy ship
+    their own OpenBLAS), OpenMP, numba and torch. Call after importing torch."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
+
+def interleaved(fns, rounds, warmup=2):
+    """Time each callable once per round, in rotating order; return {name: seconds array}.
+
+    Interleaving puts every method under the same load drift, so per-round ratios to a
+    baseline stay meaningful on a shared machine. The first ``warmup`` rounds are dropped.
+    """
+    names = list(fns)
+    times = {n: [] for n in names}
+    for r in range(warmup + rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            fns[n]()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                times[n].append(dt)
+    return {n: np.array(t) for n, t in times.items()}
+
+
+def ratios(times, baseline):
+    """Median per-round ratio of each method to ``baseline``, and its median time in ms."""
+    base = times[baseline]
+    return {n: {"ratio": float(np.median(t / base)), "ms": float(np.median(t) * 1e3),
+                "ms_min": float(t.min() * 1e3), "rounds": int(t.size)} for n, t in times.items()}
+
+
+def rounds_for(fns, budget_s, lo=5, hi=40):
+    """How many interleaved rounds fit in ``budget_s``, from one timed trial round."""
+    t0 = time.perf_counter()
+    for f in fns.values():
+        f()
+    per_round = time.perf_counter() - t0
+    return int(np.clip(budget_s / max(per_round, 1e-9), lo, hi))
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name):
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+def machine():
+    """Machine, BLAS, thread and version facts for the benchmark page."""
+    from threadpoolctl import threadpool_info
+
+    blas = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+            for p in threadpool_info()]
+    for p in blas:
+        p["filepath"] = os.path.basename(p["filepath"] or "")
+    return {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "platform": platform.platform(), "loadavg": list(os.getloadavg()),
+        "thread_pools": blas,
+        "versions": {n: _version(n) for n in ("ksparse", "numpy", "scipy", "scikit-learn", "numba",
+                                              "torch", "threadpoolctl", "cupy-cuda12x")},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def load_results():
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            return json.load(f)
+    return {}
+
+
+def save_results(section, data):
+    """Store ``data`` under ``section`` in docs/benchmarks.json, keeping the other sections."""
+    results = load_results()
+    results[section] = data
+    tmp = RESULTS + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    os.replace(tmp, RESULTS)
+    return results
+
+
+def table(header, rows):
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse_args(description, argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a short run, for development")
+    p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
+    p.add_argument("--no-save", action="store_true", help="do not write docs/benchmarks.json")
+    return p.parse_args(argv)
