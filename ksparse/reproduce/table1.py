@@ -62,36 +62,48 @@ def _alphas(key, prof):
     return [a for a in prof["alphas"] if round(a * k) <= prof["n_hidden"]]
 
 
-def _classify(feats, alpha, train, evals, prof, seed, n_fit=None):
-    """Fit the classifier on the first ``n_fit`` training samples (all when None); errors on ``evals``."""
+def _classify(feats, alpha, C, train, evals, prof, seed, n_fit=None):
+    """Fit the classifier on the first ``n_fit`` training samples (all when None); errors on ``evals``.
+
+    On a subset, C is multiplied by ``len(train) / n_fit``, so that the penalty per sample,
+    1 / (C n), is that of the full fit.
+    """
     X, y = (train[0][:n_fit], train[1][:n_fit]) if n_fit else train
+    C_fit = C * len(train[0]) / len(X)
     errors, _ = _common.logreg(feats(X, alpha), y, [(feats(Z, alpha), t) for Z, t in evals],
-                               prof["logreg_C"], prof["logreg_max_iter"], seed)
-    return {"alpha": alpha, "val_error": errors[0], "test_error": errors[1], "n_fit": len(X)}
+                               C_fit, prof["logreg_max_iter"], seed, sparse=alpha is not None)
+    return {"alpha": alpha, "C": C, "val_error": errors[0], "test_error": errors[1], "n_fit": len(X)}
 
 
 def run_row(key, args, prof, train, val, test):
     """Train (or load) one method, fit the classifiers and return the row's record.
 
-    With several alphas, each is scored on the validation split by a classifier fit on the
-    first ``select_n`` training samples (all when None); the chosen alpha is then refit on
-    the whole training split, and so is alpha = 3 for k = 25 (the paper's best).
+    Model selection on the validation split, with classifiers fit on the first
+    ``select_n`` training samples (all when None): alpha (k-sparse rows) at the profile's
+    ``logreg_C``, then C from ``logreg_Cs`` at that alpha. The choice is refit on the whole
+    training split, and so is alpha = 3 for k = 25 (the paper's best).
     """
     feats, train_sec = _features(key, args, prof, train)
     start = time.perf_counter()
-    alphas = _alphas(key, prof)
-    n_select = prof["select_n"] if len(alphas) > 1 else None
-    trials = [_classify(feats, a, train, [val, test], prof, args.seed, n_select) for a in alphas]
-    for t in trials:
-        log.info("%s alpha=%s (n=%d): val %.4f test %.4f", key, t["alpha"], t["n_fit"], t["val_error"],
-                 t["test_error"])
-    best = min(trials, key=lambda t: t["val_error"])
-    full = [t for t in trials if t["n_fit"] == len(train[0])]
-    wanted = {best["alpha"]} | ({3} if key == "k25" and 3 in alphas else set())
-    full += [_classify(feats, a, train, [val, test], prof, args.seed) for a in sorted(wanted)
-             if a not in {t["alpha"] for t in full}]
-    final = next(t for t in full if t["alpha"] == best["alpha"])
-    return dict(final, key=key, trials=trials, full_fits=full, train_seconds=train_sec,
+    alphas, n_sel = _alphas(key, prof), prof["select_n"]
+    trials = []
+
+    def trial(alpha, C):
+        t = _classify(feats, alpha, C, train, [val, test], prof, args.seed, n_sel)
+        log.info("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, t["n_fit"], t["val_error"])
+        trials.append(t)
+        return t
+
+    alpha = min((trial(a, prof["logreg_C"]) for a in alphas), key=lambda t: t["val_error"])["alpha"]
+    for C in prof["logreg_Cs"]:
+        if C != prof["logreg_C"] or len(alphas) == 1:
+            trial(alpha, C)
+    best = min((t for t in trials if t["alpha"] == alpha), key=lambda t: t["val_error"])
+    wanted = [(alpha, best["C"])] + ([(3, best["C"])] if key == "k25" and alpha != 3 and 3 in alphas else [])
+    full = [_classify(feats, a, C, train, [val, test], prof, args.seed) for a, C in wanted]
+    log.info("%s: alpha=%s C=%g: val %.4f test %.4f", key, alpha, best["C"], full[0]["val_error"],
+             full[0]["test_error"])
+    return dict(full[0], key=key, trials=trials, full_fits=full, train_seconds=train_sec,
                 classify_seconds=time.perf_counter() - start)
 
 
@@ -102,12 +114,12 @@ def markdown(rows, records, meta):
         f"validation / {meta['n_test']} test), {meta['n_hidden']} hidden units; total wall time "
         f"{meta['seconds'] / 60:.1f} min on {meta['machine']}.",
         "",
-        "| Method | Paper test error | Our test error | alpha (val.) | Val. error | Train time "
+        "| Method | Paper test error | Our test error | alpha, C (val.) | Val. error | Train time "
         "| Classifier time |",
         "|---|---|---|---|---|---|---|",
     ]
     for (_, label, paper), r in zip(rows, records, strict=True):
-        alpha = "-" if r["alpha"] is None else f"{r['alpha']:g}"
+        alpha = ("-" if r["alpha"] is None else f"{r['alpha']:g}") + f", {r['C']:g}"
         lines.append(
             f"| {label} | {paper:.2f}% | {100 * r['test_error']:.2f}% | {alpha} "
             f"| {100 * r['val_error']:.2f}% "
