@@ -128,7 +128,8 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
 
     def train():
-        state = fit(X, config, callback=callback, step=fast_step)  # D1-D8 on the support only
+        # D1-D8 on the support only
+        state = fit(X, config, callback=callback or _progress(f"k={k}"), step=fast_step)
         return {n: np.asarray(a) for n, a in state.params.items()}
 
     return cached_model(cache, f"ksparse-k{k}-{dataset}", settings, train, times)
@@ -144,10 +145,18 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=F
     settings = dict(config, method=kind, data=dataset, n=len(X))
 
     def train():
-        state = fit_baseline(X, kind, config, callback=callback, random_state=seed)
+        state = fit_baseline(X, kind, config, callback=callback or _progress(kind), random_state=seed)
         return {n: np.asarray(a) for n, a in state.params.items()}
 
     return cached_model(cache, f"{kind}-{dataset}", settings, train, times)
+
+
+def _progress(name):
+    """A fit callback that logs each epoch's record."""
+    def callback(record):
+        log.info("%s epoch %d: loss %.4g, dead %.3f, k %d", name, record["epoch"], record["loss"],
+                 record["dead_fraction"], record["k"])
+    return callback
 
 
 def rbm_model(cache, X, prof, dataset, seed=0, times=False):
