@@ -218,3 +218,13 @@ def test_load_mnist_real_data():
     assert set(np.unique(data.y_test)) == set(range(10))
     assert np.bincount(data.y_test).tolist()[:3] == [980, 1135, 1032]
     assert data.y_train[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+
+def test_load_mnist_empty_splits_keep_width(tmp_path):
+    """n_val=0 and n_test=0 give empty arrays with the image width, not a reshape error."""
+    files = fake_mnist()
+    write_files(tmp_path, files)
+    data = load_mnist(tmp_path, val_size=10, n_val=0, n_test=0, download=False, checksums=md5_table(files))
+    assert data.X_test.shape == (0, 20)
+    assert data.X_val.shape == (0, 20)

@@ -141,7 +141,8 @@ def _check_count(value, name):
 def _pixels(images, count, dtype):
     """First ``count`` images as flat rows in [0, 1]."""
     images = images[:count]
-    return images.reshape(len(images), -1).astype(dtype) / dtype.type(255)
+    flat = images.reshape(len(images), int(np.prod(images.shape[1:])))
+    return flat.astype(dtype) / dtype.type(255)
 
 
 def load_mnist(
