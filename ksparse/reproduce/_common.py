@@ -29,8 +29,8 @@ PROFILES = {
         "alphas": (1, 2, 3, 4), "select_n": None,
     },
     "quick": {
-        "n_hidden": 1000, "ksparse_epochs": 15, "ae_epochs": 6, "rbm_epochs": 3,
-        "patch_epochs": 12, "n_patches": 100000,
+        "n_hidden": 1000, "ksparse_epochs": 20, "ae_epochs": 6, "rbm_epochs": 3,
+        "patch_epochs": 20, "n_patches": 100000,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
         "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
         "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (1.0, 10.0, 100.0),
