@@ -1,8 +1,9 @@
 """Figures 1, 3 and 4 of the paper (Sec. 4.3): filters for several k, patch filters, activity histograms.
 
 ``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR]`` writes
-``DIR/figN.png`` and ``DIR/figN.json`` (the numbers quoted in docs/results.md). Models are
-shared with ``table1`` through the cache (``--cache``, default ``DIR/models``).
+``DIR/figN.png`` (fig1: one ``DIR/fig1_kK.png`` per k) with :mod:`ksparse.plots`, and
+``DIR/figN.json`` (the numbers quoted in docs/results.md). Models are shared with
+``table1`` through the cache (``--cache``, default ``DIR/models``).
 
 - Fig. 1: MNIST filters of k = 70, 40, 25, 10 (1000 hidden units), with each filter's
   spatial spread: smaller k should give larger, more global strokes.
@@ -72,27 +73,6 @@ def orientation_selectivity(W, shape, pad=16):
     return np.abs((P * phase).sum(axis=(1, 2))) / np.maximum(P.sum(axis=(1, 2)), 1e-300)
 
 
-def _tile(W, shape, n_show):
-    """Arrange the first ``n_show`` filters (columns of W) in a square grid image, each scaled to [0, 1]."""
-    side = int(np.ceil(np.sqrt(n_show)))
-    h, w = shape[:2]
-    c = shape[2] if len(shape) == 3 else 1
-    grid = np.ones(((h + 1) * side + 1, (w + 1) * side + 1, c))
-    for i in range(min(n_show, W.shape[1])):
-        f = W[:, i].reshape(h, w, c) if c > 1 else W[:, i].reshape(h, w, 1)
-        f = (f - f.min()) / max(f.max() - f.min(), 1e-12)
-        r, q = divmod(i, side)
-        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = f
-    return grid[..., 0] if c == 1 else grid
-
-
-def _save(fig, path):
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
 def _used(W, b, X, k):
     """Boolean (H,): the units in Gamma = supp_k(z) of at least one of the first 10,000 samples."""
     from ksparse.layers import supp_k
@@ -110,35 +90,27 @@ def _pick(W, used, n_show, rng):
 
 def fig1(args, prof):
     """Fig. 1: MNIST filters for k = 70, 40, 25, 10, and their spatial spread."""
-    import matplotlib.pyplot as plt
+    from ksparse.plots import filter_grid
 
     ds, train, _, _ = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     shape = ds.image_shape
-    models = {}
-    for k in sorted(FIG1_KS, key=lambda k: k == 70):  # k = 70 last: table1 shares the others
-        models[k] = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
-                                          args.dataset, args.seed)
-    fig, axes = plt.subplots(1, len(FIG1_KS), figsize=(3 * len(FIG1_KS), 3.3))
     stats = {}
-    for ax, k in zip(axes, FIG1_KS, strict=True):
-        arrays, sec = models[k]
+    for k in sorted(FIG1_KS, key=lambda k: k == 70):  # k = 70 last: table1 shares the others
+        arrays, sec = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
+                                            args.dataset, args.seed)
         W = arrays["W"]
         used = _used(W, arrays["b"], train[0], k)
-        grid = _tile(_pick(W, used, 100, np.random.default_rng(args.seed)), shape, 100)
-        ax.imshow(grid, cmap="gray", interpolation="nearest")
-        ax.set_title(f"k = {k}")
-        ax.axis("off")
+        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
+                    os.path.join(args.out, f"fig1_k{k}.png"), select="first", title=f"k = {k}")
         stats[f"k{k}"] = {"median_spread_px": float(np.median(spatial_spread(W[:, used], shape))),
                           "dead_fraction": float(1.0 - used.mean()), "train_seconds": sec}
-    _save(fig, os.path.join(args.out, "fig1.png"))
-    return stats
+    return {f"k{k}": stats[f"k{k}"] for k in FIG1_KS}
 
 
 def fig3(args, prof):
     """Fig. 3: CIFAR-10 patch filters (k = 50) with spread and orientation selectivity vs random filters."""
-    import matplotlib.pyplot as plt
-
     from ksparse.datasets import load_dataset
+    from ksparse.plots import filter_grid
 
     if args.dataset == "digits":  # smoke tests: 8x8 digits stand in for patches
         ds = load_dataset("digits")
@@ -153,11 +125,8 @@ def fig3(args, prof):
     W = arrays["W"]
     used = _used(W, arrays["b"], X, k)
     shown = _pick(W, used, 100, np.random.default_rng(args.seed))
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.imshow(_tile(shown, shape, 100), cmap="gray" if len(shape) == 2 else None, interpolation="nearest")
-    ax.set_title(f"k-sparse filters, k = {k}, CIFAR-10 patches" if args.dataset != "digits" else f"k = {k}")
-    ax.axis("off")
-    _save(fig, os.path.join(args.out, "fig3.png"))
+    title = f"k = {k}, {prof['n_hidden']} hidden units, {X.shape[0]} patches"
+    filter_grid(shown, shape, os.path.join(args.out, "fig3.png"), select="first", title=title)
     rand = np.random.default_rng(args.seed).normal(size=W.shape)
     live = W[:, used]
     return {"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "train_seconds": sec,
@@ -169,11 +138,10 @@ def fig3(args, prof):
 
 
 def fig4(args, prof):
-    """Fig. 4: log10 histograms of hidden activity on the test set for four models."""
-    import matplotlib.pyplot as plt
-
+    """Fig. 4: log histograms of hidden activity on the test set for four models."""
     from ksparse.baselines import features
     from ksparse.encode import encode
+    from ksparse.plots import activity_histogram
 
     _, train, _, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     acts, stats = {}, {}
@@ -191,18 +159,8 @@ def fig4(args, prof):
         stats[key] = {"zero_fraction": float(np.mean(acts[label] == 0)),
                       "mean_active_per_sample": float(np.mean((h != 0).sum(axis=1))),
                       "max_activity": float(acts[label].max()), "train_seconds": sec}
-    top = max(float(np.percentile(a[a > 0], 99.9)) for a in acts.values() if (a > 0).any())
-    bins = np.linspace(0.0, top, 61)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for _, label in FIG4_MODELS:
-        a = acts[label]
-        counts, _ = np.histogram(np.clip(a, 0.0, top), bins=bins)
-        ax.plot(0.5 * (bins[1:] + bins[:-1]), np.log10(1 + counts), label=label)
-    ax.set_xlabel("hidden activity")
-    ax.set_ylabel("log10(1 + count)")
-    ax.set_title(f"Log histogram of hidden activities ({len(test[0])} test images)")
-    ax.legend(fontsize=8)
-    _save(fig, os.path.join(args.out, "fig4.png"))
+    activity_histogram({label: acts[label] for _, label in FIG4_MODELS}, os.path.join(args.out, "fig4.png"),
+                       title=f"Hidden activities, {len(test[0])} test images")
     return stats
 
 
@@ -217,7 +175,6 @@ def main(argv):
                    help="digits: scikit-learn's 8x8 digits, for smoke tests (fig3: instead of CIFAR-10)")
     args = p.parse_args(argv[1:])
     prof = _common.finish_args(args)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     start = time.perf_counter()
     stats = targets[name](args, prof)
     stats = {"profile": args.profile, "dataset": args.dataset, "seconds": time.perf_counter() - start,

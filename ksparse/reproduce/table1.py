@@ -96,7 +96,7 @@ def run_row(key, args, prof, train, val, test):
 
     alpha = min((trial(a, prof["logreg_C"]) for a in alphas), key=lambda t: t["val_error"])["alpha"]
     for C in prof["logreg_Cs"]:
-        if C != prof["logreg_C"] or len(alphas) == 1:
+        if C != prof["logreg_C"]:
             trial(alpha, C)
     best = min((t for t in trials if t["alpha"] == alpha), key=lambda t: t["val_error"])
     wanted = [(alpha, best["C"])] + ([(3, best["C"])] if key == "k25" and alpha != 3 and 3 in alphas else [])
