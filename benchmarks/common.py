@@ -134,4 +134,5 @@ def parse_args(description, argv=None):
     p.add_argument("--quick", action="store_true", help="a short run, for development")
     p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
     p.add_argument("--no-save", action="store_true", help="do not write docs/benchmarks.json")
+    p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
     return p.parse_args(argv)

@@ -32,59 +32,77 @@ __device__ __forceinline__ U order_key(T v) {
     return (u & __SIGN__) ? ~u : (u | __SIGN__);
 }
 
-extern "C" __global__ void ksparse_rows(
-    const T* z, const T* b, const T* x, const T* WT, const T* b_prime,
-    const int N, const int H, const int d, const int k, const T scale,
-    long long* Gamma, T* dx_hat, T* dz, T* loss, T* db, T* db_prime)
-{
-    __shared__ int hist[256];
-    __shared__ U s_prefix;
-    __shared__ int s_remaining, s_greater, s_equal;
-    __shared__ T s_err[32];
-    const int i = blockIdx.x;
-    const int tid = threadIdx.x;
-    const T* zi = z + (long long)i * H;
-    long long* Gi = Gamma + (long long)i * k;
+struct SelectShared {
+    int hist[256];
+    U prefix;
+    int remaining, greater, equal;
+};
 
-    // D2: radix select of the k-th largest key, 8 bits per pass, most significant first
+__device__ void radix_select(const T* zi, const T* b, const int H, const int k, long long* Gi,
+                             SelectShared& sh)
+{
+    // D2: indices of the k largest z_ij + b_j, exactly. Radix select of the k-th largest
+    // key, 8 bits per pass from the most significant, then one pass to collect.
+    const int tid = threadIdx.x;
     U prefix = 0, mask = 0;
     int remaining = k;  // how many of the entries matching prefix we still need
     for (int shift = 8 * (int)sizeof(U) - 8; shift >= 0; shift -= 8) {
-        for (int t = tid; t < 256; t += blockDim.x) hist[t] = 0;
+        for (int t = tid; t < 256; t += blockDim.x) sh.hist[t] = 0;
         __syncthreads();
         for (int j = tid; j < H; j += blockDim.x) {
             U key = order_key(zi[j] + b[j]);
-            if ((key & mask) == prefix) atomicAdd(&hist[(int)((key >> shift) & 255)], 1);
+            if ((key & mask) == prefix) atomicAdd(&sh.hist[(int)((key >> shift) & 255)], 1);
         }
         __syncthreads();
         if (tid == 0) {
             int above = 0, digit = 255;
             for (; digit > 0; --digit) {
-                if (above + hist[digit] >= remaining) break;
-                above += hist[digit];
+                if (above + sh.hist[digit] >= remaining) break;
+                above += sh.hist[digit];
             }
-            s_prefix = prefix | ((U)digit << shift);
-            s_remaining = remaining - above;
+            sh.prefix = prefix | ((U)digit << shift);
+            sh.remaining = remaining - above;
         }
         __syncthreads();
-        prefix = s_prefix;
-        remaining = s_remaining;
+        prefix = sh.prefix;
+        remaining = sh.remaining;
         mask |= (U)255 << shift;
         __syncthreads();
     }
     // prefix is the k-th largest key; take every key above it and `remaining` equal to it
-    if (tid == 0) { s_greater = 0; s_equal = 0; }
+    if (tid == 0) { sh.greater = 0; sh.equal = 0; }
     __syncthreads();
     for (int j = tid; j < H; j += blockDim.x) {
         U key = order_key(zi[j] + b[j]);
         if (key > prefix) {
-            Gi[atomicAdd(&s_greater, 1)] = j;
+            Gi[atomicAdd(&sh.greater, 1)] = j;
         } else if (key == prefix) {
-            int slot = atomicAdd(&s_equal, 1);
+            int slot = atomicAdd(&sh.equal, 1);
             if (slot < remaining) Gi[k - remaining + slot] = j;
         }
     }
     __syncthreads();
+}
+
+extern "C" __global__ void ksparse_topk(const T* z, const T* b, const int H, const int k, long long* Gamma)
+{
+    // D2 alone, one block per row (for tests and benchmarks)
+    __shared__ SelectShared sh;
+    radix_select(z + (long long)blockIdx.x * H, b, H, k, Gamma + (long long)blockIdx.x * k, sh);
+}
+
+extern "C" __global__ void ksparse_rows(
+    const T* z, const T* b, const T* x, const T* WT, const T* b_prime,
+    const int N, const int H, const int d, const int k, const T scale,
+    long long* Gamma, T* dx_hat, T* dz, T* loss, T* db, T* db_prime)
+{
+    __shared__ SelectShared sh;
+    __shared__ T s_err[32];
+    const int i = blockIdx.x;
+    const int tid = threadIdx.x;
+    const T* zi = z + (long long)i * H;
+    long long* Gi = Gamma + (long long)i * k;
+    radix_select(zi, b, H, k, Gi, sh);
 
     // D3-D5: x_hat_i = b' + sum_j z_ij W[:, j]; residual; dx_hat = scale * residual
     T err = 0;
@@ -195,6 +213,17 @@ def _gradients(x, WT, b, b_prime, k):
         (N * k,), (min(_THREADS, 32 * ((d + 31) // 32)),),
         (z, b, x, dx_hat, dz, Gamma, xp.int32(H), xp.int32(d), xp.int32(k), dWT))
     return loss[0], Gamma, dWT, db, db_prime
+
+
+def topk(z, b, k):
+    """D2 alone: Gamma (N, k), the indices of the k largest entries of each row of z + b."""
+    xp = get_array_module(z)
+    N, H = z.shape
+    Gamma = xp.empty((N, k), dtype=xp.int64)
+    _module(xp, z.dtype.name).get_function("ksparse_topk")(
+        (N,), (_THREADS,), (xp.ascontiguousarray(z), xp.ascontiguousarray(b, dtype=z.dtype),
+                            xp.int32(H), xp.int32(k), Gamma))
+    return Gamma
 
 
 def step(x, WT, b, b_prime, k):

@@ -180,3 +180,19 @@ def test_cupy_fast_step_equals_layers(shape):
     velocity = {n: p * 0 for n, p in params.items()}
     fast.fast_train_step_(dev[0], params, velocity, shape[3], 0.1, 0.9)
     np.testing.assert_allclose(to_numpy(params["W"]), W - 0.1 * grads_ref["W"], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cupy_topk_is_exact_with_ties(dtype):
+    from ksparse import _cupy_kernels
+    from ksparse.backend import to_device, to_numpy
+
+    rng = np.random.default_rng(7)
+    z = rng.choice([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0], size=(50, 300)).astype(dtype)
+    z[:10] = rng.normal(size=(10, 300))
+    for k in (1, 7, 150, 300):
+        Gamma = to_numpy(_cupy_kernels.topk(to_device(z, "gpu"), to_device(np.zeros(300, dtype), "gpu"), k))
+        for row, g in zip(z, Gamma, strict=True):
+            assert len(set(g.tolist())) == k
+            np.testing.assert_array_equal(np.sort(row[g]), np.sort(row)[-k:])
