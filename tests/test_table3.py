@@ -56,7 +56,7 @@ def test_table3_settings_follow_the_paper():
     assert (paper["ft_lr"], paper["ft_lr_final"], paper["ft_momentum"]) == (1.0, 0.001, 0.25)
     assert paper["ft_epochs"]["deep"] == (200, 200, 200) and paper["ae_epochs"] == (5000, 5000)
     long = table3.settings("long", "mnist")
-    assert long["ft_epochs"]["deep"] == (10, 25, 45) and long["n_hidden"] == 1000
+    assert long["ft_epochs"]["deep"] == (10, 20, 40) and long["n_hidden"] == 1000
     norb = table3.settings("paper", "norb")
     assert (norb["k"], norb["alpha"], norb["n_hidden"], norb["lr"]) == (150, 2.0, 4000, 0.0001)
 

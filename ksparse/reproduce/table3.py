@@ -63,8 +63,8 @@ PROFILES = {
               "deep": (5, 8, 15)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
               "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
     # long: what fits in about an hour on one busy core, same learning rates as quick
-    "long": {"ae_epochs": (50, 25), "ft_epochs": {"no_pretrain": (80,), "shallow": (10, 70),
-             "deep": (10, 25, 45)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
+    "long": {"ae_epochs": (80, 30), "ft_epochs": {"no_pretrain": (60,), "shallow": (10, 40),
+             "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
              "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
     "smoke": {"ae_epochs": (2, 2), "ft_epochs": {"no_pretrain": (3,), "shallow": (2, 2),
               "deep": (2, 2, 2)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
