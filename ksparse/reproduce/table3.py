@@ -219,7 +219,8 @@ def main(argv):
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
     rows = [row for key in keys for row in ROWS[args.dataset] if row[0] == key]
-    _common.finish_args(args)
+    args.cache = args.cache or os.path.join(args.out, "models")  # as _common.finish_args
+    os.makedirs(args.cache, exist_ok=True)
     prof = settings(args.profile, args.dataset)
     start = time.perf_counter()
     data = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], args.seed)
