@@ -15,6 +15,8 @@ RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
 def set_threads(n):
     """Limit every thread pool in the process to ``n``: all BLAS copies (numpy and scipy ship
     their own OpenBLAS), OpenMP, numba and torch. Call after importing torch."""
+    import scipy.linalg  # noqa: F401  (load scipy's own OpenBLAS before limiting it)
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=n)

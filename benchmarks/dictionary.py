@@ -119,7 +119,7 @@ def run(quick=False, threads=2, data_dir=None):
     common.set_threads(threads)
     X, X_test = mnist(10000 if not quick else 3000, 1000, data_dir)
     X_eval = X_test.astype(np.float64)
-    budget = 8.0 if quick else 50.0
+    budget = 8.0 if quick else 40.0
     results = {"machine": common.machine(), "threads": threads, "H": H, "k": K, "n_train": X.shape[0],
                "n_eval": X_eval.shape[0], "budget_s": budget}
     own, omp = ksparse_curve(X, X_eval.astype(np.float32), budget)

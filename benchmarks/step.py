@@ -57,15 +57,14 @@ def make_steps(x, params, with_torch=True):
     return steps
 
 
-def torch_step(x, params):
+def torch_step(x, params, device="cpu"):
     """A TopK autoencoder step in the style of openai/sparse_autoencoder: torch.topk, scatter,
     autograd, and torch.optim.SGD with momentum; tied weights, the same loss D4."""
     import torch
 
-    xt = torch.from_numpy(x)
-    W = torch.tensor(params["W"], requires_grad=True)
-    b = torch.tensor(params["b"], requires_grad=True)
-    b_prime = torch.tensor(params["b_prime"], requires_grad=True)
+    xt = torch.as_tensor(x, device=device)
+    W, b, b_prime = (torch.tensor(params[n], device=device, requires_grad=True)
+                     for n in ("W", "b", "b_prime"))
     opt = torch.optim.SGD([W, b, b_prime], lr=LR, momentum=MOMENTUM)
 
     def step():

@@ -113,6 +113,18 @@ def topk_row(bits, k, shift, mask, Gamma_row, scratch):
 
 
 @numba.njit(parallel=True, **_JIT)
+def topk_rows(bits, shift, mask, Gamma):
+    """D2 for every row of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
+    N, H = bits.shape
+    k = Gamma.shape[1]
+    n_chunks = min(N, 64)
+    for c in numba.prange(n_chunks):
+        scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
+        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
+            topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
+
+
+@numba.njit(parallel=True, **_JIT)
 def forward_rows(x, z, bits, shift, mask, WT, b_prime, k, Gamma, dx_hat, dz, err):
     """D2-D6 per sample on the support: Gamma, dx_hat (D5) and dz on Gamma (D6).
 

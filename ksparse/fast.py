@@ -22,8 +22,8 @@ Kernels, chosen by ``kernel``:
 
 import numpy as np
 
+from ksparse import layers
 from ksparse.backend import get_array_module
-from ksparse.layers import supp_k
 
 KERNELS = ("auto", "numba", "numpy")
 
@@ -62,6 +62,49 @@ def _check(x, W, k, kernel):
     if module is None and kernel == "numba":
         raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
     return xp, x, module or "numpy"
+
+
+def supp_k(z, k, kernel="auto"):
+    """D2: Gamma = supp_k(z), the indices of the k largest entries of each row, exactly.
+
+    The same contract as :func:`ksparse.layers.supp_k` (ties broken arbitrarily, no
+    particular order), computed by the compiled O(H)-per-row select when numba is present
+    (several times faster than ``argpartition``), else by :func:`ksparse.layers.supp_k`.
+
+    Parameters
+    ----------
+    z : array, shape (N, H), float32 or float64
+    k : int, 1 <= k <= H
+    kernel : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    Gamma : int64 array, shape (N, k)
+    """
+    xp = get_array_module(z)
+    if z.ndim != 2 or not 1 <= k <= z.shape[1]:
+        raise ValueError(f"z must be 2-D and k must satisfy 1 <= k <= {z.shape[-1]}, got k={k}")
+    if xp is not np:
+        from ksparse import _cupy_kernels
+
+        return _cupy_kernels.topk(z, xp.zeros(z.shape[1], z.dtype), k)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    impl = _numba_kernels() if kernel != "numpy" else None
+    if impl is None and kernel == "numba":
+        raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
+    if impl is None or z.dtype not in (np.float32, np.float64):
+        return layers.supp_k(z, k)
+    z = np.ascontiguousarray(z)
+    Gamma = np.empty((z.shape[0], k), dtype=np.int64)
+    impl.topk_rows(*_int_view(z), Gamma)
+    return Gamma
+
+
+def _int_view(z):
+    """z viewed as integers of its width, that width - 1, and the largest such integer."""
+    int_type = np.int32 if z.dtype == np.float32 else np.int64
+    return z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
 
 
 def _transposed(W):
@@ -183,14 +226,11 @@ def _numba_forward(impl, x, WT, b, b_prime, k):
     N = x.shape[0]
     z = x @ WT.T
     z += b
-    int_type = np.int32 if z.dtype == np.float32 else np.int64
-    bits = z.view(int_type)
-    shift, mask = int_type(8 * bits.itemsize - 1), np.iinfo(int_type).max
     Gamma = np.empty((N, k), dtype=np.int64)
     dx_hat = np.empty_like(x)
     dz = np.empty((N, k), dtype=x.dtype)
     err = np.empty(N, dtype=np.float64)
-    impl.forward_rows(x, z, bits, shift, int_type(mask), WT, b_prime, k, Gamma, dx_hat, dz, err)
+    impl.forward_rows(x, z, *_int_view(z), WT, b_prime, k, Gamma, dx_hat, dz, err)
     return z, Gamma, dx_hat, dz, err
 
 
@@ -211,7 +251,7 @@ def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):
     Gamma = np.empty((N, k), dtype=np.intp)  # D2, in row blocks: argpartition returns (rows, H)
     rows = max(1, chunk // (4 * H))
     for lo in range(0, N, rows):
-        Gamma[lo:lo + rows] = supp_k(z[lo:lo + rows], k)
+        Gamma[lo:lo + rows] = layers.supp_k(z[lo:lo + rows], k)
     structure = (Gamma.ravel(), np.arange(0, N * k + 1, k))
     z_k = sparse.csr_array((np.take_along_axis(z, Gamma, axis=1).ravel(), *structure), shape=(N, H))
     residual = z_k @ WT  # D3

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ksparse import fast
+from ksparse import fast, layers
 from ksparse.backend import gpu_available
 from ksparse.layers import ksparse_step
 from ksparse.optim import sgd_momentum_
@@ -106,6 +106,18 @@ def test_support_is_exact_top_k_with_ties(dtype, rows, k, kernel):
     for row, g in zip(z, Gamma, strict=True):
         assert len(set(g.tolist())) == k and g.min() >= 0 and g.max() < z.shape[1]
         np.testing.assert_array_equal(np.sort(row[g]), np.sort(row)[-k:])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_supp_k_equals_layers(kernel, dtype):
+    z = np.random.default_rng(8).normal(size=(40, 500)).astype(dtype) - 1
+    for k in (1, 25, 64, 499, 500):
+        Gamma = fast.supp_k(z, k, kernel=kernel)
+        assert Gamma.shape == (40, k)
+        _assert_same_support(Gamma, layers.supp_k(z, k))
+    with pytest.raises(ValueError, match="k must satisfy"):
+        fast.supp_k(z, 501)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
