@@ -143,6 +143,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def _encoders(self, X, sizes, seed):
         if self.encoders is not None:
             self.pretrain_history_ = []
+            if len(self.encoders) != len(sizes):
+                raise ValueError(f"encoders holds {len(self.encoders)} (W, b) pairs; give one per hidden "
+                                 f"layer ({len(sizes)})")
             return list(self.encoders)
         if not self.pretrain:
             self.pretrain_history_ = []

@@ -136,6 +136,8 @@ def test_classifier_uses_given_encoders(digits):
     clf = KSparseClassifier(hidden_layer_sizes=(30,), k=5, alpha=2, encoders=enc, n_epochs=[3, 0])
     clf.fit(digits.X_train, digits.y_train)
     np.testing.assert_array_equal(clf.params_["W1"], enc[0][0].astype("float32"))  # stage 2 ran 0 epochs
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        clf.set_params(hidden_layer_sizes=(30, 30)).fit(digits.X_train, digits.y_train)
 
 
 SMALL = {"hidden_layer_sizes": (16,), "k": 3, "alpha": 2, "pretrain_epochs": 2, "pretrain_lr": 1e-5,
