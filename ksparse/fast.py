@@ -3,8 +3,8 @@
 The same math as :func:`ksparse.layers.ksparse_step` (D1-D8), but only D1 is a dense
 product. D2 selects Gamma; D3, D6 and D8 touch the k active columns ``W[:, j]`` of each
 sample, N k d multiply-adds each, instead of three more dense products. Nothing of
-shape (N, H) is allocated beyond z (and, on the NumPy path, the sparse code's
-structure).
+shape (N, H) is allocated beyond z (the NumPy path's top-k works in row blocks of at
+most 2^20 entries).
 
 Weight layout: the active columns ``W[:, j]`` are contiguous when ``W`` is stored in
 column-major (Fortran) order, i.e. when ``W.T`` is a C-contiguous (H, d) array.
@@ -44,8 +44,6 @@ def _numba_kernels():
 def _check(x, W, k, kernel):
     """Validate the arguments shared by both steps; return (xp, x, kernel module or name)."""
     xp = get_array_module(x, W)
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[0]:
         raise ValueError(f"x must be (N, d) and W (d, H) with matching d; got {x.shape} and {W.shape}")
     H = W.shape[1]
@@ -54,14 +52,17 @@ def _check(x, W, k, kernel):
     if W.dtype not in (np.float32, np.float64):
         raise TypeError(f"W must be float32 or float64, got {W.dtype}")
     x = xp.ascontiguousarray(x, dtype=W.dtype)
-    if xp is not np:
-        return xp, x, "cupy"
-    if kernel == "numpy":
-        return xp, x, "numpy"
-    module = _numba_kernels()
+    return xp, x, ("cupy" if xp is not np else _resolve(kernel))
+
+
+def _resolve(kernel):
+    """The numba kernel module, or "numpy", for a ``kernel`` name."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    module = _numba_kernels() if kernel != "numpy" else None
     if module is None and kernel == "numba":
         raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
-    return xp, x, module or "numpy"
+    return module or "numpy"
 
 
 def supp_k(z, k, kernel="auto"):
@@ -88,12 +89,8 @@ def supp_k(z, k, kernel="auto"):
         from ksparse import _cupy_kernels
 
         return _cupy_kernels.topk(z, xp.zeros(z.shape[1], z.dtype), k)
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    impl = _numba_kernels() if kernel != "numpy" else None
-    if impl is None and kernel == "numba":
-        raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
-    if impl is None or z.dtype not in (np.float32, np.float64):
+    impl = _resolve(kernel)
+    if impl == "numpy" or z.dtype not in (np.float32, np.float64):
         return layers.supp_k(z, k)
     z = np.ascontiguousarray(z)
     Gamma = np.empty((z.shape[0], k), dtype=np.int64)
