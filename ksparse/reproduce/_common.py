@@ -25,7 +25,7 @@ PROFILES = {
         "patch_epochs": 5000, "n_patches": 1000000,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
         "ae_lr": 0.001, "rbm_lr": 0.01, "n_train": None,
-        "logreg_max_iter": 1000, "logreg_C": 10.0, "logreg_Cs": (1.0, 10.0, 100.0),
+        "logreg_max_iter": 1000, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
         "alphas": (1, 2, 3, 4), "select_n": None,
     },
     "quick": {
@@ -33,7 +33,7 @@ PROFILES = {
         "patch_epochs": 20, "n_patches": 100000,
         "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
         "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
-        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (1.0, 10.0, 100.0),
+        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
         "alphas": (1, 2, 3, 4), "select_n": 10000,
     },
     "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
