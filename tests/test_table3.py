@@ -40,9 +40,11 @@ def test_table3_smoke_on_digits_end_to_end(tmp_path):
     assert "Deep k-sparse AE" in md and md.count("\n| ") == 4
     # the autoencoders are cached: a second run of one row trains none
     assert os.listdir(os.path.join(out, "models"))
-    table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out, "--rows", "shallow"])
+    table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out, "--rows", "shallow",
+                 "--ft-lr", "0.2"])
     again, _ = read_result(out)
     assert again["meta"]["autoencoder_seconds"] == result["meta"]["autoencoder_seconds"][:1]
+    assert again["rows"][0]["ft_lr"] == 0.2
 
 
 def test_table3_rejects_unknown_rows(tmp_path):

@@ -198,6 +198,8 @@ def _parser():
                    help="mnist: Table 3; norb: Table 4 (needs the small NORB files); digits: smoke tests")
     p.add_argument("--rows", default="no_pretrain,shallow,deep", help="comma-separated subset of rows")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
+    p.add_argument("--ft-lr", type=float, default=None,
+                   help="initial fine-tuning learning rate for every row (default: the profile's)")
     return p
 
 
@@ -222,6 +224,8 @@ def main(argv):
     args.cache = args.cache or os.path.join(args.out, "models")  # as _common.finish_args
     os.makedirs(args.cache, exist_ok=True)
     prof = settings(args.profile, args.dataset)
+    if args.ft_lr is not None:
+        prof["ft_lr"] = args.ft_lr
     start = time.perf_counter()
     data = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], args.seed)
     encoders, ae_seconds = [], []
