@@ -117,7 +117,7 @@ def save_results(section, data):
     results[section] = data
     tmp = RESULTS + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
+        json.dump(results, f, indent=1)
     os.replace(tmp, RESULTS)
     return results
 

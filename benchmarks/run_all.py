@@ -71,7 +71,8 @@ def plot_steps(step, path):
     import numpy as np
 
     cases = step["cases"]
-    names = [n for n in cases[0]["methods"] if not n.startswith("one product")]
+    names = sorted((n for n in cases[0]["methods"] if not n.startswith("one product")),
+                   key=lambda n: (not n.startswith("ksparse"), n))
     labels = [f"{c['dtype'][5:]}-bit\nN={c['N']}\nH={c['H']}" for c in cases]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(cases) + 2), 4))
     width = 0.8 / len(names)
