@@ -102,7 +102,9 @@ def fig1(args, prof):
         used = _used(W, arrays["b"], train[0], k)
         filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
                     os.path.join(args.out, f"fig1_k{k}.png"), select="first", title=f"k = {k}")
-        stats[f"k{k}"] = {"median_spread_px": float(np.median(spatial_spread(W[:, used], shape))),
+        spread = spatial_spread(W[:, used], shape)
+        stats[f"k{k}"] = {"median_spread_px": float(np.median(spread)),
+                          "fraction_local_spread_below_3px": float(np.mean(spread < 3.0)),
                           "dead_fraction": float(1.0 - used.mean()), "train_seconds": sec}
     return {f"k{k}": stats[f"k{k}"] for k in FIG1_KS}
 
