@@ -36,6 +36,14 @@ PROFILES = {
         "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
         "alphas": (1, 2, 3, 4), "select_n": 10000,
     },
+    "long": {  # quick with three times the epochs: the longest run our shared CPUs allowed
+        "n_hidden": 1000, "ksparse_epochs": 60, "ae_epochs": 18, "rbm_epochs": 9,
+        "patch_epochs": 60, "n_patches": 100000,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
+        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
+        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
+        "alphas": (1, 2, 3, 4), "select_n": 10000,
+    },
     "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
         "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
         "patch_epochs": 2, "n_patches": 2000,
