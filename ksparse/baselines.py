@@ -72,7 +72,7 @@ def dropout_mask(shape, p, rng, dtype):
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"the drop rate p must satisfy 0 <= p < 1, got {p}")
-    return (rng.random(shape) >= p).astype(dtype) / dtype.type(1.0 - p)
+    return (rng.random(shape) >= p).astype(dtype) / (1.0 - p)  # a Python float keeps the dtype
 
 
 def dropout_forward(a, mask):

@@ -69,6 +69,7 @@ def test_dropout_mask_is_scaled_and_keeps_the_expectation():
     m = dropout_mask((400, 500), 0.2, rng, np.dtype(np.float64))
     assert set(np.unique(m)) == {0.0, 1.0 / 0.8}
     assert abs(m.mean() - 1.0) < 0.01
+    assert dropout_mask((3, 4), 0.5, rng, np.float32).dtype == np.float32
     with pytest.raises(ValueError, match="0 <= p < 1"):
         dropout_mask((2, 2), 1.0, rng, np.dtype(np.float64))
 
