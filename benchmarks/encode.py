@@ -5,10 +5,9 @@
 On an MNIST dictionary learned by ksparse (H = 1000 and 4000, k = 25), encode MNIST test
 images with h = supp_k(W^T x + b) (Sec. 2.2), with scikit-learn's ``orthogonal_mp_gram``
 (Gram matrix precomputed, W^T x computed in the timed call) and with ``reference.omp.
-batch_omp``, both on the unit-norm columns of the same W. A second ksparse row computes
-the same h with the compiled top-k of ``ksparse.fast.supp_k`` instead of argpartition.
-The ksparse encoders encode
-all 10,000 test images per call; OMP is slow and encodes the first ``n_omp``. Figures
+batch_omp``, both on the unit-norm columns of the same W. (The encoder selects with
+``ksparse.fast.supp_k``, the compiled top-k when numba is installed.) The ksparse encoder
+encodes all 10,000 test images per call; OMP is slow and encodes the first ``n_omp``. Figures
 are per-round ratios of the time per image to the ksparse encoder's, medians over rounds;
 the errors compare the methods on the same first ``n_omp`` images.
 """
@@ -18,7 +17,6 @@ import os
 import numpy as np
 
 from benchmarks import common
-from ksparse import fast
 from ksparse.encode import encode
 from ksparse.train import fit
 
@@ -38,16 +36,6 @@ def learn_dictionary(X, H, n_epochs, seed=0):
     return {n: np.asarray(a) for n, a in state.params.items()}, state.history[-1]
 
 
-def fast_encode(X, W, b):
-    """The same h as :func:`ksparse.encode.encode`, with the compiled select of ksparse.fast."""
-    z = X @ W
-    z += b
-    Gamma = fast.supp_k(z, K)
-    h = np.zeros_like(z)
-    np.put_along_axis(h, Gamma, np.take_along_axis(z, Gamma, axis=1), axis=1)
-    return h
-
-
 def _mse(x, x_hat):
     return float(np.mean((x_hat - x) ** 2))
 
@@ -65,14 +53,12 @@ def compare(X, params, n_omp, rounds):
     out = {}
     fns = {
         "ksparse encode": lambda: out.__setitem__("ksparse encode", encode(X, W, b, K)),
-        "ksparse.fast.supp_k encode": lambda: out.__setitem__(
-            "ksparse.fast.supp_k encode", fast_encode(X, W, b)),
         "scikit-learn orthogonal_mp_gram": lambda: out.__setitem__(
             "scikit-learn orthogonal_mp_gram", orthogonal_mp_gram(gram, Wn.T @ xs64.T, n_nonzero_coefs=K).T),
         "reference batch_omp": lambda: out.__setitem__(
             "reference batch_omp", batch_omp(xs64, Wn, K, G=gram)[0]),
     }
-    n_images = {"ksparse encode": X.shape[0], "ksparse.fast.supp_k encode": X.shape[0]}
+    n_images = {"ksparse encode": X.shape[0]}
     times = common.interleaved(fns, rounds, warmup=1)
     per_image = {n: t / n_images.get(n, n_omp) for n, t in times.items()}
     res = common.ratios(per_image, "ksparse encode")
@@ -80,10 +66,9 @@ def compare(X, params, n_omp, rounds):
         m["images"] = n_images.get(name, n_omp)
         m["us_per_image"] = m.pop("ms") * 1e3
         del m["ms_min"]
-    for name in ("ksparse encode", "ksparse.fast.supp_k encode"):
-        h = out[name]
-        res[name]["mse_per_pixel"] = _mse(X[:n_omp], h[:n_omp] @ W.T + b_prime)
-        res[name]["mse_all_images"] = _mse(X, h @ W.T + b_prime)
+    h = out["ksparse encode"]
+    res["ksparse encode"]["mse_per_pixel"] = _mse(X[:n_omp], h[:n_omp] @ W.T + b_prime)
+    res["ksparse encode"]["mse_all_images"] = _mse(X, h @ W.T + b_prime)
     for name in ("scikit-learn orthogonal_mp_gram", "reference batch_omp"):
         res[name]["mse_per_pixel"] = _mse(xs64, out[name] @ Wn.T)
     return res

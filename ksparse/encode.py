@@ -1,7 +1,8 @@
 """Sparse encoding, Sec. 2.2: features h = supp_{alpha k}(W^T x + b)."""
 
 from ksparse.backend import get_array_module
-from ksparse.layers import encode_forward, supp_k, support_mask
+from ksparse.fast import supp_k
+from ksparse.layers import encode_forward, support_mask
 
 
 def alpha_k(k, alpha, n_hidden):
