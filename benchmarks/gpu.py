@@ -34,8 +34,9 @@ def _sync():
     import cupy
 
     cupy.cuda.Device().synchronize()
-    if "torch" in sys.modules:
-        sys.modules["torch"].cuda.synchronize()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def gpu_interleaved(fns, rounds, inner):

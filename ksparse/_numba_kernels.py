@@ -6,11 +6,31 @@ math is that of ``docs/equations.md`` D2-D8 restricted to the support Gamma; see
 :mod:`ksparse.fast` for the public functions and the equations.
 
 Importing this module compiles nothing: numba compiles each kernel on its first call
-(and caches it on disk).
+(and caches it on disk). Small steps run on one thread (:func:`threads_for`).
 """
+
+import contextlib
 
 import numba
 import numpy as np
+
+# Below this many multiply-adds a step runs its kernels on one thread: waking a second
+# thread and meeting it at a barrier costs more than it saves on small problems, and on a
+# busy machine (where the second thread waits for a time slice) up to 100 times more.
+PARALLEL_WORK = 1 << 23
+
+@contextlib.contextmanager
+def threads_for(work):
+    """Run the enclosed kernels on one thread when ``work`` < PARALLEL_WORK, else on numba's
+    thread count; restores the (thread-local) setting afterwards."""
+    n = numba.get_num_threads()
+    if work < PARALLEL_WORK:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
 
 # Every fast-math flag except 'nnan' and 'ninf': NaN and inf must still propagate, so that
 # training can detect divergence.

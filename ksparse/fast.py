@@ -94,7 +94,8 @@ def supp_k(z, k, kernel="auto"):
         return layers.supp_k(z, k)
     z = np.ascontiguousarray(z)
     Gamma = np.empty((z.shape[0], k), dtype=np.int64)
-    impl.topk_rows(*_int_view(z), Gamma)
+    with impl.threads_for(z.size):
+        impl.topk_rows(*_int_view(z), Gamma)
     return Gamma
 
 
@@ -149,11 +150,12 @@ def fast_step(x, W, b, b_prime, k, kernel="auto"):
         return _cupy_kernels.step(x, WT, b, b_prime, k)
     if impl == "numpy":
         return _numpy_step(x, WT, b, b_prime, k)
-    z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, WT, b, b_prime, k)
-    start, entries = impl.by_unit(Gamma, WT.shape[0])
     dWT = np.empty_like(WT)
     db = np.empty_like(b)
-    impl.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db)
+    with impl.threads_for(x.shape[0] * k * x.shape[1] + WT.size):
+        z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, WT, b, b_prime, k)
+        start, entries = impl.by_unit(Gamma, WT.shape[0])
+        impl.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db)
     grads = {"W": dWT.T, "b": db, "b_prime": dx_hat.sum(axis=0)}
     return W.dtype.type(err.sum() / x.shape[0]), grads, Gamma
 
@@ -197,10 +199,11 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
         E, grads, Gamma = _numpy_step(x, W.T, b, b_prime, k)
         _momentum_(params, grads, velocity, lr, momentum)
         return E, Gamma
-    z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, W.T, b, b_prime, k)
-    start, entries = impl.by_unit(Gamma, W.shape[1])
-    impl.weight_grads_update(start, entries, x, z, dx_hat, dz, W.T, b, velocity["W"].T,
-                             velocity["b"], lr, momentum)
+    with impl.threads_for(x.shape[0] * k * x.shape[1] + W.size):
+        z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, W.T, b, b_prime, k)
+        start, entries = impl.by_unit(Gamma, W.shape[1])
+        impl.weight_grads_update(start, entries, x, z, dx_hat, dz, W.T, b, velocity["W"].T,
+                                 velocity["b"], lr, momentum)
     _momentum_({"b_prime": b_prime}, {"b_prime": dx_hat.sum(axis=0)}, velocity, lr, momentum)
     return W.dtype.type(err.sum() / x.shape[0]), Gamma
 
