@@ -208,3 +208,14 @@ def test_cupy_topk_is_exact_with_ties(dtype):
         for row, g in zip(z, Gamma, strict=True):
             assert len(set(g.tolist())) == k
             np.testing.assert_array_equal(np.sort(row[g]), np.sort(row)[-k:])
+
+
+@pytest.mark.skipif(not fast.has_numba(), reason="numba is not installed (the `fast` extra)")
+def test_small_steps_leave_the_numba_thread_count_alone():
+    import numba
+
+    before = numba.get_num_threads()
+    x, W, b, b_prime = _problem(4, 3, 5)
+    fast.fast_step(x, W, b, b_prime, 2, kernel="numba")
+    fast.supp_k(x, 2, kernel="numba")
+    assert numba.get_num_threads() == before
