@@ -159,6 +159,19 @@ def write_page(results):
                  f"a budget of {dct['budget_s']:g} s of training per method; test MSE per pixel on "
                  f"{dct['n_eval']} test images.", "",
                  dictionary.report(dct), "", "![error against time](figures/bench_dictionary.png)", ""]
+    text += ["## Notes and limits", "",
+             "- The compiled kernels run on one thread when a step has fewer than 2^23 multiply-adds",
+             "  (`ksparse._numba_kernels.PARALLEL_WORK`; batch 128 at d = 784, k = 25 is below it): a",
+             "  second thread cost more than it saved there, and on a busy machine a parallel region",
+             "  waited milliseconds for its second thread. The BLAS product always uses every thread.",
+             "- OMP is timed on a subset of the test images (it takes milliseconds per image); ratios",
+             "  are per image. scikit-learn's `orthogonal_mp_gram` copies the Gram matrix for every",
+             "  signal, which dominates at H = 4000.",
+             "- Dictionary learning uses H = 256 so that the reference K-SVD finishes iterations within",
+             "  the budget; ksparse trains with lr = 0.005 there (its default 0.01 diverges at H = 256).",
+             "- The CUDA kernels (`ksparse._cupy_kernels`) compile with NVRTC for float32 and float64",
+             "  but have not run on a GPU yet; the GPU tests and `python -m benchmarks.gpu` check them.",
+             ""]
     text += ["## GPU", ""]
     if results.get("gpu"):
         g = results["gpu"]
