@@ -161,9 +161,10 @@ def write_page(results):
                  dictionary.report(dct), "", "![error against time](figures/bench_dictionary.png)", ""]
     text += ["## Notes and limits", "",
              "- The compiled kernels run on one thread when a step has fewer than 2^23 multiply-adds",
-             "  (`ksparse._numba_kernels.PARALLEL_WORK`; batch 128 at d = 784, k = 25 is below it): a",
-             "  second thread cost more than it saved there, and on a busy machine a parallel region",
-             "  waited milliseconds for its second thread. The BLAS product always uses every thread.",
+             "  (`ksparse._numba_kernels.PARALLEL_WORK`; batch 128 at d = 784, k = 25 is below it). On",
+             "  this shared machine a parallel region of such a step waited milliseconds for its",
+             "  second thread (a tiny step took 16 ms on two threads, 0.04 ms on one). The BLAS",
+             "  product always uses every thread.",
              "- OMP is timed on a subset of the test images (it takes milliseconds per image); ratios",
              "  are per image. scikit-learn's `orthogonal_mp_gram` copies the Gram matrix for every",
              "  signal, which dominates at H = 4000.",
