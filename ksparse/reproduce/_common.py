@@ -59,7 +59,8 @@ def parser(prog, description, profile_default="quick"):
     """The options every target takes: --profile, --out, --data-dir, --cache, --dataset, --seed."""
     p = argparse.ArgumentParser(prog=f"ksparse reproduce {prog}", description=description)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
-                   help="quick: minutes on a laptop; paper: Sec. 4.2.2 settings; smoke: seconds, for tests")
+                   help="quick: about 12 CPU-minutes; long: 3x quick's epochs; paper: Sec. 4.2.2 "
+                   "(5000 epochs); smoke: seconds, for tests")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--data-dir", default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
