@@ -106,3 +106,23 @@ def test_cached_model_trains_once(tmp_path):
     cached_model(str(tmp_path), "m", {"x": 2}, train)
     assert len(calls) == 2
     np.testing.assert_array_equal(a["W"], b["W"])
+
+
+needs_data = pytest.mark.skipif(not os.environ.get("KSPARSE_DATA"),
+                                reason="set KSPARSE_DATA to the real data")
+
+
+@needs_data
+def test_table1_on_real_mnist_subset(tmp_path):
+    argv = ["table1", "--profile", "smoke", "--rows", "raw,k25", "--out", str(tmp_path), "--docs", "none"]
+    assert main(argv) == 0
+    result = json.load(open(tmp_path / "table1.json"))
+    assert result["meta"]["n_train"] == 600 and result["meta"]["n_val"] == 10000
+    assert result["rows"][0]["test_error"] < 0.3  # raw pixels, 600 training images
+
+
+@needs_data
+def test_fig3_on_real_cifar10_patches(tmp_path):
+    assert main(["fig3", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    stats = json.load(open(tmp_path / "fig3.json"))
+    assert stats["dataset"] == "cifar10-patches" and stats["stats"]["d"] == 192

@@ -47,7 +47,7 @@ PROFILES = {
     "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
         "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
         "patch_epochs": 2, "n_patches": 2000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 64, "k_start": 100,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 64, "k_start": 50,  # < H: never dense
         "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": 600,
         "logreg_max_iter": 50, "logreg_C": 10.0, "logreg_Cs": (1.0, 10.0),
         "alphas": (1, 2), "select_n": 300,
