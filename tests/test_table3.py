@@ -40,9 +40,10 @@ def test_table3_smoke_on_digits_end_to_end(tmp_path):
     assert "Deep k-sparse AE" in md and md.count("\n| ") == 4
     # the autoencoders are cached: a second run of one row trains none
     assert os.listdir(os.path.join(out, "models"))
-    table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out, "--rows", "shallow",
-                 "--ft-lr", "0.2"])
-    again, _ = read_result(out)
+    out2 = str(tmp_path / "out2")  # a new folder, with the models of the first run
+    table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out2, "--rows", "shallow",
+                 "--ft-lr", "0.2", "--cache", os.path.join(out, "models")])
+    again, _ = read_result(out2)
     assert again["meta"]["autoencoder_seconds"] == result["meta"]["autoencoder_seconds"][:1]
     assert again["rows"][0]["ft_lr"] == 0.2
 

@@ -222,7 +222,8 @@ def main(argv):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
     rows = [row for key in keys for row in ROWS[args.dataset] if row[0] == key]
     args.cache = args.cache or os.path.join(args.out, "models")  # as _common.finish_args
-    os.makedirs(args.cache, exist_ok=True)
+    for folder in (args.out, args.cache):
+        os.makedirs(folder, exist_ok=True)
     prof = settings(args.profile, args.dataset)
     if args.ft_lr is not None:
         prof["ft_lr"] = args.ft_lr
