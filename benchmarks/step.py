@@ -144,7 +144,7 @@ def peak_memory(N=1024, H=4000, dtype="float32"):
     return out
 
 
-def run(quick=False, threads=2):
+def run(quick=False, threads=2, dtypes=None, extras=True):
     try:
         import torch  # noqa: F401  (imported before the pools are limited)
 
@@ -153,7 +153,7 @@ def run(quick=False, threads=2):
         with_torch = False
     common.set_threads(threads)
     results = {"machine": common.machine(), "threads": threads, "d": D, "k": K, "cases": []}
-    dtypes = ["float32"] if quick else ["float32", "float64"]
+    dtypes = dtypes or (["float32"] if quick else ["float32", "float64"])
     shapes = SHAPES[:2] if quick else SHAPES
     for dtype in dtypes:
         for N, H in shapes:
@@ -166,8 +166,8 @@ def run(quick=False, threads=2):
             results["cases"].append({"dtype": dtype, "N": N, "H": H,
                                      "methods": common.ratios(times, "one product x @ W")})
     x, params = _problem(128, 1000, np.float32)
-    results["phases_ms"] = phases(x, params)
-    results["peak_memory_mb"] = {} if quick else peak_memory()
+    results["phases_ms"] = phases(x, params) if extras else None
+    results["peak_memory_mb"] = peak_memory() if extras and not quick else {}
     results["loadavg_after"] = list(os.getloadavg())
     return results
 
