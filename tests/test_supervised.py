@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import _numeric_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,19 +21,8 @@ EPS = 1e-6
 
 
 def numerical_grad(f, a, eps=EPS):
-    """Centered differences of the scalar f() with respect to every entry of ``a`` (in place)."""
-    g = np.zeros_like(a)
-    it = np.nditer(a, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = a[i]
-        a[i] = old + eps
-        fp = f()
-        a[i] = old - eps
-        fm = f()
-        a[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
+    """Centered differences of the scalar f() with respect to every entry of ``a`` (tests/conftest.py)."""
+    return _numeric_grad(f, a, 1.0, eps)
 
 
 def assert_close(analytic, numeric):
