@@ -222,3 +222,12 @@ def _csr(F):
     from scipy.sparse import csr_matrix
 
     return csr_matrix(F)
+
+
+def jsonable(value):
+    """``json.dump``'s ``default``: NumPy scalars as Python numbers, tuples as lists."""
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value)} to JSON")

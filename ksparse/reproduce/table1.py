@@ -17,8 +17,6 @@ import platform
 import re
 import time
 
-import numpy as np
-
 from ksparse.reproduce import _common
 
 log = logging.getLogger("ksparse.reproduce")
@@ -176,7 +174,7 @@ def main(argv):
     with open(os.path.join(args.out, "table1.md"), "w") as f:
         f.write(table)
     with open(os.path.join(args.out, "table1.json"), "w") as f:
-        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_jsonable)
+        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_common.jsonable)
     docs = args.docs
     if docs is None and args.dataset == "mnist" and os.path.isfile("docs/results.md"):
         docs = "docs/results.md"
@@ -184,11 +182,3 @@ def main(argv):
         update_docs(docs, args.profile, table)
     print(table)
     return 0
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value)} to JSON")

@@ -209,7 +209,7 @@ def write_results(out, rows, records, meta):
     with open(os.path.join(out, "table3.md"), "w") as f:
         f.write(table)
     with open(os.path.join(out, "table3.json"), "w") as f:
-        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_jsonable)
+        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_common.jsonable)
     return table
 
 
@@ -248,11 +248,3 @@ def main(argv):
         table = write_results(args.out, rows, records, meta)
     print(table)
     return 0
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value)} to JSON")
