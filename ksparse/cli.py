@@ -19,6 +19,7 @@ from ksparse.checkpoint import atomic_write
 from ksparse.train import (
     DEFAULTS,
     TrainingDiverged,
+    centered,
     check_config,
     check_data,
     fit,
@@ -96,6 +97,9 @@ def _add_train(sub):
         shown = "constant" if default is None else default
         tr.add_argument(flag, dest=key, type=kind, default=None, metavar=flag[2:].upper().replace("-", "_"),
                         help=f"{text} (default: {shown})", **extra)
+    tr.add_argument("--center", action="store_true", default=None,
+                    help="subtract the training mean from the inputs (stored in the model; not in the paper, "
+                    "keeps more hidden units alive on non-negative data such as pixels)")
     tr.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (default: cpu)")
     tr.add_argument("--out", default=os.path.join("runs", "ksparse"),
                     help="output folder (default: runs/ksparse)")
@@ -204,6 +208,7 @@ def _features(x, state, alpha):
 
     p = state.params
     device = device_of(p["W"])
+    x = centered(x, state)
     chunks = [to_numpy(encode(to_device(x[s:s + 4096], device, p["W"].dtype), p["W"], p["b"],
                               state.config["k"], alpha)) for s in range(0, x.shape[0], 4096)]
     return np.concatenate(chunks) if chunks else np.zeros((0, p["W"].shape[1]), p["W"].dtype)
@@ -242,6 +247,8 @@ def cmd_train(args):
     """``ksparse train``: fit, then write model.npz, filters.png and summary.json to --out."""
     started = time.perf_counter()
     given = {key: getattr(args, key) for _, key, _, _ in TRAIN_OPTIONS if getattr(args, key) is not None}
+    if args.center:
+        given["center"] = True
     if args.resume is None:
         check_config(dict(CLI_DEFAULTS, **given))
     if args.checkpoint_every < 0:
@@ -265,7 +272,7 @@ def cmd_train(args):
                            "n_test": None if ds.X_test is None else len(ds.X_test),
                            "image_shape": ds.image_shape},
                "hyperparameters": state.config, "device": args.device, "epochs_done": state.epoch}
-    summary.update(_metrics(x, state.params, state.config["k"]))
+    summary.update(_metrics(centered(x, state), state.params, state.config["k"]))
     summary["filters"] = _draw_filters(ds, state, os.path.join(args.out, "filters.png"))
     skipped = {"note": "skipped: --no-logreg"}
     summary["logistic_regression"] = skipped if args.no_logreg else _logreg(ds, state)

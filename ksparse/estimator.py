@@ -59,6 +59,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         0 writes only at the end.
     callback : callable or None, default None
         Called as ``callback(record)`` after each epoch with that epoch's metrics.
+    center : bool, default False
+        Subtract the training mean from every input (fit, transform, score) and add it
+        back in :meth:`inverse_transform`. Not in the paper; on non-negative data such as
+        MNIST pixels it keeps many more hidden units alive (see ``ksparse.train.fit``).
 
     Attributes
     ----------
@@ -97,7 +101,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def __init__(self, n_hidden=1000, k=25, alpha=1.0, n_epochs=10, batch_size=128, lr=0.01,
                  lr_final=None, momentum=0.9, sigma=0.01, k_start=100, k_fraction=0.5,
                  dtype="float32", device="cpu", random_state=None, checkpoint_path=None,
-                 checkpoint_every=0, callback=None):
+                 checkpoint_every=0, callback=None, center=False):
         self.n_hidden = n_hidden
         self.k = k
         self.alpha = alpha
@@ -115,6 +119,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.callback = callback
+        self.center = center
 
     # -- configuration ---------------------------------------------------------------
     def _config(self, seed=0):
@@ -235,22 +240,28 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # -- using the model ---------------------------------------------------------------
     def transform(self, X):
-        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), shape (n_samples, n_hidden)."""
+        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), shape (n_samples, n_hidden).
+
+        With ``center=True``, x is the input minus the training mean.
+        """
         check_is_fitted(self, "state_")
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         p, cfg = self.state_.params, self.state_.config
-        x = to_device(X, device_of(p["W"]), dtype=cfg["dtype"])
+        x = to_device(train.centered(X, self.state_), device_of(p["W"]), dtype=cfg["dtype"])
         return to_numpy(encode(x, p["W"], p["b"], cfg["k"], self.alpha))
 
     def inverse_transform(self, X):
-        """D3: reconstruct x_hat = W h + b' from codes ``X`` of shape (n_samples, n_hidden)."""
+        """D3: reconstruct x_hat = W h + b' from codes (n_samples, n_hidden); + the mean if ``center``."""
         check_is_fitted(self, "state_")
         h = check_array(X, dtype=_FLOATS)
         p, cfg = self.state_.params, self.state_.config
         if h.shape[1] != cfg["n_hidden"]:
             raise ValueError(f"codes must have n_hidden = {cfg['n_hidden']} columns, got {h.shape[1]}")
         h = to_device(h, device_of(p["W"]), dtype=cfg["dtype"])
-        return to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
+        x_hat = to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
+        if self.state_.x_mean is not None:
+            x_hat += self.state_.x_mean.astype(x_hat.dtype)
+        return x_hat
 
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.

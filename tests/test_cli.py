@@ -242,7 +242,8 @@ def test_help_explains_every_option(capsys):
     assert code == 0
     for flag, *_ in TRAIN_OPTIONS:
         assert flag in out
-    for flag in ("--dataset", "--data-dir", "--device", "--out", "--resume", "--checkpoint-every"):
+    for flag in ("--dataset", "--data-dir", "--device", "--out", "--resume", "--checkpoint-every",
+                 "--center"):
         assert flag in out
     assert out.count("default") >= len(TRAIN_OPTIONS)
     code, out, _ = run(["encode", "--help"], capsys)
@@ -279,3 +280,21 @@ def test_installed_script_trains_and_rejects_bad_input(tmp_path):
     bad = subprocess.run(["ksparse", "train", "--k", "0", "--out", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "ksparse: error:" in bad.stderr
+
+
+def test_train_center_stores_the_mean_and_encode_uses_it(tmp_path, capsys):
+    from ksparse.datasets import load_digits
+    from ksparse.encode import encode
+
+    out = tmp_path / "centered"
+    code, _, err = run(["train", *FAST, "--center", "--out", out], capsys)
+    assert code == 0, err
+    state = load_state(out / "model.npz")
+    digits = load_digits()
+    assert state.config["center"] is True
+    np.testing.assert_array_equal(state.x_mean, digits.X_train.mean(axis=0))
+    x = save(tmp_path / "x.npy", digits.X_test)
+    assert run(["encode", out / "model.npz", x, tmp_path / "h.npy"], capsys)[0] == 0
+    p = state.params
+    expected = encode((digits.X_test - state.x_mean).astype(np.float32), p["W"], p["b"], 5, 2.0)
+    np.testing.assert_allclose(np.load(tmp_path / "h.npy"), expected, rtol=1e-6)

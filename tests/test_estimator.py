@@ -39,7 +39,9 @@ def fitted(X):
 # The checks feed unscaled data such as N(100, 1); with lr=0.01 SGD diverges on it (and fit
 # rightly raises TrainingDiverged), so the checked instance uses a smaller rate.
 @parametrize_with_checks([KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
-                                             lr=1e-4, random_state=0)])
+                                             lr=1e-4, random_state=0),
+                          KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
+                                             lr=1e-4, random_state=0, center=True)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -265,3 +267,18 @@ def test_gpu_estimator_matches_cpu_in_float64(X, tmp_path):
     assert gpu.score(X) == pytest.approx(cpu.score(X), rel=1e-8)
     gpu.save(tmp_path / "m.npz")
     np.testing.assert_array_equal(KSparseAutoencoder.load(tmp_path / "m.npz").W_, gpu.W_)
+
+
+def test_center_encodes_and_reconstructs_around_the_training_mean(X, tmp_path):
+    from ksparse.encode import encode
+
+    est = KSparseAutoencoder(**SMALL, center=True, dtype="float64").fit(X)
+    mean = X.mean(axis=0)
+    np.testing.assert_array_equal(est.state_.x_mean, mean)
+    np.testing.assert_array_equal(est.transform(X), encode(X - mean, est.W_, est.b_, est.k, est.alpha))
+    zeros = np.zeros((2, SMALL["n_hidden"]))
+    np.testing.assert_allclose(est.inverse_transform(zeros), np.tile(est.b_prime_ + mean, (2, 1)))
+    est.save(tmp_path / "c.npz")
+    back = KSparseAutoencoder.load(tmp_path / "c.npz")
+    assert back.center is True
+    np.testing.assert_array_equal(back.transform(X), est.transform(X))

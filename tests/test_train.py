@@ -164,3 +164,34 @@ def test_fit_diverging_raises_with_last_good_state(digits, tmp_path):
     on_disk = train.load_state(path)  # the last good checkpoint, not the NaN one
     assert on_disk.epoch == last.epoch
     assert np.array_equal(on_disk.params["W"], last.params["W"])
+
+
+# -- center: subtract the training mean -------------------------------------------------
+def test_fit_center_equals_training_on_mean_subtracted_data(digits):
+    x = digits[:300]
+    a = train.fit(x, dict(SMALL, n_epochs=3, center=True))
+    b = train.fit(x - x.mean(axis=0), dict(SMALL, n_epochs=3))
+    np.testing.assert_array_equal(a.x_mean, x.mean(axis=0))
+    assert b.x_mean is None
+    assert np.array_equal(a.params["W"], b.params["W"])
+    assert np.array_equal(train.centered(x, a), x - x.mean(axis=0))
+    assert train.centered(x, b) is x
+
+
+def test_center_survives_save_load_and_resume(digits, tmp_path):
+    x = digits[:300]
+    whole = train.fit(x, dict(SMALL, n_epochs=4, center=True))
+    half = train.fit(x, dict(SMALL, n_epochs=4, center=True), epochs=2)
+    train.save_state(tmp_path / "m.npz", half)
+    loaded = train.load_state(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.x_mean, half.x_mean)
+    assert loaded.config["center"] is True
+    resumed = train.fit(x, state=loaded)
+    assert np.array_equal(resumed.params["W"], whole.params["W"])
+    other = train.fit(x[:10] + 5.0, state=train.load_state(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(other.x_mean, whole.x_mean)  # kept, not recomputed from new data
+
+
+def test_check_config_center_must_be_bool():
+    with pytest.raises(TypeError, match="center"):
+        train.check_config({"center": "yes"})
