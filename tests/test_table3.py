@@ -109,3 +109,21 @@ def test_table3_norb_without_files_says_where_to_put_them(tmp_path):
     with pytest.raises(ValueError, match="small NORB files not found"):
         table3.main(["--profile", "smoke", "--dataset", "norb", "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "out")])
+
+
+def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
+    import argparse
+
+    from ksparse.encode import encode
+
+    args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True)
+    prof = table3.settings("smoke", "digits")
+    X = table3.load_split("digits", None, None)[0][0]
+    [(W, b_folded)], _ = table3.pretrain(args, prof, X, deep=False)
+    (name,) = [f for f in os.listdir(tmp_path) if f.startswith("ksparse-k")]
+    with np.load(os.path.join(tmp_path, name)) as f:
+        x_mean, b = f["x_mean"], f["b"]
+    np.testing.assert_array_equal(x_mean, X.mean(axis=0))
+    k, alpha = prof["k"], prof["alpha"]
+    np.testing.assert_allclose(encode(X, W, b_folded, k, alpha), encode(X - x_mean, W, b, k, alpha),
+                               rtol=1e-5, atol=1e-6)

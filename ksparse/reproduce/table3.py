@@ -115,11 +115,14 @@ def pretrain(args, prof, X, deep):
     from ksparse.finetune import pretrain_stack, transform_batched
 
     arrays, sec1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, args.seed,
-                                         callback=lambda r: log.info("AE 1 %s", _brief(r)))
-    encoders, seconds = [(arrays["W"], arrays["b"])], [sec1]
+                                         callback=lambda r: log.info("AE 1 %s", _brief(r)),
+                                         center=args.center)
+    W, b = arrays["W"], arrays["b"]
+    if "x_mean" in arrays:  # fold the centring into the bias: W^T (x - m) + b = W^T x + (b - W^T m)
+        b = (b - arrays["x_mean"] @ W).astype(W.dtype)
+    encoders, seconds = [(W, b)], [sec1]
     if not deep:
         return encoders, seconds
-    W, b = arrays["W"], arrays["b"]
     codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
     config = {"n_epochs": prof["ae_epochs"][1], "lr": prof["lr"], "momentum": prof["momentum"],
               "sigma": prof["sigma"], "batch_size": prof["batch_size"], "k_start": prof["k_start"],
@@ -198,6 +201,9 @@ def _parser():
                    help="mnist: Table 3; norb: Table 4 (needs the small NORB files); digits: smoke tests")
     p.add_argument("--rows", default="no_pretrain,shallow,deep", help="comma-separated subset of rows")
     p.add_argument("--n-train", type=int, default=None, help="use only the first N training samples")
+    p.add_argument("--center", action="store_true",
+                   help="pre-train the first autoencoder on mean-subtracted inputs (not in the paper); "
+                   "the mean is folded into the first layer's bias, so the network reads raw inputs")
     p.add_argument("--ft-lr", type=float, default=None,
                    help="initial fine-tuning learning rate for every row (default: the profile's)")
     return p
@@ -234,7 +240,7 @@ def main(argv):
         encoders, ae_seconds = pretrain(args, prof, data[0][0], "deep" in keys)
     meta = {"profile": args.profile, "dataset": args.dataset, "n_train": len(data[0][0]),
             "n_val": len(data[1][0]), "n_test": len(data[2][0]), "n_hidden": prof["n_hidden"],
-            "k": prof["k"], "alpha": prof["alpha"], "autoencoder_seconds": ae_seconds,
+            "k": prof["k"], "alpha": prof["alpha"], "autoencoder_seconds": ae_seconds, "center": args.center,
             "settings": {k: v for k, v in prof.items() if k != "ft_epochs"},
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     records = []
