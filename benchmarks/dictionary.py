@@ -4,7 +4,7 @@
 
 On 10,000 MNIST training images, each method learns H atoms for a budget of wall time:
 
-- ksparse: :func:`ksparse.train.fit` with lr = 0.005 (the default 0.01 diverges at
+- ksparse: :func:`ksparse.training.loop.fit` with lr = 0.005 (the default 0.01 diverges at
   H = 256) and its other defaults, one epoch per call, 30 epochs at
   most (the sparsity schedule of Sec. 4.2.1 spans them); codes by its own encoder,
   supp_k(W^T x + b), and, as a second curve, by batch OMP on the same dictionary;
@@ -50,8 +50,8 @@ def _clocked(train_once, evaluate, budget_s, growth=1.25):
 
 
 def ksparse_curve(X, X_eval, budget_s, n_epochs=30):
-    from ksparse.encode import encode
-    from ksparse.train import fit
+    from ksparse.kernels.encode import encode
+    from ksparse.training.loop import fit
 
     config = {"n_hidden": H, "k": K, "n_epochs": n_epochs, "seed": 0, "lr": 0.005}
     box = {"state": None}

@@ -6,7 +6,7 @@ On an MNIST dictionary learned by ksparse (H = 1000 and 4000, k = 25), encode MN
 images with h = supp_k(W^T x + b) (Sec. 2.2), with scikit-learn's ``orthogonal_mp_gram``
 (Gram matrix precomputed, W^T x computed in the timed call) and with ``reference.omp.
 batch_omp``, both on the unit-norm columns of the same W. (The encoder selects with
-``ksparse.fast.supp_k``, the compiled top-k when numba is installed.) The ksparse encoder
+``ksparse.kernels.fast.supp_k``, the compiled top-k when numba is installed.) The ksparse encoder
 encodes all 10,000 test images per call; OMP is slow and encodes the first ``n_omp``. Figures
 are per-round ratios of the time per image to the ksparse encoder's, medians over rounds;
 the errors compare the methods on the same first ``n_omp`` images.
@@ -17,8 +17,8 @@ import os
 import numpy as np
 
 from benchmarks import common
-from ksparse.encode import encode
-from ksparse.train import fit
+from ksparse.kernels.encode import encode
+from ksparse.training.loop import fit
 
 K = 25
 

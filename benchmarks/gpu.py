@@ -9,7 +9,7 @@
 3. Step: the fused ksparse step (CuPy kernels) against one cuBLAS product of the D1 shape,
    the dense masked step on CuPy, and a PyTorch CUDA TopK step (topk, scatter, autograd,
    SGD with momentum); batch 128 and 1024, H = 1000 and 4000, float32 and float64.
-4. Encode: ``ksparse.encode.encode`` on CuPy against torch (product, topk, scatter), for
+4. Encode: ``ksparse.kernels.encode.encode`` on CuPy against torch (product, topk, scatter), for
    10,000 MNIST-shaped vectors.
 
 Times are per call: a round runs each method ``inner`` times and synchronises the device;
@@ -70,7 +70,8 @@ def parity():
     """Max relative error of the float64 CuPy step against the NumPy pairs, per shape."""
     import cupy
 
-    from ksparse import fast, layers
+    from ksparse.kernels import fast
+    from ksparse.nn import layers
 
     out = []
     for N, d, H, k in [(16, 12, 30, 30), (16, 12, 30, 1), (33, 20, 200, 25), (128, D, 1000, K),
@@ -98,7 +99,8 @@ def _problem(N, H, dtype, seed=0):
 def step_methods(N, H, dtype, with_torch):
     import cupy
 
-    from ksparse import fast, layers, optim
+    from ksparse.kernels import fast
+    from ksparse.nn import layers, optim
 
     x_host, p_host = _problem(N, H, dtype)
     x = cupy.asarray(x_host)
@@ -128,7 +130,7 @@ def step_methods(N, H, dtype, with_torch):
 def topk_methods(N, H, dtype, with_torch):
     import cupy
 
-    from ksparse import _cupy_kernels
+    from ksparse.kernels import _cupy as _cupy_kernels
 
     z = cupy.asarray(np.random.default_rng(1).normal(size=(N, H)).astype(dtype))
     zero = cupy.zeros(H, dtype)
@@ -145,7 +147,7 @@ def topk_methods(N, H, dtype, with_torch):
 def encode_methods(H, dtype, with_torch, N=10000):
     import cupy
 
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
 
     x_host, p = _problem(N, H, dtype)
     x, W, b = cupy.asarray(x_host), cupy.asarray(p["W"]), cupy.asarray(p["b"])

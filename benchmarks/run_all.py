@@ -115,7 +115,7 @@ def write_page(results):
             "BLAS and numba suffer most, so the product and the ksparse step slow down more than",
             "single-threaded peers). Rerun `python -m benchmarks.run_all` on a quiet machine to refresh.", ""]
     text += ["## How the step is computed", "",
-             "`ksparse.fast.fast_train_step_` (the training default) does one BLAS product z = x W + b",
+             "`ksparse.kernels.fast.fast_train_step_` (default) does one BLAS product z = x W + b",
              "(D1); everything else touches only the k active columns of each sample. W is kept",
              "column-major, so the column W[:, j] of an active unit is one contiguous row of W^T. With",
              "numba: per sample, an exact top-k (block maxima on order-preserving integer keys give a",
@@ -125,7 +125,7 @@ def write_page(results):
              "accumulated in a buffer of d numbers and applied at once with Eq. (11), so W and its",
              "velocity are each read and written once (D7, D8, update). Nothing of shape (N, H) is",
              "allocated besides z. Without numba a NumPy/SciPy path (CSR products) computes the same",
-             "numbers. Tests hold both to `ksparse.layers.ksparse_step` at rtol 1e-10 in float64.", ""]
+             "numbers. Tests hold both to `ksparse.nn.layers.ksparse_step` at rtol 1e-10 in float64.", ""]
     text += ["## Targets (issue 6)", ""]
     text += [common.table(["target", "measured", "met"], [(t, v, "yes" if ok else "**no**")
                                                          for t, v, ok in targets(results)]), ""]
@@ -171,7 +171,7 @@ def write_page(results):
              "  ratios at batch 128 and 2 threads then drift towards 1 and understate the rest of the",
              "  step; check the load averages above, and the one-thread table, which stays steady.",
              "- The compiled kernels run on one thread when a step has fewer than 2^23 multiply-adds",
-             "  (`ksparse._numba_kernels.PARALLEL_WORK`; batch 128 at d = 784, k = 25 is below it). On",
+             "  (`ksparse.kernels._numba.PARALLEL_WORK`; batch 128 at d = 784, k = 25 is below it). On",
              "  this shared machine a parallel region of such a step waited milliseconds for its",
              "  second thread (a tiny step took 16 ms on two threads, 0.04 ms on one). The BLAS",
              "  product always uses every thread.",
@@ -180,7 +180,7 @@ def write_page(results):
              "  signal, which dominates at H = 4000.",
              "- Dictionary learning uses H = 256 so that the reference K-SVD finishes iterations within",
              "  the budget; ksparse trains with lr = 0.005 there (its default 0.01 diverges at H = 256).",
-             "- The CUDA kernels (`ksparse._cupy_kernels`) compile with NVRTC for float32 and float64",
+             "- The CUDA kernels (`ksparse.kernels._cupy`) compile with NVRTC for float32 and float64",
              "  but have not run on a GPU yet; the GPU tests and `python -m benchmarks.gpu` check them.",
              ""]
     text += ["## GPU", ""]

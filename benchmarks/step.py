@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from benchmarks import common
-from ksparse import fast, layers, optim
+from ksparse.kernels import fast
+from ksparse.nn import layers, optim
 
 D, K, LR, MOMENTUM = 784, 25, 1e-4, 0.9
 SHAPES = [(128, 1000), (128, 4000), (1024, 1000), (1024, 4000)]
@@ -84,7 +85,7 @@ def phases(x, params, repeats=20):
     """Median ms per phase of the compiled ksparse step (numba only)."""
     if not fast.has_numba():
         return None
-    from ksparse import _numba_kernels as nk
+    from ksparse.kernels import _numba as nk
 
     p, v = _state(params)
     fast.fast_train_step_(x, p, v, K, LR, MOMENTUM, "numba")

@@ -8,7 +8,7 @@ __all__ = ["KSparseAutoencoder", "__version__"]
 def __getattr__(name):
     """Import the scikit-learn estimator on first use, so ``import ksparse`` stays light."""
     if name == "KSparseAutoencoder":
-        from ksparse.estimator import KSparseAutoencoder
+        from ksparse.estimators.autoencoder import KSparseAutoencoder
 
         return KSparseAutoencoder
     raise AttributeError(f"module 'ksparse' has no attribute {name!r}")

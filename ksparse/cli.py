@@ -15,8 +15,8 @@ import warnings
 
 import numpy as np
 
-from ksparse.checkpoint import atomic_write
-from ksparse.train import (
+from ksparse.io import atomic_write
+from ksparse.training.loop import (
     DEFAULTS,
     TrainingDiverged,
     centered,
@@ -184,7 +184,7 @@ def _keep(state, model_path):
 def _metrics(x, params, k):
     """Reconstruction error of the model on ``x`` with k units (D1-D4), and the dead fraction."""
     from ksparse.backend import device_of, to_device, to_numpy
-    from ksparse.layers import decode_forward, encode_forward, select_forward
+    from ksparse.nn.layers import decode_forward, encode_forward, select_forward
 
     W = params["W"]
     d, H = W.shape
@@ -204,7 +204,7 @@ def _metrics(x, params, k):
 def _features(x, state, alpha):
     """The alpha*k features of ``x`` as a NumPy array, computed in chunks."""
     from ksparse.backend import device_of, to_device, to_numpy
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
 
     p = state.params
     device = device_of(p["W"])
@@ -297,7 +297,7 @@ def _report(out, s):
 def cmd_encode(args):
     """``ksparse encode MODEL INPUT OUTPUT``: write the alpha*k features of INPUT as .npy."""
     from ksparse.datasets import load_matrix
-    from ksparse.encode import alpha_k
+    from ksparse.kernels.encode import alpha_k
 
     state = load_state(args.model, args.device)
     x = check_data(load_matrix(args.input).X_train, name=args.input)

@@ -8,7 +8,7 @@ and writes the PNG atomically (a temporary file renamed into place).
 import numpy as np
 
 from ksparse.backend import to_numpy
-from ksparse.checkpoint import atomic_write
+from ksparse.io import atomic_write
 
 
 def _figure(width, height):
@@ -144,7 +144,7 @@ def activity_histogram(activities, path, bins=60, nonzero=False, title=None):
     Parameters
     ----------
     activities : array (N, H) or dict of str -> array
-        Hidden activities (e.g. ``h`` from :func:`ksparse.encode.encode`), or several
+        Hidden activities (e.g. ``h`` from :func:`ksparse.kernels.encode.encode`), or several
         labelled ones to overlay (one line per method).
     path : str or path
         Output PNG, written atomically.

@@ -26,11 +26,11 @@ def load_mnist_subset(data_dir, n_train):
 
 
 def train_dictionary(x, k, n_hidden, n_epochs, seed):
-    """Train with ``ksparse.train.fit`` (defaults of ksparse.train.DEFAULTS otherwise).
+    """Train with ``ksparse.training.loop.fit`` (defaults of ksparse.training.loop.DEFAULTS otherwise).
 
     Returns ``(params, history)`` with W, b, b_prime as float64 NumPy arrays.
     """
-    from ksparse.train import fit
+    from ksparse.training.loop import fit
 
     state = fit(x, {"n_hidden": n_hidden, "k": k, "n_epochs": n_epochs, "seed": seed})
     params = {n: np.asarray(a, dtype=np.float64) for n, a in state.params.items()}

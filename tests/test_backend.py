@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from ksparse import train
 from ksparse.backend import check_device, device_of, get_array_module, gpu_available, to_device, to_numpy
-from ksparse.encode import encode
-from ksparse.layers import encode_forward, ksparse_step, select_forward
+from ksparse.kernels.encode import encode
+from ksparse.nn.layers import encode_forward, ksparse_step, select_forward
+from ksparse.training import loop as train
 
 needs_gpu = pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
 

@@ -4,20 +4,19 @@ import numpy as np
 import pytest
 from conftest import _numeric_grad
 
-from ksparse.baselines import (
+from ksparse.nn.baselines import (
     KINDS,
     ae_step,
     dropout_backward,
     dropout_forward,
     dropout_mask,
     features,
-    fit_baseline,
-    make_step,
     relu_backward,
     relu_forward,
     sigmoid_backward,
     sigmoid_forward,
 )
+from ksparse.training.baselines import fit_baseline, make_step
 
 EPS = 1e-6
 

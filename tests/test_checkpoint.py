@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from ksparse import __version__, train
-from ksparse.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ksparse import __version__
 from ksparse.datasets import load_digits
+from ksparse.io import atomic_write
+from ksparse.training import loop as train
+from ksparse.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

@@ -5,9 +5,10 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from ksparse.classifier import KSparseClassifier
 from ksparse.datasets import load_digits
-from ksparse.finetune import (
+from ksparse.estimators.classifier import KSparseClassifier
+from ksparse.nn.supervised import hidden_names
+from ksparse.training.finetune import (
     error_rate,
     finetune,
     finetune_stage,
@@ -16,7 +17,6 @@ from ksparse.finetune import (
     pretrain_stack,
     stage_firsts,
 )
-from ksparse.supervised import hidden_names
 
 CFG = {"n_epochs": 2, "lr": 0.5, "lr_final": 0.01, "momentum": 0.25, "batch_size": 16, "seed": 0}
 
@@ -74,7 +74,7 @@ def test_finetune_stage_keeps_epoch_of_lowest_validation_error():
 
 
 def test_finetune_stage_raises_on_divergence():
-    from ksparse.train import TrainingDiverged
+    from ksparse.training.loop import TrainingDiverged
 
     x, y, params, n_keep = small_problem(3)
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):

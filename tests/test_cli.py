@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-import ksparse.train
+import ksparse.training.loop
 from ksparse.cli import TRAIN_OPTIONS, main
-from ksparse.train import load_state
+from ksparse.training.loop import load_state
 
 # A tiny run: seconds on digits. FAST also skips the logistic regressions.
 TINY = ["--hidden", "40", "--k", "5", "--k-start", "10", "--alpha", "2", "--epochs", "3",
@@ -198,7 +198,7 @@ def test_encode_rejects_bad_input(trained, tmp_path, capsys, kind, words):
 
 def failing_step(at_call, error):
     """A training step that works ``at_call - 1`` times, then fails with ``error``."""
-    from ksparse.layers import ksparse_step
+    from ksparse.nn.layers import ksparse_step
 
     calls = []
 
@@ -215,7 +215,7 @@ def failing_step(at_call, error):
 
 def test_train_divergence_keeps_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     # digits: 1347 rows in batches of 128 = 11 steps an epoch; fail in epoch 3
-    monkeypatch.setattr(ksparse.train, "default_step", failing_step(25, "nan"))
+    monkeypatch.setattr(ksparse.training.loop, "default_step", failing_step(25, "nan"))
     code, _, err = run(["train", *FAST, "--epochs", "5", "--out", tmp_path], capsys)
     assert_user_error(code, err, "diverged at epoch 3", "epoch 2")
     assert load_state(tmp_path / "model.npz").epoch == 2
@@ -230,7 +230,7 @@ def test_train_real_divergence_saves_nothing_bad(tmp_path, capsys):
 
 
 def test_train_ctrl_c_saves_checkpoint_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(ksparse.train, "default_step", failing_step(15, "interrupt"))
+    monkeypatch.setattr(ksparse.training.loop, "default_step", failing_step(15, "interrupt"))
     code, _, err = run(["train", *FAST, "--out", tmp_path], capsys)
     assert code == 130 and "Traceback" not in err and "--resume" in err
     assert load_state(tmp_path / "model.npz").epoch == 1
@@ -284,7 +284,7 @@ def test_installed_script_trains_and_rejects_bad_input(tmp_path):
 
 def test_train_center_stores_the_mean_and_encode_uses_it(tmp_path, capsys):
     from ksparse.datasets import load_digits
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
 
     out = tmp_path / "centered"
     code, _, err = run(["train", *FAST, "--center", "--out", out], capsys)

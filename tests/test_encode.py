@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ksparse.encode import alpha_k, encode
-from ksparse.layers import encode_forward, select_forward
+from ksparse.kernels.encode import alpha_k, encode
+from ksparse.nn.layers import encode_forward, select_forward
 
 
 @pytest.mark.parametrize("k, alpha, kept", [(2, 1.0, 2), (2, 2.0, 4), (3, 1.3, 4), (1, 6.0, 6)])

@@ -14,7 +14,7 @@ import ksparse
 from ksparse import KSparseAutoencoder
 from ksparse.backend import gpu_available
 from ksparse.datasets import load_digits
-from ksparse.train import TrainingDiverged
+from ksparse.training.loop import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -270,7 +270,7 @@ def test_gpu_estimator_matches_cpu_in_float64(X, tmp_path):
 
 
 def test_center_encodes_and_reconstructs_around_the_training_mean(X, tmp_path):
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
 
     est = KSparseAutoencoder(**SMALL, center=True, dtype="float64").fit(X)
     mean = X.mean(axis=0)

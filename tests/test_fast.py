@@ -1,4 +1,4 @@
-"""The support-only step (ksparse.fast) is held to the plain pairs (ksparse.layers)."""
+"""The support-only step (ksparse.kernels.fast) is held to the plain pairs (ksparse.nn.layers)."""
 
 import tracemalloc
 
@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ksparse import fast, layers
 from ksparse.backend import gpu_available
-from ksparse.layers import ksparse_step
-from ksparse.optim import sgd_momentum_
+from ksparse.kernels import fast
+from ksparse.nn import layers
+from ksparse.nn.layers import ksparse_step
+from ksparse.nn.optim import sgd_momentum_
 
 KERNELS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
     not fast.has_numba(), reason="numba is not installed (the `fast` extra)"))]
@@ -160,7 +161,7 @@ def test_fast_step_rejects_bad_input():
 
 
 def test_training_uses_the_fast_step_and_matches_the_plain_one(one_blas_thread):
-    from ksparse.train import default_step, fit
+    from ksparse.training.loop import default_step, fit
 
     assert default_step() is fast.fast_step
     x = np.random.default_rng(5).random((60, 16))
@@ -197,8 +198,8 @@ def test_cupy_fast_step_equals_layers(shape):
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cupy_topk_is_exact_with_ties(dtype):
-    from ksparse import _cupy_kernels
     from ksparse.backend import to_device, to_numpy
+    from ksparse.kernels import _cupy as _cupy_kernels
 
     rng = np.random.default_rng(7)
     z = rng.choice([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0], size=(50, 300)).astype(dtype)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ksparse.layers import (
+from ksparse.nn.layers import (
     decode_backward,
     decode_forward,
     encode_backward,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ksparse.optim import sgd_momentum, sgd_momentum_
+from ksparse.nn.optim import sgd_momentum, sgd_momentum_
 
 
 def test_sgd_momentum_eq11_values():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ksparse.schedule import k_schedule, linear_lr
+from ksparse.nn.schedule import k_schedule, linear_lr
 
 
 def test_k_schedule_paper_example_100_to_15_over_first_half():

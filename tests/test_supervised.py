@@ -6,7 +6,7 @@ from conftest import _numeric_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ksparse.supervised import (
+from ksparse.nn.supervised import (
     hidden_names,
     network_forward,
     network_step,

@@ -114,7 +114,7 @@ def test_table3_norb_without_files_says_where_to_put_them(tmp_path):
 def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
     import argparse
 
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
 
     args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True)
     prof = table3.settings("smoke", "digits")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ksparse import train
 from ksparse.datasets import load_digits
-from ksparse.layers import ksparse_step
+from ksparse.nn.layers import ksparse_step
+from ksparse.training import loop as train
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from ksparse.checkpoint import atomic_write
+from ksparse.io import atomic_write
 
 CHUNK = 1 << 20
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ksparse.checkpoint import atomic_write
+from ksparse.io import atomic_write
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -129,11 +129,11 @@ def cached_model(cache, name, settings, train_fn, times=False):
 def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False, center=False):
     """Train (or load) a k-sparse autoencoder with the profile's Sec. 4.2.2 settings (fast step).
 
-    With ``center`` the inputs are mean-subtracted (``ksparse.train.centered``) and the
+    With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
     arrays include ``x_mean``.
     """
-    from ksparse.fast import fast_step
-    from ksparse.train import fit
+    from ksparse.kernels.fast import fast_step
+    from ksparse.training.loop import fit
 
     config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
               "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
@@ -155,8 +155,8 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
 
 
 def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=False):
-    """Train (or load) one of :data:`ksparse.baselines.KINDS` with the profile's settings."""
-    from ksparse.baselines import fit_baseline
+    """Train (or load) one of :data:`ksparse.training.baselines.KINDS` with the profile's settings."""
+    from ksparse.training.baselines import fit_baseline
 
     config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["ae_lr"],
               "momentum": prof["momentum"], "sigma": prof["sigma"], "batch_size": prof["batch_size"],

@@ -75,7 +75,7 @@ def orientation_selectivity(W, shape, pad=16):
 
 def _used(W, b, X, k):
     """Boolean (H,): the units in Gamma = supp_k(z) of at least one of the first 10,000 samples."""
-    from ksparse.layers import supp_k
+    from ksparse.nn.layers import supp_k
 
     Gamma = supp_k(X[:10000] @ W + b, min(k, W.shape[1]))
     used = np.zeros(W.shape[1], dtype=bool)
@@ -146,8 +146,8 @@ def fig3(args, prof):
 
 def fig4(args, prof):
     """Fig. 4: log histograms of hidden activity on the test set for four models."""
-    from ksparse.baselines import features
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
+    from ksparse.nn.baselines import features
     from ksparse.plots import activity_histogram
 
     _, train, _, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])

@@ -47,8 +47,8 @@ def _k(key):
 
 def _features(key, args, prof, train):
     """Return (features function X -> F, training seconds {"wall", "cpu"}) for one row."""
-    from ksparse.baselines import features
-    from ksparse.encode import encode
+    from ksparse.kernels.encode import encode
+    from ksparse.nn.baselines import features
 
     X = train[0]
     if key == "raw":

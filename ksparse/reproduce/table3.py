@@ -1,6 +1,6 @@
 """Table 3 (Sec. 4.5-4.6): k-sparse networks fine-tuned on MNIST; Table 4's path for small NORB.
 
-Three rows, each a :class:`ksparse.classifier.KSparseClassifier` whose hidden layers keep
+Three rows, each a :class:`ksparse.estimators.classifier.KSparseClassifier` whose hidden layers keep
 their alpha k largest units (Sec. 4.5):
 
 - ``no_pretrain``: one hidden layer from N(0, sigma^2), all of it trained at once;
@@ -111,8 +111,8 @@ def pretrain(args, prof, X, deep):
     seconds : list of float
         Training wall time of each autoencoder (as measured when it was trained).
     """
-    from ksparse.encode import encode
-    from ksparse.finetune import pretrain_stack, transform_batched
+    from ksparse.kernels.encode import encode
+    from ksparse.training.finetune import pretrain_stack, transform_batched
 
     arrays, sec1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, args.seed,
                                          callback=lambda r: log.info("AE 1 %s", _brief(r)),
@@ -147,7 +147,7 @@ def _brief(record):
 
 def run_row(key, prof, data, encoders, seed):
     """Fine-tune one row's network; return its record (errors, epochs, wall time)."""
-    from ksparse.classifier import KSparseClassifier
+    from ksparse.estimators.classifier import KSparseClassifier
 
     (X, y), (Xv, yv), (Xt, yt) = data
     n_layers = 2 if key == "deep" else 1

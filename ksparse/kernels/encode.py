@@ -1,8 +1,8 @@
 """Sparse encoding, Sec. 2.2: features h = supp_{alpha k}(W^T x + b)."""
 
 from ksparse.backend import get_array_module
-from ksparse.fast import supp_k
-from ksparse.layers import encode_forward, support_mask
+from ksparse.kernels.fast import supp_k
+from ksparse.nn.layers import encode_forward, support_mask
 
 
 def alpha_k(k, alpha, n_hidden):

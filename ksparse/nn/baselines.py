@@ -1,7 +1,7 @@
 """The comparison autoencoders of Table 1 and Fig. 4, in the forward/backward style of layers.py.
 
 All are tied-weight autoencoders with a linear decoder and the D4 loss, trained by
-:func:`ksparse.train.fit` (minibatches, Eq. (11) momentum, checkpoints). They differ from
+:func:`ksparse.training.baselines.fit_baseline` (minibatches, Eq. (11) momentum). They differ from
 the k-sparse autoencoder only in what sits between D1 and D3:
 
 - B1, hidden nonlinearity: ``h = relu(z)`` (or ``sigmoid(z)``), z from D1;
@@ -19,8 +19,7 @@ offer ``activation="sigmoid"``, the classic denoising choice.
 """
 
 from ksparse.backend import get_array_module
-from ksparse.layers import decode_backward, decode_forward, encode_forward, mse_backward, mse_forward
-from ksparse.train import fit
+from ksparse.nn.layers import decode_backward, decode_forward, encode_forward, mse_backward, mse_forward
 
 KINDS = {
     "relu": {"p_input": 0.0, "p_hidden": 0.0},
@@ -88,7 +87,7 @@ def dropout_backward(da_drop, cache):
 def encode_params_backward(dz, cache):
     """Backward of D1 for the parameters only: dW_enc = x^T dz (D8), db = sum dz (D7).
 
-    :func:`ksparse.layers.encode_backward` also returns dx = dz W^T, a full product that
+    :func:`ksparse.nn.layers.encode_backward` also returns dx = dz W^T, a full product that
     an autoencoder step never uses; this saves it.
     """
     x, _ = cache
@@ -133,56 +132,6 @@ def ae_step(x, W, b, b_prime, input_mask=None, hidden_mask=None, activation="rel
     dz = act_backward(dh, act_cache)
     dW_enc, db = encode_params_backward(dz, enc_cache)
     return E, {"W": dW_enc + dW_dec, "b": db, "b_prime": db_prime}, h
-
-
-def make_step(kind, activation="relu", random_state=0):
-    """A ``step(x, W, b, b_prime, k)`` for :func:`ksparse.train.fit` that draws fresh masks.
-
-    ``k`` is ignored. The third return value lists the units active on some sample of the
-    batch, so fit's dead-unit count keeps its meaning.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown baseline kind {kind!r}; choose one of {sorted(KINDS)}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    p_input, p_hidden = KINDS[kind]["p_input"], KINDS[kind]["p_hidden"]
-    rngs = {}
-
-    def step(x, W, b, b_prime, k):
-        xp = get_array_module(x, W)
-        rng = rngs.setdefault("rng", xp.random.default_rng(random_state))
-        in_mask = dropout_mask(x.shape, p_input, rng, x.dtype) if p_input > 0 else None
-        hid_mask = dropout_mask((x.shape[0], W.shape[1]), p_hidden, rng, x.dtype) if p_hidden > 0 else None
-        E, grads, h = ae_step(x, W, b, b_prime, in_mask, hid_mask, activation)
-        return E, grads, xp.nonzero((h > 0).any(axis=0))[0]
-
-    return step
-
-
-def fit_baseline(x, kind, config=None, activation="relu", device="cpu", callback=None, random_state=0):
-    """Train a baseline autoencoder of ``kind`` on ``x`` with :func:`ksparse.train.fit`.
-
-    Parameters
-    ----------
-    x : array, shape (N, d)
-    kind : one of :data:`KINDS`
-    config : dict, optional
-        Options of :data:`ksparse.train.DEFAULTS` (n_hidden, n_epochs, lr, momentum, sigma,
-        batch_size, dtype, seed); the sparsity options are set to "no sparsity".
-    activation : {"relu", "sigmoid"}
-    random_state : int
-        Seed of the dropout masks (the minibatch order follows ``config["seed"]``).
-
-    Returns
-    -------
-    TrainState
-        Resuming it draws new masks: the mask generator is not checkpointed.
-    """
-    cfg = dict(config or {})
-    H = cfg.get("n_hidden", 1000)
-    cfg.update(k=H, k_start=H, alpha=1.0)
-    step = make_step(kind, activation, random_state)
-    return fit(x, cfg, device=device, callback=callback, step=step)
 
 
 def features(x, W, b, activation="relu"):

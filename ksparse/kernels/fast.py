@@ -1,6 +1,6 @@
 """The training step computed on the support only (DESIGN.md, "Cost").
 
-The same math as :func:`ksparse.layers.ksparse_step` (D1-D8), but only D1 is a dense
+The same math as :func:`ksparse.nn.layers.ksparse_step` (D1-D8), but only D1 is a dense
 product. D2 selects Gamma; D3, D6 and D8 touch the k active columns ``W[:, j]`` of each
 sample, N k d multiply-adds each, instead of three more dense products. Nothing of
 shape (N, H) is allocated beyond z (the NumPy path's top-k works in row blocks of at
@@ -14,16 +14,16 @@ either layout and copies a row-major ``W`` once per call.
 
 Kernels, chosen by ``kernel``:
 
-- ``"numba"``: compiled CPU kernels (:mod:`ksparse._numba_kernels`, the ``fast`` extra);
+- ``"numba"``: compiled CPU kernels (:mod:`ksparse.kernels._numba`, the ``fast`` extra);
 - ``"numpy"``: NumPy and SciPy only (the fallback);
 - ``"auto"``: numba when it is installed, else NumPy. CuPy arrays always take the CUDA
-  kernels of :mod:`ksparse._cupy_kernels`.
+  kernels of :mod:`ksparse.kernels._cupy`.
 """
 
 import numpy as np
 
-from ksparse import layers
 from ksparse.backend import get_array_module
+from ksparse.nn import layers
 
 KERNELS = ("auto", "numba", "numpy")
 
@@ -35,7 +35,7 @@ def has_numba():
 
 def _numba_kernels():
     try:
-        from ksparse import _numba_kernels
+        from ksparse.kernels import _numba as _numba_kernels
     except ImportError:
         return None
     return _numba_kernels
@@ -68,9 +68,9 @@ def _resolve(kernel):
 def supp_k(z, k, kernel="auto"):
     """D2: Gamma = supp_k(z), the indices of the k largest entries of each row, exactly.
 
-    The same contract as :func:`ksparse.layers.supp_k` (ties broken arbitrarily, no
+    The same contract as :func:`ksparse.nn.layers.supp_k` (ties broken arbitrarily, no
     particular order), computed by the compiled O(H)-per-row select when numba is present
-    (several times faster than ``argpartition``), else by :func:`ksparse.layers.supp_k`.
+    (several times faster than ``argpartition``), else by :func:`ksparse.nn.layers.supp_k`.
 
     Parameters
     ----------
@@ -86,7 +86,7 @@ def supp_k(z, k, kernel="auto"):
     if z.ndim != 2 or not 1 <= k <= z.shape[1]:
         raise ValueError(f"z must be 2-D and k must satisfy 1 <= k <= {z.shape[-1]}, got k={k}")
     if xp is not np:
-        from ksparse import _cupy_kernels
+        from ksparse.kernels import _cupy as _cupy_kernels
 
         return _cupy_kernels.topk(z, xp.zeros(z.shape[1], z.dtype), k)
     impl = _resolve(kernel)
@@ -112,7 +112,7 @@ def _transposed(W):
 
 
 def fast_step(x, W, b, b_prime, k, kernel="auto"):
-    """Sec. 2.2 steps 1-3 and D5-D8 on the support only; equals :func:`ksparse.layers.ksparse_step`.
+    """Sec. 2.2 steps 1-3 and D5-D8 on the support only; equals :func:`ksparse.nn.layers.ksparse_step`.
 
     Parameters
     ----------
@@ -145,7 +145,7 @@ def fast_step(x, W, b, b_prime, k, kernel="auto"):
     xp, x, impl = _check(x, W, k, kernel)
     WT = _transposed(W)
     if impl == "cupy":
-        from ksparse import _cupy_kernels
+        from ksparse.kernels import _cupy as _cupy_kernels
 
         return _cupy_kernels.step(x, WT, b, b_prime, k)
     if impl == "numpy":
@@ -163,8 +163,8 @@ def fast_step(x, W, b, b_prime, k, kernel="auto"):
 def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
     """One training step fused with Eq. (11): :func:`fast_step`, then SGD with momentum in place.
 
-    Equals ``ksparse.optim.sgd_momentum_(params, grads, velocity, lr, momentum)`` applied to
-    the gradients of :func:`ksparse.layers.ksparse_step`; on the compiled kernels the weight
+    Equals ``ksparse.nn.optim.sgd_momentum_(params, grads, velocity, lr, momentum)`` applied to
+    the gradients of :func:`ksparse.nn.layers.ksparse_step`; on the compiled kernels the weight
     gradient is never stored: each unit's ``dW[:, h]`` lives in a buffer of d numbers while
     ``W[:, h]`` and its velocity are read and written once.
 
@@ -192,7 +192,7 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
     xp, x, impl = _check(x, W, k, kernel)
     lr, momentum = W.dtype.type(lr), W.dtype.type(momentum)
     if impl == "cupy":
-        from ksparse import _cupy_kernels
+        from ksparse.kernels import _cupy as _cupy_kernels
 
         return _cupy_kernels.train_step_(x, params, velocity, k, lr, momentum)
     if impl == "numpy":
@@ -208,7 +208,7 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
     return W.dtype.type(err.sum() / x.shape[0]), Gamma
 
 
-fast_step.train_step_ = fast_train_step_  # lets ksparse.train.fit run the fused form
+fast_step.train_step_ = fast_train_step_  # lets ksparse.training.loop.fit run the fused form
 
 
 def _momentum_(params, grads, velocity, lr, momentum):

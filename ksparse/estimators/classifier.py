@@ -1,10 +1,10 @@
 """KSparseClassifier: a scikit-learn classifier built from k-sparse autoencoders, Sec. 4.5-4.6.
 
-The network stacks k-sparse hidden layers (S1 in :mod:`ksparse.supervised`) under a softmax
+The network stacks k-sparse hidden layers (S1 in :mod:`ksparse.nn.supervised`) under a softmax
 (S3). ``fit`` pre-trains one k-sparse autoencoder per hidden layer (greedy, Sec. 4.6), or
 starts at random with ``pretrain=False`` (Table 3, "without pre-training"), then fine-tunes
 layer by layer (Sec. 4.6) with the supervised schedule of Sec. 4.2.2. The math lives in
-:mod:`ksparse.supervised`, the loops in :mod:`ksparse.finetune`.
+:mod:`ksparse.nn.supervised`, the loops in :mod:`ksparse.training.finetune`.
 """
 
 import numpy as np
@@ -15,7 +15,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ksparse.backend import check_device, to_device, to_numpy
-from ksparse.finetune import (
+from ksparse.nn.supervised import softmax
+from ksparse.training.finetune import (
     finetune,
     init_network,
     keep_counts,
@@ -23,7 +24,6 @@ from ksparse.finetune import (
     scores,
     stage_firsts,
 )
-from ksparse.supervised import softmax
 
 
 def _per_layer(value, n_layers, name):

@@ -1,7 +1,7 @@
 """KSparseAutoencoder: the k-sparse autoencoder as a scikit-learn transformer.
 
-A thin layer over :mod:`ksparse.train` (the training loop), :mod:`ksparse.encode`
-(the alpha k features of Sec. 2.2) and :mod:`ksparse.layers` (the decoder, D3). It adds
+A thin layer over :mod:`ksparse.training.loop` (the training loop), :mod:`ksparse.kernels.encode`
+(the alpha k features of Sec. 2.2) and :mod:`ksparse.nn.layers` (the decoder, D3). It adds
 scikit-learn's input validation, ``get_params``/``set_params``, and the fitted
 attributes ``W_``, ``b_``, ``b_prime_``, ``history_`` and ``state_``.
 """
@@ -11,10 +11,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ksparse import train
 from ksparse.backend import check_device, device_of, to_device, to_numpy
-from ksparse.encode import encode
-from ksparse.layers import decode_forward
+from ksparse.kernels.encode import encode
+from ksparse.nn.layers import decode_forward
+from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
 
@@ -62,7 +62,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     center : bool, default False
         Subtract the training mean from every input (fit, transform, score) and add it
         back in :meth:`inverse_transform`. Not in the paper; on non-negative data such as
-        MNIST pixels it keeps many more hidden units alive (see ``ksparse.train.fit``).
+        MNIST pixels it keeps many more hidden units alive (see ``ksparse.training.loop.fit``).
 
     Attributes
     ----------
@@ -75,7 +75,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     history_ : list of dict
         One record per epoch: ``loss`` (D4), ``mse`` (D4 / d), ``fvu``, ``dead_fraction``,
         ``k``, ``lr``, ``epoch``.
-    state_ : ksparse.train.TrainState
+    state_ : ksparse.training.loop.TrainState
         The full training state (parameters on ``device``, velocities, RNG, epoch).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -123,7 +123,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # -- configuration ---------------------------------------------------------------
     def _config(self, seed=0):
-        """The hyperparameters as a validated :data:`ksparse.train.DEFAULTS`-style dict."""
+        """The hyperparameters as a validated :data:`ksparse.training.loop.DEFAULTS`-style dict."""
         names = [n for n in train.DEFAULTS if n != "seed"]
         cfg = train.check_config(dict({n: getattr(self, n) for n in names}, seed=seed))
         check_device(self.device)
@@ -174,7 +174,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
         Raises
         ------
-        ksparse.train.TrainingDiverged
+        ksparse.training.loop.TrainingDiverged
             When the loss turns NaN or inf. ``state_`` and the checkpoint file (if any)
             hold the last good epoch; lower ``lr`` or ``sigma``.
         """

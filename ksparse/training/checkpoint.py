@@ -7,36 +7,15 @@ number of finished epochs, the RNG state, the history and the library version.
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ksparse.backend import to_numpy
+from ksparse.io import atomic_write
 
 PARAM_NAMES = ("W", "b", "b_prime")
 FORMAT = "ksparse-checkpoint-1"
-
-
-def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
-
-    A crash leaves either the old file or the new one, never half of one.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path, params, velocity, meta):

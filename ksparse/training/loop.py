@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
-from ksparse.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
-from ksparse.optim import sgd_momentum_
-from ksparse.schedule import k_schedule, linear_lr
+from ksparse.nn.optim import sgd_momentum_
+from ksparse.nn.schedule import k_schedule, linear_lr
+from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -148,7 +148,7 @@ def new_state(d, config, device="cpu"):
 
 
 def save_state(path, state):
-    """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.checkpoint`)."""
+    """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.training.checkpoint`)."""
     meta = {"config": state.config, "epoch": state.epoch, "rng_state": state.rng_state,
             "history": state.history,
             "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean]}
@@ -174,8 +174,9 @@ def load_state(path, device="cpu"):
 
 
 def default_step():
-    """The step used by :func:`fit` when none is given: the support-only :func:`ksparse.fast.fast_step`."""
-    from ksparse.fast import fast_step
+    """The step used by :func:`fit` when none is given: the support-only
+    :func:`ksparse.kernels.fast.fast_step`."""
+    from ksparse.kernels.fast import fast_step
 
     return fast_step
 
@@ -193,7 +194,7 @@ def run_epoch(x, state, k, lr, step):
     for start in range(0, x.shape[0], cfg["batch_size"]):
         idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
         xb = x[idx]
-        if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.fast
+        if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.kernels.fast
             E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg["momentum"])
         else:
             E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
@@ -227,7 +228,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     step : callable, optional
         ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``. When it has an attribute
         ``train_step_(x, params, velocity, k, lr, momentum) -> (E, Gamma)``, that fused
-        step-and-update is run instead (as for the default, :func:`ksparse.fast.fast_step`).
+        step-and-update is run instead (as for the default, :func:`ksparse.kernels.fast.fast_step`).
     epochs : int, optional
         Run at most this many epochs in this call (the schedules still span ``n_epochs``,
         and hold their final values past it). None runs until ``n_epochs``.

@@ -5,7 +5,7 @@ the CS231n convention: ``foo_forward(...) -> (out, cache)`` and
 ``foo_backward(dout, cache) -> grads`` in the order of the forward's inputs. The ids
 D1-D8 refer to ``docs/equations.md``; Sec. 2.2 is the paper's algorithm.
 
-This module is the plain, equation-by-equation path. ``ksparse.fast`` computes the same
+This module is the plain, equation-by-equation path. ``ksparse.kernels.fast`` computes the same
 math on the support only, and the tests hold it to this module.
 """
 

@@ -1,9 +1,9 @@
-"""Compiled CPU kernels for :mod:`ksparse.fast` (optional; needs numba).
+"""Compiled CPU kernels for :mod:`ksparse.kernels.fast` (optional; needs numba).
 
 Every kernel works on the transposed weights ``WT = W.T``, shape (H, d), C-contiguous,
 so that the column ``W[:, j]`` of an active unit is one contiguous row ``WT[j]``. The
 math is that of ``docs/equations.md`` D2-D8 restricted to the support Gamma; see
-:mod:`ksparse.fast` for the public functions and the equations.
+:mod:`ksparse.kernels.fast` for the public functions and the equations.
 
 Importing this module compiles nothing: numba compiles each kernel on its first call
 (and caches it on disk). Small steps run on one thread (:func:`threads_for`).

@@ -1,4 +1,4 @@
-"""CUDA kernels for :mod:`ksparse.fast` on CuPy arrays.
+"""CUDA kernels for :mod:`ksparse.kernels.fast` on CuPy arrays.
 
 This module never imports cupy: it takes the module from the arrays through
 :func:`ksparse.backend.get_array_module`, so CPU-only code never loads it.
@@ -227,14 +227,14 @@ def topk(z, b, k):
 
 
 def step(x, WT, b, b_prime, k):
-    """:func:`ksparse.fast.fast_step` on the GPU: (E, grads, Gamma), E a 0-d device array."""
+    """:func:`ksparse.kernels.fast.fast_step` on the GPU: (E, grads, Gamma), E a 0-d device array."""
     b, b_prime = (get_array_module(x).ascontiguousarray(a, dtype=x.dtype) for a in (b, b_prime))
     loss, Gamma, dWT, db, db_prime = _gradients(x, WT, b, b_prime, k)
     return loss, {"W": dWT.T, "b": db, "b_prime": db_prime}, Gamma
 
 
 def train_step_(x, params, velocity, k, lr, momentum):
-    """:func:`ksparse.fast.fast_train_step_` on the GPU; W and its velocity are column-major."""
+    """:func:`ksparse.kernels.fast.fast_train_step_` on the GPU; W and its velocity are column-major."""
     xp = get_array_module(x)
     W, b, b_prime = params["W"], params["b"], params["b_prime"]
     loss, Gamma, dWT, db, db_prime = _gradients(x, W.T, b, b_prime, k)

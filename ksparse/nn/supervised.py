@@ -19,7 +19,7 @@ Parameters of a network with L hidden layers live in one flat dict:
 """
 
 from ksparse.backend import get_array_module
-from ksparse.layers import encode_backward, encode_forward, select_backward, select_forward
+from ksparse.nn.layers import encode_backward, encode_forward, select_backward, select_forward
 
 
 def hidden_names(n_layers):
@@ -36,7 +36,7 @@ def sparse_layer_forward(x, W, b, n_keep):
     W : array, shape (d, H)
     b : array, shape (H,)
     n_keep : int
-        The number of units kept, round(alpha k) (see :func:`ksparse.encode.alpha_k`).
+        The number of units kept, round(alpha k) (see :func:`ksparse.kernels.encode.alpha_k`).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Discriminative k-sparse networks: greedy pre-training, layer-wise fine-tuning, Sec. 4.5-4.6.
 
 - :func:`pretrain_stack` trains one k-sparse autoencoder per hidden layer with
-  :func:`ksparse.train.fit`, each on the codes h = supp_{alpha k}(W^T x + b) of the one
+  :func:`ksparse.training.loop.fit`, each on the codes h = supp_{alpha k}(W^T x + b) of the one
   below (greedy layer-wise pre-training, Sec. 4.6).
 - :func:`init_network` builds the network's parameters from the autoencoders' encoder
   W and b, or at random ("without pre-training", Table 3).
@@ -11,7 +11,7 @@
   0.25, lr falling linearly from 1 to 0.001), and keeps the epoch with the lowest error
   on the validation split when one is given.
 
-:class:`ksparse.classifier.KSparseClassifier` wraps it all as a scikit-learn classifier.
+:class:`ksparse.estimators.classifier.KSparseClassifier` wraps it all as a scikit-learn classifier.
 """
 
 import math
@@ -19,11 +19,11 @@ import math
 import numpy as np
 
 from ksparse.backend import get_array_module, to_device, to_numpy
-from ksparse.encode import alpha_k, encode
-from ksparse.optim import sgd_momentum_
-from ksparse.schedule import linear_lr
-from ksparse.supervised import hidden_names, network_forward, network_step
-from ksparse.train import TrainingDiverged, fit
+from ksparse.kernels.encode import alpha_k, encode
+from ksparse.nn.optim import sgd_momentum_
+from ksparse.nn.schedule import linear_lr
+from ksparse.nn.supervised import hidden_names, network_forward, network_step
+from ksparse.training.loop import TrainingDiverged, fit
 
 FINETUNE_DEFAULTS = {
     "n_epochs": 200,
@@ -48,7 +48,7 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
     k : int
     alpha : float >= 1
     config : dict or sequence of dict, optional
-        Options of :data:`ksparse.train.DEFAULTS` for :func:`ksparse.train.fit` (one dict
+        Options of :data:`ksparse.training.loop.DEFAULTS` for :func:`ksparse.training.loop.fit` (one dict
         for all layers, or one per layer). ``n_hidden`` and ``k`` are set here.
     device : {"cpu", "gpu"}
     callback : callable, optional
@@ -241,5 +241,5 @@ def finetune(params, x, y, n_keep, config=None, layerwise=True, x_val=None, y_va
 
 
 def keep_counts(hidden_sizes, k, alpha):
-    """alpha k for each hidden layer, checked against its size (see :func:`ksparse.encode.alpha_k`)."""
+    """alpha k for each hidden layer, checked against its size ( :func:`ksparse.kernels.encode.alpha_k`)."""
     return [alpha_k(k, alpha, int(H)) for H in hidden_sizes]
