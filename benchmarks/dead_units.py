@@ -54,13 +54,13 @@ def variants():
 def probe_stats(state, x_probe, x_mean):
     """Decomposition of z on the probe set (see the module docstring), for one state."""
     from ksparse.backend import to_numpy
+    from ksparse.training.loop import model_input
 
     p = {n: to_numpy(a).astype(np.float64) for n, a in state.params.items()}
-    u = x_probe / getattr(state, "scale", 1.0) - (p["b_prime"] if state.config.get("pre_bias") else 0.0)
-    z = u @ p["W"] + p["b"]
+    z = model_input(x_probe, state) @ p["W"] + p["b"]
     m = z.mean(axis=0)
     within = z.var(axis=0).mean()
-    norms = np.linalg.norm(p["W"], axis=0) * np.linalg.norm(x_mean) + 1e-30
+    norms = np.linalg.norm(p["W"], axis=0) * np.linalg.norm(x_mean) + 1e-30  # cos(W_j, mean image)
     return {"shared": float(m.var() / (m.var() + within)), "b_mean": float(p["b"].mean()),
             "b_std": float(p["b"].std()), "cos_mean": (x_mean @ p["W"] / norms).tolist(),
             "unit_mean": m.tolist()}
@@ -101,12 +101,12 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
 
 def _batch_hook(loop, on_batch):
     """Keyword arguments of ``loop.fit`` that report each minibatch's Gamma to ``on_batch``."""
-    from ksparse.kernels.fast import fast_step
+    from ksparse.kernels.remedies import remedies_step
 
     seen = [0]
 
-    def step(xb, W, b, b_prime, k):
-        E, grads, Gamma = fast_step(xb, W, b, b_prime, k)
+    def step(xb, W, b, b_prime, k, **remedies):
+        E, grads, Gamma = remedies_step(xb, W, b, b_prime, k, **remedies)
         seen[0] += len(xb)
         on_batch(Gamma, seen[0])
         return E, grads, Gamma

@@ -19,13 +19,14 @@ from ksparse.io import atomic_write
 from ksparse.training.loop import (
     DEFAULTS,
     TrainingDiverged,
-    centered,
     check_config,
     check_data,
     fit,
     load_state,
+    model_input,
     new_state,
     save_state,
+    uncentered,
 )
 
 # Defaults of `ksparse train`: a short run on the bundled digits (seconds of CPU time) whose
@@ -94,12 +95,17 @@ def _add_train(sub):
     for flag, key, kind, text in TRAIN_OPTIONS:
         default = CLI_DEFAULTS[key]
         extra = {"choices": ("float32", "float64")} if key == "dtype" else {}
-        shown = "constant" if default is None else default
+        shown = default
+        if default is None:
+            shown = ("0.25 on the scaled inputs, 0.01 with --paper" if key == "lr" else "constant")
         tr.add_argument(flag, dest=key, type=kind, default=None, metavar=flag[2:].upper().replace("-", "_"),
                         help=f"{text} (default: {shown})", **extra)
     tr.add_argument("--center", action="store_true", default=None,
                     help="subtract the training mean from the inputs (stored in the model; not in the paper, "
                     "keeps more hidden units alive on non-negative data such as pixels)")
+    tr.add_argument("--paper", action="store_true", default=None,
+                    help="the paper's model on the raw inputs: no data scale, no pre-encoder bias, no AuxK, "
+                    "no resampling of dead units (default: all four on; see docs/training.md)")
     tr.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (default: cpu)")
     tr.add_argument("--out", default=os.path.join("runs", "ksparse"),
                     help="output folder (default: runs/ksparse)")
@@ -181,19 +187,21 @@ def _keep(state, model_path):
     return f"the last good state (epoch {state.epoch}) is in {model_path}"
 
 
-def _metrics(x, params, k):
-    """Reconstruction error of the model on ``x`` with k units (D1-D4), and the dead fraction."""
+def _metrics(x, state):
+    """Reconstruction error of the model on ``x`` with k units (D1-D4 or D9), in the data's units,
+    and the dead fraction."""
     from ksparse.backend import device_of, to_device, to_numpy
     from ksparse.nn.layers import decode_forward, encode_forward, select_forward
 
+    params, k = state.params, state.config["k"]
     W = params["W"]
     d, H = W.shape
     used, total = np.zeros(H, bool), 0.0
     for start in range(0, x.shape[0], 4096):
-        xb = to_device(x[start:start + 4096], device_of(W), dtype=W.dtype)
-        z_k, (Gamma, _) = select_forward(encode_forward(xb, W, params["b"])[0], k)
-        x_hat, _ = decode_forward(z_k, W, params["b_prime"])
-        total += float(((x_hat - xb) ** 2).sum())
+        ub = to_device(model_input(x[start:start + 4096], state), device_of(W), dtype=W.dtype)
+        z_k, (Gamma, _) = select_forward(encode_forward(ub, W, params["b"])[0], k)
+        x_hat = uncentered(to_numpy(decode_forward(z_k, W, params["b_prime"])[0]), state)
+        total += float(((x_hat - x[start:start + 4096]) ** 2).sum())
         used[np.unique(to_numpy(Gamma))] = True
     loss = total / x.shape[0]
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
@@ -208,7 +216,7 @@ def _features(x, state, alpha):
 
     p = state.params
     device = device_of(p["W"])
-    x = centered(x, state)
+    x = model_input(x, state)  # (x - x_mean) / s, minus b' under D9
     chunks = [to_numpy(encode(to_device(x[s:s + 4096], device, p["W"].dtype), p["W"], p["b"],
                               state.config["k"], alpha)) for s in range(0, x.shape[0], 4096)]
     return np.concatenate(chunks) if chunks else np.zeros((0, p["W"].shape[1]), p["W"].dtype)
@@ -249,6 +257,8 @@ def cmd_train(args):
     given = {key: getattr(args, key) for _, key, _, _ in TRAIN_OPTIONS if getattr(args, key) is not None}
     if args.center:
         given["center"] = True
+    if args.paper:
+        given["paper"] = True
     if args.resume is None:
         check_config(dict(CLI_DEFAULTS, **given))
     if args.checkpoint_every < 0:
@@ -272,7 +282,7 @@ def cmd_train(args):
                            "n_test": None if ds.X_test is None else len(ds.X_test),
                            "image_shape": ds.image_shape},
                "hyperparameters": state.config, "device": args.device, "epochs_done": state.epoch}
-    summary.update(_metrics(centered(x, state), state.params, state.config["k"]))
+    summary.update(_metrics(x, state))
     summary["filters"] = _draw_filters(ds, state, os.path.join(args.out, "filters.png"))
     skipped = {"note": "skipped: --no-logreg"}
     summary["logistic_regression"] = skipped if args.no_logreg else _logreg(ds, state)

@@ -202,13 +202,13 @@ def failing_step(at_call, error):
 
     calls = []
 
-    def step(x, W, b, b_prime, k):
+    def step(x, W, b, b_prime, k, **remedies):
         calls.append(1)
         if len(calls) >= at_call:
             if error == "nan":
-                return ksparse_step(x, W * np.nan, b, b_prime, k)
+                return ksparse_step(x, W * np.nan, b, b_prime, k, **remedies)
             raise KeyboardInterrupt
-        return ksparse_step(x, W, b, b_prime, k)
+        return ksparse_step(x, W, b, b_prime, k, **remedies)
 
     return lambda: step
 
@@ -296,5 +296,6 @@ def test_train_center_stores_the_mean_and_encode_uses_it(tmp_path, capsys):
     x = save(tmp_path / "x.npy", digits.X_test)
     assert run(["encode", out / "model.npz", x, tmp_path / "h.npy"], capsys)[0] == 0
     p = state.params
-    expected = encode((digits.X_test - state.x_mean).astype(np.float32), p["W"], p["b"], 5, 2.0)
-    np.testing.assert_allclose(np.load(tmp_path / "h.npy"), expected, rtol=1e-6)
+    u = (digits.X_test - state.x_mean) / state.scale - p["b_prime"]  # D9 on the scaled, centred input
+    expected = encode(u.astype(np.float32), p["W"], p["b"], 5, 2.0)
+    np.testing.assert_allclose(np.load(tmp_path / "h.npy"), expected, rtol=1e-5, atol=1e-6)

@@ -36,12 +36,9 @@ def fitted(X):
     return KSparseAutoencoder(**SMALL).fit(X)
 
 
-# The checks feed unscaled data such as N(100, 1); with lr=0.01 SGD diverges on it (and fit
-# rightly raises TrainingDiverged), so the checked instance uses a smaller rate.
-@parametrize_with_checks([KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
-                                             lr=1e-4, random_state=0),
-                          KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
-                                             lr=1e-4, random_state=0, center=True)])
+# At the defaults a user gets: the checks feed unscaled data such as N(100, 1), which the
+# stored data scale (``scale_``) makes as easy to learn as any other.
+@parametrize_with_checks([KSparseAutoencoder(), KSparseAutoencoder(center=True)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -103,10 +100,11 @@ def test_unfitted_attributes_raise():
 def test_transform_keeps_round_alpha_k_units(fitted, X, alpha, kept):
     h = fitted.set_params(alpha=alpha).transform(X)
     fitted.set_params(alpha=1.0)
-    z = X.astype(np.float32) @ fitted.W_ + fitted.b_
+    u = (X / fitted.scale_ - fitted.b_prime_).astype(np.float32)  # D9 on the scaled input
+    z = u @ fitted.W_ + fitted.b_
     assert h.shape == (400, 32) and h.dtype == np.float32
     assert ((h != 0).sum(axis=1) == kept).all()
-    np.testing.assert_array_equal(h[h != 0], z[h != 0])
+    np.testing.assert_allclose(h[h != 0], z[h != 0], rtol=1e-5, atol=1e-6)
 
 
 def test_transform_alpha_k_above_n_hidden_raises(fitted, X):
@@ -122,7 +120,9 @@ def test_transform_wrong_n_features_raises(fitted, X):
 
 def test_inverse_transform_is_the_decoder(fitted, X):
     h = fitted.transform(X)
-    np.testing.assert_allclose(fitted.inverse_transform(h), h @ fitted.W_.T + fitted.b_prime_, rtol=1e-5)
+    np.testing.assert_allclose(fitted.inverse_transform(h),
+                               (h @ fitted.W_.T + fitted.b_prime_) * fitted.scale_,
+                               rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="n_hidden = 32 columns"):
         fitted.inverse_transform(h[:, :5])
 
@@ -164,7 +164,8 @@ def test_partial_fit_past_n_epochs_holds_k_and_uses_new_params(X):
     est = KSparseAutoencoder(**dict(SMALL, n_epochs=2))
     est.partial_fit(X).partial_fit(X)
     est.set_params(lr=0.005, k=3).partial_fit(X)
-    assert [(h["k"], h["lr"]) for h in est.history_] == [(16, 0.01), (4, 0.01), (3, 0.005)]
+    default = ksparse.training.loop.LR_SCALED
+    assert [(h["k"], h["lr"]) for h in est.history_] == [(16, default), (4, default), (3, 0.005)]
     with pytest.raises(ValueError, match="n_hidden changed"):
         est.set_params(n_hidden=40).partial_fit(X)
     with pytest.raises(ValueError, match="device changed|needs CuPy"):
@@ -275,9 +276,11 @@ def test_center_encodes_and_reconstructs_around_the_training_mean(X, tmp_path):
     est = KSparseAutoencoder(**SMALL, center=True, dtype="float64").fit(X)
     mean = X.mean(axis=0)
     np.testing.assert_array_equal(est.state_.x_mean, mean)
-    np.testing.assert_array_equal(est.transform(X), encode(X - mean, est.W_, est.b_, est.k, est.alpha))
+    u = (X - mean) / est.scale_ - est.b_prime_
+    np.testing.assert_allclose(est.transform(X), encode(u, est.W_, est.b_, est.k, est.alpha), rtol=1e-12)
     zeros = np.zeros((2, SMALL["n_hidden"]))
-    np.testing.assert_allclose(est.inverse_transform(zeros), np.tile(est.b_prime_ + mean, (2, 1)))
+    np.testing.assert_allclose(est.inverse_transform(zeros),
+                               np.tile(est.b_prime_ * est.scale_ + mean, (2, 1)))
     est.save(tmp_path / "c.npz")
     back = KSparseAutoencoder.load(tmp_path / "c.npz")
     assert back.center is True

@@ -104,7 +104,9 @@ def test_fit_history_records_schedule_and_metrics(digits):
     h = state.history
     assert [r["epoch"] for r in h] == [1, 2, 3, 4, 5]
     assert [r["k"] for r in h] == [32, 20, 8, 8, 8]
-    assert h[0]["lr"] == pytest.approx(0.01) and h[-1]["lr"] == pytest.approx(0.001)
+    assert h[0]["lr"] == pytest.approx(train.LR_SCALED) and h[-1]["lr"] == pytest.approx(0.001)
+    paper = train.fit(digits[:200], dict(SMALL, n_epochs=1, paper=True)).history
+    assert paper[0]["lr"] == pytest.approx(train.LR_PAPER)
     for r in h:
         assert r["mse"] == pytest.approx(r["loss"] / digits.shape[1])
         assert 0.0 <= r["dead_fraction"] <= 1.0
@@ -169,13 +171,15 @@ def test_fit_diverging_raises_with_last_good_state(digits, tmp_path):
 # -- center: subtract the training mean -------------------------------------------------
 def test_fit_center_equals_training_on_mean_subtracted_data(digits):
     x = digits[:300]
-    a = train.fit(x, dict(SMALL, n_epochs=3, center=True))
-    b = train.fit(x - x.mean(axis=0), dict(SMALL, n_epochs=3))
+    a = train.fit(x, dict(SMALL, n_epochs=3, center=True, paper=True))
+    b = train.fit(x - x.mean(axis=0), dict(SMALL, n_epochs=3, paper=True))
     np.testing.assert_array_equal(a.x_mean, x.mean(axis=0))
     assert b.x_mean is None
     assert np.array_equal(a.params["W"], b.params["W"])
     assert np.array_equal(train.centered(x, a), x - x.mean(axis=0))
     assert train.centered(x, b) is x
+    scaled = train.fit(x, dict(SMALL, n_epochs=1, center=True))  # the defaults also divide by s
+    np.testing.assert_allclose(train.centered(x, scaled), (x - x.mean(axis=0)) / scaled.scale)
 
 
 def test_center_survives_save_load_and_resume(digits, tmp_path):

@@ -33,8 +33,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     n_epochs : int, default 10
         Epochs run by :meth:`fit`; the length over which the schedules run.
     batch_size : int, default 128
-    lr : float, default 0.01
-        Learning rate of Eq. (11).
+    lr : float or None, default None
+        Learning rate of Eq. (11). None: ``ksparse.training.loop.effective_lr``, the rate
+        measured to work on the scaled data (0.01, the paper's, with ``paper=True``).
     lr_final : float or None, default None
         With a value, the rate falls linearly from ``lr`` to it over ``n_epochs``.
     momentum : float in [0, 1), default 0.9
@@ -63,6 +64,29 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Subtract the training mean from every input (fit, transform, score) and add it
         back in :meth:`inverse_transform`. Not in the paper; on non-negative data such as
         MNIST pixels it keeps many more hidden units alive (see ``ksparse.training.loop.fit``).
+    paper : bool, default False
+        True trains the paper's model on the raw inputs: it turns off ``scale``, ``pre_bias``
+        (b' starts at 0), AuxK and ``resample``, whatever their values.
+    scale : bool, default True
+        Train on x / s, with s stored in ``scale_`` (the variance per feature becomes 1 on
+        average), so that ``lr`` means the same for data of any units. ``transform``,
+        ``inverse_transform`` and ``score`` apply it; errors are reported in the data's units.
+    pre_bias : bool, default True
+        D9: encode x - b' (the decoder's bias), with b' learned and started at the data's mean.
+    b_prime_init : {"mean", "median", "zero"}, default "mean"
+        D9's initial b': the training mean or geometric median.
+    k_aux : int or None, default None
+        D10 (AuxK): dead units used per sample to reconstruct the residual; None is
+        min(n_hidden, n_features) // 2.
+    c_aux : float, default 0.0
+        D10's weight; 0 (the default) turns AuxK off. Gao et al. use 1/32; with resampling on,
+        it measured no better and slower (``docs/training.md``).
+    dead_window : int or None, default None
+        T: a unit is dead when it was in no support during the last T training samples;
+        None is 100 n_hidden / k.
+    resample : bool, default True
+        Point units dead for T samples at the worst-reconstructed inputs of the minibatch
+        (velocities reset; deterministic).
 
     Attributes
     ----------
@@ -72,9 +96,12 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Hidden bias b.
     b_prime_ : ndarray, shape (n_features_in_,)
         Output bias b'.
+    scale_ : float
+        The data scale s (1.0 with ``scale=False`` or ``paper=True``).
     history_ : list of dict
-        One record per epoch: ``loss`` (D4), ``mse`` (D4 / d), ``fvu``, ``dead_fraction``,
-        ``k``, ``lr``, ``epoch``.
+        One record per epoch: ``loss`` (D4), ``mse`` (D4 / d), ``fvu``, ``dead_fraction``
+        (units in no support during the epoch), ``dead_window`` (units in no support during
+        the last T samples), ``resampled`` (units resampled so far), ``k``, ``lr``, ``epoch``.
     state_ : ksparse.training.loop.TrainState
         The full training state (parameters on ``device``, velocities, RNG, epoch).
     n_features_in_ : int
@@ -84,7 +111,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     Notes
     -----
     Loss convention (D4): E = (1/N) sum_i ||x_hat_i - x_i||^2. :meth:`score` and
-    ``history_[i]["mse"]`` give the error per element, E / d.
+    ``history_[i]["mse"]`` give the error per element, E / d, in the data's units.
+
+    ``W_``, ``b_`` and ``b_prime_`` act on the model's input u = x / s (minus b' under D9):
+    z = (x / s - b') W + b and x_hat = (z_k W^T + b') s.
 
     On CPU, ``W_``, ``b_`` and ``b_prime_`` are the training arrays themselves, so a later
     :meth:`partial_fit` updates them in place; copy them to keep a snapshot.
@@ -98,10 +128,12 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     (1797, 64)
     """
 
-    def __init__(self, n_hidden=1000, k=25, alpha=1.0, n_epochs=10, batch_size=128, lr=0.01,
+    def __init__(self, n_hidden=1000, k=25, alpha=1.0, n_epochs=10, batch_size=128, lr=None,
                  lr_final=None, momentum=0.9, sigma=0.01, k_start=100, k_fraction=0.5,
                  dtype="float32", device="cpu", random_state=None, checkpoint_path=None,
-                 checkpoint_every=0, callback=None, center=False):
+                 checkpoint_every=0, callback=None, center=False, paper=False, scale=True,
+                 pre_bias=True, b_prime_init="mean", k_aux=None, c_aux=0.0, dead_window=None,
+                 resample=True):
         self.n_hidden = n_hidden
         self.k = k
         self.alpha = alpha
@@ -120,6 +152,14 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.checkpoint_every = checkpoint_every
         self.callback = callback
         self.center = center
+        self.paper = paper
+        self.scale = scale
+        self.pre_bias = pre_bias
+        self.b_prime_init = b_prime_init
+        self.k_aux = k_aux
+        self.c_aux = c_aux
+        self.dead_window = dead_window
+        self.resample = resample
 
     # -- configuration ---------------------------------------------------------------
     def _config(self, seed=0):
@@ -230,6 +270,11 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return to_numpy(self.state_.params["b_prime"])
 
     @property
+    def scale_(self):
+        check_is_fitted(self, "state_")
+        return self.state_.scale
+
+    @property
     def history_(self):
         check_is_fitted(self, "state_")
         return self.state_.history
@@ -247,7 +292,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         check_is_fitted(self, "state_")
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         p, cfg = self.state_.params, self.state_.config
-        x = to_device(train.centered(X, self.state_), device_of(p["W"]), dtype=cfg["dtype"])
+        x = to_device(train.model_input(X, self.state_), device_of(p["W"]), dtype=cfg["dtype"])
         return to_numpy(encode(x, p["W"], p["b"], cfg["k"], self.alpha))
 
     def inverse_transform(self, X):
@@ -258,10 +303,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if h.shape[1] != cfg["n_hidden"]:
             raise ValueError(f"codes must have n_hidden = {cfg['n_hidden']} columns, got {h.shape[1]}")
         h = to_device(h, device_of(p["W"]), dtype=cfg["dtype"])
-        x_hat = to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
-        if self.state_.x_mean is not None:
-            x_hat += self.state_.x_mean.astype(x_hat.dtype)
-        return x_hat
+        return train.uncentered(to_numpy(decode_forward(h, p["W"], p["b_prime"])[0]), self.state_)
 
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.

@@ -24,6 +24,8 @@ from ksparse.training.finetune import (
     scores,
     stage_firsts,
 )
+from ksparse.training.loop import encoder_params
+from ksparse.training.remedies import data_scale
 
 
 def _per_layer(value, n_layers, name):
@@ -50,8 +52,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         False starts from N(0, sigma^2) weights ("without pre-training").
     encoders : sequence of (W, b), optional
         Encoders of already trained autoencoders; they replace the pre-training.
-    pretrain_epochs, pretrain_lr, pretrain_momentum : default 50, 0.01, 0.9
+    pretrain_epochs, pretrain_lr, pretrain_momentum : default 50, None, 0.9
         Unsupervised schedule (Sec. 4.2.2 uses 5000 epochs on MNIST); a value or one per layer.
+        ``pretrain_lr=None`` is the autoencoder's default (``ksparse.training.loop.effective_lr``).
     k_start : int, default 100
         Sparsity at the first pre-training epoch (Sec. 4.2.1).
     n_epochs : int or sequence of int, default 200
@@ -71,6 +74,12 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState or None, default 0
     callback : callable, optional
         Called with each epoch's record, for progress display.
+    paper : bool, default False
+        False standardizes the inputs, x' = (x - mean) / s with one scalar s that makes the
+        variance per feature 1 on average (stored as ``input_mean_``, ``input_scale_``; the
+        default rates were measured on such inputs), and pre-trains with the autoencoder's
+        remedies for dead units. True is the paper's
+        setting: raw inputs, plain k-sparse autoencoders.
 
     Attributes
     ----------
@@ -84,10 +93,10 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(1000,), k=25, alpha=3.0, pretrain=True, encoders=None,
-                 pretrain_epochs=50, pretrain_lr=0.01, pretrain_momentum=0.9, k_start=100,
+                 pretrain_epochs=50, pretrain_lr=None, pretrain_momentum=0.9, k_start=100,
                  n_epochs=200, lr=1.0, lr_final=0.001, momentum=0.25, batch_size=128, sigma=0.01,
                  layerwise=True, validation_fraction=0.0, dtype="float32", device="cpu",
-                 random_state=0, callback=None):
+                 random_state=0, callback=None, paper=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.k = k
         self.alpha = alpha
@@ -109,6 +118,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.callback = callback
+        self.paper = paper
 
     def _check_params(self):
         sizes = list(self.hidden_layer_sizes)
@@ -128,9 +138,16 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         check_device(self.device)
         return [int(H) for H in sizes], keep_counts(sizes, int(self.k), self.alpha)
 
+    def _standardize(self, X):
+        """x' = (x - input_mean_) / input_scale_ (the identity under ``paper=True``)."""
+        if self.paper:
+            return X
+        return ((X - self.input_mean_) / self.input_scale_).astype(X.dtype, copy=False)
+
     def _split(self, X, y, X_val, y_val, seed):
         if X_val is not None:
             X_val, y_val = validate_data(self, X_val, y_val, reset=False, dtype=[np.float64, np.float32])
+            X_val = self._standardize(X_val)
             unknown = np.setdiff1d(y_val, self.classes_)
             if unknown.size:
                 raise ValueError(f"y_val holds classes not in y: {unknown[:5]}")
@@ -151,7 +168,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
             self.pretrain_history_ = []
             return None
         L = len(sizes)
-        configs = [{"n_epochs": int(e), "lr": float(lr), "momentum": float(m), "sigma": float(self.sigma),
+        configs = [{"n_epochs": int(e), "lr": None if lr is None else float(lr), "momentum": float(m),
+                    "sigma": float(self.sigma), "paper": bool(self.paper),
                     "k_start": int(self.k_start), "batch_size": int(self.batch_size),
                     "alpha": float(self.alpha), "dtype": self.dtype, "seed": seed + l}
                    for l, (e, lr, m) in enumerate(zip(
@@ -160,7 +178,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
                        _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True))]
         states = pretrain_stack(X, sizes, int(self.k), self.alpha, configs, self.device)
         self.pretrain_history_ = [s.history for s in states]
-        return [(s.params["W"], s.params["b"]) for s in states]
+        return [encoder_params(s) for s in states]
 
     def fit(self, X, y, X_val=None, y_val=None):
         """Pre-train (unless ``pretrain=False`` or ``encoders`` is given), then fine-tune.
@@ -179,6 +197,10 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         """
         sizes, n_keep = self._check_params()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        self.input_mean_ = np.zeros(X.shape[1]) if self.paper else X.mean(axis=0, dtype=np.float64)
+        # one scalar for all features, making the variance per feature 1 on average
+        self.input_scale_ = 1.0 if self.paper else data_scale(X) / np.sqrt(X.shape[1])
+        X = self._standardize(X)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
@@ -206,7 +228,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities softmax(s) (S3), shape (N, C), columns in the order of ``classes_``."""
         check_is_fitted(self, "params_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = self._standardize(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
         params = {n: a.astype(self.dtype, copy=False) for n, a in self.params_.items()}
         s = scores(X.astype(self.dtype, copy=False), params, self.n_keep_)
         return softmax(s.astype(np.float64))

@@ -126,31 +126,39 @@ def cached_model(cache, name, settings, train_fn, times=False):
     return arrays, (seconds if times else seconds["wall"])
 
 
-def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False, center=False):
+def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False, center=False,
+                  paper=True):
     """Train (or load) a k-sparse autoencoder with the profile's Sec. 4.2.2 settings (fast step).
 
     With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
-    arrays include ``x_mean``.
+    arrays include ``x_mean``. ``paper=True`` (the reproductions' default) is the paper's model on
+    the raw inputs; ``paper=False`` uses the library's defaults (data scale, D9, AuxK,
+    resampling; the profile's lr is then ignored for the default rate). The arrays always include
+    ``W_enc`` and ``b_enc`` (``ksparse.training.loop.encoder_params``): z = x W_enc + b_enc on raw x.
     """
     from ksparse.kernels.fast import fast_step
-    from ksparse.training.loop import fit
+    from ksparse.training.loop import encoder_params, fit
 
     config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
               "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
               "sigma": prof["sigma"], "batch_size": prof["batch_size"], "seed": seed}
     if center:  # only when set, so that the cache keys of the paper's rows stay as they were
         config["center"] = True
+    config["paper"] = bool(paper)
+    if not paper:
+        del config["lr"]  # the default rate of the scaled data
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
 
     def train():
         # D1-D8 on the support only
         state = fit(X, config, callback=callback or _progress(f"k={k}"), step=fast_step)
         arrays = {n: np.asarray(a) for n, a in state.params.items()}
+        arrays["W_enc"], arrays["b_enc"] = encoder_params(state)
         if state.x_mean is not None:
             arrays["x_mean"] = state.x_mean
         return arrays
 
-    name = f"ksparse-k{k}{'c' if center else ''}-{dataset}"
+    name = f"ksparse-k{k}{'c' if center else ''}{'' if paper else 'd'}-{dataset}"
     return cached_model(cache, name, settings, train, times)
 
 

@@ -126,7 +126,7 @@ def pretrain(args, prof, X, deep):
     codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
     config = {"n_epochs": prof["ae_epochs"][1], "lr": prof["lr"], "momentum": prof["momentum"],
               "sigma": prof["sigma"], "batch_size": prof["batch_size"], "k_start": prof["k_start"],
-              "seed": args.seed + 1}
+              "seed": args.seed + 1, "paper": True}
     settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X), k=prof["k"],
                      alpha=prof["alpha"], n_hidden=prof["n_hidden"],
                      below=hashlib.sha1(W.tobytes() + b.tobytes()).hexdigest()[:10])

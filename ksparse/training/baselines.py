@@ -38,7 +38,8 @@ def fit_baseline(x, kind, config=None, activation="relu", device="cpu", callback
     kind : one of :data:`KINDS`
     config : dict, optional
         Options of :data:`ksparse.training.loop.DEFAULTS` (n_hidden, n_epochs, lr, momentum, sigma,
-        batch_size, dtype, seed); the sparsity options are set to "no sparsity".
+        batch_size, dtype, seed); the sparsity options are set to "no sparsity", and ``paper``
+        to True unless given (the lr is the paper's, for raw inputs).
     activation : {"relu", "sigmoid"}
     random_state : int
         Seed of the dropout masks (the minibatch order follows ``config["seed"]``).
@@ -51,5 +52,6 @@ def fit_baseline(x, kind, config=None, activation="relu", device="cpu", callback
     cfg = dict(config or {})
     H = cfg.get("n_hidden", 1000)
     cfg.update(k=H, k_start=H, alpha=1.0)
+    cfg.setdefault("paper", True)  # the paper's comparison models: raw inputs, no k-sparse remedies
     step = make_step(kind, activation, random_state)
     return fit(x, cfg, device=device, callback=callback, step=step)

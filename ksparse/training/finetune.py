@@ -23,7 +23,7 @@ from ksparse.kernels.encode import alpha_k, encode
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import linear_lr
 from ksparse.nn.supervised import hidden_names, network_forward, network_step
-from ksparse.training.loop import TrainingDiverged, fit
+from ksparse.training.loop import TrainingDiverged, encoder_params, fit
 
 FINETUNE_DEFAULTS = {
     "n_epochs": 200,
@@ -57,7 +57,8 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
     Returns
     -------
     states : list of TrainState
-        One per layer; ``state.params["W"]`` and ``["b"]`` are the encoder.
+        One per layer; :func:`ksparse.training.loop.encoder_params` gives each encoder for its
+        raw input.
     """
     configs = list(config) if isinstance(config, (list, tuple)) else [config or {}] * len(hidden_sizes)
     if len(configs) != len(hidden_sizes):
@@ -68,7 +69,7 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
         state = fit(h, dict(cfg, n_hidden=int(H), k=int(k)), device=device, callback=cb)
         states.append(state)
         if l < len(hidden_sizes):
-            W, b = (to_numpy(state.params[n]) for n in ("W", "b"))
+            W, b = encoder_params(state)  # D1 or D9, with the data scale folded in
             h = transform_batched(lambda xb, W=W, b=b: encode(xb, W, b, k, alpha), np.asarray(h))
     return states
 

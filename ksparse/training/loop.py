@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ksparse.backend import check_device, get_array_module, to_device, to_numpy
+from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
@@ -24,14 +24,69 @@ DEFAULTS = {
     "alpha": 1.0,
     "n_epochs": 10,
     "batch_size": 128,
-    "lr": 0.01,
+    "lr": None,  # None: LR_SCALED on scaled data, LR_PAPER otherwise (see effective_lr)
     "lr_final": None,
     "momentum": 0.9,
     "sigma": 0.01,
     "dtype": "float32",
     "seed": 0,
     "center": False,
+    # Round 2 (ksparse.training.remedies): the data scale, D9, D10 and resampling; "paper"
+    # turns them all off (the paper's model on the raw inputs)
+    "paper": False,
+    "scale": True,
+    "pre_bias": True,
+    "b_prime_init": "mean",
+    "k_aux": None,
+    "c_aux": 0.0,  # AuxK off: with resampling it measured no better, and slower (docs/training.md)
+    "dead_window": None,
+    "resample": True,
 }
+
+#: learning rates when ``lr`` is None: on data scaled by s (mean squared distance to the mean 1),
+#: LR_SCALED * min(1, d / k); the paper's Sec. 4.2.2 value on raw inputs (``benchmarks/remedies.py``)
+LR_SCALED, LR_PAPER = 0.25, 0.01
+
+
+def effective_lr(cfg, d, k=None):
+    """``cfg["lr"]``, or when it is None the default for the data the model sees.
+
+    On scaled data: ``LR_SCALED * min(1, d / k)`` for the epoch's k (``cfg["k"]`` when None).
+    Through the tied encoder, a step moves x_hat by W_Gamma W_Gamma^T times it, whose largest
+    eigenvalue grows like k / d once k > d (k columns in d dimensions cannot be orthogonal);
+    the factor keeps low-dimensional data (iris: d = 4 under k = 100) as stable as images.
+    On raw inputs (``paper`` or ``scale=False``): LR_PAPER.
+    """
+    if cfg["lr"] is not None:
+        return cfg["lr"]
+    if not remedies_in_force(cfg, d)["scale"]:
+        return LR_PAPER
+    return LR_SCALED * min(1.0, d / (cfg["k"] if k is None else k))
+
+
+#: the paper-faithful setting: no remedies, raw inputs (``paper=True`` means the same)
+PAPER = {"paper": True}
+
+
+def remedies_in_force(cfg, d):
+    """The remedies a validated config turns on, for data of dimension ``d``.
+
+    Returns
+    -------
+    dict
+        ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
+        ``resample``, all off under ``paper=True``. ``k_aux=None`` becomes
+        ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
+        which a unit active at the average rate k / H is active about 100 times.
+    """
+    H, k = cfg["n_hidden"], cfg["k"]
+    on = not cfg["paper"]
+    return {"scale": on and cfg["scale"], "pre_bias": on and cfg["pre_bias"],
+            "b_prime_init": cfg["b_prime_init"] if on and cfg["pre_bias"] else "zero",
+            "k_aux": max(1, min(H, d) // 2) if cfg["k_aux"] is None else cfg["k_aux"],
+            "c_aux": cfg["c_aux"] if on else 0.0,
+            "dead_window": -(-100 * H // k) if cfg["dead_window"] is None else cfg["dead_window"],
+            "resample": on and cfg["resample"]}
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,6 +108,8 @@ class TrainState:
     rng_state: dict = None
     history: list = dataclasses.field(default_factory=list)
     x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config["center"]
+    scale: float = 1.0  # s: training sees x / s (ksparse.training.remedies.data_scale)
+    tracker: dict = None  # the DeadTracker's state (ksparse.training.remedies), as JSON
 
     def copy(self):
         xp = get_array_module(self.params["W"])
@@ -64,16 +121,48 @@ class TrainState:
             rng_state=json.loads(json.dumps(self.rng_state)),
             history=[dict(h) for h in self.history],
             x_mean=None if self.x_mean is None else self.x_mean.copy(),
+            scale=self.scale,
+            tracker=json.loads(json.dumps(self.tracker)),
         )
 
 
 def centered(x, state):
-    """``x`` minus the training mean when the model was trained with ``center=True``, else ``x``.
+    """The model's input for data ``x``: (x - x_mean) / s, with x_mean only under ``center=True``.
 
-    Every input to a centred model goes through this (training, encoding, reconstruction
-    error); the model's x_hat is then ``W z_k + b' + x_mean``.
+    Every input to the model goes through this (training, encoding, reconstruction error);
+    the model's x_hat in the data's units is then ``(W z_k + b') s + x_mean``.
     """
-    return x if state.x_mean is None else np.asarray(x) - state.x_mean
+    x = x if state.x_mean is None else np.asarray(x) - state.x_mean
+    return x if state.scale == 1.0 else np.asarray(x) / state.scale
+
+
+def uncentered(x_hat, state):
+    """Back to the data's units: ``x_hat s + x_mean`` (the inverse of :func:`centered`)."""
+    x_hat = x_hat if state.scale == 1.0 else x_hat * x_hat.dtype.type(state.scale)
+    return x_hat if state.x_mean is None else x_hat + state.x_mean.astype(x_hat.dtype)
+
+
+def model_input(x, state):
+    """What the encoder's W sees: :func:`centered` x, minus b' under D9 (``pre_bias``); float64 host array."""
+    u = np.asarray(centered(x, state), dtype=np.float64)
+    if remedies_in_force(state.config, u.shape[1])["pre_bias"]:
+        u = u - to_numpy(state.params["b_prime"])
+    return u
+
+
+def encoder_params(state):
+    """(W_enc, b_enc) with ``x W_enc + b_enc`` equal to the model's z for raw data x (D1 or D9).
+
+    Folds the scale, the centring and the pre-encoder bias into one affine map:
+    z = ((x - x_mean) / s - b') W + b = x (W / s) + (b - (x_mean / s + b') W). NumPy, the
+    training dtype; for code that feeds raw inputs to :func:`ksparse.kernels.encode.encode`.
+    """
+    W, b, b_prime = (to_numpy(state.params[n]).astype(np.float64) for n in ("W", "b", "b_prime"))
+    shift = np.zeros(W.shape[0]) if state.x_mean is None else state.x_mean / state.scale
+    if remedies_in_force(state.config, W.shape[0])["pre_bias"]:
+        shift = shift + b_prime
+    dtype = state.config["dtype"]
+    return (W / state.scale).astype(dtype), (b - shift @ W).astype(dtype)
 
 
 def check_data(x, name="X"):
@@ -116,6 +205,8 @@ def check_config(config, d=None):
     if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
         raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
     for name in ("lr", "momentum", "sigma", "k_fraction"):
+        if name == "lr" and cfg[name] is None:
+            continue
         if not (isinstance(cfg[name], (int, float)) and math.isfinite(cfg[name]) and cfg[name] >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {cfg[name]!r}")
     if cfg["momentum"] >= 1 or cfg["k_fraction"] > 1:
@@ -125,6 +216,18 @@ def check_config(config, d=None):
     if not isinstance(cfg["center"], (bool, np.bool_)):
         raise TypeError(f"center must be True or False, got {cfg['center']!r}")
     cfg["center"] = bool(cfg["center"])
+    for name in ("paper", "scale", "pre_bias", "resample"):
+        if not isinstance(cfg[name], (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {cfg[name]!r}")
+        cfg[name] = bool(cfg[name])
+    if cfg["b_prime_init"] not in ("mean", "median", "zero"):
+        raise ValueError(f"b_prime_init must be 'mean', 'median' or 'zero', got {cfg['b_prime_init']!r}")
+    for name in ("k_aux", "dead_window"):
+        v = cfg[name]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{name} must be None (automatic) or an integer >= 1, got {v!r}")
+    if not (isinstance(cfg["c_aux"], (int, float)) and math.isfinite(cfg["c_aux"]) and cfg["c_aux"] >= 0):
+        raise ValueError(f"c_aux must be a finite number >= 0, got {cfg['c_aux']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}")
     return cfg
@@ -151,7 +254,8 @@ def save_state(path, state):
     """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.training.checkpoint`)."""
     meta = {"config": state.config, "epoch": state.epoch, "rng_state": state.rng_state,
             "history": state.history,
-            "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean]}
+            "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean],
+            "scale": state.scale, "tracker": state.tracker}
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
@@ -159,12 +263,15 @@ def load_state(path, device="cpu"):
     """Read a TrainState written by :func:`save_state`, onto ``device``."""
     params, velocity, meta = load_checkpoint(path)
     try:
-        cfg = check_config(meta["config"])
+        old = dict(meta["config"])
+        old.setdefault("paper", True)  # written before Round 2: the paper's model
+        cfg = check_config(old)
         state = TrainState(
             {n: to_device(params[n], device) for n in PARAM_NAMES},
             {n: to_device(velocity[n], device) for n in PARAM_NAMES},
             cfg, int(meta["epoch"]), meta["rng_state"], list(meta["history"]),
             None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64),
+            float(meta.get("scale", 1.0)), meta.get("tracker"),
         )
         if state.x_mean is not None and state.x_mean.shape != (params["W"].shape[0],):
             raise ValueError(f"x_mean has shape {state.x_mean.shape}, W has d = {params['W'].shape[0]}")
@@ -267,9 +374,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
             extended = check_config(dict(state.config, n_epochs=config["n_epochs"]))
             state.config["n_epochs"] = extended["n_epochs"]
     cfg = state.config
-    step = step or default_step()
-    if cfg["center"] and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
+    step = _training_step(state, x, step)
     xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
@@ -277,15 +382,17 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     while state.epoch < stop:
         e = state.epoch
         k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
-        lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])
+        lr = linear_lr(e, cfg["n_epochs"], effective_lr(cfg, x.shape[1], k), cfg["lr_final"])
         record = run_epoch(xd, state, k, lr, step)
+        record["loss"] *= state.scale ** 2  # D4 in the data's units
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
-            raise TrainingDiverged(
-                f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                f"lower the learning rate (lr={cfg['lr']}) or sigma", last_good)
+            raise TrainingDiverged(f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
+                                   + _divergence_advice(cfg, x), last_good)
         record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / x.shape[1],
-                      fvu=record["loss"] / variance if variance > 0 else float("nan"))
+                      fvu=record["loss"] / variance if variance > 0 else float("nan"),
+                      dead_window=step.tracker.dead_fraction(), resampled=step.tracker.n_resampled)
+        state.tracker = step.tracker.to_json()
         state.epoch = e + 1
         state.history.append(record)
         if checkpoint_path and checkpoint_every and state.epoch % checkpoint_every == 0:
@@ -296,3 +403,40 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     if checkpoint_path:
         save_state(checkpoint_path, state)
     return state
+
+
+def _training_step(state, x, step):
+    """Start the Round 2 state of a fresh run (s, b', the dead-unit clock); return the step object.
+
+    On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
+    once (also for states written before Round 2).
+    """
+    from ksparse.kernels.fast import fast_step
+    from ksparse.training import remedies
+
+    step = step or default_step()
+    cfg = state.config
+    rem = remedies_in_force(cfg, x.shape[1])
+    if cfg["center"] and state.x_mean is None:
+        state.x_mean = x.mean(axis=0, dtype=np.float64)
+    if state.tracker is None:
+        if state.epoch == 0:
+            state.scale = remedies.data_scale(x) if rem["scale"] else 1.0
+            b_prime = remedies.init_b_prime(centered(x, state), rem["b_prime_init"])
+            state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg["dtype"])
+        state.tracker = remedies.DeadTracker(cfg["n_hidden"], rem["dead_window"]).to_json()
+    tracker = remedies.DeadTracker.from_json(state.tracker, cfg["n_hidden"])
+    inner = None if step is fast_step else step
+    return remedies.RemedyStep(tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"],
+                               inner=inner)
+
+
+def _divergence_advice(cfg, x):
+    """What to do after a divergence: scale the data when it is not, else lower the rate."""
+    if not remedies_in_force(cfg, x.shape[1])["scale"]:
+        spread = float(np.sqrt(((x - x.mean(axis=0)) ** 2).mean()))
+        return (f"the inputs were not scaled (paper={cfg['paper']}, scale={cfg['scale']}) and their "
+                f"typical deviation from the mean is {spread:.3g}: train with scale=True (the default), "
+                f"or divide X by about {spread:.3g}")
+    return (f"the inputs were scaled (s = mean distance to the mean); lower the learning rate "
+            f"(lr={effective_lr(cfg, x.shape[1])})")

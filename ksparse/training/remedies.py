@@ -1,0 +1,248 @@
+"""Training that keeps its units and does not depend on the data's units (DESIGN.md, Round 2).
+
+- :func:`data_scale`: the scalar s stored with the model; training sees x / s.
+- :func:`init_b_prime`: b' from the data (mean or geometric median), for D9.
+- :class:`DeadTracker`: for each unit, the last training sample whose support Gamma held it;
+  a unit is dead when that was T or more samples ago (the exact statistic over a window of T).
+- :class:`RemedyStep`: the step object the epoch loop runs: D9 and D10 on the support
+  (:func:`ksparse.kernels.remedies.remedies_train_step_`), the dead-unit count, and the
+  resampling of units dead for T samples towards badly reconstructed inputs.
+"""
+
+import numpy as np
+
+from ksparse.backend import get_array_module, to_numpy
+from ksparse.kernels.remedies import remedies_train_step_, residual_on_support
+from ksparse.nn.optim import sgd_momentum_
+
+
+def data_scale(x):
+    """The data scale s: mean_i ||x_i - mean(x)||^2 / s^2 = 1 (samples at distance about 1 from the mean).
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+
+    Returns
+    -------
+    s : float > 0
+        Falls back to the root mean square of x, then to 1, for constant or all-zero data.
+
+    Notes
+    -----
+    The gradient of E grows with the square of the data's scale, so a learning rate only
+    means something for data of a known scale. The curvature of E in W grows with the
+    largest variance of the data along one direction, which is a similar fraction of the
+    total variance for images of any size (about 1/10 for MNIST and the 8x8 digits); so
+    the total, not the variance per feature, is set to 1, and one learning rate fits both.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    for energy in (((x - x.mean(axis=0)) ** 2).sum(axis=1).mean(), (x * x).sum(axis=1).mean()):
+        s = float(np.sqrt(energy))
+        if s > 0 and np.isfinite(s):
+            return s
+    return 1.0
+
+
+def init_b_prime(x, how="mean", n_iter=50, max_rows=10000):
+    """D9's initial b': the mean of ``x`` (N, d), or its geometric median (Weiszfeld), or zeros.
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+        Already scaled.
+    how : {"mean", "median", "zero"}
+    n_iter : int
+        Weiszfeld iterations for the median.
+    max_rows : int
+        The median uses the first ``max_rows`` rows.
+
+    Returns
+    -------
+    b_prime : float64 array, shape (d,)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if how == "zero":
+        return np.zeros(x.shape[1])
+    m = x.mean(axis=0)
+    if how == "mean":
+        return m
+    if how != "median":
+        raise ValueError(f"b_prime_init must be 'mean', 'median' or 'zero', got {how!r}")
+    rows = x[:max_rows]
+    for _ in range(n_iter):  # Weiszfeld: m <- sum(x_i / r_i) / sum(1 / r_i), r_i = ||x_i - m||
+        w = 1.0 / np.maximum(np.linalg.norm(rows - m, axis=1), 1e-12)
+        m = (w[:, None] * rows).sum(axis=0) / w.sum()
+    return m
+
+
+class DeadTracker:
+    """For each unit, the index (in training samples seen) of the last sample it was active on.
+
+    Parameters
+    ----------
+    n_hidden : int
+    window : int
+        T: a unit is dead when it was active on none of the last T samples.
+    seen : int
+        Samples seen so far.
+    last_active, last_reset : int arrays, shape (H,), optional
+        The index of the last sample whose Gamma held the unit (-1: never; the counting starts
+        at 0 for everyone), and of the last resampling of the unit (which restarts its clock
+        for the remedies, not for the statistic).
+    n_resampled : int
+        Units resampled so far.
+    """
+
+    def __init__(self, n_hidden, window, seen=0, last_active=None, last_reset=None, n_resampled=0):
+        self.window = int(window)
+        self.n_resampled = int(n_resampled)
+        self.seen = int(seen)
+        self.last_active = np.zeros(n_hidden, np.int64) if last_active is None else np.asarray(last_active)
+        self.last_reset = np.zeros(n_hidden, np.int64) if last_reset is None else np.asarray(last_reset)
+
+    def update(self, Gamma, N=None):
+        """Record one minibatch's supports, Gamma (N, k): exact to the sample.
+
+        A 1-D Gamma (the units active somewhere in a batch of ``N`` samples, as the baselines'
+        steps return) counts them active on the batch's last sample.
+        """
+        Gamma = to_numpy(Gamma)
+        if Gamma.ndim == 1:
+            self.last_active[Gamma] = self.seen + N
+            self.seen += N
+            return
+        N, k = Gamma.shape
+        flat = Gamma.ravel()[::-1]  # the first occurrence in reverse is the last sample per unit
+        units, first = np.unique(flat, return_index=True)
+        self.last_active[units] = self.seen + (N - 1 - first // k) + 1
+        self.seen += N
+
+    def dead(self):
+        """(H,) bool: units inactive for the last T samples (resampled ones get T samples of grace)."""
+        return self.seen - np.maximum(self.last_active, self.last_reset) >= self.window
+
+    def dead_fraction(self):
+        """The statistic: the fraction of units active on none of the last T samples (0 before T)."""
+        if self.seen < self.window:
+            return 0.0
+        return float(np.mean(self.seen - self.last_active >= self.window))
+
+    def to_json(self):
+        return {"window": self.window, "seen": self.seen, "last_active": self.last_active.tolist(),
+                "last_reset": self.last_reset.tolist(), "n_resampled": self.n_resampled}
+
+    @classmethod
+    def from_json(cls, data, n_hidden):
+        return cls(n_hidden, data["window"], data["seen"], np.asarray(data["last_active"], np.int64),
+                   np.asarray(data["last_reset"], np.int64), data.get("n_resampled", 0))
+
+
+def resample_(params, velocity, tracker, x, Gamma, dead, pre_bias=True):
+    """Point units dead for T samples at the worst-reconstructed inputs of the minibatch, in place.
+
+    The n = min(#dead, N) dead units of lowest index take, in order, the n inputs of the
+    largest residual norm ||e_i|| (e = x - x_hat): ``W[:, j] = e_i / ||e_i|| * r``
+    with r the mean norm of the live columns, ``b[j] = 0``, and their velocities zero.
+    Deterministic: no random numbers.
+
+    Parameters
+    ----------
+    params, velocity : dict
+        ``{"W": (d, H), "b": (H,), "b_prime": (d,)}``, changed in place.
+    tracker : DeadTracker
+        The resampled units' clocks restart.
+    x : array, shape (N, d)
+        The minibatch.
+    Gamma : int array, shape (N, k)
+        Its support under the current parameters.
+    dead : bool array, shape (H,)
+    pre_bias : bool
+        Whether the encoder is D9's.
+
+    Returns
+    -------
+    int
+        The number of units resampled.
+    """
+    xp = get_array_module(params["W"])
+    W, b = params["W"], params["b"]
+    units = np.flatnonzero(dead)[:x.shape[0]]
+    if units.size == 0 or units.size == dead.size:
+        return 0
+    u = x - params["b_prime"] if pre_bias else x
+    e = residual_on_support(u, W, b, Gamma)  # e = u - z_k W^T, = x - x_hat under D9
+    if not pre_bias:
+        e = e - params["b_prime"]
+    norms = xp.sqrt((e * e).sum(axis=1))
+    rows = to_numpy(xp.argsort(-norms))[:units.size]
+    live = xp.asarray(~dead)
+    radius = xp.sqrt((W[:, live] ** 2).sum(axis=0)).mean()
+    cols = xp.asarray(units)
+    W[:, cols] = (e[rows] / xp.maximum(norms[rows], 1e-12)[:, None]).T * radius
+    b[cols] = 0  # the mean of the live b made CIFAR-10 patches diverge (docs/training.md)
+    velocity["W"][:, cols] = 0
+    velocity["b"][cols] = 0
+    tracker.last_reset[units] = tracker.seen
+    tracker.n_resampled += int(units.size)
+    return int(units.size)
+
+
+class RemedyStep:
+    """The epoch loop's step with the remedies: ``train_step_(x, params, velocity, k, lr, momentum)``.
+
+    Parameters
+    ----------
+    tracker : DeadTracker
+    pre_bias : bool
+        D9.
+    k_aux : int
+    c_aux : float
+        D10 (off when ``c_aux == 0``).
+    resample : bool
+        Resample units dead for T samples after each step.
+    kernel : {"auto", "numba", "numpy"}
+    inner : callable, optional
+        A step with the signature of :func:`ksparse.nn.layers.ksparse_step` (remedy keywords
+        included) to run instead of the support-only one, followed by Eq. (11).
+    """
+
+    def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, kernel="auto",
+                 inner=None):
+        self.tracker, self.inner = tracker, inner
+        self.pre_bias, self.k_aux, self.c_aux = pre_bias, k_aux, c_aux
+        self.resample, self.kernel = resample, kernel
+
+    def train_step_(self, x, params, velocity, k, lr, momentum):
+        """One minibatch: D9/D10 step and Eq. (11) in place, then the count and resampling."""
+        from ksparse.kernels.fast import fast_train_step_
+
+        xp = get_array_module(params["W"])
+        dead = self.tracker.dead()
+        kw = {"pre_bias": True} if self.pre_bias else {}
+        if self.c_aux > 0 and dead.any():
+            kw.update(dead=xp.asarray(dead), k_aux=self.k_aux, c_aux=self.c_aux)
+        if self.inner is None and kw:
+            E, Gamma = remedies_train_step_(x, params, velocity, k, lr, momentum, kernel=self.kernel, **kw)
+        elif self.inner is None:  # the paper's step: the fused support-only form
+            E, Gamma = fast_train_step_(x, params, velocity, k, lr, momentum, kernel=self.kernel)
+        elif hasattr(self.inner, "train_step_") and not kw:
+            E, Gamma = self.inner.train_step_(x, params, velocity, k, lr, momentum)
+        else:
+            E, grads, Gamma = self.inner(x, params["W"], params["b"], params["b_prime"], k, **kw)
+            sgd_momentum_(params, grads, velocity, lr, momentum)
+        self.tracker.update(Gamma, x.shape[0])
+        if self.resample:
+            dead = self.tracker.dead()
+            if dead.any():
+                resample_(params, velocity, self.tracker, x,
+                                              _support(x, params, k, self.pre_bias), dead, self.pre_bias)
+        return E, Gamma
+
+
+def _support(x, params, k, pre_bias):
+    """Gamma of the minibatch under the current parameters (D1 or D9, then D2)."""
+    from ksparse.kernels.fast import supp_k
+
+    u = x - params["b_prime"] if pre_bias else x
+    return supp_k(u @ params["W"] + params["b"], k)
