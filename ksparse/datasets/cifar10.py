@@ -14,6 +14,7 @@ import numpy as np
 
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
+from ksparse.errors import DataFileError
 
 RECORD = 1 + 3 * 32 * 32  # label byte, then the R, G, B planes (32x32 each, row-major)
 LCN_EPS = 10.0  # added to the per-patch variance, on the 0-255 pixel scale (Coates et al. 2011)
@@ -52,14 +53,15 @@ def read_cifar_batch(path):
     path = os.fspath(path)
     size = os.path.getsize(path)
     if size == 0 or size % RECORD:
-        raise ValueError(
+        raise DataFileError(
             f"{path!r} holds {size} bytes, not a whole number of {RECORD}-byte CIFAR-10 records "
             f"({size // RECORD} whole, {size % RECORD} bytes left over); it is truncated or not CIFAR-10"
         )
     records = np.fromfile(path, dtype=np.uint8).reshape(-1, RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
-        raise ValueError(f"{path!r} has label {labels.max()}; CIFAR-10 labels are 0-9, this is not CIFAR-10")
+        raise DataFileError(
+            f"{path!r} has label {labels.max()}; CIFAR-10 labels are 0-9, so this is not a CIFAR-10 batch")
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
 
