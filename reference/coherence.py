@@ -7,6 +7,8 @@ Every function here needs unit-norm columns, as Eq. (8) and Thm 3.1 assume.
 
 import numpy as np
 
+from ksparse.errors import reject_complex
+
 UNIT_NORM_ATOL = 1e-6
 
 
@@ -27,7 +29,7 @@ def check_dictionary(W, unit_norm=True, name="W"):
         If ``W`` is not 2-D, is empty, holds NaN/inf, has a zero column, or (with
         ``unit_norm``) a column whose norm is not 1.
     """
-    W = np.asarray(W)
+    W = reject_complex(np.asarray(W), name)
     if W.dtype == object or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
         raise TypeError(f"{name} must hold real numbers, got dtype {W.dtype}")
     W = W.astype(np.float64)
@@ -140,7 +142,7 @@ def theorem31_ratio(mu, z):
         ``inf`` where a row has a non-positive non-zero entry or no non-zero at all: the
         theorem orders z_1 >= ... >= z_k > 0 and says nothing about such codes.
     """
-    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    z = np.atleast_2d(np.asarray(reject_complex(z, "z"), dtype=np.float64))
     if z.ndim != 2 or not np.all(np.isfinite(z)):
         raise ValueError("z must be a finite (N, H) array of codes")
     if not (np.isfinite(mu) and 0 <= mu <= 1):
@@ -175,7 +177,7 @@ def theorem31_condition(W, z):
     and mu > 0; for mu = 0, y = z.
     """
     W = check_dictionary(W)
-    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    z = np.atleast_2d(np.asarray(reject_complex(z, "z"), dtype=np.float64))
     if z.shape[-1] != W.shape[1]:
         raise ValueError(f"z has {z.shape[-1]} entries per code but W has {W.shape[1]} atoms")
     return theorem31_ratio(mutual_coherence(W), z) <= 1.0

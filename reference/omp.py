@@ -9,6 +9,7 @@ Rows are samples: ``x`` is (N, d), ``W`` is (d, H) with unit-norm columns, codes
 
 import numpy as np
 
+from ksparse.errors import reject_complex
 from reference.iti import check_problem
 
 _CHUNK_ELEMENTS = 2_000_000  # float64 entries of the (n, k, H) Gram gather per chunk
@@ -101,7 +102,7 @@ def batch_omp(x, W, k, tol=None, G=None):
     x, W = check_problem(x, W, k)
     tol = _check_tol(tol)
     N, H = x.shape[0], W.shape[1]
-    G = W.T @ W if G is None else np.asarray(G, dtype=np.float64)
+    G = W.T @ W if G is None else np.asarray(reject_complex(G, "G"), dtype=np.float64)
     if G.shape != (H, H):
         raise ValueError(f"G must be W^T W of shape ({H}, {H}), got {G.shape}")
     z = np.zeros((N, H))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
-from ksparse.errors import DataFileError
+from ksparse.errors import DataFileError, reject_complex
 
 RECORD = 1 + 3 * 32 * 32  # label byte, then the R, G, B planes (32x32 each, row-major)
 LCN_EPS = 10.0  # added to the per-patch variance, on the 0-255 pixel scale (Coates et al. 2011)
@@ -122,7 +122,7 @@ def lcn(patches, eps=LCN_EPS, dtype=np.float64):
     ``var`` is the unbiased variance over the patch's values (``ddof=1``, as MATLAB's ``var``
     in the Coates et al. 2011 code), and ``eps = 10`` assumes pixels on the 0-255 scale.
     """
-    x = np.asarray(patches, dtype=dtype)
+    x = np.asarray(reject_complex(patches, "patches"), dtype=dtype)
     x = x - x.mean(axis=1, keepdims=True)
     return x / np.sqrt(x.var(axis=1, ddof=1, keepdims=True) + eps).astype(dtype)
 
@@ -138,6 +138,7 @@ def fit_zca(x, eps=ZCA_EPS):
     mean : ndarray of float64, shape (d,)
     P : ndarray of float64, shape (d, d), symmetric
     """
+    reject_complex(x, "x")
     if x.ndim != 2 or len(x) < 2:
         raise ValueError(f"fit_zca needs a 2-D array with at least 2 rows, got shape {x.shape}")
     mean = x.mean(axis=0, dtype=np.float64)
@@ -153,6 +154,7 @@ def fit_zca(x, eps=ZCA_EPS):
 
 def zca_whiten(x, mean, P):
     """Apply ZCA whitening: ``(x - mean) @ P`` (``P`` is symmetric), in x's floating dtype."""
+    reject_complex(x, "x")
     dtype = x.dtype if x.dtype.kind == "f" else np.float64
     return ((x - mean.astype(dtype)) @ P.astype(dtype)).astype(dtype, copy=False)
 

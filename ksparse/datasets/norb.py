@@ -19,7 +19,7 @@ import numpy as np
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
 from ksparse.datasets._files import check_end, on_disk_size, open_data, read_exact
-from ksparse.errors import DataFileError
+from ksparse.errors import DataFileError, reject_complex
 
 # magic number -> element dtype (little-endian); 0x1E3D4C52 (packed) is not supported
 MAGIC = {
@@ -130,6 +130,7 @@ def norb_features(pairs, crop=64, size=32, dtype="float32"):
     features : ndarray, shape (N, 2 * size * size)
         Left image then right image, each row-major, on the original 0-255 scale.
     """
+    reject_complex(pairs, "pairs")
     if pairs.ndim != 4 or min(pairs.shape[2:]) < crop:
         raise ValueError(f"expected image pairs (N, 2, H, W) with H, W >= {crop}, got shape {pairs.shape}")
     top, left = (pairs.shape[2] - crop) // 2, (pairs.shape[3] - crop) // 2

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
-from ksparse.errors import ModelFileError
+from ksparse.errors import ModelFileError, reject_complex
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
@@ -78,7 +78,11 @@ def centered(x, state):
 
 
 def check_data(x, name="X"):
-    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong."""
+    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong.
+
+    Complex input raises :class:`ksparse.errors.ComplexDataError` (a ``TypeError``).
+    """
+    reject_complex(x, name)
     try:
         x = np.asarray(to_numpy(x))
     except Exception as e:
