@@ -9,7 +9,17 @@ import numpy as np
 
 from ksparse.errors import reject_complex
 
-UNIT_NORM_ATOL = 1e-6
+
+def unit_norm_atol(dtype):
+    """Tolerance on ``| ||w_j|| - 1 |`` for a dictionary stored in ``dtype``: sqrt(eps of dtype).
+
+    A column normalised in precision u has a norm within about d u of 1 (at worst; sqrt(d) u
+    typically), so sqrt(u) accepts every honestly normalised column up to d ~ 1/sqrt(u)
+    (float32: d ~ 2900; float64: far beyond) and still refuses an unnormalised one.
+    Integer dictionaries are judged as float64.
+    """
+    dtype = np.dtype(dtype)
+    return float(np.sqrt(np.finfo(dtype if dtype.kind == "f" else np.float64).eps))
 
 
 def check_dictionary(W, unit_norm=True, name="W"):
@@ -19,7 +29,8 @@ def check_dictionary(W, unit_norm=True, name="W"):
     ----------
     W : array, shape (d, H)
     unit_norm : bool, default True
-        Also require every column to have unit l2 norm (within 1e-6).
+        Also require every column to have unit l2 norm, within :func:`unit_norm_atol` of
+        ``W``'s own dtype (1.5e-8 for float64, 3.5e-4 for float32).
 
     Raises
     ------
@@ -32,6 +43,7 @@ def check_dictionary(W, unit_norm=True, name="W"):
     W = reject_complex(np.asarray(W), name)
     if W.dtype == object or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
         raise TypeError(f"{name} must hold real numbers, got dtype {W.dtype}")
+    atol, W_dtype = unit_norm_atol(W.dtype), W.dtype
     W = W.astype(np.float64)
     if W.ndim != 2 or W.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (d, H), one atom per column; got {W.shape}")
@@ -41,10 +53,11 @@ def check_dictionary(W, unit_norm=True, name="W"):
     if np.any(norms == 0):
         zero = np.flatnonzero(norms == 0)[:5].tolist()
         raise ValueError(f"{name} has zero columns {zero}; remove or re-draw them")
-    if unit_norm and not np.allclose(norms, 1.0, rtol=0, atol=UNIT_NORM_ATOL):
+    if unit_norm and not np.allclose(norms, 1.0, rtol=0, atol=atol):
         worst = int(np.argmax(np.abs(norms - 1)))
         raise ValueError(
-            f"{name} must have unit-norm columns (column {worst} has norm {norms[worst]:.6g}); "
+            f"{name} must have unit-norm columns (column {worst} has norm {norms[worst]:.9g}, more than "
+            f"{atol:.2g} from 1 for {W_dtype}); "
             "divide each column by its norm first, e.g. with normalize_columns(W)"
         )
     return W

@@ -56,16 +56,18 @@ def test_load_matrix_of_a_non_array_file_never_suggests_allow_pickle(tmp_path, c
         (tmp_path / name).write_bytes(content)
         with pytest.raises(DataFileError) as info:
             load_matrix(tmp_path / name)
-        assert "allow_pickle" not in str(info.value) and "pickle" not in str(info.value).replace("(unpickling", "")
+        assert "pickle" not in str(info.value)
 
 
 def test_read_npy_refuses_a_header_larger_than_the_data_before_allocating():
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 10**6)})
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**9, 10**6)}
+    np.lib.format.write_array_header_1_0(buf, header)
     buf.write(b"\0" * 64)
     size = len(buf.getvalue())
     buf.seek(0)
-    with pytest.raises(DataFileError, match=r"holds 64 bytes of data but its header .* describes 8000000000000000"):
+    expected = r"holds 64 bytes of data but its header .* describes 8000000000000000;"
+    with pytest.raises(DataFileError, match=expected):
         read_npy(buf, size, "'big.npy'")
 
 
