@@ -13,6 +13,7 @@ import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
 from ksparse.errors import ModelFileError, reject_complex
+from ksparse.kernels.encode import alpha_k
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
@@ -113,11 +114,7 @@ def check_config(config, d=None):
         raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
     if not 1 <= cfg["k"] <= cfg["n_hidden"]:
         raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    if cfg["alpha"] < 1 or round(cfg["alpha"] * cfg["k"]) > cfg["n_hidden"]:
-        raise ValueError(
-            f"alpha must be >= 1 with round(alpha*k) <= n_hidden = {cfg['n_hidden']}; "
-            f"got alpha={cfg['alpha']}, k={cfg['k']}"
-        )
+    alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])  # alpha finite, >= 1, alpha k <= n_hidden
     if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
         raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
     for name in ("lr", "momentum", "sigma", "k_fraction"):
