@@ -17,6 +17,7 @@ from ksparse.kernels.encode import alpha_k
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.memory import check_memory
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -139,8 +140,13 @@ def init_params(d, n_hidden, sigma, rng, dtype="float32"):
 
 
 def new_state(d, config, device="cpu"):
-    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities."""
+    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities.
+
+    Raises ksparse.errors.NotEnoughMemoryError before allocating when the run cannot fit
+    (:func:`ksparse.training.memory.check_memory`).
+    """
     cfg = check_config(config)
+    check_memory(d, cfg["n_hidden"], cfg["batch_size"], cfg["dtype"], device)
     rng = np.random.default_rng(cfg["seed"])
     params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
     params = {n: to_device(a, device) for n, a in params.items()}
