@@ -16,7 +16,8 @@ from ksparse.nn.baselines import (
     sigmoid_backward,
     sigmoid_forward,
 )
-from ksparse.training.baselines import fit_baseline, make_step
+from ksparse.training.baselines import fit_baseline
+from ksparse.training.steps import BaselineStep, StepSettings
 
 EPS = 1e-6
 
@@ -121,14 +122,17 @@ def test_fit_baseline_lowers_the_loss(kind):
     assert state.params["W"].shape == (16, 20)
 
 
-def test_make_step_is_seeded_and_validates():
+def test_baseline_step_is_seeded_and_validates():
     rng, x, W, b, b_prime = _problem(7, "relu")
-    E1 = make_step("dropout_denoising", random_state=3)(x, W, b, b_prime, 1)[0]
-    E2 = make_step("dropout_denoising", random_state=3)(x, W, b, b_prime, 1)[0]
+    params = {"W": W, "b": b, "b_prime": b_prime}
+    settings = StepSettings(lr=0.1, momentum=0.9)
+    E1 = BaselineStep("dropout_denoising", random_state=3).forward_backward((x,), params, settings)[0].loss
+    E2 = BaselineStep("dropout_denoising", random_state=3).forward_backward((x,), params, settings)[0].loss
     assert E1 == E2
+    assert BaselineStep("denoising").name == "denoising"
     with pytest.raises(ValueError, match="unknown baseline kind"):
-        make_step("contractive")
+        BaselineStep("contractive")
     with pytest.raises(ValueError, match="activation"):
-        make_step("relu", activation="tanh")
+        BaselineStep("relu", activation="tanh")
     with pytest.raises(ValueError, match="activation"):
         features(x, W, b, activation="tanh")

@@ -1,12 +1,23 @@
-"""SGD with momentum, Eq. (11): v <- m v - lr grad; theta <- theta + v."""
+"""SGD with momentum, Eq. (11): v <- m v - lr grad; theta <- theta + v.
+
+This module is the one place Eq. (11) is written. The fused kernels
+(:func:`ksparse.kernels.fast.fast_train_step_`) compute the same update inside their
+loops; ``tests/test_fast.py`` holds them to :func:`sgd_momentum_`.
+"""
 
 
-def sgd_momentum(param, grad, velocity, lr, momentum):
-    """Eq. (11) for one parameter, out of place.
+def sgd_momentum_(params, grads, velocity, lr, momentum):
+    """Eq. (11) in place, for every parameter that has a gradient.
 
     Parameters
     ----------
-    param, grad, velocity : arrays of one shape
+    params : dict of arrays
+        Updated in place: ``params[name] += v_new``. Parameters without an entry in
+        ``grads`` (frozen layers) are left alone.
+    grads : dict of arrays
+        ``grads[name]`` has the shape of ``params[name]``; only read.
+    velocity : dict of arrays
+        Updated in place: ``v_new = momentum * v - lr * grads[name]``.
     lr : float
         Learning rate eta_k.
     momentum : float
@@ -14,23 +25,18 @@ def sgd_momentum(param, grad, velocity, lr, momentum):
 
     Returns
     -------
-    param : array
-        theta + v_new.
-    velocity : array
-        v_new = m v - lr grad.
+    None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p, v = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.2, 0.0])}
+    >>> sgd_momentum_(p, {"w": np.array([0.5, 4.0])}, v, lr=0.1, momentum=0.9)
+    >>> v["w"], p["w"]
+    (array([ 0.13, -0.4 ]), array([ 1.13, -2.4 ]))
     """
-    velocity = momentum * velocity - lr * grad
-    return param + velocity, velocity
-
-
-def sgd_momentum_(params, grads, velocity, lr, momentum):
-    """Eq. (11) in place over dicts of parameters, gradients and velocities.
-
-    The same arithmetic as :func:`sgd_momentum`, without allocating new parameters: each
-    velocity and parameter is read and written once.
-    """
-    for name, p in params.items():
+    for name, g in grads.items():
         v = velocity[name]
         v *= momentum
-        v -= lr * grads[name]
-        p += v
+        v -= lr * g
+        params[name] += v

@@ -132,7 +132,6 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
     With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
     arrays include ``x_mean``.
     """
-    from ksparse.kernels.fast import fast_step
     from ksparse.training.loop import fit
 
     config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
@@ -143,8 +142,8 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
 
     def train():
-        # D1-D8 on the support only
-        state = fit(X, config, callback=callback or _progress(f"k={k}"), step=fast_step)
+        # the default step: D1-D8 on the support only, Eq. (11) fused
+        state = fit(X, config, callback=callback or _progress(f"k={k}"))
         arrays = {n: np.asarray(a) for n, a in state.params.items()}
         if state.x_mean is not None:
             arrays["x_mean"] = state.x_mean
@@ -155,7 +154,7 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
 
 
 def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=False):
-    """Train (or load) one of :data:`ksparse.training.baselines.KINDS` with the profile's settings."""
+    """Train (or load) one of :data:`ksparse.nn.baselines.KINDS` with the profile's settings."""
     from ksparse.training.baselines import fit_baseline
 
     config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["ae_lr"],
