@@ -19,9 +19,9 @@ def sgd_momentum_(params, grads, velocity, lr, momentum):
     velocity : dict of arrays
         Updated in place: ``v_new = momentum * v - lr * grads[name]``.
     lr : float
-        Learning rate eta_k.
+        Learning rate eta_k, rounded to the velocity's dtype.
     momentum : float
-        Momentum m_k.
+        Momentum m_k, rounded to the velocity's dtype.
 
     Returns
     -------
@@ -37,6 +37,7 @@ def sgd_momentum_(params, grads, velocity, lr, momentum):
     """
     for name, g in grads.items():
         v = velocity[name]
-        v *= momentum
-        v -= lr * g
+        dtype = v.dtype.type  # lr and momentum in the parameters' precision
+        v *= dtype(momentum)
+        v -= dtype(lr) * g
         params[name] += v
