@@ -9,6 +9,8 @@ import hashlib
 import os
 import zlib
 
+from ksparse.errors import DataFileError
+
 CHUNK = 1 << 20
 
 
@@ -52,9 +54,9 @@ def read_exact(f, n, what, digest=None):
             chunks.append(chunk)
             got += len(chunk)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
+        raise DataFileError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
     if got < n:
-        raise ValueError(
+        raise DataFileError(
             f"{what} is truncated: its header promises {n} more bytes but only {got} follow; "
             "delete it and fetch it again"
         )
@@ -69,9 +71,9 @@ def check_end(f, what):
     try:
         extra = f.read(1)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
+        raise DataFileError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
     if extra:
-        raise ValueError(f"{what} holds more bytes than its header describes; the file is corrupt")
+        raise DataFileError(f"{what} holds more bytes than its header describes; the file is corrupt")
 
 
 def contents_md5(path):
@@ -79,7 +81,7 @@ def contents_md5(path):
 
     Raises
     ------
-    ValueError
+    ksparse.errors.DataFileError
         If a ``.gz`` file is truncated or not valid gzip.
     """
     digest = hashlib.md5()
@@ -88,7 +90,8 @@ def contents_md5(path):
             while chunk := f.read(CHUNK):
                 digest.update(chunk)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{path} is truncated or not valid gzip ({e})") from None
+        raise DataFileError(f"{path} is truncated or not valid gzip ({e}); "
+                            "delete it and fetch it again") from None
     return digest.hexdigest()
 
 
