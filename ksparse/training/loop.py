@@ -1,5 +1,6 @@
-"""The training loop: Gaussian initialisation, seeded minibatches, the k and lr schedules,
-Eq. (11) updates, per-epoch metrics, checkpoints and resume.
+"""Training the autoencoder: Gaussian initialisation, seeded minibatches, the k and lr
+schedules, per-epoch metrics, checkpoints and resume, around the one epoch loop of
+:mod:`ksparse.training.epoch` and a step of :mod:`ksparse.training.steps`.
 
 The loop is backend-agnostic: the data and parameters live on the chosen device and the
 host only draws random numbers and collects scalars.
@@ -12,9 +13,13 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
-from ksparse.nn.optim import sgd_momentum_
+from ksparse.errors import ModelFileError, reject_complex
+from ksparse.kernels.encode import alpha_k
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.epoch import index_blocks, minibatches, run_epoch
+from ksparse.training.memory import check_memory
+from ksparse.training.steps import AutoencoderStep, StepSettings
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -166,7 +171,11 @@ def encoder_params(state):
 
 
 def check_data(x, name="X"):
-    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong."""
+    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong.
+
+    Complex input raises :class:`ksparse.errors.ComplexDataError` (a ``TypeError``).
+    """
+    reject_complex(x, name)
     try:
         x = np.asarray(to_numpy(x))
     except Exception as e:
@@ -197,11 +206,7 @@ def check_config(config, d=None):
         raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
     if not 1 <= cfg["k"] <= cfg["n_hidden"]:
         raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    if cfg["alpha"] < 1 or round(cfg["alpha"] * cfg["k"]) > cfg["n_hidden"]:
-        raise ValueError(
-            f"alpha must be >= 1 with round(alpha*k) <= n_hidden = {cfg['n_hidden']}; "
-            f"got alpha={cfg['alpha']}, k={cfg['k']}"
-        )
+    alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])  # alpha finite, >= 1, alpha k <= n_hidden
     if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
         raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
     for name in ("lr", "momentum", "sigma", "k_fraction"):
@@ -240,8 +245,13 @@ def init_params(d, n_hidden, sigma, rng, dtype="float32"):
 
 
 def new_state(d, config, device="cpu"):
-    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities."""
+    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities.
+
+    Raises ksparse.errors.NotEnoughMemoryError before allocating when the run cannot fit
+    (:func:`ksparse.training.memory.check_memory`).
+    """
     cfg = check_config(config)
+    check_memory(d, cfg["n_hidden"], cfg["batch_size"], cfg["dtype"], device)
     rng = np.random.default_rng(cfg["seed"])
     params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
     params = {n: to_device(a, device) for n, a in params.items()}
@@ -259,58 +269,90 @@ def save_state(path, state):
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
+def _check_meta(meta, params):
+    """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean, scale, tracker).
+
+    A config written before Round 2 (no ``paper`` key) was the paper's model: ``paper=True``.
+    """
+    config = dict(meta["config"])
+    config.setdefault("paper", True)
+    cfg = check_config(config)
+    if cfg["dtype"] != params["W"].dtype.name:
+        raise ValueError(f"its config says dtype {cfg['dtype']} but W is {params['W'].dtype}")
+    epoch = meta["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    np.random.default_rng().bit_generator.state = meta["rng_state"]  # raises if malformed
+    if not isinstance(meta["history"], list):
+        raise ValueError("history must be a list")
+    x_mean = None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64)
+    if x_mean is not None and (x_mean.shape != (params["W"].shape[0],) or not np.all(np.isfinite(x_mean))):
+        raise ValueError(f"x_mean must be {params['W'].shape[0]} finite numbers (one per feature of W)")
+    scale = meta.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
+            math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    tracker = meta.get("tracker")
+    if tracker is not None:
+        _check_tracker(tracker, params["W"].shape[1])
+    return cfg, epoch, x_mean, float(scale), tracker
+
+
+def _check_tracker(tracker, n_hidden):
+    """Raise ValueError unless ``tracker`` is a DeadTracker's JSON for ``n_hidden`` units."""
+    if not isinstance(tracker, dict):
+        raise ValueError("tracker must be a mapping")
+    for name in ("window", "seen"):
+        v = tracker[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"tracker {name} must be an integer >= 0, got {v!r}")
+    for name in ("last_active", "last_reset"):
+        v = tracker[name]
+        if not isinstance(v, list) or len(v) != n_hidden or not all(
+                isinstance(t, int) and not isinstance(t, bool) for t in v):
+            raise ValueError(f"tracker {name} must be {n_hidden} integers")
+
+
 def load_state(path, device="cpu"):
-    """Read a TrainState written by :func:`save_state`, onto ``device``."""
+    """Read a TrainState written by :func:`save_state`, onto ``device``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is unknown or "gpu" is missing (said as such, not as a bad file).
+    ksparse.errors.ModelFileError
+        If the file or any array or field in it is invalid (see
+        :func:`ksparse.training.checkpoint.load_checkpoint`).
+    """
+    check_device(device)
     params, velocity, meta = load_checkpoint(path)
     try:
-        old = dict(meta["config"])
-        old.setdefault("paper", True)  # written before Round 2: the paper's model
-        cfg = check_config(old)
-        state = TrainState(
-            {n: to_device(params[n], device) for n in PARAM_NAMES},
-            {n: to_device(velocity[n], device) for n in PARAM_NAMES},
-            cfg, int(meta["epoch"]), meta["rng_state"], list(meta["history"]),
-            None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64),
-            float(meta.get("scale", 1.0)), meta.get("tracker"),
-        )
-        if state.x_mean is not None and state.x_mean.shape != (params["W"].shape[0],):
-            raise ValueError(f"x_mean has shape {state.x_mean.shape}, W has d = {params['W'].shape[0]}")
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path!r} holds invalid training state ({e})") from None
-    return state
+        cfg, epoch, x_mean, scale, tracker = _check_meta(meta, params)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else e
+        raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
+    return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
+                      {n: to_device(velocity[n], device) for n in PARAM_NAMES},
+                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean, scale, tracker)
 
 
 def default_step():
-    """The step used by :func:`fit` when none is given: the support-only
-    :func:`ksparse.kernels.fast.fast_step`."""
-    from ksparse.kernels.fast import fast_step
-
-    return fast_step
+    """The step used by :func:`fit` when none is given: the support-only kernels with the
+    fused Eq. (11) update, :class:`ksparse.training.steps.AutoencoderStep`."""
+    return AutoencoderStep()
 
 
-def run_epoch(x, state, k, lr, step):
-    """One pass over ``x`` (on the device) in shuffled minibatches. Returns the epoch's record."""
+def train_epoch(x, state, k, lr, step):
+    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device), its
+    minibatches drawn from ``state.rng_state``, updating ``state``. Returns the epoch's record."""
     cfg = state.config
-    xp = get_array_module(x)
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    order = rng.permutation(x.shape[0])
-    H = cfg["n_hidden"]
-    used = xp.zeros(H, dtype=bool)
-    total = xp.zeros((), dtype=x.dtype)
-    for start in range(0, x.shape[0], cfg["batch_size"]):
-        idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
-        xb = x[idx]
-        if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.kernels.fast
-            E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg["momentum"])
-        else:
-            E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
-            sgd_momentum_(state.params, grads, state.velocity, lr, cfg["momentum"])
-        total += E * xb.shape[0]
-        used[Gamma.ravel()] = True
+    batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
+    settings = StepSettings(lr=lr, momentum=cfg["momentum"], k=k)
+    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg["n_hidden"])
     state.rng_state = rng.bit_generator.state
-    loss = float(total) / x.shape[0]
-    return {"loss": loss, "dead_fraction": 1.0 - float(used.sum()) / H}
+    return record
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
@@ -332,10 +374,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         Where to write the state every ``checkpoint_every`` epochs and at the end.
     checkpoint_every : int, default 0
         0 writes only at the end.
-    step : callable, optional
-        ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``. When it has an attribute
-        ``train_step_(x, params, velocity, k, lr, momentum) -> (E, Gamma)``, that fused
-        step-and-update is run instead (as for the default, :func:`ksparse.kernels.fast.fast_step`).
+    step : ksparse.training.steps.Step, optional
+        The minibatch step (see :mod:`ksparse.training.steps`); default
+        :func:`default_step`, the support-only kernels with the update fused in.
     epochs : int, optional
         Run at most this many epochs in this call (the schedules still span ``n_epochs``,
         and hold their final values past it). None runs until ``n_epochs``.
@@ -383,7 +424,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         e = state.epoch
         k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
         lr = linear_lr(e, cfg["n_epochs"], effective_lr(cfg, x.shape[1], k), cfg["lr_final"])
-        record = run_epoch(xd, state, k, lr, step)
+        record = train_epoch(xd, state, k, lr, step)
         record["loss"] *= state.scale ** 2  # D4 in the data's units
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
@@ -411,7 +452,6 @@ def _training_step(state, x, step):
     On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
     once (also for states written before Round 2).
     """
-    from ksparse.kernels.fast import fast_step
     from ksparse.training import remedies
 
     step = step or default_step()
@@ -426,9 +466,9 @@ def _training_step(state, x, step):
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg["dtype"])
         state.tracker = remedies.DeadTracker(cfg["n_hidden"], rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg["n_hidden"])
-    inner = None if step is fast_step else step
+    plain = type(step) is AutoencoderStep  # the library's own step: the remedies run inside it
     return remedies.RemedyStep(tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"],
-                               inner=inner)
+                               kernel=step.kernel if plain else "auto", inner=None if plain else step)
 
 
 def _divergence_advice(cfg, x):

@@ -12,8 +12,9 @@
 import numpy as np
 
 from ksparse.backend import get_array_module, to_numpy
-from ksparse.kernels.remedies import remedies_train_step_, residual_on_support
-from ksparse.nn.optim import sgd_momentum_
+from ksparse.kernels.remedies import remedies_step, remedies_train_step_, residual_on_support
+from ksparse.nn import layers
+from ksparse.training.steps import AutoencoderStep, Step, StepOutput
 
 
 def data_scale(x):
@@ -188,8 +189,13 @@ def resample_(params, velocity, tracker, x, Gamma, dead, pre_bias=True):
     return int(units.size)
 
 
-class RemedyStep:
-    """The epoch loop's step with the remedies: ``train_step_(x, params, velocity, k, lr, momentum)``.
+class RemedyStep(AutoencoderStep):
+    """The autoencoder's step with the remedies (:mod:`ksparse.training.steps` contract), ``batch = (x,)``.
+
+    Each call: D9 (``pre_bias``) and D10 (AuxK on the units :class:`DeadTracker` counts dead)
+    with Eq. (11); then the tracker records Gamma and, with ``resample``, units dead for T
+    samples are resampled (:func:`resample_`). With neither D9 nor AuxK it runs the paper's
+    step exactly as :class:`ksparse.training.steps.AutoencoderStep` (fused kernels).
 
     Parameters
     ----------
@@ -200,44 +206,65 @@ class RemedyStep:
     c_aux : float
         D10 (off when ``c_aux == 0``).
     resample : bool
-        Resample units dead for T samples after each step.
-    kernel : {"auto", "numba", "numpy"}
-    inner : callable, optional
-        A step with the signature of :func:`ksparse.nn.layers.ksparse_step` (remedy keywords
-        included) to run instead of the support-only one, followed by Eq. (11).
+    kernel : {"auto", "numba", "numpy", "plain"}
+        ``"plain"`` runs :func:`ksparse.nn.layers.ksparse_step`, the others
+        :func:`ksparse.kernels.remedies.remedies_step` (the same math on the support).
+    inner : ksparse.training.steps.Step, optional
+        Another step to run instead (its ``forward_backward`` and ``update_``), used as is: it
+        must do D9 itself when ``pre_bias``; AuxK is not applied through it.
     """
 
     def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, kernel="auto",
                  inner=None):
+        super().__init__(kernel)
         self.tracker, self.inner = tracker, inner
-        self.pre_bias, self.k_aux, self.c_aux = pre_bias, k_aux, c_aux
-        self.resample, self.kernel = resample, kernel
+        self.pre_bias, self.k_aux, self.c_aux, self.resample = pre_bias, k_aux, c_aux, resample
+        if inner is not None:
+            self.name = inner.name
 
-    def train_step_(self, x, params, velocity, k, lr, momentum):
-        """One minibatch: D9/D10 step and Eq. (11) in place, then the count and resampling."""
-        from ksparse.kernels.fast import fast_train_step_
-
-        xp = get_array_module(params["W"])
-        dead = self.tracker.dead()
+    def _remedies(self, params):
+        """Keyword arguments of the remedies for this step: D9, and D10 when units are dead."""
         kw = {"pre_bias": True} if self.pre_bias else {}
+        dead = self.tracker.dead()
         if self.c_aux > 0 and dead.any():
-            kw.update(dead=xp.asarray(dead), k_aux=self.k_aux, c_aux=self.c_aux)
-        if self.inner is None and kw:
-            E, Gamma = remedies_train_step_(x, params, velocity, k, lr, momentum, kernel=self.kernel, **kw)
-        elif self.inner is None:  # the paper's step: the fused support-only form
-            E, Gamma = fast_train_step_(x, params, velocity, k, lr, momentum, kernel=self.kernel)
-        elif hasattr(self.inner, "train_step_") and not kw:
-            E, Gamma = self.inner.train_step_(x, params, velocity, k, lr, momentum)
+            kw.update(dead=get_array_module(params["W"]).asarray(dead), k_aux=self.k_aux, c_aux=self.c_aux)
+        return kw
+
+    def forward_backward(self, batch, params, settings):
+        """Loss and gradients of D1-D8 with D9/D10 (``ksparse_step``'s keywords); writes nothing."""
+        if self.inner is not None:
+            return self.inner.forward_backward(batch, params, settings)
+        (x,) = batch
+        args = (x, params["W"], params["b"], params["b_prime"], settings.k)
+        kw = self._remedies(params)
+        if self.kernel == "plain":
+            E, grads, Gamma = layers.ksparse_step(*args, **kw)
         else:
-            E, grads, Gamma = self.inner(x, params["W"], params["b"], params["b_prime"], k, **kw)
-            sgd_momentum_(params, grads, velocity, lr, momentum)
-        self.tracker.update(Gamma, x.shape[0])
+            E, grads, Gamma = remedies_step(*args, kernel=self.kernel, **kw)
+        return StepOutput(E, Gamma), grads
+
+    def __call__(self, batch, params, velocity, settings):
+        """One step in place, then the dead-unit count and resampling."""
+        (x,) = batch
+        if self.inner is not None:
+            out = self.inner(batch, params, velocity, settings)
+        elif self.kernel == "plain":
+            out = Step.__call__(self, batch, params, velocity, settings)
+        else:
+            kw = self._remedies(params)
+            if kw:
+                E, Gamma = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
+                                                settings.momentum, kernel=self.kernel, **kw)
+                out = StepOutput(E, Gamma)
+            else:  # the paper's step: the fused support-only form
+                out = AutoencoderStep.__call__(self, batch, params, velocity, settings)
+        self.tracker.update(out.active, x.shape[0])
         if self.resample:
             dead = self.tracker.dead()
             if dead.any():
-                resample_(params, velocity, self.tracker, x,
-                                              _support(x, params, k, self.pre_bias), dead, self.pre_bias)
-        return E, Gamma
+                resample_(params, velocity, self.tracker, x, _support(x, params, settings.k, self.pre_bias),
+                          dead, self.pre_bias)
+        return out
 
 
 def _support(x, params, k, pre_bias):

@@ -1,0 +1,150 @@
+"""Issue 11's targets for training at the defaults, measured on raw MNIST.
+
+    python -m benchmarks.training_targets [--part scale,dead] [--seeds 0,1,2] [--out docs]
+
+- ``scale``: the first ``--n-scale`` MNIST training images in [0, 1], in [0, 255], times 10^6,
+  and standardized per pixel, each trained with the defaults of
+  :func:`ksparse.training.loop.fit` (``--scale-epochs`` epochs); the FVU of each, and its
+  spread relative to the smallest. None may diverge.
+- ``dead``: raw MNIST (the 50,000 training images, pixels in [0, 1], not centred by the
+  user), H = 1000, k = 25, the quick profile's 20 epochs and batch 128, every other option
+  at its default, on each seed: the fraction of units in no support during the last epoch
+  (``dead_fraction``), during the last T samples (``dead_window``), the training FVU, and
+  the test FVU with k units; and the same for ``paper=True`` on seed 0 for comparison.
+
+Writes ``OUT/training_targets.json`` (merged with what is there, by part) and
+``OUT/training_targets.md``.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from benchmarks import common
+
+
+def _fit(X, options):
+    from ksparse.training.loop import fit
+
+    t0 = time.perf_counter()
+    state = fit(X, options)
+    return state, time.perf_counter() - t0
+
+
+def part_scale(args):
+    from ksparse.datasets import load_dataset
+    from ksparse.training.loop import TrainingDiverged
+
+    X = np.asarray(load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_scale).X_train, np.float64)
+    sd = X.std(axis=0)
+    versions = {"[0, 1]": X, "[0, 255]": X * 255.0, "x 1e6": X * 1e6,
+                "standardized": (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)}
+    rows = []
+    for name, data in versions.items():
+        try:
+            state, sec = _fit(data, {"n_epochs": args.scale_epochs, "seed": 0})
+            h = state.history[-1]
+            rows.append({"data": name, "fvu": h["fvu"], "mse": h["mse"], "scale": state.scale,
+                         "dead_fraction": h["dead_fraction"], "seconds": sec})
+        except TrainingDiverged as e:
+            rows.append({"data": name, "diverged": str(e)})
+        print(rows[-1], flush=True)
+    fvus = [r["fvu"] for r in rows if "fvu" in r and r["data"] != "standardized"]
+    spread = (max(fvus) - min(fvus)) / min(fvus) if fvus else None
+    return {"n_train": len(X), "n_epochs": args.scale_epochs, "rows": rows,
+            "fvu_spread_raw_scalings": spread}
+
+
+def _test_fvu(state, X):
+    from ksparse.kernels.encode import encode
+    from ksparse.nn.layers import decode_forward
+    from ksparse.training.loop import model_input, uncentered
+
+    p = {n: np.asarray(a, dtype=np.float64) for n, a in state.params.items()}
+    h = encode(model_input(X, state), p["W"], p["b"], state.config["k"])
+    x_hat = uncentered(decode_forward(h, p["W"], p["b_prime"])[0], state)
+    return float(((x_hat - X) ** 2).sum(axis=1).mean() / ((X - X.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
+def part_dead(args):
+    from ksparse.datasets import load_dataset
+
+    ds = load_dataset("mnist", data_dir=args.data_dir)
+    X, Xt = np.asarray(ds.X_train, np.float64), np.asarray(ds.X_test, np.float64)
+    base = {"n_hidden": 1000, "k": 25, "n_epochs": args.epochs, "batch_size": 128}
+    runs = [("defaults", s, {}) for s in args.seeds] + [("paper", args.seeds[0], {"paper": True})]
+    rows = []
+    for name, seed, extra in runs:
+        state, sec = _fit(X, dict(base, seed=seed, **extra))
+        h = state.history[-1]
+        rows.append({"setting": name, "seed": seed, "dead_fraction": h["dead_fraction"],
+                     "dead_window": h["dead_window"], "resampled": h["resampled"], "train_fvu": h["fvu"],
+                     "test_fvu": _test_fvu(state, Xt), "seconds": sec,
+                     "dead_per_epoch": [r["dead_fraction"] for r in state.history]})
+        print({k: v for k, v in rows[-1].items() if k != "dead_per_epoch"}, flush=True)
+    return {"n_train": len(X), "config": base, "rows": rows}
+
+
+def markdown(res):
+    lines = ["# Training targets (issue 11), measured", ""]
+    if "dead" in res:
+        d = res["dead"]
+        lines += [f"## Dead units on raw MNIST ({d['n_train']} images, {json.dumps(d['config'])})", "",
+                  f"`{d['command']}` ({d['when']})", "",
+                  "| setting | seed | dead (last epoch) | dead (last T samples) | resampled | train FVU "
+                  "| test FVU | seconds |", "|---|---|---|---|---|---|---|---|"]
+        for r in d["rows"]:
+            lines.append(f"| {r['setting']} | {r['seed']} | {r['dead_fraction']:.3f} | "
+                         f"{r['dead_window']:.3f} | {r['resampled']} | {r['train_fvu']:.4f} | "
+                         f"{r['test_fvu']:.4f} | {r['seconds']:.0f} |")
+        lines.append("")
+    if "scale" in res:
+        s = res["scale"]
+        lines += [f"## The same defaults at any data scale ({s['n_train']} MNIST images, "
+                  f"{s['n_epochs']} epochs)",
+                  "", f"`{s['command']}` ({s['when']})", "",
+                  "| data | s | FVU | MSE (data's units) | dead (last epoch) |", "|---|---|---|---|---|"]
+        for r in s["rows"]:
+            if "diverged" in r:
+                lines.append(f"| {r['data']} | diverged | | | |")
+            else:
+                lines.append(f"| {r['data']} | {r['scale']:.4g} | {r['fvu']:.5f} | {r['mse']:.4g} | "
+                             f"{r['dead_fraction']:.3f} |")
+        lines += ["", "Spread of the FVU over [0, 1], [0, 255] and x 1e6: "
+                  f"{s['fvu_spread_raw_scalings']:.2e} (relative to the smallest).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from ksparse.io import atomic_write
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", default="scale,dead")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=20, help="epochs of the dead-unit runs (quick profile: 20)")
+    p.add_argument("--n-scale", type=int, default=10000)
+    p.add_argument("--scale-epochs", type=int, default=10)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
+    args = p.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    common.set_threads(args.threads)
+    path = os.path.join(args.out, "training_targets.json")
+    res = json.load(open(path)) if os.path.isfile(path) else {}
+    for part in args.part.split(","):
+        out = {"scale": part_scale, "dead": part_dead}[part](args)
+        out.update(command="python -m benchmarks.training_targets " + " ".join(argv or []),
+                   when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads)
+        res[part] = out
+        atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
+        atomic_write(os.path.join(args.out, "training_targets.md"), lambda f: f.write(markdown(res).encode()))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
