@@ -219,8 +219,8 @@ def report(results):
     text = ["Time per batch as a multiple of one product `x @ W` in its own block: median over "
             "rounds (fastest round in brackets). Product, pass, ksparse and fit run whole epochs; "
             f"the other methods the first {PEER_IMAGES} images of each. The floor is one product "
-            "plus one pass over W and its velocity. The last column gives the share of the machine's CPU time that "
-            "other processes took during the case (busy above "
+            "plus one pass over W and its velocity. The last column gives the share of the "
+            "machine's CPU time that other processes took during the case (busy above "
             f"{100 * results['busy_share']:.0f}%).", "",
             common.table(head + ["product ms"] + peers + ["floor", "machine"], rows), ""]
     rows = []
