@@ -165,7 +165,7 @@ def test_training_uses_the_fast_step_and_matches_the_plain_one(one_blas_thread):
 
     assert default_step() is fast.fast_step
     x = np.random.default_rng(5).random((60, 16))
-    config = {"n_hidden": 24, "k": 4, "k_start": 12, "n_epochs": 3, "batch_size": 16,
+    config = {"n_hidden": 24, "k": 4, "k_start": 12, "max_iter": 3, "batch_size": 16,
               "dtype": "float64", "lr": 0.05}
     fast_state = fit(x, config)
     plain_state = fit(x, config, step=ksparse_step)

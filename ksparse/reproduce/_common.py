@@ -135,9 +135,9 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False
     from ksparse.kernels.fast import fast_step
     from ksparse.training.loop import fit
 
-    config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
-              "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
-              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "seed": seed}
+    config = {"n_hidden": prof["n_hidden"], "k": k, "alpha": 1.0, "k_start": prof["k_start"],
+              "max_iter": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
+              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "random_state": seed}
     if center:  # only when set, so that the cache keys of the paper's rows stay as they were
         config["center"] = True
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
@@ -158,9 +158,9 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=F
     """Train (or load) one of :data:`ksparse.training.baselines.KINDS` with the profile's settings."""
     from ksparse.training.baselines import fit_baseline
 
-    config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["ae_lr"],
+    config = {"n_hidden": prof["n_hidden"], "max_iter": prof["ae_epochs"], "lr": prof["ae_lr"],
               "momentum": prof["momentum"], "sigma": prof["sigma"], "batch_size": prof["batch_size"],
-              "seed": seed}
+              "random_state": seed}
     settings = dict(config, method=kind, data=dataset, n=len(X))
 
     def train():

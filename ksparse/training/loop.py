@@ -2,7 +2,16 @@
 Eq. (11) updates, per-epoch metrics, checkpoints and resume.
 
 The loop is backend-agnostic: the data and parameters live on the chosen device and the
-host only draws random numbers and collects scalars.
+host only draws random numbers and collects scalars. Its options are the fields of
+:class:`ksparse.config.AutoencoderConfig`.
+
+Resume (one meaning everywhere: :func:`fit` with a ``state``, the estimator's
+``fit(resume_from=...)`` and ``ksparse train --resume``): a resumed run keeps every setting
+of the checkpoint; only ``max_iter``, the number of epochs to reach, may be raised. The k
+and lr schedules span the ``max_iter`` the run was started with (``TrainState.schedule_length``)
+and hold their final values past it, so a run extended on resume continues at the final k
+and lr instead of starting the schedules again. Resuming with the same ``max_iter`` gives,
+on CPU, the same numbers bit for bit as the uninterrupted run.
 """
 
 import dataclasses
@@ -12,26 +21,13 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
+from ksparse.config import AutoencoderConfig, ConfigError
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 
-DEFAULTS = {
-    "n_hidden": 1000,
-    "k": 25,
-    "k_start": 100,
-    "k_fraction": 0.5,
-    "alpha": 1.0,
-    "n_epochs": 10,
-    "batch_size": 128,
-    "lr": 0.01,
-    "lr_final": None,
-    "momentum": 0.9,
-    "sigma": 0.01,
-    "dtype": "float32",
-    "seed": 0,
-    "center": False,
-}
+DEFAULTS = AutoencoderConfig()
+"""The default configuration (the estimator's and ``ksparse train``'s defaults)."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,28 +38,44 @@ class TrainingDiverged(RuntimeError):
         self.state = state
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`; ``state`` holds the last good state (end of the last finished epoch)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+
 @dataclasses.dataclass
 class TrainState:
     """Everything needed to continue a run: parameters, velocities, epoch, RNG and history."""
 
     params: dict
     velocity: dict
-    config: dict
+    config: AutoencoderConfig
     epoch: int = 0
     rng_state: dict = None
     history: list = dataclasses.field(default_factory=list)
-    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config["center"]
+    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config.center
+    schedule_length: int = None  # epochs the k and lr schedules span: the max_iter the run began with
+    written_by: str = None  # the ksparse version that wrote the checkpoint it was read from
+
+    def __post_init__(self):
+        if self.schedule_length is None:
+            self.schedule_length = self.config.max_iter
 
     def copy(self):
         xp = get_array_module(self.params["W"])
         return TrainState(
             params={n: xp.array(a, copy=True) for n, a in self.params.items()},
             velocity={n: xp.array(a, copy=True) for n, a in self.velocity.items()},
-            config=dict(self.config),
+            config=self.config,
             epoch=self.epoch,
             rng_state=json.loads(json.dumps(self.rng_state)),
             history=[dict(h) for h in self.history],
             x_mean=None if self.x_mean is None else self.x_mean.copy(),
+            schedule_length=self.schedule_length,
+            written_by=self.written_by,
         )
 
 
@@ -93,41 +105,21 @@ def check_data(x, name="X"):
     return x
 
 
-def check_config(config, d=None):
-    """Fill defaults into ``config`` and validate it; return the completed dict."""
-    unknown = set(config) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    cfg = dict(DEFAULTS, **config)
-    for name in ("n_hidden", "k", "k_start", "n_epochs", "batch_size"):
-        v = cfg[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-        cfg[name] = int(v)
-    if cfg["n_hidden"] < 1:
-        raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
-    if not 1 <= cfg["k"] <= cfg["n_hidden"]:
-        raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    if cfg["alpha"] < 1 or round(cfg["alpha"] * cfg["k"]) > cfg["n_hidden"]:
-        raise ValueError(
-            f"alpha must be >= 1 with round(alpha*k) <= n_hidden = {cfg['n_hidden']}; "
-            f"got alpha={cfg['alpha']}, k={cfg['k']}"
-        )
-    if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
-        raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
-    for name in ("lr", "momentum", "sigma", "k_fraction"):
-        if not (isinstance(cfg[name], (int, float)) and math.isfinite(cfg[name]) and cfg[name] >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {cfg[name]!r}")
-    if cfg["momentum"] >= 1 or cfg["k_fraction"] > 1:
-        raise ValueError("momentum must be < 1 and k_fraction <= 1")
-    if cfg["lr_final"] is not None and not cfg["lr_final"] >= 0:
-        raise ValueError(f"lr_final must be None or >= 0, got {cfg['lr_final']!r}")
-    if not isinstance(cfg["center"], (bool, np.bool_)):
-        raise TypeError(f"center must be True or False, got {cfg['center']!r}")
-    cfg["center"] = bool(cfg["center"])
-    if cfg["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}")
-    return cfg
+def check_config(config=None):
+    """The :class:`~ksparse.config.AutoencoderConfig` of ``config``: an instance, a dict of some
+    of its fields (the rest take their defaults) or None (all defaults).
+
+    Raises
+    ------
+    ksparse.config.ConfigError
+        Naming the one field whose value is wrong (a ValueError; a TypeError too for a
+        value of the wrong type).
+    ValueError
+        For a name that is not a field.
+    """
+    if isinstance(config, AutoencoderConfig):
+        return config
+    return AutoencoderConfig.from_dict(dict(config or {}))
 
 
 def init_params(d, n_hidden, sigma, rng, dtype="float32"):
@@ -139,8 +131,8 @@ def init_params(d, n_hidden, sigma, rng, dtype="float32"):
 def new_state(d, config, device="cpu"):
     """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities."""
     cfg = check_config(config)
-    rng = np.random.default_rng(cfg["seed"])
-    params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
+    rng = np.random.default_rng(cfg.random_state)
+    params = init_params(d, cfg.n_hidden, cfg.sigma, rng, cfg.dtype)
     params = {n: to_device(a, device) for n, a in params.items()}
     xp = get_array_module(params["W"])
     velocity = {n: xp.zeros_like(a) for n, a in params.items()}
@@ -149,8 +141,8 @@ def new_state(d, config, device="cpu"):
 
 def save_state(path, state):
     """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.training.checkpoint`)."""
-    meta = {"config": state.config, "epoch": state.epoch, "rng_state": state.rng_state,
-            "history": state.history,
+    meta = {"config": state.config.to_dict(), "epoch": state.epoch, "rng_state": state.rng_state,
+            "history": state.history, "schedule_length": state.schedule_length,
             "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean]}
     save_checkpoint(path, state.params, state.velocity, meta)
 
@@ -159,18 +151,25 @@ def load_state(path, device="cpu"):
     """Read a TrainState written by :func:`save_state`, onto ``device``."""
     params, velocity, meta = load_checkpoint(path)
     try:
-        cfg = check_config(meta["config"])
+        cfg = check_config(_renamed(meta["config"]))
         state = TrainState(
             {n: to_device(params[n], device) for n in PARAM_NAMES},
             {n: to_device(velocity[n], device) for n in PARAM_NAMES},
             cfg, int(meta["epoch"]), meta["rng_state"], list(meta["history"]),
             None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64),
+            int(meta.get("schedule_length", cfg.max_iter)), str(meta.get("version")),
         )
         if state.x_mean is not None and state.x_mean.shape != (params["W"].shape[0],):
             raise ValueError(f"x_mean has shape {state.x_mean.shape}, W has d = {params['W'].shape[0]}")
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path!r} holds invalid training state ({e})") from None
     return state
+
+
+def _renamed(config):
+    """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
+    old = {"n_epochs": "max_iter", "seed": "random_state"}
+    return {old.get(name, name): value for name, value in config.items()}
 
 
 def default_step():
@@ -188,17 +187,17 @@ def run_epoch(x, state, k, lr, step):
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
     order = rng.permutation(x.shape[0])
-    H = cfg["n_hidden"]
+    H = cfg.n_hidden
     used = xp.zeros(H, dtype=bool)
     total = xp.zeros((), dtype=x.dtype)
-    for start in range(0, x.shape[0], cfg["batch_size"]):
-        idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
+    for start in range(0, x.shape[0], cfg.batch_size):
+        idx = to_device(order[start:start + cfg.batch_size], "gpu" if xp is not np else "cpu")
         xb = x[idx]
         if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.kernels.fast
-            E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg["momentum"])
+            E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg.momentum)
         else:
             E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
-            sgd_momentum_(state.params, grads, state.velocity, lr, cfg["momentum"])
+            sgd_momentum_(state.params, grads, state.velocity, lr, cfg.momentum)
         total += E * xb.shape[0]
         used[Gamma.ravel()] = True
     state.rng_state = rng.bit_generator.state
@@ -207,17 +206,17 @@ def run_epoch(x, state, k, lr, step):
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None):
+        checkpoint_every=0, step=None, epochs=None, max_iter=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
     x : array, shape (N, d)
-    config : dict, optional
-        Options of :data:`DEFAULTS`. Ignored when ``state`` is given, except ``n_epochs``,
-        which may extend a resumed run.
+    config : AutoencoderConfig or dict, optional
+        The run's options (a dict names some fields, the rest take their defaults). Not
+        allowed with ``state``: a resumed run keeps the checkpoint's settings.
     state : TrainState, optional
-        A run to continue (from :func:`load_state`); its epoch counts toward ``n_epochs``.
+        A run to continue (from :func:`load_state`); its epochs count toward ``max_iter``.
     device : {"cpu", "gpu"}
     callback : callable, optional
         Called as ``callback(record)`` after each epoch with the epoch's metrics.
@@ -230,8 +229,11 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         ``train_step_(x, params, velocity, k, lr, momentum) -> (E, Gamma)``, that fused
         step-and-update is run instead (as for the default, :func:`ksparse.kernels.fast.fast_step`).
     epochs : int, optional
-        Run at most this many epochs in this call (the schedules still span ``n_epochs``,
-        and hold their final values past it). None runs until ``n_epochs``.
+        Run at most this many epochs in this call. None runs until ``max_iter``.
+    max_iter : int, optional
+        With ``state``: the total number of epochs to reach, at least the epochs already
+        run; it may exceed the run's first ``max_iter``, and the extra epochs run at the
+        schedules' final k and lr (see the module's notes on resume). Default: the state's.
 
     Returns
     -------
@@ -241,6 +243,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     ------
     TrainingDiverged
         When the loss turns NaN or inf; the checkpoint on disk is left at the last good epoch.
+    TrainingInterrupted
+        On Ctrl-C (a KeyboardInterrupt), with the last good state.
 
     Notes
     -----
@@ -249,7 +253,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     distance of the samples to their mean), ``dead_fraction`` (hidden units never in
     Gamma during the epoch), ``k`` and ``lr``.
 
-    With ``config["center"]`` the training mean of ``x`` is stored in ``state.x_mean``
+    With ``config.center`` the training mean of ``x`` is stored in ``state.x_mean``
     and subtracted from every input (see :func:`centered`). This is preprocessing, not
     part of the paper's model: on MNIST's non-negative pixels it keeps far more hidden
     units alive under the Sec. 4.2.1 schedule.
@@ -257,33 +261,33 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     check_device(device)
     x = check_data(x)
     if state is None:
-        state = new_state(x.shape[1], config or {}, device)
+        state = new_state(x.shape[1], check_config(config).replace(
+            **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
-        if state.params["W"].shape[0] != x.shape[1]:
-            raise ValueError(
-                f"the model expects {state.params['W'].shape[0]} features, the data has {x.shape[1]}"
-            )
-        if config and "n_epochs" in config:
-            extended = check_config(dict(state.config, n_epochs=config["n_epochs"]))
-            state.config["n_epochs"] = extended["n_epochs"]
+        if config is not None:
+            raise ValueError("give config for a new run or state to resume one, not both; "
+                             "a resumed run keeps the checkpoint's settings (pass max_iter to extend it)")
+        extend(state, x.shape[1], max_iter)
     cfg = state.config
     step = step or default_step()
-    if cfg["center"] and state.x_mean is None:
+    if cfg.center and state.x_mean is None:
         state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
+    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
-    stop = cfg["n_epochs"] if epochs is None else state.epoch + int(epochs)
+    stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     while state.epoch < stop:
         e = state.epoch
-        k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
-        lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])
-        record = run_epoch(xd, state, k, lr, step)
+        k, lr = schedule_at(state, e)
+        try:
+            record = run_epoch(xd, state, k, lr, step)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(last_good) from None
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
             raise TrainingDiverged(
                 f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                f"lower the learning rate (lr={cfg['lr']}) or sigma", last_good)
+                f"lower the learning rate (lr={cfg.lr}) or sigma", last_good)
         record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / x.shape[1],
                       fvu=record["loss"] / variance if variance > 0 else float("nan"))
         state.epoch = e + 1
@@ -296,3 +300,23 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     if checkpoint_path:
         save_state(checkpoint_path, state)
     return state
+
+
+def schedule_at(state, epoch):
+    """(k, lr) of the 0-based ``epoch``: Sec. 4.2.1's k and the linear lr over ``state.schedule_length``
+    epochs, holding their final values past it."""
+    cfg, n = state.config, state.schedule_length
+    return (k_schedule(epoch, n, cfg.k, cfg.k_start, cfg.n_hidden, cfg.k_fraction),
+            linear_lr(epoch, n, cfg.lr, cfg.lr_final))
+
+
+def extend(state, d, max_iter=None):
+    """Check that ``state`` can continue on data of dimension ``d``; raise its ``max_iter`` to
+    ``max_iter`` (the total number of epochs to reach) when given. In place; returns None."""
+    if state.params["W"].shape[0] != d:
+        raise ValueError(f"the model expects {state.params['W'].shape[0]} features, the data has {d}")
+    if max_iter is None:
+        return
+    if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < state.epoch:
+        raise ConfigError("max_iter", f"must be >= the {state.epoch} epochs already run", max_iter)
+    state.config = state.config.replace(max_iter=max_iter)
