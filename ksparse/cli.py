@@ -18,6 +18,7 @@ import numpy as np
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.io import atomic_write
+from ksparse.kernels.encode import alpha_k
 
 
 class UserError(Exception):
@@ -208,7 +209,7 @@ def cmd_encode(args):
     h = est.transform(x)
     atomic_write(args.output, lambda f: np.save(f, h))
     print(f"wrote {args.output}: {h.shape[0]} x {h.shape[1]} features, "
-          f"{int(round(est.alpha * est.k))} nonzero per row")
+          f"{alpha_k(est.k, est.alpha, est.n_hidden)} nonzero per row")
     return 0
 
 
@@ -220,7 +221,8 @@ def cmd_info(args):
     state, last = est.state_, (est.history_[-1] if est.history_ else {})
     print(f"{args.model}: written by ksparse {state.written_by}")
     print(f"  shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})")
-    print(f"  k = {est.k}, alpha = {est.alpha:g} ({int(round(est.alpha * est.k))} units per feature vector)")
+    print(f"  k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
+          "feature vector)")
     print(f"  epochs run: {est.n_iter_} of max_iter = {est.max_iter} "
           f"(the k and lr schedules span {state.schedule_length})")
     print(f"  dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}")

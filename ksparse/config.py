@@ -21,8 +21,10 @@ import numbers
 import types
 import typing
 
+from ksparse.errors import KSparseError
 
-class ConfigError(ValueError):
+
+class ConfigError(KSparseError, ValueError):
     """One option has a value out of its range; ``field``, ``rule`` and ``value`` say which.
 
     ``str(error)`` is ``"<field> <rule>, got <value>"``; the command line rewrites the
@@ -223,8 +225,8 @@ class AutoencoderConfig(Config):
     n_hidden: int = option(1000, "number of hidden units H", low=1)
     k: int = option(20, "sparsity level: units kept per sample in training, Sec. 2.2; k <= n_hidden",
                     low=1)
-    alpha: float = option(3.0, "features keep round(alpha k) units, Sec. 2.2 (sparse encoding); "
-                          "round(alpha k) <= n_hidden", low=1)
+    alpha: float = option(3.0, "features keep alpha k units (rounded half up), Sec. 2.2 (sparse "
+                          "encoding); alpha k <= n_hidden", low=1)
     k_start: int = option(100, "k of the first epoch (capped at n_hidden), falling linearly to k "
                           "over k_fraction of the epochs, Sec. 4.2.1", low=1)
     k_fraction: float = option(0.5, "fraction of max_iter over which k falls from k_start to k",
@@ -247,8 +249,9 @@ class AutoencoderConfig(Config):
     def check_together(self):
         if self.k > self.n_hidden:
             raise ConfigError("k", f"must be <= n_hidden = {self.n_hidden}", self.k)
-        if round(self.alpha * self.k) > self.n_hidden:
-            raise ConfigError("alpha", f"must keep round(alpha k) <= n_hidden = {self.n_hidden} "
+        # alpha k rounded half up: the one rule, that of ksparse.kernels.encode.alpha_k
+        if math.floor(self.alpha * self.k + 0.5) > self.n_hidden:
+            raise ConfigError("alpha", f"must keep alpha k <= n_hidden = {self.n_hidden} "
                               f"(k = {self.k})", self.alpha)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ksparse import __version__
 from ksparse.io import atomic_write
+from ksparse.kernels.encode import alpha_k
 
 CLASSIFIER = "sklearn LogisticRegression(max_iter=1000), fit on the training set, scored on the test set"
 
@@ -46,7 +47,7 @@ def logreg_errors(ds, est, progress=None):
             clf = LogisticRegression(max_iter=1000).fit(train, ds.y_train)
         return float(1.0 - clf.score(test, ds.y_test))
 
-    n_active = int(round(est.alpha * est.k))
+    n_active = alpha_k(est.k, est.alpha, est.n_hidden)
     features = error(f"the {n_active}-sparse features", est.transform(ds.X_train), est.transform(ds.X_test))
     return {"features_test_error": features, "raw_test_error": error("the raw inputs", ds.X_train, ds.X_test),
             "n_active_features": n_active, "n_features": est.n_hidden, "classifier": CLASSIFIER}
@@ -64,7 +65,7 @@ def run_summary(est, ds, x, command, device, image_shape=None):
     """The record of a run: versions, command line, time, data set, settings and metrics.
 
     ``x`` is the training matrix; ``score`` is ``est.score(x)`` (minus the MSE per element with
-    round(alpha k) units), ``last_epoch`` the last record of ``est.history_``.
+    alpha k units), ``last_epoch`` the last record of ``est.history_``.
     """
     return {
         "ksparse_version": __version__, "numpy_version": np.__version__, "command": command,

@@ -277,7 +277,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.
 
-        ``x_hat`` is ``inverse_transform(transform(X))``, so it uses round(alpha k) units;
+        ``x_hat`` is ``inverse_transform(transform(X))``, so it uses alpha k units (rounded half up);
         with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``.
         """
         X = check_array(X, dtype=_FLOATS)

@@ -22,9 +22,11 @@ import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError
+from ksparse.errors import ModelFileError, reject_complex
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.memory import check_memory
 
 DEFAULTS = AutoencoderConfig()
 """The default configuration (the estimator's and ``ksparse train``'s defaults)."""
@@ -89,7 +91,11 @@ def centered(x, state):
 
 
 def check_data(x, name="X"):
-    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong."""
+    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong.
+
+    Complex input raises :class:`ksparse.errors.ComplexDataError` (a ``TypeError``).
+    """
+    reject_complex(x, name)
     try:
         x = np.asarray(to_numpy(x))
     except Exception as e:
@@ -129,8 +135,13 @@ def init_params(d, n_hidden, sigma, rng, dtype="float32"):
 
 
 def new_state(d, config, device="cpu"):
-    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities."""
+    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities.
+
+    Raises ksparse.errors.NotEnoughMemoryError before allocating when the run cannot fit
+    (:func:`ksparse.training.memory.check_memory`).
+    """
     cfg = check_config(config)
+    check_memory(d, cfg.n_hidden, cfg.batch_size, cfg.dtype, device)
     rng = np.random.default_rng(cfg.random_state)
     params = init_params(d, cfg.n_hidden, cfg.sigma, rng, cfg.dtype)
     params = {n: to_device(a, device) for n, a in params.items()}
@@ -147,29 +158,59 @@ def save_state(path, state):
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
+def _check_meta(meta, params):
+    """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean)."""
+    cfg = check_config(_renamed(meta["config"]))
+    if cfg.dtype != params["W"].dtype.name:
+        raise ValueError(f"its config says dtype {cfg.dtype} but W is {params['W'].dtype}")
+    epoch = meta["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    np.random.default_rng().bit_generator.state = meta["rng_state"]  # raises if malformed
+    if not isinstance(meta["history"], list):
+        raise ValueError("history must be a list")
+    x_mean = None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64)
+    if x_mean is not None and (x_mean.shape != (params["W"].shape[0],) or not np.all(np.isfinite(x_mean))):
+        raise ValueError(f"x_mean must be {params['W'].shape[0]} finite numbers (one per feature of W)")
+    return cfg, epoch, x_mean
+
+
 def load_state(path, device="cpu"):
-    """Read a TrainState written by :func:`save_state`, onto ``device``."""
+    """Read a TrainState written by :func:`save_state`, onto ``device``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is unknown or "gpu" is missing (said as such, not as a bad file).
+    ksparse.errors.ModelFileError
+        If the file or any array or field in it is invalid (see
+        :func:`ksparse.training.checkpoint.load_checkpoint`).
+    """
+    check_device(device)
     params, velocity, meta = load_checkpoint(path)
     try:
-        cfg = check_config(_renamed(meta["config"]))
-        state = TrainState(
-            {n: to_device(params[n], device) for n in PARAM_NAMES},
-            {n: to_device(velocity[n], device) for n in PARAM_NAMES},
-            cfg, int(meta["epoch"]), meta["rng_state"], list(meta["history"]),
-            None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64),
-            int(meta.get("schedule_length", cfg.max_iter)), str(meta.get("version")),
-        )
-        if state.x_mean is not None and state.x_mean.shape != (params["W"].shape[0],):
-            raise ValueError(f"x_mean has shape {state.x_mean.shape}, W has d = {params['W'].shape[0]}")
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path!r} holds invalid training state ({e})") from None
-    return state
+        cfg, epoch, x_mean = _check_meta(meta, params)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else e
+        raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
+    return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
+                      {n: to_device(velocity[n], device) for n in PARAM_NAMES},
+                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
+                      _schedule_length(meta, cfg), str(meta.get("version")))
 
 
 def _renamed(config):
     """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
     old = {"n_epochs": "max_iter", "seed": "random_state"}
-    return {old.get(name, name): value for name, value in config.items()}
+    return {old.get(name, name): value for name, value in dict(config).items()}
+
+
+def _schedule_length(meta, cfg):
+    """The epochs the schedules span (files of 0.1.0 have none: their max_iter)."""
+    n = meta.get("schedule_length", cfg.max_iter)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ModelFileError(f"schedule_length must be an integer >= 0, got {n!r}")
+    return n
 
 
 def default_step():
