@@ -177,7 +177,7 @@ def test_train_rejects_bad_data(tmp_path, capsys, kind, words):
 @pytest.mark.parametrize("opts, words", [
     (["--k", "0"], ["--k must be an integer >= 1, got 0"]),
     (["--n-hidden", "10", "--k", "11"], ["--k must be <= n_hidden = 10, got 11"]),
-    (["--n-hidden", "10", "--k", "5", "--alpha", "3"], ["--alpha must keep round(alpha k) <= n_hidden = 10"]),
+    (["--n-hidden", "10", "--k", "5", "--alpha", "3"], ["--alpha must keep alpha k <= n_hidden = 10"]),
     (["--alpha", "0.5"], ["--alpha must be a finite number >= 1, got 0.5"]),
     (["--alpha", "inf"], ["--alpha must be a finite number >= 1, got inf"]),
     (["--alpha", "1e400"], ["--alpha must be a finite number >= 1, got inf"]),
