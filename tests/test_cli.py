@@ -92,7 +92,7 @@ def test_train_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
     opts = ["train", *FAST, "--lr-final", "0.001", "--checkpoint-every", "1"]
     assert run([*opts, "--max-iter", "4", "--out", tmp_path / "full"], capsys)[0] == 0
     # Ctrl-C in epoch 3 of 4, then resumed with no options: the checkpoint's settings
-    epoch, calls = ksparse.training.loop.run_epoch, []
+    epoch, calls = ksparse.training.loop.train_epoch, []
 
     def interrupted_in_epoch_3(*args):
         calls.append(1)
@@ -100,7 +100,7 @@ def test_train_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
             raise KeyboardInterrupt
         return epoch(*args)
 
-    monkeypatch.setattr(ksparse.training.loop, "run_epoch", interrupted_in_epoch_3)
+    monkeypatch.setattr(ksparse.training.loop, "train_epoch", interrupted_in_epoch_3)
     assert run([*opts, "--max-iter", "4", "--out", tmp_path / "part"], capsys)[0] == 130
     assert load_state(tmp_path / "part" / "model.npz").epoch == 2
     monkeypatch.undo()
@@ -246,18 +246,21 @@ def test_encode_rejects_bad_input(trained, tmp_path, capsys, kind, words):
 
 def failing_step(at_call, error):
     """A training step that works ``at_call - 1`` times, then fails with ``error``."""
-    from ksparse.nn.layers import ksparse_step
+    from ksparse.training.steps import AutoencoderStep
 
-    calls = []
+    class Failing(AutoencoderStep):
+        calls = 0
 
-    def step(x, W, b, b_prime, k):
-        calls.append(1)
-        if len(calls) >= at_call:
-            if error == "nan":
-                return ksparse_step(x, W * np.nan, b, b_prime, k)
-            raise KeyboardInterrupt
-        return ksparse_step(x, W, b, b_prime, k)
+        def forward_backward(self, batch, params, settings):
+            self.calls += 1
+            if self.calls >= at_call:
+                if error == "nan":
+                    params = dict(params, W=params["W"] * np.nan)
+                else:
+                    raise KeyboardInterrupt
+            return super().forward_backward(batch, params, settings)
 
+    step = Failing(kernel="plain")
     return lambda: step
 
 

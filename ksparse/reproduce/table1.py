@@ -178,9 +178,8 @@ def main(argv):
     from ksparse.reproduce import report
 
     table = report.table1(results)
-    with open(os.path.join(args.out, "table1.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "table1.json"), "w") as f:
-        json.dump(results, f, indent=1, default=_runs.jsonable)
+    _runs.write_text(os.path.join(args.out, "table1.md"), table)
+    _runs.write_text(os.path.join(args.out, "table1.json"),
+                     json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
     return 0
