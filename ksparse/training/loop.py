@@ -3,7 +3,16 @@ schedules, per-epoch metrics, checkpoints and resume, around the one epoch loop 
 :mod:`ksparse.training.epoch` and a step of :mod:`ksparse.training.steps`.
 
 The loop is backend-agnostic: the data and parameters live on the chosen device and the
-host only draws random numbers and collects scalars.
+host only draws random numbers and collects scalars. Its options are the fields of
+:class:`ksparse.config.AutoencoderConfig`.
+
+Resume (one meaning everywhere: :func:`fit` with a ``state``, the estimator's
+``fit(resume_from=...)`` and ``ksparse train --resume``): a resumed run keeps every setting
+of the checkpoint; only ``max_iter``, the number of epochs to reach, may be raised. The k
+and lr schedules span the ``max_iter`` the run was started with (``TrainState.schedule_length``)
+and hold their final values past it, so a run extended on resume continues at the final k
+and lr instead of starting the schedules again. Resuming with the same ``max_iter`` gives,
+on CPU, the same numbers bit for bit as the uninterrupted run.
 """
 
 import dataclasses
@@ -13,68 +22,24 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
+from ksparse.config import AutoencoderConfig, ConfigError
 from ksparse.errors import ModelFileError, reject_complex
-from ksparse.kernels.encode import alpha_k
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
 
-DEFAULTS = {
-    "n_hidden": 1000,
-    "k": 25,
-    "k_start": 100,
-    "k_fraction": 0.5,
-    "alpha": 1.0,
-    "n_epochs": 10,
-    "batch_size": 128,
-    "lr": None,  # None: LR_SCALED on scaled data, LR_PAPER otherwise (see effective_lr)
-    "lr_final": None,
-    "momentum": 0.9,
-    "sigma": 0.01,
-    "dtype": "float32",
-    "seed": 0,
-    "center": False,
-    # Round 2 (ksparse.training.remedies): the data scale, D9, D10 and resampling; "paper"
-    # turns them all off (the paper's model on the raw inputs)
-    "paper": False,
-    "scale": True,
-    "pre_bias": True,
-    "b_prime_init": "mean",
-    "k_aux": None,
-    "c_aux": 0.0,  # AuxK off: with resampling it measured no better, and slower (docs/training.md)
-    "dead_window": None,
-    "resample": True,
-}
+DEFAULTS = AutoencoderConfig()
+"""The default configuration (the estimator's and ``ksparse train``'s defaults)."""
 
 #: learning rates when ``lr`` is None: on data scaled by s (mean squared distance to the mean 1),
 #: LR_SCALED * min(1, d / k); the paper's Sec. 4.2.2 value on raw inputs (``benchmarks/remedies.py``)
 LR_SCALED, LR_PAPER = 0.25, 0.01
 
 
-def effective_lr(cfg, d, k=None):
-    """``cfg["lr"]``, or when it is None the default for the data the model sees.
-
-    On scaled data: ``LR_SCALED * min(1, d / k)`` for the epoch's k (``cfg["k"]`` when None).
-    Through the tied encoder, a step moves x_hat by W_Gamma W_Gamma^T times it, whose largest
-    eigenvalue grows like k / d once k > d (k columns in d dimensions cannot be orthogonal);
-    the factor keeps low-dimensional data (iris: d = 4 under k = 100) as stable as images.
-    On raw inputs (``paper`` or ``scale=False``): LR_PAPER.
-    """
-    if cfg["lr"] is not None:
-        return cfg["lr"]
-    if not remedies_in_force(cfg, d)["scale"]:
-        return LR_PAPER
-    return LR_SCALED * min(1.0, d / (cfg["k"] if k is None else k))
-
-
-#: the paper-faithful setting: no remedies, raw inputs (``paper=True`` means the same)
-PAPER = {"paper": True}
-
-
 def remedies_in_force(cfg, d):
-    """The remedies a validated config turns on, for data of dimension ``d``.
+    """The Round 2 remedies a config turns on, for data of dimension ``d`` (docs/training.md).
 
     Returns
     -------
@@ -84,14 +49,30 @@ def remedies_in_force(cfg, d):
         ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
         which a unit active at the average rate k / H is active about 100 times.
     """
-    H, k = cfg["n_hidden"], cfg["k"]
-    on = not cfg["paper"]
-    return {"scale": on and cfg["scale"], "pre_bias": on and cfg["pre_bias"],
-            "b_prime_init": cfg["b_prime_init"] if on and cfg["pre_bias"] else "zero",
-            "k_aux": max(1, min(H, d) // 2) if cfg["k_aux"] is None else cfg["k_aux"],
-            "c_aux": cfg["c_aux"] if on else 0.0,
-            "dead_window": -(-100 * H // k) if cfg["dead_window"] is None else cfg["dead_window"],
-            "resample": on and cfg["resample"]}
+    H, k = cfg.n_hidden, cfg.k
+    on = not cfg.paper
+    return {"scale": on and cfg.scale, "pre_bias": on and cfg.pre_bias,
+            "b_prime_init": cfg.b_prime_init if on and cfg.pre_bias else "zero",
+            "k_aux": max(1, min(H, d) // 2) if cfg.k_aux is None else cfg.k_aux,
+            "c_aux": cfg.c_aux if on else 0.0,
+            "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
+            "resample": on and cfg.resample}
+
+
+def effective_lr(cfg, d, k=None):
+    """``cfg.lr``, or when it is None the default for the data the model sees.
+
+    On scaled data: ``LR_SCALED * min(1, d / k)`` for the epoch's k (``cfg.k`` when None).
+    Through the tied encoder, a step moves x_hat by W_Gamma W_Gamma^T times it, whose largest
+    eigenvalue grows like k / d once k > d (k columns in d dimensions cannot be orthogonal);
+    the factor keeps low-dimensional data (iris: d = 4 under k = 100) as stable as images.
+    On raw inputs (``paper`` or ``scale=False``): LR_PAPER, the paper's.
+    """
+    if cfg.lr is not None:
+        return cfg.lr
+    if not remedies_in_force(cfg, d)["scale"]:
+        return LR_PAPER
+    return LR_SCALED * min(1.0, d / (cfg.k if k is None else k))
 
 
 class TrainingDiverged(RuntimeError):
@@ -102,30 +83,46 @@ class TrainingDiverged(RuntimeError):
         self.state = state
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`; ``state`` holds the last good state (end of the last finished epoch)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+
 @dataclasses.dataclass
 class TrainState:
     """Everything needed to continue a run: parameters, velocities, epoch, RNG and history."""
 
     params: dict
     velocity: dict
-    config: dict
+    config: AutoencoderConfig
     epoch: int = 0
     rng_state: dict = None
     history: list = dataclasses.field(default_factory=list)
-    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config["center"]
+    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config.center
+    schedule_length: int = None  # epochs the k and lr schedules span: the max_iter the run began with
+    written_by: str = None  # the ksparse version that wrote the checkpoint it was read from
     scale: float = 1.0  # s: training sees x / s (ksparse.training.remedies.data_scale)
     tracker: dict = None  # the DeadTracker's state (ksparse.training.remedies), as JSON
+
+    def __post_init__(self):
+        if self.schedule_length is None:
+            self.schedule_length = self.config.max_iter
 
     def copy(self):
         xp = get_array_module(self.params["W"])
         return TrainState(
             params={n: xp.array(a, copy=True) for n, a in self.params.items()},
             velocity={n: xp.array(a, copy=True) for n, a in self.velocity.items()},
-            config=dict(self.config),
+            config=self.config,
             epoch=self.epoch,
             rng_state=json.loads(json.dumps(self.rng_state)),
             history=[dict(h) for h in self.history],
             x_mean=None if self.x_mean is None else self.x_mean.copy(),
+            schedule_length=self.schedule_length,
+            written_by=self.written_by,
             scale=self.scale,
             tracker=json.loads(json.dumps(self.tracker)),
         )
@@ -166,7 +163,7 @@ def encoder_params(state):
     shift = np.zeros(W.shape[0]) if state.x_mean is None else state.x_mean / state.scale
     if remedies_in_force(state.config, W.shape[0])["pre_bias"]:
         shift = shift + b_prime
-    dtype = state.config["dtype"]
+    dtype = state.config.dtype
     return (W / state.scale).astype(dtype), (b - shift @ W).astype(dtype)
 
 
@@ -191,51 +188,21 @@ def check_data(x, name="X"):
     return x
 
 
-def check_config(config, d=None):
-    """Fill defaults into ``config`` and validate it; return the completed dict."""
-    unknown = set(config) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    cfg = dict(DEFAULTS, **config)
-    for name in ("n_hidden", "k", "k_start", "n_epochs", "batch_size"):
-        v = cfg[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-        cfg[name] = int(v)
-    if cfg["n_hidden"] < 1:
-        raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
-    if not 1 <= cfg["k"] <= cfg["n_hidden"]:
-        raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])  # alpha finite, >= 1, alpha k <= n_hidden
-    if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
-        raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
-    for name in ("lr", "momentum", "sigma", "k_fraction"):
-        if name == "lr" and cfg[name] is None:
-            continue
-        if not (isinstance(cfg[name], (int, float)) and math.isfinite(cfg[name]) and cfg[name] >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {cfg[name]!r}")
-    if cfg["momentum"] >= 1 or cfg["k_fraction"] > 1:
-        raise ValueError("momentum must be < 1 and k_fraction <= 1")
-    if cfg["lr_final"] is not None and not cfg["lr_final"] >= 0:
-        raise ValueError(f"lr_final must be None or >= 0, got {cfg['lr_final']!r}")
-    if not isinstance(cfg["center"], (bool, np.bool_)):
-        raise TypeError(f"center must be True or False, got {cfg['center']!r}")
-    cfg["center"] = bool(cfg["center"])
-    for name in ("paper", "scale", "pre_bias", "resample"):
-        if not isinstance(cfg[name], (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {cfg[name]!r}")
-        cfg[name] = bool(cfg[name])
-    if cfg["b_prime_init"] not in ("mean", "median", "zero"):
-        raise ValueError(f"b_prime_init must be 'mean', 'median' or 'zero', got {cfg['b_prime_init']!r}")
-    for name in ("k_aux", "dead_window"):
-        v = cfg[name]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise ValueError(f"{name} must be None (automatic) or an integer >= 1, got {v!r}")
-    if not (isinstance(cfg["c_aux"], (int, float)) and math.isfinite(cfg["c_aux"]) and cfg["c_aux"] >= 0):
-        raise ValueError(f"c_aux must be a finite number >= 0, got {cfg['c_aux']!r}")
-    if cfg["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}")
-    return cfg
+def check_config(config=None):
+    """The :class:`~ksparse.config.AutoencoderConfig` of ``config``: an instance, a dict of some
+    of its fields (the rest take their defaults) or None (all defaults).
+
+    Raises
+    ------
+    ksparse.config.ConfigError
+        Naming the one field whose value is wrong (a ValueError; a TypeError too for a
+        value of the wrong type).
+    ValueError
+        For a name that is not a field.
+    """
+    if isinstance(config, AutoencoderConfig):
+        return config
+    return AutoencoderConfig.from_dict(dict(config or {}))
 
 
 def init_params(d, n_hidden, sigma, rng, dtype="float32"):
@@ -251,9 +218,9 @@ def new_state(d, config, device="cpu"):
     (:func:`ksparse.training.memory.check_memory`).
     """
     cfg = check_config(config)
-    check_memory(d, cfg["n_hidden"], cfg["batch_size"], cfg["dtype"], device)
-    rng = np.random.default_rng(cfg["seed"])
-    params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
+    check_memory(d, cfg.n_hidden, cfg.batch_size, cfg.dtype, device)
+    rng = np.random.default_rng(cfg.random_state)
+    params = init_params(d, cfg.n_hidden, cfg.sigma, rng, cfg.dtype)
     params = {n: to_device(a, device) for n, a in params.items()}
     xp = get_array_module(params["W"])
     velocity = {n: xp.zeros_like(a) for n, a in params.items()}
@@ -262,8 +229,8 @@ def new_state(d, config, device="cpu"):
 
 def save_state(path, state):
     """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.training.checkpoint`)."""
-    meta = {"config": state.config, "epoch": state.epoch, "rng_state": state.rng_state,
-            "history": state.history,
+    meta = {"config": state.config.to_dict(), "epoch": state.epoch, "rng_state": state.rng_state,
+            "history": state.history, "schedule_length": state.schedule_length,
             "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean],
             "scale": state.scale, "tracker": state.tracker}
     save_checkpoint(path, state.params, state.velocity, meta)
@@ -272,13 +239,13 @@ def save_state(path, state):
 def _check_meta(meta, params):
     """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean, scale, tracker).
 
-    A config written before Round 2 (no ``paper`` key) was the paper's model: ``paper=True``.
+    A config written before Round 2 (no ``paper`` field) was the paper's model: ``paper=True``.
     """
-    config = dict(meta["config"])
+    config = _renamed(meta["config"])
     config.setdefault("paper", True)
     cfg = check_config(config)
-    if cfg["dtype"] != params["W"].dtype.name:
-        raise ValueError(f"its config says dtype {cfg['dtype']} but W is {params['W'].dtype}")
+    if cfg.dtype != params["W"].dtype.name:
+        raise ValueError(f"its config says dtype {cfg.dtype} but W is {params['W'].dtype}")
     epoch = meta["epoch"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
@@ -302,7 +269,7 @@ def _check_tracker(tracker, n_hidden):
     """Raise ValueError unless ``tracker`` is a DeadTracker's JSON for ``n_hidden`` units."""
     if not isinstance(tracker, dict):
         raise ValueError("tracker must be a mapping")
-    for name in ("window", "seen"):
+    for name in ("window", "seen", "n_resampled"):
         v = tracker[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"tracker {name} must be an integer >= 0, got {v!r}")
@@ -333,7 +300,22 @@ def load_state(path, device="cpu"):
         raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
     return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
                       {n: to_device(velocity[n], device) for n in PARAM_NAMES},
-                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean, scale, tracker)
+                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
+                      _schedule_length(meta, cfg), str(meta.get("version")), scale, tracker)
+
+
+def _renamed(config):
+    """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
+    old = {"n_epochs": "max_iter", "seed": "random_state"}
+    return {old.get(name, name): value for name, value in dict(config).items()}
+
+
+def _schedule_length(meta, cfg):
+    """The epochs the schedules span (files of 0.1.0 have none: their max_iter)."""
+    n = meta.get("schedule_length", cfg.max_iter)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ModelFileError(f"schedule_length must be an integer >= 0, got {n!r}")
+    return n
 
 
 def default_step():
@@ -348,25 +330,25 @@ def train_epoch(x, state, k, lr, step):
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
-    settings = StepSettings(lr=lr, momentum=cfg["momentum"], k=k)
-    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg["n_hidden"])
+    batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
+    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
     state.rng_state = rng.bit_generator.state
     return record
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None):
+        checkpoint_every=0, step=None, epochs=None, max_iter=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
     x : array, shape (N, d)
-    config : dict, optional
-        Options of :data:`DEFAULTS`. Ignored when ``state`` is given, except ``n_epochs``,
-        which may extend a resumed run.
+    config : AutoencoderConfig or dict, optional
+        The run's options (a dict names some fields, the rest take their defaults). Not
+        allowed with ``state``: a resumed run keeps the checkpoint's settings.
     state : TrainState, optional
-        A run to continue (from :func:`load_state`); its epoch counts toward ``n_epochs``.
+        A run to continue (from :func:`load_state`); its epochs count toward ``max_iter``.
     device : {"cpu", "gpu"}
     callback : callable, optional
         Called as ``callback(record)`` after each epoch with the epoch's metrics.
@@ -378,8 +360,11 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         The minibatch step (see :mod:`ksparse.training.steps`); default
         :func:`default_step`, the support-only kernels with the update fused in.
     epochs : int, optional
-        Run at most this many epochs in this call (the schedules still span ``n_epochs``,
-        and hold their final values past it). None runs until ``n_epochs``.
+        Run at most this many epochs in this call. None runs until ``max_iter``.
+    max_iter : int, optional
+        With ``state``: the total number of epochs to reach, at least the epochs already
+        run; it may exceed the run's first ``max_iter``, and the extra epochs run at the
+        schedules' final k and lr (see the module's notes on resume). Default: the state's.
 
     Returns
     -------
@@ -389,6 +374,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     ------
     TrainingDiverged
         When the loss turns NaN or inf; the checkpoint on disk is left at the last good epoch.
+    TrainingInterrupted
+        On Ctrl-C (a KeyboardInterrupt), with the last good state.
 
     Notes
     -----
@@ -397,7 +384,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     distance of the samples to their mean), ``dead_fraction`` (hidden units never in
     Gamma during the epoch), ``k`` and ``lr``.
 
-    With ``config["center"]`` the training mean of ``x`` is stored in ``state.x_mean``
+    With ``config.center`` the training mean of ``x`` is stored in ``state.x_mean``
     and subtracted from every input (see :func:`centered`). This is preprocessing, not
     part of the paper's model: on MNIST's non-negative pixels it keeps far more hidden
     units alive under the Sec. 4.2.1 schedule.
@@ -405,31 +392,31 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     check_device(device)
     x = check_data(x)
     if state is None:
-        state = new_state(x.shape[1], config or {}, device)
+        state = new_state(x.shape[1], check_config(config).replace(
+            **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
-        if state.params["W"].shape[0] != x.shape[1]:
-            raise ValueError(
-                f"the model expects {state.params['W'].shape[0]} features, the data has {x.shape[1]}"
-            )
-        if config and "n_epochs" in config:
-            extended = check_config(dict(state.config, n_epochs=config["n_epochs"]))
-            state.config["n_epochs"] = extended["n_epochs"]
+        if config is not None:
+            raise ValueError("give config for a new run or state to resume one, not both; "
+                             "a resumed run keeps the checkpoint's settings (pass max_iter to extend it)")
+        extend(state, x.shape[1], max_iter)
     cfg = state.config
     step = _training_step(state, x, step)
-    xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
+    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
-    stop = cfg["n_epochs"] if epochs is None else state.epoch + int(epochs)
+    stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     while state.epoch < stop:
         e = state.epoch
-        k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
-        lr = linear_lr(e, cfg["n_epochs"], effective_lr(cfg, x.shape[1], k), cfg["lr_final"])
-        record = train_epoch(xd, state, k, lr, step)
+        k, lr = schedule_at(state, e)
+        try:
+            record = train_epoch(xd, state, k, lr, step)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(last_good) from None
         record["loss"] *= state.scale ** 2  # D4 in the data's units
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
             raise TrainingDiverged(f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                                   + _divergence_advice(cfg, x), last_good)
+                                   + _divergence_advice(state, x, lr), last_good)
         record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / x.shape[1],
                       fvu=record["loss"] / variance if variance > 0 else float("nan"),
                       dead_window=step.tracker.dead_fraction(), resampled=step.tracker.n_resampled)
@@ -446,37 +433,60 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     return state
 
 
+def schedule_at(state, epoch):
+    """(k, lr) of the 0-based ``epoch``: Sec. 4.2.1's k and the linear lr over ``state.schedule_length``
+    epochs, holding their final values past it."""
+    cfg, n = state.config, state.schedule_length
+    k = k_schedule(epoch, n, cfg.k, cfg.k_start, cfg.n_hidden, cfg.k_fraction)
+    return k, linear_lr(epoch, n, effective_lr(cfg, state.params["W"].shape[0], k), cfg.lr_final)
+
+
+def extend(state, d, max_iter=None):
+    """Check that ``state`` can continue on data of dimension ``d``; raise its ``max_iter`` to
+    ``max_iter`` (the total number of epochs to reach) when given. In place; returns None."""
+    if state.params["W"].shape[0] != d:
+        raise ValueError(f"the model expects {state.params['W'].shape[0]} features, the data has {d}")
+    if max_iter is None:
+        return
+    if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < state.epoch:
+        raise ConfigError("max_iter", f"must be >= the {state.epoch} epochs already run", max_iter)
+    state.config = state.config.replace(max_iter=max_iter)
+
+
 def _training_step(state, x, step):
     """Start the Round 2 state of a fresh run (s, b', the dead-unit clock); return the step object.
 
     On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
-    once (also for states written before Round 2).
+    once (also for states written before Round 2). The library's own step
+    (:class:`~ksparse.training.steps.AutoencoderStep`) becomes a
+    :class:`~ksparse.training.remedies.RemedyStep` of its kernel; another step runs inside one.
     """
     from ksparse.training import remedies
 
     step = step or default_step()
     cfg = state.config
     rem = remedies_in_force(cfg, x.shape[1])
-    if cfg["center"] and state.x_mean is None:
+    if cfg.center and state.x_mean is None:
         state.x_mean = x.mean(axis=0, dtype=np.float64)
     if state.tracker is None:
         if state.epoch == 0:
             state.scale = remedies.data_scale(x) if rem["scale"] else 1.0
             b_prime = remedies.init_b_prime(centered(x, state), rem["b_prime_init"])
-            state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg["dtype"])
-        state.tracker = remedies.DeadTracker(cfg["n_hidden"], rem["dead_window"]).to_json()
-    tracker = remedies.DeadTracker.from_json(state.tracker, cfg["n_hidden"])
-    plain = type(step) is AutoencoderStep  # the library's own step: the remedies run inside it
+            state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
+        state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
+    tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
+    plain = type(step) is AutoencoderStep
     return remedies.RemedyStep(tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"],
                                kernel=step.kernel if plain else "auto", inner=None if plain else step)
 
 
-def _divergence_advice(cfg, x):
+def _divergence_advice(state, x, lr):
     """What to do after a divergence: scale the data when it is not, else lower the rate."""
+    cfg = state.config
     if not remedies_in_force(cfg, x.shape[1])["scale"]:
         spread = float(np.sqrt(((x - x.mean(axis=0)) ** 2).mean()))
-        return (f"the inputs were not scaled (paper={cfg['paper']}, scale={cfg['scale']}) and their "
-                f"typical deviation from the mean is {spread:.3g}: train with scale=True (the default), "
-                f"or divide X by about {spread:.3g}")
-    return (f"the inputs were scaled (s = mean distance to the mean); lower the learning rate "
-            f"(lr={effective_lr(cfg, x.shape[1])})")
+        return (f"the inputs were not scaled (paper={cfg.paper}, scale={cfg.scale}) and their typical "
+                f"deviation from the mean is {spread:.3g}: train with scale=True and paper=False (the "
+                f"defaults), or divide X by about {spread:.3g}")
+    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean); lower the "
+            f"learning rate (lr={lr:.4g}) or sigma")
