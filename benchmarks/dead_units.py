@@ -10,8 +10,8 @@ epochs), and variants that each change one thing:
 - ``paper``: the setting above, raw pixels in [0, 1];
 - ``fixed_k``: k = 25 from the first step (no Sec. 4.2.1 schedule);
 - ``centred``: the inputs minus their training mean (the ``center`` option);
-- ``defaults``: the library's default remedies (``ksparse.training.loop.DEFAULTS``), when
-  present: the learned pre-encoder bias (D9), AuxK (D10), resampling and the data scale.
+- ``defaults``: the library's defaults (:class:`ksparse.config.AutoencoderConfig`): the data
+  scale, the learned pre-encoder bias (D9) and resampling (batch 128 as above).
 
 Every ``--window`` training samples it records the fraction of units that were in no
 sample's support Gamma during that window. At each epoch's end, on 2,000 probe images,
@@ -39,16 +39,10 @@ H, K = 1000, 25
 
 def variants():
     """name -> (fit config changes, centre the inputs?)."""
-    from ksparse.training import loop
-
-    paper = {"n_hidden": H, "k": K, "k_start": 100, "lr": 0.01, "momentum": 0.9, "sigma": 0.01,
-             "batch_size": 128}
-    paper.update(getattr(loop, "PAPER", {}))
-    out = {"paper": (paper, False), "fixed_k": (dict(paper, k_start=K), False),
-           "centred": (paper, True)}
-    if hasattr(loop, "PAPER"):
-        out["defaults"] = ({"n_hidden": H, "k": K}, False)
-    return out
+    paper = {"n_hidden": H, "k": K, "alpha": 1.0, "k_start": 100, "lr": 0.01, "momentum": 0.9,
+             "sigma": 0.01, "batch_size": 128, "paper": True}
+    return {"paper": (paper, False), "fixed_k": (dict(paper, k_start=K), False), "centred": (paper, True),
+            "defaults": ({"n_hidden": H, "k": K, "alpha": 1.0, "batch_size": 128}, False)}
 
 
 def probe_stats(state, x_probe, x_mean):
@@ -101,25 +95,20 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
 
 
 def _batch_hook(loop, on_batch):
-    """Keyword arguments of ``loop.fit`` that report each minibatch's Gamma to ``on_batch``."""
-    from ksparse.kernels.remedies import remedies_step
+    """Keyword arguments of ``loop.fit`` that report each minibatch's Gamma to ``on_batch``: a
+    :class:`ksparse.training.remedies.RemedyStep` (configured by ``fit``) that observes."""
+    from ksparse.training.remedies import RemedyStep
 
     seen = [0]
 
-    def step(xb, W, b, b_prime, k, **remedies):
-        E, grads, Gamma = remedies_step(xb, W, b, b_prime, k, **remedies)
-        seen[0] += len(xb)
-        on_batch(Gamma, seen[0])
-        return E, grads, Gamma
+    class Observed(RemedyStep):
+        def __call__(self, batch, params, velocity, settings):
+            out = super().__call__(batch, params, velocity, settings)
+            seen[0] += batch[0].shape[0]
+            on_batch(np.asarray(out.active), seen[0])
+            return out
 
-    import inspect
-
-    if "batch_callback" in inspect.signature(loop.fit).parameters:
-        def cb(Gamma, n):
-            seen[0] += n
-            on_batch(Gamma, seen[0])
-        return {"batch_callback": cb}
-    return {"step": step}
+    return {"step": Observed(tracker=None)}
 
 
 def figure(results, path):

@@ -36,14 +36,14 @@ def datasets(data_dir, epochs_scale):
 
     out = {}
     ds = load_dataset("digits")
-    out["digits"] = (ds.X_train, ds.X_test, {"n_hidden": 1000, "k": 25, "n_epochs": 30})
+    out["digits"] = (ds.X_train, ds.X_test, {"n_hidden": 1000, "k": 25, "max_iter": 30})
     ds = load_dataset("mnist", data_dir=data_dir, n_train=20000)
-    out["mnist-20k"] = (ds.X_train, ds.X_test[:5000], {"n_hidden": 1000, "k": 25, "n_epochs": 10})
+    out["mnist-20k"] = (ds.X_train, ds.X_test[:5000], {"n_hidden": 1000, "k": 25, "max_iter": 10})
     ds = load_dataset("cifar10-patches", data_dir=data_dir, n_patches=25000)
     n = 20000
-    out["cifar10-patches"] = (ds.X_train[:n], ds.X_train[n:], {"n_hidden": 1000, "k": 50, "n_epochs": 10})
+    out["cifar10-patches"] = (ds.X_train[:n], ds.X_train[n:], {"n_hidden": 1000, "k": 50, "max_iter": 10})
     for _, _, base in out.values():
-        base["n_epochs"] = max(1, int(round(base["n_epochs"] * epochs_scale)))
+        base["max_iter"] = max(1, int(round(base["max_iter"] * epochs_scale)))
     return out
 
 
@@ -54,7 +54,7 @@ def test_fvu(state, X):
     from ksparse.training.loop import model_input, uncentered
 
     p = {n: np.asarray(a, dtype=np.float64) for n, a in state.params.items()}
-    h = encode(model_input(X, state), p["W"], p["b"], state.config["k"])
+    h = encode(model_input(X, state), p["W"], p["b"], state.config.k)
     x_hat = uncentered(decode_forward(h, p["W"], p["b_prime"])[0], state)
     return float(((x_hat - X) ** 2).sum(axis=1).mean() / ((X - X.mean(axis=0)) ** 2).sum(axis=1).mean())
 
@@ -64,7 +64,7 @@ def run_one(X, X_test, options):
 
     t0 = time.perf_counter()
     try:
-        state = fit(X, dict(options, seed=0))
+        state = fit(X, dict(options, random_state=0, alpha=1.0, batch_size=128))
     except TrainingDiverged as e:
         return {"diverged": str(e), "seconds": time.perf_counter() - t0}
     last = state.history[-1]

@@ -45,7 +45,7 @@ def part_scale(args):
     rows = []
     for name, data in versions.items():
         try:
-            state, sec = _fit(data, {"n_epochs": args.scale_epochs, "seed": 0})
+            state, sec = _fit(data, {"max_iter": args.scale_epochs, "random_state": 0})
             h = state.history[-1]
             rows.append({"data": name, "fvu": h["fvu"], "mse": h["mse"], "scale": state.scale,
                          "dead_fraction": h["dead_fraction"], "seconds": sec})
@@ -64,7 +64,7 @@ def _test_fvu(state, X):
     from ksparse.training.loop import model_input, uncentered
 
     p = {n: np.asarray(a, dtype=np.float64) for n, a in state.params.items()}
-    h = encode(model_input(X, state), p["W"], p["b"], state.config["k"])
+    h = encode(model_input(X, state), p["W"], p["b"], state.config.k)
     x_hat = uncentered(decode_forward(h, p["W"], p["b_prime"])[0], state)
     return float(((x_hat - X) ** 2).sum(axis=1).mean() / ((X - X.mean(axis=0)) ** 2).sum(axis=1).mean())
 
@@ -74,11 +74,12 @@ def part_dead(args):
 
     ds = load_dataset("mnist", data_dir=args.data_dir)
     X, Xt = np.asarray(ds.X_train, np.float64), np.asarray(ds.X_test, np.float64)
-    base = {"n_hidden": 1000, "k": 25, "n_epochs": args.epochs, "batch_size": 128}
+    # the quick profile's shape; every other option at the default of AutoencoderConfig
+    base = {"n_hidden": 1000, "k": 25, "alpha": 1.0, "max_iter": args.epochs, "batch_size": 128}
     runs = [("defaults", s, {}) for s in args.seeds] + [("paper", args.seeds[0], {"paper": True})]
     rows = []
     for name, seed, extra in runs:
-        state, sec = _fit(X, dict(base, seed=seed, **extra))
+        state, sec = _fit(X, dict(base, random_state=seed, **extra))
         h = state.history[-1]
         rows.append({"setting": name, "seed": seed, "dead_fraction": h["dead_fraction"],
                      "dead_window": h["dead_window"], "resampled": h["resampled"], "train_fvu": h["fvu"],

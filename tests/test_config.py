@@ -30,7 +30,7 @@ def test_config_defaults_validate_and_round_trip():
 @pytest.mark.parametrize("name, value, message", [
     ("alpha", math.inf, "alpha must be a finite number >= 1, got inf"),
     ("alpha", float("1e400"), "alpha must be a finite number >= 1, got inf"),
-    ("lr", math.nan, "lr must be a finite number >= 0, got nan"),
+    ("lr", math.nan, "lr must be a finite number >= 0 or None, got nan"),
     ("k_start", -1, "k_start must be an integer >= 1, got -1"),
     ("momentum", 2.5, "momentum must be a finite number in [0, 1), got 2.5"),
     ("momentum", 1, "momentum must be a finite number in [0, 1), got 1.0"),
@@ -38,7 +38,7 @@ def test_config_defaults_validate_and_round_trip():
     ("n_hidden", True, "n_hidden must be an integer >= 1, got True"),
     ("max_iter", 2.0, "max_iter must be an integer >= 0, got 2.0"),
     ("batch_size", "64", "batch_size must be an integer >= 1, got '64'"),
-    ("lr", "0.1", "lr must be a finite number >= 0, got '0.1'"),
+    ("lr", "0.1", "lr must be a finite number >= 0 or None, got '0.1'"),
     ("lr_final", -1.0, "lr_final must be a finite number >= 0 or None, got -1.0"),
     ("center", 1, "center must be True or False, got 1"),
     ("dtype", "float16", "dtype must be one of 'float32', 'float64', got 'float16'"),

@@ -459,7 +459,8 @@ def _training_step(state, x, step):
     On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
     once (also for states written before Round 2). The library's own step
     (:class:`~ksparse.training.steps.AutoencoderStep`) becomes a
-    :class:`~ksparse.training.remedies.RemedyStep` of its kernel; another step runs inside one.
+    :class:`~ksparse.training.remedies.RemedyStep` of its kernel; a RemedyStep (subclass) is
+    configured from the config; another step runs inside one.
     """
     from ksparse.training import remedies
 
@@ -475,9 +476,13 @@ def _training_step(state, x, step):
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
         state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
+    settings = (tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"])
+    if isinstance(step, remedies.RemedyStep):  # e.g. a subclass that observes each minibatch
+        step.configure(*settings)
+        return step
     plain = type(step) is AutoencoderStep
-    return remedies.RemedyStep(tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"],
-                               kernel=step.kernel if plain else "auto", inner=None if plain else step)
+    return remedies.RemedyStep(*settings, kernel=step.kernel if plain else "auto",
+                               inner=None if plain else step)
 
 
 def _divergence_advice(state, x, lr):

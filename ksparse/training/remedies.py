@@ -217,10 +217,15 @@ class RemedyStep(AutoencoderStep):
     def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, kernel="auto",
                  inner=None):
         super().__init__(kernel)
-        self.tracker, self.inner = tracker, inner
-        self.pre_bias, self.k_aux, self.c_aux, self.resample = pre_bias, k_aux, c_aux, resample
+        self.inner = inner
+        self.configure(tracker, pre_bias, k_aux, c_aux, resample)
         if inner is not None:
             self.name = inner.name
+
+    def configure(self, tracker, pre_bias, k_aux, c_aux, resample):
+        """Set the tracker and the remedies (``ksparse.training.loop.fit`` does, from the config)."""
+        self.tracker = tracker
+        self.pre_bias, self.k_aux, self.c_aux, self.resample = pre_bias, k_aux, c_aux, resample
 
     def _remedies(self, params):
         """Keyword arguments of the remedies for this step: D9, and D10 when units are dead."""
