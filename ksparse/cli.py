@@ -53,7 +53,7 @@ def build_parser():
                      help="output folder (default: runs/ksparse)")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
-                     "the checkpoint, only --max-iter may be raised; the k and lr schedules continue where "
+                     "the checkpoint, only --max-iter may change; the k and lr schedules continue where "
                      "they were")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="also write OUT/model.npz every N epochs (default: 0, only at the end)")
