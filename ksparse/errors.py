@@ -23,6 +23,14 @@ class ModelFileError(FileFormatError):
     """A model file (``model.npz`` from ``ksparse train`` or ``save``) cannot be used."""
 
 
+class OutputNotWritableError(KSparseError, OSError):
+    """An output location cannot be written; found before any work was done."""
+
+
+class OutputOverwritesError(KSparseError, ValueError):
+    """An output would replace one of the command's own inputs, or an earlier result not meant to go."""
+
+
 class NotEnoughMemoryError(KSparseError, ValueError):
     """A run would need more memory than the machine has available; nothing was allocated."""
 
