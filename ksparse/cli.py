@@ -152,7 +152,7 @@ def _fit(est, x, resume, model_path, args):
             raise UserError(f"{e}; {kept}") from None
         words = ["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"]
         print(f"ksparse: {_stopped(args)}; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
-        raise
+        raise _Reported() from None
 
 
 def _stopped(args):
