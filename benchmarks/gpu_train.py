@@ -66,7 +66,7 @@ def cpu_reference(X, config, n_epochs):
     losses, seconds, state = [], [], None
     for _ in range(n_epochs):
         t0 = time.perf_counter()
-        state = fit(X, config, state=state, epochs=1)
+        state = fit(X, None if state else config, state=state, epochs=1)
         seconds.append(time.perf_counter() - t0)
         losses.append(state.history[-1]["loss"])
     return {"config": config, "losses": losses, "epoch_seconds": seconds,
@@ -93,7 +93,7 @@ def prepare(folder, data_dir=None, n_epochs=3, dry=False):
 
 
 def train(X, dev, budget_s, dry, reference=None):
-    """Fit on the device epoch by epoch until ``budget_s`` (at least one epoch, at most n_epochs)."""
+    """Fit on the device epoch by epoch until ``budget_s`` (at least one epoch, at most max_iter)."""
     from ksparse.training.loop import fit
 
     config = train_config(dry)
@@ -101,7 +101,7 @@ def train(X, dev, budget_s, dry, reference=None):
     while spent < budget_s and (state is None or state.epoch < config["max_iter"]):
         dev.sync()
         t0 = time.perf_counter()
-        state = fit(X, config, state=state, device=dev.ksparse_device, epochs=1)
+        state = fit(X, None if state else config, state=state, device=dev.ksparse_device, epochs=1)
         dev.sync()
         seconds.append(time.perf_counter() - t0)
         spent += seconds[-1]
