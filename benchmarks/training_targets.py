@@ -10,7 +10,7 @@
   user), H = 1000, k = 25, the quick profile's 20 epochs and batch 128, every other option
   at its default, on each seed: the fraction of units in no support during the last epoch
   (``dead_fraction``), during the last T samples (``dead_window``), the training FVU, and
-  the test FVU with k units; and the same for ``paper=True`` on seed 0 for comparison.
+  the test FVU with k units; with ``--with-paper``, the same for ``paper=True`` on the first seed.
 
 Writes ``OUT/training_targets.json`` (merged with what is there, by part) and
 ``OUT/training_targets.md``.
@@ -34,7 +34,7 @@ def _fit(X, options):
     return state, time.perf_counter() - t0
 
 
-def part_scale(args):
+def part_scale(args, progress=None):
     from ksparse.datasets import load_dataset
     from ksparse.training.loop import TrainingDiverged
 
@@ -69,14 +69,15 @@ def _test_fvu(state, X):
     return float(((x_hat - X) ** 2).sum(axis=1).mean() / ((X - X.mean(axis=0)) ** 2).sum(axis=1).mean())
 
 
-def part_dead(args):
+def part_dead(args, progress=None):
     from ksparse.datasets import load_dataset
 
     ds = load_dataset("mnist", data_dir=args.data_dir)
     X, Xt = np.asarray(ds.X_train, np.float64), np.asarray(ds.X_test, np.float64)
     # the quick profile's shape; every other option at the default of AutoencoderConfig
     base = {"n_hidden": 1000, "k": 25, "alpha": 1.0, "max_iter": args.epochs, "batch_size": 128}
-    runs = [("defaults", s, {}) for s in args.seeds] + [("paper", args.seeds[0], {"paper": True})]
+    runs = [("defaults", s, {}) for s in args.seeds]
+    runs += [("paper", args.seeds[0], {"paper": True})] if args.with_paper else []
     rows = []
     for name, seed, extra in runs:
         state, sec = _fit(X, dict(base, random_state=seed, **extra))
@@ -86,6 +87,8 @@ def part_dead(args):
                      "test_fvu": _test_fvu(state, Xt), "seconds": sec,
                      "dead_per_epoch": [r["dead_fraction"] for r in state.history]})
         print({k: v for k, v in rows[-1].items() if k != "dead_per_epoch"}, flush=True)
+        if progress is not None:
+            progress({"n_train": len(X), "config": base, "rows": rows})
     return {"n_train": len(X), "config": base, "rows": rows}
 
 
@@ -126,6 +129,7 @@ def main(argv=None):
     p.add_argument("--part", default="scale,dead")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20, help="epochs of the dead-unit runs (quick profile: 20)")
+    p.add_argument("--with-paper", action="store_true", help="also one paper=True run (first seed)")
     p.add_argument("--n-scale", type=int, default=10000)
     p.add_argument("--scale-epochs", type=int, default=10)
     p.add_argument("--data-dir", default=None)
@@ -136,13 +140,16 @@ def main(argv=None):
     common.set_threads(args.threads)
     path = os.path.join(args.out, "training_targets.json")
     res = json.load(open(path)) if os.path.isfile(path) else {}
-    for part in args.part.split(","):
-        out = {"scale": part_scale, "dead": part_dead}[part](args)
+    def write(part, out):  # after every run, so that a stopped job keeps what it measured
         out.update(command="python -m benchmarks.training_targets " + " ".join(argv or []),
                    when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads)
         res[part] = out
         atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
         atomic_write(os.path.join(args.out, "training_targets.md"), lambda f: f.write(markdown(res).encode()))
+
+    for part in args.part.split(","):
+        run = {"scale": part_scale, "dead": part_dead}[part]
+        write(part, run(args, progress=lambda out, part=part: write(part, out)))
 
 
 if __name__ == "__main__":
