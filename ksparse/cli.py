@@ -11,6 +11,7 @@ still writes its summary.
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -260,6 +261,8 @@ def cmd_encode(args):
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
     if args.alpha is not None:
+        if not (math.isfinite(args.alpha) and args.alpha >= 1):
+            raise ConfigError("alpha", "must be a finite number >= 1", args.alpha)
         est.set_params(alpha=args.alpha)
     h = est.transform(x)
     atomic_write(args.output, lambda f: np.save(f, h))
