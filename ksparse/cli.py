@@ -255,6 +255,7 @@ def cmd_encode(args):
                             "choose another OUTPUT")
     if os.path.isdir(args.output):
         raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features.npy")
+    check_writable(os.path.dirname(os.path.abspath(args.output)), "OUTPUT's folder")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = check_data(load_matrix(args.input).X_train, name=args.input)
     if x.shape[1] != est.n_features_in_:
