@@ -239,11 +239,10 @@ def save_state(path, state):
 def _check_meta(meta, params):
     """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean, scale, tracker).
 
-    A config written before Round 2 (no ``paper`` field) was the paper's model: ``paper=True``.
+    A config written before Round 2 (no ``paper`` field) loads as ``paper=True`` (the field's
+    ``legacy`` value), the model it was trained as.
     """
-    config = _renamed(meta["config"])
-    config.setdefault("paper", True)
-    cfg = check_config(config)
+    cfg = AutoencoderConfig.from_saved(meta["config"])
     if cfg.dtype != params["W"].dtype.name:
         raise ValueError(f"its config says dtype {cfg.dtype} but W is {params['W'].dtype}")
     epoch = meta["epoch"]
@@ -302,12 +301,6 @@ def load_state(path, device="cpu"):
                       {n: to_device(velocity[n], device) for n in PARAM_NAMES},
                       cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
                       _schedule_length(meta, cfg), str(meta.get("version")), scale, tracker)
-
-
-def _renamed(config):
-    """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
-    old = {"n_epochs": "max_iter", "seed": "random_state"}
-    return {old.get(name, name): value for name, value in dict(config).items()}
 
 
 def _schedule_length(meta, cfg):
