@@ -80,11 +80,11 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
 
     on_batch.win = np.zeros(H, np.int64)
     state = None
+    hook = _batch_hook(loop, on_batch)  # one counter of samples over all epochs
     t0 = time.perf_counter()
     for e in range(n_epochs):
         wins[:] = 0
-        state = loop.fit(xin, cfg if state is None else None, state=state, epochs=1,
-                         **_batch_hook(loop, on_batch))
+        state = loop.fit(xin, cfg if state is None else None, state=state, epochs=1, **hook)
         r = dict(state.history[-1], **probe_stats(state, probe, x_mean))
         r["wins"] = wins.tolist()
         rec["epochs"].append(r)
@@ -119,8 +119,10 @@ def figure(results, path):
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for rec in results:
-        w = rec["windows"]
-        axes[0].plot([v["seen"] / rec["n_train"] for v in w], [v["dead"] for v in w], label=rec["name"])
+        w = rec["windows"]  # in order, one per ``window`` samples
+        x = [(i + 1) * rec["window"] / rec["n_train"] for i in range(len(w))]
+        axes[0].plot(x, [v["dead"] for v in w],
+                     label=rec["name"])
         last = np.sort(rec["epochs"][-1]["wins"])[::-1]
         axes[1].plot(np.arange(1, H + 1), np.cumsum(last) / max(last.sum(), 1), label=rec["name"])
         axes[2].plot([r["epoch"] for r in rec["epochs"]], [r["shared"] for r in rec["epochs"]],
@@ -151,7 +153,13 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--replot", action="store_true", help="only redraw the figure from OUT/dead_units.json")
     args = p.parse_args(argv)
+    if args.replot:
+        results = json.load(open(os.path.join(args.out, "dead_units.json")))["results"]
+        for rec in results:
+            rec.setdefault("window", args.window)
+        return figure(results, os.path.join(args.out, "figures", "dead_units.png"))
     common.set_threads(args.threads)
     ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train)
     x = np.asarray(ds.X_train, dtype=np.float64)
@@ -162,7 +170,7 @@ def main(argv=None):
     for name in names:
         config, center = todo[name]
         rec = run(name, config, center, x, x_probe, args.epochs, args.seed, args.window)
-        rec["n_train"] = len(x)
+        rec["n_train"], rec["window"] = len(x), args.window
         results.append(rec)
     os.makedirs(os.path.join(args.out, "figures"), exist_ok=True)
     meta = {"command": "python -m benchmarks.dead_units " + " ".join(argv or []), "machine": common.machine()
