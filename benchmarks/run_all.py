@@ -1,6 +1,6 @@
 """Run every CPU benchmark and rewrite docs/benchmarks.md (about 20 minutes on 2 quiet cores).
 
-    python -m benchmarks.run_all [--quick] [--threads 2] [--data-dir DIR]
+    python -m benchmarks.run_all [--quick] [--threads 2] [--data-dir DIR] [--only step,compile]
 
 Results go to docs/benchmarks.json; the page and docs/figures/bench_*.png are drawn from
 it, with the GPU section that ``python -m benchmarks.gpu`` stored there, if any.
@@ -250,7 +250,8 @@ def main(argv=None):
             ("step", step.run, {"data_dir": args.data_dir}),
             ("encode", encode.run, {"data_dir": args.data_dir}),
             ("dictionary", dictionary.run, {"data_dir": args.data_dir}))
-    for name, run, kwargs in runs:
+    only = set(args.only.split(",")) if args.only else {name for name, _, _ in runs}
+    for name, run, kwargs in (r for r in runs if r[0] in only):
         t = time.perf_counter()
         results[name] = run(args.quick, args.threads, **kwargs)
         results[name]["seconds"] = time.perf_counter() - t
