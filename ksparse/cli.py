@@ -3,8 +3,11 @@
 
 The options of ``train`` are generated from :class:`ksparse.config.AutoencoderConfig` (one per
 field, with the estimator's defaults). Bad input (a wrong option, bad data, a corrupt model
-file) and a diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code
-2; an interrupted run saves its last finished epoch and exits with 130.
+file, an output that would replace an input or an earlier model, an output folder that
+cannot be written) and a diverged run end with a one-line ``ksparse: error: ...`` on stderr
+and exit code 2, before any file is written. Ctrl-C (SIGINT) and SIGTERM save the last
+finished epoch atomically and exit with 130 and 143; interrupted after training, ``train``
+still writes its summary.
 """
 
 import argparse
@@ -17,12 +20,17 @@ import numpy as np
 
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
-from ksparse.io import atomic_write
+from ksparse.interrupts import terminate_as_interrupt
+from ksparse.io import atomic_write, check_writable, same_file
 from ksparse.kernels.encode import alpha_k
 
 
 class UserError(Exception):
     """Bad input found by the command itself; reported like ValueError."""
+
+
+class _Reported(KeyboardInterrupt):
+    """An interrupt whose message (what was saved) has been printed already."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,8 +61,10 @@ def build_parser():
                      help="output folder (default: runs/ksparse)")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
-                     "the checkpoint, only --max-iter may be raised; the k and lr schedules continue where "
+                     "the checkpoint, only --max-iter may change; the k and lr schedules continue where "
                      "they were")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the model already in --out (without it, train refuses to overwrite one)")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="also write OUT/model.npz every N epochs (default: 0, only at the end)")
     run.add_argument("--no-logreg", action="store_true", help="skip the logistic-regression test errors")
@@ -77,24 +87,22 @@ def build_parser():
 
 
 def _data(args):
+    """The data set, its checked training matrix and the image shape to draw filters with."""
     from ksparse.datasets import load_dataset
     from ksparse.training.loop import check_data
 
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    return ds, check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
-
-
-def _image_shape(args, ds, d):
+    x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
     if args.image_shape is None:
-        return ds.image_shape
+        return ds, x, ds.image_shape
     try:
         shape = tuple(int(s) for s in args.image_shape.lower().replace(",", "x").split("x"))
     except ValueError:
         raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {args.image_shape!r}") from None
-    if int(np.prod(shape)) != d or len(shape) not in (2, 3):
+    if int(np.prod(shape)) != x.shape[1] or len(shape) not in (2, 3):
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
-                        f"the data has {d} features per row")
-    return shape
+                        f"the data has {x.shape[1]} features per row")
+    return ds, x, shape
 
 
 def _estimator(args, options, model_path):
@@ -141,8 +149,31 @@ def _fit(est, x, resume, model_path, args):
         if isinstance(e, TrainingDiverged):
             raise UserError(f"{e}; {kept}") from None
         words = ["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"]
-        print(f"ksparse: interrupted; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
-        raise
+        print(f"ksparse: {_stopped(args)}; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
+        raise _Reported() from None
+
+
+def _stopped(args):
+    """'interrupted' (Ctrl-C) or 'terminated' (SIGTERM), from the signal that arrived."""
+    received = getattr(args, "received", None)
+    return "terminated" if received is not None and received.exit_code == 143 else "interrupted"
+
+
+def _check_outputs(args, model_path):
+    """Before any work: no output replaces an input or, unasked, an earlier model; --out writable."""
+    outputs = [model_path] + [os.path.join(args.out, n) for n in ("filters.png", "summary.json")]
+    inputs = [("--dataset", args.dataset)]
+    if isinstance(args.resume, str):
+        inputs.append(("--resume", args.resume))
+    for option, path in inputs:
+        for out in outputs:
+            if same_file(path, out) and not (option == "--resume" and out == model_path):
+                raise UserError(f"{option} {path} would be overwritten by this run's {out}; "
+                                "choose another --out")
+    if args.resume is None and os.path.exists(model_path) and not args.overwrite:
+        raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
+                        "(or --resume to continue it)")
+    check_writable(args.out)
 
 
 def cmd_train(args):
@@ -154,8 +185,8 @@ def cmd_train(args):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
-    ds, x = _data(args)
-    shape = _image_shape(args, ds, x.shape[1])
+    _check_outputs(args, model_path)
+    ds, x, shape = _data(args)
     callback, bar = _progress(args, est)
     est.set_params(callback=callback)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
@@ -168,29 +199,31 @@ def cmd_train(args):
     finally:
         if bar:
             bar[0].close()
-    train_s = time.perf_counter() - fit_started
-    record = summary.run_summary(est, ds, x, shlex.join(args.argv), args.device, shape)
+    record = {"train_time_s": time.perf_counter() - fit_started, "history": est.history_}
+    try:
+        _evaluate(est, ds, x, shape, args, record)
+    except KeyboardInterrupt:  # the model is saved; keep what the evaluation had found
+        record.update(interrupted=f"{_stopped(args)} during the post-training evaluation",
+                      wall_time_s=time.perf_counter() - started)
+        summary.write_json(os.path.join(args.out, "summary.json"), record)
+        print(f"ksparse: {_stopped(args)} after training; the model is in {model_path} and "
+              f"{os.path.join(args.out, 'summary.json')} holds what was measured", file=sys.stderr)
+        raise _Reported() from None
+    record.update(wall_time_s=time.perf_counter() - started)
+    summary.write_json(os.path.join(args.out, "summary.json"), record)
+    print(f"wrote {args.out}/model.npz, filters.png, summary.json: {summary.brief(record)}")
+    return 0
+
+
+def _evaluate(est, ds, x, shape, args, record):
+    """Fill ``record`` with the run summary, filters.png and the logistic regressions, in place."""
+    from ksparse import summary
+
+    record.update(summary.run_summary(est, ds, x, shlex.join(args.argv), args.device, shape))
     record["filters"] = summary.draw_filters(est, ds, shape, os.path.join(args.out, "filters.png"))
     say = None if args.quiet else (lambda text: print(text + "...", file=sys.stderr))
     record["logistic_regression"] = ({"note": "skipped: --no-logreg"} if args.no_logreg
                                      else summary.logreg_errors(ds, est, say))
-    record.update(train_time_s=train_s, wall_time_s=time.perf_counter() - started, history=est.history_)
-    summary.write_json(os.path.join(args.out, "summary.json"), record)
-    _report(args.out, record)
-    return 0
-
-
-def _report(out, s):
-    last, lr = s["last_epoch"] or {}, s["logistic_regression"]
-    line = (f"wrote {out}/model.npz, filters.png, summary.json: {s['n_iter']} epochs, "
-            f"score {s['score']:.4g} (minus the MSE per element)")
-    if last:
-        line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
-    line += f", {s['wall_time_s']:.1f} s"
-    if "features_test_error" in lr:
-        line += (f"; logistic regression test error {lr['features_test_error']:.2%} on the "
-                 f"{lr['n_active_features']}-sparse features vs {lr['raw_test_error']:.2%} on raw inputs")
-    print(line)
 
 
 def cmd_encode(args):
@@ -199,6 +232,12 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.training.loop import check_data
 
+    for option, path in (("MODEL", args.model), ("INPUT", args.input)):
+        if same_file(path, args.output) or os.path.abspath(path) == os.path.abspath(args.output):
+            raise UserError(f"OUTPUT {args.output} is the {option} file and would be overwritten; "
+                            "choose another OUTPUT")
+    if os.path.isdir(args.output):
+        raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features.npy")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = check_data(load_matrix(args.input).X_train, name=args.input)
     if x.shape[1] != est.n_features_in_:
@@ -215,19 +254,10 @@ def cmd_encode(args):
 
 def cmd_info(args):
     """``ksparse info MODEL``: what the model is and how it was trained."""
+    from ksparse import summary
     from ksparse.estimators.autoencoder import KSparseAutoencoder
 
-    est = KSparseAutoencoder.load(args.model)
-    state, last = est.state_, (est.history_[-1] if est.history_ else {})
-    print(f"{args.model}: written by ksparse {state.written_by}")
-    print(f"  shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})")
-    print(f"  k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
-          "feature vector)")
-    print(f"  epochs run: {est.n_iter_} of max_iter = {est.max_iter} "
-          f"(the k and lr schedules span {state.schedule_length})")
-    print(f"  dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}")
-    print("  last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"))
-    print("  settings: " + " ".join(f"{flag(n)} {v}" for n, v in state.config.to_dict().items()))
+    print(f"{args.model}: " + "\n  ".join(summary.describe(KSparseAutoencoder.load(args.model))))
     return 0
 
 
@@ -255,14 +285,28 @@ def _option_error(e):
 
 def main(argv=None):
     """Entry point of the ``ksparse`` console script; returns the exit code."""
-    from ksparse.training.loop import TrainingDiverged, TrainingInterrupted
+    from ksparse.training.loop import TrainingInterrupted
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    with terminate_as_interrupt() as received:  # SIGTERM takes Ctrl-C's path: save, then exit 143
+        try:
+            return _run(argv, received)
+        except KeyboardInterrupt as e:
+            if not isinstance(e, (TrainingInterrupted, _Reported)):  # those said what was saved
+                print(f"ksparse: {'terminated' if received.exit_code == 143 else 'interrupted'}",
+                      file=sys.stderr)
+            return received.exit_code
+
+
+def _run(argv, received):
+    """Parse ``argv`` and run the command; bad input becomes one ``ksparse: error:`` line and 2."""
+    from ksparse.training.loop import TrainingDiverged
+
     try:
         if argv and argv[0] == "reproduce":
             return cmd_reproduce(argv[1:])
         args = build_parser().parse_args(argv)
-        args.argv = ["ksparse", *argv]
+        args.argv, args.received = ["ksparse", *argv], received
         return {"train": cmd_train, "encode": cmd_encode, "info": cmd_info}[args.command](args)
     except SystemExit as e:  # argparse: --help or --version (0)
         return e.code if isinstance(e.code, int) else _fail(e.code)
@@ -270,10 +314,6 @@ def main(argv=None):
         return _fail(e if argv[:1] == ["reproduce"] else _option_error(e))
     except (ValueError, TypeError, OSError, UserError, TrainingDiverged) as e:
         return _fail(e)
-    except KeyboardInterrupt as e:
-        if not isinstance(e, TrainingInterrupted):  # that one said what was saved
-            print("ksparse: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
