@@ -9,6 +9,7 @@ import pytest
 from ksparse.reproduce import main
 from ksparse.reproduce import table1 as t1
 from ksparse.reproduce._common import cached_model
+from ksparse.reproduce._runs import source_digest
 from ksparse.reproduce.figures import orientation_selectivity, spatial_spread
 
 SMOKE = ["--profile", "smoke", "--dataset", "digits"]
@@ -20,43 +21,65 @@ def out(tmp_path_factory):
     return str(tmp_path_factory.mktemp("reproduce"))
 
 
-def test_table1_writes_a_markdown_table_with_every_row(out):
-    docs = os.path.join(out, "results.md")
-    with open(docs, "w") as f:
-        f.write("# Results\n\nkept text\n")
-    assert main(["table1", *SMOKE, "--out", out, "--docs", docs]) == 0
+def _results(folder):
+    return {f: json.load(open(os.path.join(folder, f))) for f in sorted(os.listdir(folder))}
+
+
+def test_table1_writes_one_result_file_per_row_and_a_table(out):
+    assert main(["table1", *SMOKE, "--out", out]) == 0
     table = open(os.path.join(out, "table1.md")).read()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     default = [row for row in t1.ROWS if row[0] in t1.DEFAULT_ROWS]
     assert len(rows) == len(default)
-    for (_, label, paper), line in zip(default, rows, strict=True):
+    files = _results(os.path.join(out, "results"))
+    assert sorted(files) == sorted(f"table1-smoke-{key}-seed0.json" for key in t1.DEFAULT_ROWS)
+    for (key, label, paper), line in zip(default, rows, strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert len(cells) == 7 and cells[0] == label and cells[1] == f"{paper:.2f}%"
-        assert 0.0 <= float(cells[2].rstrip("%")) <= 100.0
-    result = json.load(open(os.path.join(out, "table1.json")))
-    assert [r["key"] for r in result["rows"]] == t1.DEFAULT_ROWS
-    k25 = next(r for r in result["rows"] if r["key"] == "k25")
+        result = files[f"table1-smoke-{key}-seed0.json"]["result"]
+        assert len(cells) == 8 and cells[0] == label and cells[1] == f"{paper:.2f}%"
+        assert cells[2] == f"{100 * result['test_error']:.2f}%" and cells[3] == "0"
+    data = files["table1-smoke-k25-seed0.json"]
+    k25, meta = data["result"], data["meta"]
     assert k25["alpha"] in (1, 2)  # the smoke profile's alphas, chosen on validation
     assert min(k25["trials"], key=lambda t: t["val_error"])["alpha"] == k25["alpha"]
-    assert k25["n_fit"] == result["meta"]["n_train"] > k25["trials"][0]["n_fit"]  # refit on all of train
-    text = open(docs).read()
-    assert "kept text" in text and "<!-- table1:smoke -->" in text and table in text
+    assert k25["n_fit"] == meta["data"]["n_train"] > k25["trials"][0]["n_fit"]  # refit on all of train
+    assert meta["seed"] == 0 and meta["profile"] == "smoke"
+    assert meta["command"].startswith("ksparse reproduce table1")
+    assert meta["code"]["source_sha1"] == source_digest() and meta["settings"]["ksparse_epochs"] == 2
+    assert k25["model"]["epochs"] == 2 == len(k25["model"]["history"]) and k25["model"]["seconds"]["wall"] > 0
 
 
-def test_table1_reuses_cached_models_and_updates_docs_in_place(out):
-    docs = os.path.join(out, "results.md")
+def test_table1_reuses_cached_models(out):
     before = sorted(os.listdir(os.path.join(out, "models")))
-    assert main(["table1", *SMOKE, "--out", out, "--docs", docs, "--rows", "raw,k25"]) == 0
+    assert main(["table1", *SMOKE, "--out", out, "--rows", "raw,k25"]) == 0
     assert sorted(os.listdir(os.path.join(out, "models"))) == before
-    text = open(docs).read()
-    assert text.count("<!-- table1:smoke -->") == 1 and "k-sparse, k = 40" not in text
+
+
+def test_table1_seeds_write_one_file_each_and_resume_keeps_finished_ones(tmp_path):
+    out = str(tmp_path)
+    assert main(["table1", *SMOKE, "--out", out, "--rows", "k25", "--seeds", "0", "1"]) == 0
+    folder = os.path.join(out, "results")
+    files = _results(folder)
+    assert sorted(files) == ["table1-smoke-k25-seed0.json", "table1-smoke-k25-seed1.json"]
+    assert [f["meta"]["seed"] for f in files.values()] == [0, 1]
+    models = os.path.join(out, "models")
+    W = [np.load(os.path.join(models, f))["W"] for f in sorted(os.listdir(models))]
+    assert len(W) == 2 and not np.array_equal(W[0], W[1])  # one model per seed
+    stamp = os.path.getmtime(os.path.join(folder, "table1-smoke-k25-seed0.json"))
+    assert main(["table1", *SMOKE, "--out", out, "--rows", "k25", "--seeds", "0", "1", "--resume"]) == 0
+    assert os.path.getmtime(os.path.join(folder, "table1-smoke-k25-seed0.json")) == stamp
+
+
+def test_seed_and_seeds_together_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        main(["table1", *SMOKE, "--out", str(tmp_path), "--seed", "1", "--seeds", "0", "1"])
 
 
 def test_table1_centred_row_trains_on_mean_subtracted_inputs(out):
     from ksparse.reproduce._common import PROFILES, load_mnist_split
 
     sub = os.path.join(out, "centred")
-    assert main(["table1", *SMOKE, "--out", sub, "--docs", "none", "--rows", "k25c"]) == 0
+    assert main(["table1", *SMOKE, "--out", sub, "--rows", "k25c"]) == 0
     (name,) = [f for f in os.listdir(os.path.join(sub, "models")) if f.startswith("ksparse-k25c-")]
     with np.load(os.path.join(sub, "models", name)) as f:
         x_mean = f["x_mean"]
@@ -112,15 +135,57 @@ def test_orientation_selectivity_separates_gratings_from_noise():
 def test_cached_model_trains_once(tmp_path):
     calls = []
 
-    def train():
-        calls.append(1)
+    def train(stem):
+        calls.append(stem)
         return {"W": np.arange(6.0).reshape(2, 3)}
 
-    a, _ = cached_model(str(tmp_path), "m", {"x": 1}, train)
-    b, _ = cached_model(str(tmp_path), "m", {"x": 1}, train)
+    a, info = cached_model(str(tmp_path), "m", {"x": 1}, train)
+    b, again = cached_model(str(tmp_path), "m", {"x": 1}, train)
     cached_model(str(tmp_path), "m", {"x": 2}, train)
-    assert len(calls) == 2
+    assert len(calls) == 2 and calls[0].startswith(os.path.join(str(tmp_path), "m-"))
     np.testing.assert_array_equal(a["W"], b["W"])
+    assert again["code"]["source_sha1"] == source_digest() and again["seconds"] == info["seconds"]
+
+
+def test_cached_model_key_includes_the_code_version(tmp_path, monkeypatch):
+    from ksparse.reproduce import _runs
+
+    calls = []
+
+    def train(stem):
+        calls.append(stem)
+        return {"W": np.zeros(2)}
+
+    cached_model(str(tmp_path), "m", {"x": 1}, train)
+    monkeypatch.setattr(_runs, "code_key", lambda: "0.0.0+other")
+    cached_model(str(tmp_path), "m", {"x": 1}, train)
+    assert len(calls) == 2 and calls[0] != calls[1]
+
+
+def test_train_autoencoder_resumes_a_stopped_run_to_the_same_model(tmp_path):
+    from ksparse.datasets import load_dataset
+    from ksparse.reproduce._common import train_autoencoder
+
+    X = load_dataset("digits").X_train[:300]
+    config = {"n_hidden": 40, "k": 5, "k_start": 20, "n_epochs": 4, "batch_size": 32, "seed": 3}
+    whole, info = train_autoencoder(X, config, str(tmp_path / "whole"))
+    assert info["epochs"] == 4 and info["resumed_at"] == 0 and len(info["history"]) == 4
+
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    stem = str(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(X, config, stem, callback=stop_after_two)
+    assert os.path.isfile(stem + ".ckpt.npz")
+    resumed, info = train_autoencoder(X, config, stem, resume=True)
+    assert info["resumed_at"] == 2 and info["epochs"] == 4 and not os.path.exists(stem + ".ckpt.npz")
+    assert [r["epoch"] for r in info["history"]] == [1, 2, 3, 4]
+    for name in ("W", "b", "b_prime"):
+        np.testing.assert_array_equal(resumed[name], whole[name])
+    fresh, info = train_autoencoder(X, config, stem, resume=False)  # no checkpoint: starts afresh
+    assert info["resumed_at"] == 0
 
 
 needs_data = pytest.mark.skipif(not os.environ.get("KSPARSE_DATA"),
@@ -129,11 +194,25 @@ needs_data = pytest.mark.skipif(not os.environ.get("KSPARSE_DATA"),
 
 @needs_data
 def test_table1_on_real_mnist_subset(tmp_path):
-    argv = ["table1", "--profile", "smoke", "--rows", "raw,k25", "--out", str(tmp_path), "--docs", "none"]
+    argv = ["table1", "--profile", "smoke", "--rows", "raw,k25", "--out", str(tmp_path)]
     assert main(argv) == 0
-    result = json.load(open(tmp_path / "table1.json"))
-    assert result["meta"]["n_train"] == 600 and result["meta"]["n_val"] == 10000
-    assert result["rows"][0]["test_error"] < 0.3  # raw pixels, 600 training images
+    result = json.load(open(tmp_path / "results" / "table1-smoke-raw-seed0.json"))
+    data = result["meta"]["data"]
+    assert data["n_train"] == 600 and data["n_val"] == 10000 and data["val_split"]["kind"] == "random"
+    assert result["result"]["test_error"] < 0.3  # raw pixels, 600 training images
+
+
+@needs_data
+def test_mnist_random_validation_split_is_fixed_and_disjoint():
+    from ksparse.reproduce._common import load_mnist_split
+
+    _, train, val, test = load_mnist_split("mnist", None)
+    _, _, last, _ = load_mnist_split("mnist", None, split="last")
+    assert (len(train[0]), len(val[0]), len(test[0])) == (50000, 10000, 10000)
+    assert not np.array_equal(val[0], last[0])  # not the last 10,000
+    _, train2, val2, _ = load_mnist_split("mnist", None, n_train=1000)
+    np.testing.assert_array_equal(val2[0], val[0])
+    np.testing.assert_array_equal(train2[0], train[0][:1000])
 
 
 @needs_data
@@ -141,3 +220,32 @@ def test_fig3_on_real_cifar10_patches(tmp_path):
     assert main(["fig3", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     stats = json.load(open(tmp_path / "fig3.json"))
     assert stats["dataset"] == "cifar10-patches" and stats["stats"]["d"] == 192
+
+
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            files[os.path.relpath(path, folder)] = open(path, "rb").read()
+    return files
+
+
+def test_reproduce_writes_only_under_out_even_beside_a_docs_folder(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("<!-- report:table1 -->\nold\n<!-- /report:table1 -->\n")
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    assert main(["table1", *SMOKE, "--out", "run", "--rows", "raw,k25"]) == 0
+    after = _tree(tmp_path)
+    assert {p: b for p, b in after.items() if not p.startswith("run" + os.sep)} == before
+    modes = {os.stat(tmp_path / "run" / p).st_mode & 0o777 for p in os.listdir(tmp_path / "run")
+             if os.path.isfile(tmp_path / "run" / p)}
+    assert modes == {0o666 & ~_umask()}  # files made like any tool's, not 0600 temporaries
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

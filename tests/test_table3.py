@@ -22,10 +22,11 @@ def one_blas_thread():
 
 
 def read_result(out):
+    """The run's records ``{"meta", "rows"}`` (rows in the order they ran) and its table."""
     with open(os.path.join(out, "table3.json")) as f:
-        result = json.load(f)
+        runs = json.load(f)
     with open(os.path.join(out, "table3.md")) as f:
-        return result, f.read()
+        return {"meta": runs[0]["meta"], "rows": [r["result"] for r in runs]}, f.read()
 
 
 def test_table3_smoke_on_digits_end_to_end(tmp_path):
@@ -35,8 +36,12 @@ def test_table3_smoke_on_digits_end_to_end(tmp_path):
     assert [r["key"] for r in result["rows"]] == ["no_pretrain", "shallow", "deep"]
     for r in result["rows"]:
         assert 0 <= r["test_error"] < 0.9 and 0 <= r["val_error"] <= 1
-    assert result["meta"]["n_train"] == 600 and result["meta"]["n_hidden"] == 100
-    assert len(result["meta"]["autoencoder_seconds"]) == 2
+    assert result["meta"]["data"]["n_train"] == 600 and result["meta"]["settings"]["n_hidden"] == 100
+    shallow, deep = result["rows"][1], result["rows"][2]
+    assert shallow["n_stages"] == 1 and deep["n_stages"] == 3  # Sec. 4.5-4.6: only the deep one in stages
+    assert [m["epochs"] for m in deep["pretrain"]] == [2, 2] and result["rows"][0]["pretrain"] == []
+    files = sorted(os.listdir(os.path.join(out, "results")))
+    assert files == [f"table3-smoke-{key}-seed0.json" for key in ("deep", "no_pretrain", "shallow")]
     assert "Deep k-sparse AE" in md and md.count("\n| ") == 4
     # the autoencoders are cached: a second run of one row trains none
     assert os.listdir(os.path.join(out, "models"))
@@ -44,8 +49,9 @@ def test_table3_smoke_on_digits_end_to_end(tmp_path):
     table3.main(["--profile", "smoke", "--dataset", "digits", "--out", out2, "--rows", "shallow",
                  "--ft-lr", "0.2", "--cache", os.path.join(out, "models")])
     again, _ = read_result(out2)
-    assert again["meta"]["autoencoder_seconds"] == result["meta"]["autoencoder_seconds"][:1]
+    assert again["rows"][0]["pretrain"][0]["seconds"] == shallow["pretrain"][0]["seconds"]
     assert again["rows"][0]["ft_lr"] == 0.2
+    assert os.listdir(os.path.join(out2, "results")) == ["table3-smoke-lr0.2-shallow-seed0.json"]
 
 
 def test_table3_rejects_unknown_rows(tmp_path):
@@ -58,6 +64,7 @@ def test_table3_settings_follow_the_paper():
     assert (paper["k"], paper["alpha"], paper["n_hidden"]) == (25, 3.0, 1000)
     assert (paper["ft_lr"], paper["ft_lr_final"], paper["ft_momentum"]) == (1.0, 0.001, 0.25)
     assert paper["ft_epochs"]["deep"] == (200, 200, 200) and paper["ae_epochs"] == (5000, 5000)
+    assert paper["ft_epochs"]["shallow"] == (200,)  # Sec. 4.5: one stage
     long = table3.settings("long", "mnist")
     assert long["ft_epochs"]["deep"] == (10, 20, 40) and long["n_hidden"] == 1000
     norb = table3.settings("paper", "norb")
@@ -69,8 +76,9 @@ def test_table3_smoke_on_mnist_subset(tmp_path):
     out = str(tmp_path / "out")
     table3.main(["--profile", "smoke", "--out", out, "--n-train", "300", "--rows", "no_pretrain,shallow"])
     result, _ = read_result(out)
-    assert result["meta"]["dataset"] == "mnist" and result["meta"]["n_train"] == 300
-    assert result["meta"]["n_val"] == 10000 and result["meta"]["n_test"] == 10000
+    data = result["meta"]["data"]
+    assert data["dataset"] == "mnist" and data["n_train"] == 300
+    assert data["n_val"] == 10000 and data["n_test"] == 10000
 
 
 def matrix_bytes(array, magic):
@@ -99,7 +107,7 @@ def test_table3_norb_path_on_synthetic_files(tmp_path):
     table3.main(["--profile", "smoke", "--dataset", "norb", "--data-dir", str(tmp_path / "data"),
                  "--out", out])
     result, md = read_result(out)
-    meta = result["meta"]
+    meta = result["meta"]["data"]
     assert meta["dataset"] == "norb" and (meta["n_train"], meta["n_val"], meta["n_test"]) == (30, 6, 10)
     assert "Table 4" not in md and "k = 150" in md  # the NORB row labels
     assert all(r["test_error"] <= 1 for r in result["rows"])
@@ -116,7 +124,7 @@ def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
 
     from ksparse.kernels.encode import encode
 
-    args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True)
+    args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True, resume=False)
     prof = table3.settings("smoke", "digits")
     X = table3.load_split("digits", None, None)[0][0]
     [(W, b_folded)], _ = table3.pretrain(args, prof, X, deep=False)

@@ -16,6 +16,8 @@ itself. The codes come in three forms (:data:`OUTPUTS`):
 :func:`decode` (D3) accepts all three.
 """
 
+import math
+
 import numpy as np
 
 from ksparse.backend import device_of, get_array_module, to_device, to_numpy
@@ -26,15 +28,26 @@ BLOCK_ENTRIES = 1 << 21  # numbers of z per block (8 MiB of float32); see defaul
 
 
 def alpha_k(k, alpha, n_hidden):
-    """Return the integer number of units kept at test time, round(alpha k), checked against H."""
-    if alpha < 1:
-        raise ValueError(f"alpha must be >= 1 (Sec. 2.2 keeps alpha*k units), got {alpha}")
-    ak = int(round(alpha * k))
+    """Sec. 2.2: the number of units kept at test time, alpha k rounded half up, checked against H.
+
+    The one rounding rule for alpha k everywhere (training checks, encoding, the CLI, the
+    reproductions): ``floor(alpha * k + 0.5)``, so a half rounds up (k = 5: alpha 1.5 keeps
+    8 units and alpha 2.5 keeps 13), not to the even neighbour as Python's ``round`` does.
+
+    Raises
+    ------
+    ValueError
+        If alpha is not a finite number >= 1, or alpha k exceeds ``n_hidden``.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(alpha) or alpha < 1:
+        raise ValueError(f"alpha must be a finite number >= 1 (Sec. 2.2 keeps alpha*k units), got {alpha!r}")
+    ak = math.floor(alpha * k + 0.5)
     if ak > n_hidden:
         raise ValueError(
             f"alpha*k = {alpha}*{k} = {ak} exceeds n_hidden = {n_hidden}; lower alpha or k"
         )
-    return ak
+    return int(ak)
 
 
 def default_block_rows(n_hidden):
@@ -81,7 +94,7 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
     k : int
         Training sparsity level.
     alpha : float >= 1, default 1
-        Multiplier of k at test time; round(alpha k) units are kept (:func:`alpha_k`).
+        Multiplier of k at test time; alpha k units are kept, rounded half up (:func:`alpha_k`).
     output : {"dense", "sparse", "topk"}, default "dense"
         The form of the codes (see the module's docstring).
     block_rows : int, optional

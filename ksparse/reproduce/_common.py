@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ksparse.io import atomic_write
+from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -56,33 +57,72 @@ PROFILES = {
 
 
 def parser(prog, description, profile_default="quick"):
-    """The options every target takes: --profile, --out, --data-dir, --cache, --dataset, --seed."""
+    """The options every target takes: --profile, --out, --results, --data-dir, --cache, --seeds, --resume."""
     p = argparse.ArgumentParser(prog=f"ksparse reproduce {prog}", description=description)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
                    help="quick: about 12 CPU-minutes; long: 3x quick's epochs; paper: Sec. 4.2.2 "
                    "(5000 epochs); smoke: seconds, for tests")
     p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--results", default=None,
+                   help="folder for the per-run JSON files (default: OUT/results); "
+                   "`ksparse reproduce report` makes the docs' tables from them")
     p.add_argument("--data-dir", default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
     p.add_argument("--cache", default=None, help="folder of trained models (default: OUT/models)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="one run per seed (default: 0); the seed sets the initial weights and the "
+                   "minibatch order, not the validation split")
+    p.add_argument("--seed", type=int, default=None, help="the same as --seeds S")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the pre-training of a stopped run from its checkpoint in the cache, "
+                   "and skip the rows whose result file this same code already wrote")
     return p
 
 
 def finish_args(args):
-    """Create the output and cache folders; return the profile's settings."""
+    """Create the output, results and cache folders and set ``args.seeds``; return the profile's settings."""
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError("give --seed S or --seeds S1 S2 ..., not both")
+    args.seeds = args.seeds or [0 if args.seed is None else args.seed]
+    args.seed = args.seeds[0]
     os.makedirs(args.out, exist_ok=True)
     args.cache = args.cache or os.path.join(args.out, "models")
-    os.makedirs(args.cache, exist_ok=True)
+    args.results = args.results or os.path.join(args.out, "results")
+    for folder in (args.cache, args.results):
+        os.makedirs(folder, exist_ok=True)
     return dict(PROFILES[args.profile])
 
 
-def load_mnist_split(dataset, data_dir, n_train=None):
-    """Train/validation/test matrices and labels: MNIST's 50k/10k/10k, or digits split 3 ways."""
+# Sec. 4.1: "We randomly separate the training set into 50,000 training cases and 10,000
+# cases for validation." One fixed random split for every run and seed.
+VAL_SPLIT = {"kind": "random", "n_val": 10000, "seed": 0}
+
+
+def load_mnist_split(dataset, data_dir, n_train=None, split="random"):
+    """Train/validation/test matrices and labels: MNIST's 50k/10k/10k, or digits split 3 ways.
+
+    Parameters
+    ----------
+    split : {"random", "last"}
+        MNIST's validation images: a random 10,000 of the 60,000 training images, drawn
+        with ``np.random.default_rng(VAL_SPLIT["seed"])`` (Sec. 4.1), or the last 10,000 (the
+        loader's default). Both splits keep the file's order within each part.
+    n_train : int, optional
+        Keep only the first ``n_train`` training samples (after the split).
+    """
     from ksparse.datasets import load_dataset
 
     if dataset == "mnist":
-        ds = load_dataset("mnist", data_dir=data_dir, n_train=n_train)
+        if split not in ("random", "last"):
+            raise ValueError(f"split must be 'random' or 'last', got {split!r}")
+        ds = load_dataset("mnist", data_dir=data_dir, n_train=None if split == "random" else n_train)
+        if split == "random":
+            X = np.concatenate([ds.X_train, ds.X_val])  # the training file in its order
+            y = np.concatenate([ds.y_train, ds.y_val])
+            order = np.random.default_rng(VAL_SPLIT["seed"]).permutation(len(X))
+            val_idx, train_idx = np.sort(order[:VAL_SPLIT["n_val"]]), np.sort(order[VAL_SPLIT["n_val"]:])
+            train_idx = train_idx[:n_train] if n_train else train_idx
+            ds.X_train, ds.y_train, ds.X_val, ds.y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
         return ds, (ds.X_train, ds.y_train), (ds.X_val, ds.y_val), (ds.X_test, ds.y_test)
     if dataset != "digits":
         raise ValueError(f"dataset must be 'mnist' or 'digits', got {dataset!r}")
@@ -95,66 +135,113 @@ def load_mnist_split(dataset, data_dir, n_train=None):
 
 
 def _key(settings):
-    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    """Ten hex digits of the settings and the code version (:func:`ksparse.reproduce._runs.code_key`)."""
+    keyed = dict(settings, code=_runs.code_key())
+    return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def cached_model(cache, name, settings, train_fn, times=False):
-    """Load ``name`` from ``cache`` when its settings match, else ``train_fn() -> arrays`` and save it.
+def cached_model(cache, name, settings, train_fn):
+    """Load ``name`` from ``cache`` when its settings and code version match, else train and save it.
+
+    Parameters
+    ----------
+    train_fn : callable
+        ``train_fn(stem) -> arrays`` or ``-> (arrays, info)``: trains the model; ``stem`` is
+        ``CACHE/NAME-KEY``, a prefix for its checkpoint files. ``info`` may hold ``epochs``,
+        ``history`` and ``seconds`` (a resumed run measures its own time).
 
     Returns
     -------
     arrays : dict of name -> ndarray
-    seconds : float, or dict when ``times``
-        Wall time of the training, measured when the model was trained; with ``times``,
-        ``{"wall": s, "cpu": s}`` adds the process CPU time (it counts every BLAS thread; on
-        a shared machine it is the steadier of the two).
+    info : dict
+        ``seconds`` (``{"wall": s, "cpu": s}``, measured when the model was trained; the
+        process CPU time counts every BLAS thread), ``epochs`` and ``history`` when the
+        trainer gave them, ``code`` (the code version that trained it) and ``file``.
     """
     path = os.path.join(cache, f"{name}-{_key(settings)}.npz")
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
+            info = json.loads(str(f["meta"]))
             arrays = {n: f[n] for n in f.files if n != "meta"}
         log.info("loaded %s from %s", name, path)
-        seconds = meta["seconds"]
-        return arrays, (seconds if times else seconds["wall"])
+        return arrays, dict(info, file=os.path.basename(path))
     log.info("training %s (%s)", name, settings)
     start, cpu = time.perf_counter(), time.process_time()
-    arrays = train_fn()
+    out = train_fn(path[:-len(".npz")])
+    arrays, info = out if isinstance(out, tuple) else (out, {})
     seconds = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
-    meta = json.dumps({"settings": settings, "seconds": seconds})
+    info = dict({"seconds": seconds, "epochs": None, "history": None}, **info, settings=settings,
+                code=_runs.code_version())
+    meta = json.dumps(info, default=_runs.jsonable)
     atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
-    return arrays, (seconds if times else seconds["wall"])
+    return arrays, dict(info, file=os.path.basename(path))
 
 
-def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, times=False, center=False):
+def train_autoencoder(X, config, stem, resume=False, callback=None):
+    """Train a k-sparse autoencoder (fast step), checkpointed after every epoch at ``STEM.ckpt.npz``.
+
+    With ``resume`` and a checkpoint on disk, training continues from it (same parameters,
+    velocities, epoch and minibatch RNG as the stopped run); otherwise it starts afresh.
+    The checkpoint is removed once the run is finished.
+
+    Returns
+    -------
+    arrays : dict
+        ``W``, ``b``, ``b_prime`` (and ``x_mean`` when ``config["center"]``).
+    info : dict
+        ``epochs``, ``history`` (one record per epoch), ``seconds`` (summed over the
+        finished epochs of every session) and ``resumed_at`` (the epoch resumed from, or 0).
+    """
+    from ksparse.kernels.fast import fast_step
+    from ksparse.training.loop import fit, load_state
+
+    ckpt, times = stem + ".ckpt.npz", stem + ".ckpt-times.json"
+    state = load_state(ckpt) if resume and os.path.isfile(ckpt) else None
+    if state is None:
+        for path in (ckpt, times):
+            if os.path.isfile(path):
+                os.remove(path)
+    else:
+        log.info("resuming %s at epoch %d of %d", ckpt, state.epoch, state.config["n_epochs"])
+    resumed_at = 0 if state is None else state.epoch
+    clock = _runs.EpochClock(times)
+    report = callback or _progress(f"k={config['k']}")
+
+    def tick(record):
+        clock.tick(record["epoch"])
+        report(record)
+
+    # D1-D8 on the support only
+    state = fit(X, config, state=state, callback=tick, checkpoint_path=ckpt, checkpoint_every=1,
+                step=fast_step)
+    arrays = {n: np.asarray(a) for n, a in state.params.items()}
+    if state.x_mean is not None:
+        arrays["x_mean"] = state.x_mean
+    info = {"epochs": state.epoch, "history": state.history, "seconds": clock.total(state.epoch),
+            "resumed_at": resumed_at}
+    for path in (ckpt, times):
+        os.remove(path)
+    return arrays, info
+
+
+def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, center=False, resume=False):
     """Train (or load) a k-sparse autoencoder with the profile's Sec. 4.2.2 settings (fast step).
 
     With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
-    arrays include ``x_mean``.
+    arrays include ``x_mean``. Returns ``(arrays, info)`` as :func:`cached_model`.
     """
-    from ksparse.kernels.fast import fast_step
-    from ksparse.training.loop import fit
-
     config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
               "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
               "sigma": prof["sigma"], "batch_size": prof["batch_size"], "seed": seed}
     if center:  # only when set, so that the cache keys of the paper's rows stay as they were
         config["center"] = True
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
-
-    def train():
-        # D1-D8 on the support only
-        state = fit(X, config, callback=callback or _progress(f"k={k}"), step=fast_step)
-        arrays = {n: np.asarray(a) for n, a in state.params.items()}
-        if state.x_mean is not None:
-            arrays["x_mean"] = state.x_mean
-        return arrays
-
     name = f"ksparse-k{k}{'c' if center else ''}-{dataset}"
-    return cached_model(cache, name, settings, train, times)
+    return cached_model(cache, name, settings,
+                        lambda stem: train_autoencoder(X, config, stem, resume, callback))
 
 
-def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=False):
+def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
     """Train (or load) one of :data:`ksparse.training.baselines.KINDS` with the profile's settings."""
     from ksparse.training.baselines import fit_baseline
 
@@ -163,11 +250,12 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None, times=F
               "seed": seed}
     settings = dict(config, method=kind, data=dataset, n=len(X))
 
-    def train():
+    def train(stem):
         state = fit_baseline(X, kind, config, callback=callback or _progress(kind), random_state=seed)
-        return {n: np.asarray(a) for n, a in state.params.items()}
+        arrays = {n: np.asarray(a) for n, a in state.params.items()}
+        return arrays, {"epochs": config["n_epochs"], "history": getattr(state, "history", None)}
 
-    return cached_model(cache, f"{kind}-{dataset}", settings, train, times)
+    return cached_model(cache, f"{kind}-{dataset}", settings, train)
 
 
 def _progress(name):
@@ -178,19 +266,20 @@ def _progress(name):
     return callback
 
 
-def rbm_model(cache, X, prof, dataset, seed=0, times=False):
+def rbm_model(cache, X, prof, dataset, seed=0):
     """Train (or load) scikit-learn's BernoulliRBM with as many hidden units as the autoencoders."""
     from sklearn.neural_network import BernoulliRBM
 
     settings = {"method": "rbm", "n_components": prof["n_hidden"], "learning_rate": prof["rbm_lr"],
                 "n_iter": prof["rbm_epochs"], "batch_size": 100, "data": dataset, "n": len(X), "seed": seed}
 
-    def train():
+    def train(stem):
         rbm = BernoulliRBM(n_components=prof["n_hidden"], learning_rate=prof["rbm_lr"], batch_size=100,
                            n_iter=prof["rbm_epochs"], random_state=seed).fit(X)
-        return {"components": rbm.components_, "intercept_hidden": rbm.intercept_hidden_}
+        arrays = {"components": rbm.components_, "intercept_hidden": rbm.intercept_hidden_}
+        return arrays, {"epochs": prof["rbm_epochs"]}
 
-    return cached_model(cache, f"rbm-{dataset}", settings, train, times)
+    return cached_model(cache, f"rbm-{dataset}", settings, train)
 
 
 def rbm_features(X, arrays):
@@ -234,10 +323,4 @@ def _csr(F):
     return csr_matrix(F)
 
 
-def jsonable(value):
-    """``json.dump``'s ``default``: NumPy scalars as Python numbers, tuples as lists."""
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value)} to JSON")
+jsonable = _runs.jsonable

@@ -1,9 +1,10 @@
 """Figures 1, 3 and 4 of the paper (Sec. 4.3): filters for several k, patch filters, activity histograms.
 
-``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR]`` writes
-``DIR/figN.png`` (fig1: one ``DIR/fig1_kK.png`` per k) with :mod:`ksparse.plots`, and
-``DIR/figN.json`` (the numbers quoted in docs/results.md). Models are shared with
-``table1`` through the cache (``--cache``, default ``DIR/models``).
+``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR] [--seed S]`` writes
+``DIR/figN.png`` (fig1: one ``DIR/fig1_kK.png`` per k) with :mod:`ksparse.plots`, and the
+numbers in ``DIR/figN.json`` and in the result file ``RESULTS/figN-PROFILE-all-seedS.json``
+(:mod:`ksparse.reproduce._runs`). A figure is drawn for one seed (default 0). Models are
+shared with ``table1`` through the cache (``--cache``, default ``DIR/models``).
 
 - Fig. 1: MNIST filters of k = 70, 40, 25, 10 (1000 hidden units), with each filter's
   spatial spread: smaller k should give larger, more global strokes.
@@ -19,7 +20,7 @@ import time
 
 import numpy as np
 
-from ksparse.reproduce import _common
+from ksparse.reproduce import _common, _runs
 
 FIG1_KS = (70, 40, 25, 10)
 FIG3_K = 50
@@ -96,8 +97,8 @@ def fig1(args, prof):
     shape = ds.image_shape
     stats = {}
     for k in sorted(FIG1_KS, key=lambda k: k == 70):  # k = 70 last: table1 shares the others
-        arrays, sec = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
-                                            args.dataset, args.seed)
+        arrays, info = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
+                                             args.dataset, args.seed, resume=args.resume)
         W = arrays["W"]
         used = _used(W, arrays["b"], train[0], k)
         filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
@@ -105,7 +106,8 @@ def fig1(args, prof):
         spread = spatial_spread(W[:, used], shape)
         stats[f"k{k}"] = {"median_spread_px": float(np.median(spread)),
                           "fraction_local_spread_below_3px": float(np.mean(spread < 3.0)),
-                          "dead_fraction": float(1.0 - used.mean()), "train_seconds": sec}
+                          "dead_fraction": float(1.0 - used.mean()), "train_seconds": info["seconds"],
+                          "epochs": info["epochs"]}
     return {f"k{k}": stats[f"k{k}"] for k in FIG1_KS}
 
 
@@ -123,7 +125,7 @@ def fig3(args, prof):
     k = min(FIG3_K, prof["n_hidden"] // 2)
     patch_prof = dict(prof, ksparse_epochs=prof["patch_epochs"])
     name = "cifar10-patches" if args.dataset != "digits" else "digits-patches"
-    arrays, sec = _common.ksparse_model(args.cache, X, k, patch_prof, name, args.seed)
+    arrays, info = _common.ksparse_model(args.cache, X, k, patch_prof, name, args.seed, resume=args.resume)
     W = arrays["W"]
     used = _used(W, arrays["b"], X, k)
     shown = _pick(W, used, 100, np.random.default_rng(args.seed))
@@ -132,7 +134,8 @@ def fig3(args, prof):
     rand = np.random.default_rng(args.seed).normal(size=W.shape)
     spread, spread_rand = spatial_spread(W[:, used], shape), spatial_spread(rand, shape)
     sel, sel_rand = orientation_selectivity(W[:, used], shape), orientation_selectivity(rand, shape)
-    return {"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "train_seconds": sec,
+    return {"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "train_seconds": info["seconds"],
+            "epochs": info["epochs"],
             "n_used_filters": int(used.sum()),
             "median_spread_px": float(np.median(spread)),
             "median_spread_px_random": float(np.median(spread_rand)),
@@ -157,15 +160,17 @@ def fig4(args, prof):
     for key, label in sorted(FIG4_MODELS, key=lambda m: order.index(m[0])):
         if key.startswith("k"):
             k = min(int(key[1:]), prof["n_hidden"])
-            arrays, sec = _common.ksparse_model(args.cache, train[0], k, prof, args.dataset, args.seed)
+            arrays, info = _common.ksparse_model(args.cache, train[0], k, prof, args.dataset, args.seed,
+                                                 resume=args.resume)
             h = encode(test[0], arrays["W"], arrays["b"], k)
         else:
-            arrays, sec = _common.baseline_model(args.cache, train[0], key, prof, args.dataset, args.seed)
+            arrays, info = _common.baseline_model(args.cache, train[0], key, prof, args.dataset, args.seed)
             h = features(test[0], arrays["W"], arrays["b"])
         acts[label] = np.asarray(h, dtype=np.float64).ravel()
         stats[key] = {"zero_fraction": float(np.mean(acts[label] == 0)),
                       "mean_active_per_sample": float(np.mean((h != 0).sum(axis=1))),
-                      "max_activity": float(acts[label].max()), "train_seconds": sec}
+                      "max_activity": float(acts[label].max()), "train_seconds": info["seconds"],
+                      "epochs": info["epochs"]}
     activity_histogram({label: acts[label] for _, label in FIG4_MODELS}, os.path.join(args.out, "fig4.png"),
                        title=f"Hidden activities, {len(test[0])} test images")
     return stats
@@ -182,12 +187,18 @@ def main(argv):
                    help="digits: scikit-learn's 8x8 digits, for smoke tests (fig3: instead of CIFAR-10)")
     args = p.parse_args(argv[1:])
     prof = _common.finish_args(args)
+    if len(args.seeds) != 1:
+        raise ValueError(f"a figure is drawn for one seed; give --seed S (got --seeds {args.seeds})")
+    meta = _runs.run_meta(name, argv[1:], args.profile, args.seed)
     start = time.perf_counter()
     stats = targets[name](args, prof)
     data = "cifar10-patches" if name == "fig3" and args.dataset != "digits" else args.dataset
-    stats = {"profile": args.profile, "dataset": data, "seconds": time.perf_counter() - start,
-             "stats": stats}
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(stats, f, indent=1)
-    print(json.dumps(stats, indent=1))
+    meta.update(seconds=time.perf_counter() - start, settings=prof, data={"dataset": data})
+    stats = {"profile": args.profile, "dataset": data, "seconds": meta["seconds"], "stats": stats}
+    _runs.write_text(os.path.join(args.out, f"{name}.json"),
+                     json.dumps(stats, indent=1, default=_runs.jsonable))
+    record = dict(stats, key="all")
+    _runs.write_result(_runs.result_path(args.results, name, args.profile, "all", args.seed), meta, record)
+    print(
+                     json.dumps(stats, indent=1, default=_runs.jsonable))
     return 0

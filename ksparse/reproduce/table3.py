@@ -4,8 +4,8 @@ Three rows, each a :class:`ksparse.estimators.classifier.KSparseClassifier` whos
 their alpha k largest units (Sec. 4.5):
 
 - ``no_pretrain``: one hidden layer from N(0, sigma^2), all of it trained at once;
-- ``shallow``: one hidden layer from a k-sparse autoencoder, fine-tuned layer-wise
-  (softmax on frozen features, then everything);
+- ``shallow``: one hidden layer from a k-sparse autoencoder, fine-tuned in one stage, all
+  layers at once (Sec. 4.5 stages only the deep network);
 - ``deep``: two hidden layers from greedily stacked autoencoders (the second trained on the
   alpha k codes of the first), fine-tuned layer-wise (Sec. 4.6: softmax, then layer 2 and
   softmax, then everything).
@@ -15,21 +15,22 @@ from 1 to 0.001) and keeps the epoch of lowest validation error. MNIST uses the 
 split, k = 25, alpha = 3, 1000 units per layer; NORB (Table 4) uses k = 150, alpha = 2,
 4000 units and needs the small NORB files, which the loader reads from ``--data-dir``.
 
-``ksparse reproduce table3 --profile quick|paper --out DIR [--data-dir DIR]`` writes
-``DIR/table3.md`` and ``DIR/table3.json``; the first autoencoder is cached in ``--cache``
-(default ``DIR/models``) and shared with ``table1`` when the settings match.
+``ksparse reproduce table3 --profile quick|paper --out DIR [--seeds 0 1 2] [--resume]`` writes
+one result file per row and seed into ``--results`` (default ``DIR/results``, see
+:mod:`ksparse.reproduce._runs`), and ``DIR/table3.md`` and ``DIR/table3.json`` for this run;
+the autoencoders are cached (and checkpointed every epoch) in ``--cache`` (default
+``DIR/models``), the first one shared with ``table1`` when the settings match.
 """
 
 import hashlib
 import json
 import logging
 import os
-import platform
 import time
 
 import numpy as np
 
-from ksparse.reproduce import _common
+from ksparse.reproduce import _common, _runs
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -54,19 +55,19 @@ DATASETS = {
 
 # Per profile: autoencoder epochs (layer 1, layer 2), fine-tuning epochs per stage, schedule.
 PROFILES = {
-    "paper": {"ae_epochs": (5000, 5000), "ft_epochs": {"no_pretrain": (200,), "shallow": (200, 200),
+    "paper": {"ae_epochs": (5000, 5000), "ft_epochs": {"no_pretrain": (200,), "shallow": (200,),
               "deep": (200, 200, 200)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
               "n_train": None},
     # quick: lr = 1 made the deep network diverge in its last stage in short runs on a 10k
     # subset, and 0.3 beat 1 and 0.1 for the pre-trained rows there; so 0.3 for those rows
-    "quick": {"ae_epochs": (15, 8), "ft_epochs": {"no_pretrain": (30,), "shallow": (5, 25),
+    "quick": {"ae_epochs": (15, 8), "ft_epochs": {"no_pretrain": (30,), "shallow": (30,),
               "deep": (5, 8, 15)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
               "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
     # long: what fits in about an hour on one busy core, same learning rates as quick
-    "long": {"ae_epochs": (80, 30), "ft_epochs": {"no_pretrain": (60,), "shallow": (10, 40),
+    "long": {"ae_epochs": (80, 30), "ft_epochs": {"no_pretrain": (60,), "shallow": (50,),
              "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
              "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
-    "smoke": {"ae_epochs": (2, 2), "ft_epochs": {"no_pretrain": (3,), "shallow": (2, 2),
+    "smoke": {"ae_epochs": (2, 2), "ft_epochs": {"no_pretrain": (3,), "shallow": (3,),
               "deep": (2, 2, 2)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
               "n_train": 600, "n_hidden": 100, "k": 10},
 }
@@ -102,43 +103,41 @@ def load_split(dataset, data_dir, n_train, seed=0):
     return (X, y), val, (ds.X_test, ds.y_test)
 
 
-def pretrain(args, prof, X, deep):
+def pretrain(args, prof, X, deep, seed=0):
     """Layer 1 (cached, shared with table1) and, for ``deep``, layer 2 on layer 1's alpha k codes.
+
+    Both are checkpointed every epoch; ``args.resume`` continues a stopped one.
 
     Returns
     -------
     encoders : list of (W, b)
-    seconds : list of float
-        Training wall time of each autoencoder (as measured when it was trained).
+    infos : list of dict
+        Each autoencoder's info (:func:`ksparse.reproduce._common.cached_model`): training
+        time as measured when it was trained, epochs, per-epoch history.
     """
     from ksparse.kernels.encode import encode
-    from ksparse.training.finetune import pretrain_stack, transform_batched
+    from ksparse.training.finetune import transform_batched
 
-    arrays, sec1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, args.seed,
-                                         callback=lambda r: log.info("AE 1 %s", _brief(r)),
-                                         center=args.center)
+    arrays, info1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, seed,
+                                          callback=lambda r: log.info("AE 1 %s", _brief(r)),
+                                          center=args.center, resume=args.resume)
     W, b = arrays["W"], arrays["b"]
     if "x_mean" in arrays:  # fold the centring into the bias: W^T (x - m) + b = W^T x + (b - W^T m)
         b = (b - arrays["x_mean"] @ W).astype(W.dtype)
-    encoders, seconds = [(W, b)], [sec1]
+    encoders, infos = [(W, b)], [info1]
     if not deep:
-        return encoders, seconds
+        return encoders, infos
     codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
-    config = {"n_epochs": prof["ae_epochs"][1], "lr": prof["lr"], "momentum": prof["momentum"],
-              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "k_start": prof["k_start"],
-              "seed": args.seed + 1}
-    settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X), k=prof["k"],
-                     alpha=prof["alpha"], n_hidden=prof["n_hidden"],
+    config = {"n_hidden": prof["n_hidden"], "k": prof["k"], "n_epochs": prof["ae_epochs"][1],
+              "lr": prof["lr"], "momentum": prof["momentum"], "sigma": prof["sigma"],
+              "batch_size": prof["batch_size"], "k_start": prof["k_start"], "seed": seed + 1}
+    settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X), alpha=prof["alpha"],
                      below=hashlib.sha1(W.tobytes() + b.tobytes()).hexdigest()[:10])
-
-    def train():
-        state = pretrain_stack(codes, [prof["n_hidden"]], prof["k"], prof["alpha"], config,
-                               callback=lambda layer, r: log.info("AE 2 %s", _brief(r)))[0]
-        return {n: np.asarray(a) for n, a in state.params.items()}
-
     name = f"ksparse2-k{prof['k']}-{args.dataset}"
-    arrays2, sec2 = _common.cached_model(args.cache, name, settings2, train)
-    return encoders + [(arrays2["W"], arrays2["b"])], seconds + [sec2]
+    arrays2, info2 = _common.cached_model(
+        args.cache, name, settings2, lambda stem: _common.train_autoencoder(
+            codes, config, stem, args.resume, lambda r: log.info("AE 2 %s", _brief(r))))
+    return encoders + [(arrays2["W"], arrays2["b"])], infos + [info2]
 
 
 def _brief(record):
@@ -146,7 +145,11 @@ def _brief(record):
 
 
 def run_row(key, prof, data, encoders, seed):
-    """Fine-tune one row's network; return its record (errors, epochs, wall time)."""
+    """Fine-tune one row's network; return its record (errors, epochs, wall time).
+
+    The deep network is fine-tuned layer-wise (Sec. 4.6), the shallow one and the one
+    without pre-training in one stage, all layers at once.
+    """
     from ksparse.estimators.classifier import KSparseClassifier
 
     (X, y), (Xv, yv), (Xt, yt) = data
@@ -156,40 +159,24 @@ def run_row(key, prof, data, encoders, seed):
         pretrain=False, encoders=None if key == "no_pretrain" else encoders[:n_layers],
         n_epochs=list(prof["ft_epochs"][key]), lr=_for_row(prof["ft_lr"], key), lr_final=prof["ft_lr_final"],
         momentum=prof["ft_momentum"], batch_size=prof["batch_size"], sigma=prof["sigma"],
-        layerwise=True, random_state=seed,
+        layerwise=key == "deep", random_state=seed,
         callback=lambda r: log.info("%s %s", key, _brief(r)))
     start = time.perf_counter()
     clf.fit(X, y, Xv, yv)
     seconds = time.perf_counter() - start
     last = [r for r in clf.history_ if r["stage"] == clf.n_stages_]
-    return {"key": key, "test_error": float(1.0 - clf.score(Xt, yt)),
+    label, paper = next((label, paper) for k, label, paper in ROWS[prof["dataset"]] if k == key)
+    return {"key": key, "label": label, "paper_test_error": paper / 100,
+            "test_error": float(1.0 - clf.score(Xt, yt)),
             "val_error": min(r["val_error"] for r in last), "finetune_seconds": seconds,
             "ft_epochs": list(prof["ft_epochs"][key]), "ft_lr": _for_row(prof["ft_lr"], key),
-            "history": clf.history_}
+            "ft_lr_final": prof["ft_lr_final"], "ft_momentum": prof["ft_momentum"],
+            "n_stages": clf.n_stages_, "history": clf.history_}
 
 
 def _for_row(value, key):
     """A setting that is either one value for all rows or a dict keyed by row."""
     return value[key] if isinstance(value, dict) else value
-
-
-def markdown(rows, records, meta):
-    """Our test error beside the paper's for each row, with the wall times."""
-    lines = [
-        f"Profile `{meta['profile']}` on `{meta['dataset']}` ({meta['n_train']} train / {meta['n_val']} "
-        f"validation / {meta['n_test']} test), {meta['n_hidden']} hidden units per layer, k = {meta['k']}, "
-        f"alpha = {meta['alpha']:g}; total wall time {meta['seconds'] / 60:.1f} min on {meta['machine']}.",
-        "",
-        "| Method | Paper test error | Our test error | Val. error | Fine-tuning epochs per stage | lr "
-        "| Pre-training time | Fine-tuning time |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for (_, label, paper), r in zip(rows, records, strict=True):
-        lines.append(
-            f"| {label} | {paper:.2f}% | {100 * r['test_error']:.2f}% | {100 * r['val_error']:.2f}% "
-            f"| {', '.join(map(str, r['ft_epochs']))} | {r['ft_lr']:g} | {r['pretrain_seconds']:.0f} s "
-            f"| {r['finetune_seconds']:.0f} s |")
-    return "\n".join(lines) + "\n"
 
 
 def _parser():
@@ -209,48 +196,64 @@ def _parser():
     return p
 
 
-def write_results(out, rows, records, meta):
-    """Write ``table3.md`` and ``table3.json`` (after every row, so that a cut run keeps its rows)."""
-    table = markdown(rows[:len(records)], records, meta)
-    with open(os.path.join(out, "table3.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(out, "table3.json"), "w") as f:
-        json.dump({"meta": meta, "rows": records}, f, indent=1, default=_common.jsonable)
-    return table
+def _model_record(info):
+    from ksparse.reproduce.table1 import thin
+
+    return {"epochs": info.get("epochs"), "seconds": info["seconds"], "file": info.get("file"),
+            "settings": info.get("settings"), "resumed_at": info.get("resumed_at", 0),
+            "history": thin(info.get("history"))}
+
+
+def run_seed(args, argv, prof, keys, arrays, data, seed):
+    """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row."""
+    tag = args.profile + ("-centred" if args.center else "") + (f"-lr{args.ft_lr:g}" if args.ft_lr else "")
+    out = []
+    encoders, infos = [], []
+    for key in keys:
+        path = _runs.result_path(args.results, "table3", tag, key, seed)
+        done = _runs.finished(path) if args.resume else None
+        if done is not None:
+            log.info("%s seed %d: kept %s", key, seed, path)
+            out.append(json.load(open(path)))
+            continue
+        meta = dict(_runs.run_meta("table3", argv, tag, seed), settings=prof, data=data, center=args.center)
+        start = time.perf_counter()
+        if key != "no_pretrain" and len(encoders) < (2 if key == "deep" else 1):
+            encoders, infos = pretrain(args, prof, arrays[0][0], key == "deep", seed)
+        record = run_row(key, prof, arrays, encoders, seed)
+        record["pretrain"] = [] if key == "no_pretrain" else [
+            _model_record(i) for i in infos[:2 if key == "deep" else 1]]
+        meta["seconds"] = time.perf_counter() - start
+        log.info("%s seed %d: test error %.4f, val error %.4f", key, seed, record["test_error"],
+                 record["val_error"])
+        _runs.write_result(path, meta, record)
+        out.append({"meta": meta, "result": record})
+    return out
 
 
 def main(argv):
-    """``ksparse reproduce table3 [--profile P] --out DIR [--data-dir DIR] [--dataset D] [--rows R]``."""
+    """``ksparse reproduce table3 [--profile P] --out DIR [--seeds S ...] [--rows R] [--resume]``."""
     args = _parser().parse_args(argv)
     keys = args.rows.split(",")
     known = [k for k, _, _ in ROWS[args.dataset]]
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
-    rows = [row for key in keys for row in ROWS[args.dataset] if row[0] == key]
-    args.cache = args.cache or os.path.join(args.out, "models")  # as _common.finish_args
-    for folder in (args.out, args.cache):
-        os.makedirs(folder, exist_ok=True)
-    prof = settings(args.profile, args.dataset)
+    _common.finish_args(args)
+    prof = dict(settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_lr is not None:
         prof["ft_lr"] = args.ft_lr
-    start = time.perf_counter()
-    data = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], args.seed)
-    encoders, ae_seconds = [], []
-    if "shallow" in keys or "deep" in keys:
-        encoders, ae_seconds = pretrain(args, prof, data[0][0], "deep" in keys)
-    meta = {"profile": args.profile, "dataset": args.dataset, "n_train": len(data[0][0]),
-            "n_val": len(data[1][0]), "n_test": len(data[2][0]), "n_hidden": prof["n_hidden"],
-            "k": prof["k"], "alpha": prof["alpha"], "autoencoder_seconds": ae_seconds, "center": args.center,
-            "settings": {k: v for k, v in prof.items() if k != "ft_epochs"},
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
-    records = []
-    for key in keys:
-        r = run_row(key, prof, data, encoders, args.seed)
-        r["pretrain_seconds"] = {"no_pretrain": 0.0, "shallow": sum(ae_seconds[:1]),
-                                 "deep": sum(ae_seconds[:2])}[key]
-        log.info("%s: test error %.4f, val error %.4f", key, r["test_error"], r["val_error"])
-        records.append(r)
-        meta["seconds"] = time.perf_counter() - start
-        table = write_results(args.out, rows, records, meta)
+    arrays = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], 0)
+    data = {"dataset": args.dataset, "n_train": len(arrays[0][0]), "n_val": len(arrays[1][0]),
+            "n_test": len(arrays[2][0]), "val_split": _common.VAL_SPLIT if args.dataset == "mnist"
+            else "digits: first quarter" if args.dataset == "digits" else "a stratified sixth (seed 0)"}
+    results = []
+    for seed in args.seeds:
+        results += run_seed(args, argv, prof, keys, arrays, data, seed)
+    from ksparse.reproduce import report
+
+    table = report.table3(results)
+    _runs.write_text(os.path.join(args.out, "table3.md"), table)
+    _runs.write_text(os.path.join(args.out, "table3.json"),
+                     json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
     return 0

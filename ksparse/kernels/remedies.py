@@ -1,0 +1,148 @@
+"""The training step with the remedies for dead units, on the support only (D9, D10).
+
+:func:`remedies_step` computes the same numbers as
+``ksparse.nn.layers.ksparse_step(x, W, b, b_prime, k, pre_bias, dead, k_aux, c_aux)``,
+without any dense product beyond D1 and one over the dead units:
+
+- D9 is the plain step on u = x - b' with a zero output bias: z = u W + b and
+  x_hat - x = z_k W^T - u, so :func:`ksparse.kernels.fast.fast_step` computes it, and only
+  the gradient of b' changes: db' = sum_rows dX_hat - W db.
+- D10 needs z on the dead columns only, ``u W[:, dead] + b[dead]`` (N n_dead d
+  multiply-adds), the residual e = x - x_hat on the support (N k d), and the auxiliary
+  decode on the auxiliary support (N k_aux d). Its gradients land in the dead columns
+  of dW and entries of db, then in db' through D9.
+"""
+
+import numpy as np
+
+from ksparse.backend import get_array_module
+from ksparse.kernels.fast import fast_step
+from ksparse.nn import layers
+
+
+def _sparse_rows(values, Gamma, n_cols):
+    """A CSR (NumPy) or CuPy-sparse matrix with ``values[i, j]`` at column ``Gamma[i, j]`` of row i."""
+    xp = get_array_module(values)
+    if xp is np:
+        from scipy import sparse
+    else:  # pragma: no cover - GPU only
+        from cupyx.scipy import sparse
+    N, k = Gamma.shape
+    indptr = xp.arange(0, N * k + 1, k)
+    return sparse.csr_matrix((values.ravel(), Gamma.ravel(), indptr), shape=(N, n_cols))
+
+
+def _gather_dots(A, B, Gamma, block=4096):
+    """``out[i, j] = A[i] . B[:, Gamma[i, j]]`` for A (N, d), B (d, n), Gamma (N, m), in row blocks."""
+    xp = get_array_module(A, B)
+    BT = B.T
+    out = xp.empty(Gamma.shape, dtype=A.dtype)
+    rows = max(1, (1 << 20) // max(1, Gamma.shape[1] * A.shape[1]))
+    for lo in range(0, A.shape[0], rows):
+        sl = slice(lo, lo + rows)
+        out[sl] = xp.matmul(BT[Gamma[sl]], A[sl, :, None])[..., 0]
+    return out
+
+
+def residual_on_support(u, W, b, Gamma):
+    """e = u - z_k W^T with z_k = (u W + b) on Gamma (N k d multiply-adds): the target of D10.
+
+    Parameters
+    ----------
+    u : array, shape (N, d)
+        The encoder's input (x, or x - b' under D9); the decoder then adds no bias.
+    W : array, shape (d, H)
+    b : array, shape (H,)
+    Gamma : int array, shape (N, k)
+
+    Returns
+    -------
+    e : array, shape (N, d)
+    """
+    z_Gamma = _gather_dots(u, W, Gamma) + b[Gamma]
+    return u - _sparse_rows(z_Gamma, Gamma, W.shape[1]) @ W.T
+
+
+def auxk_grads(u, W, b, e, dead, k_aux, c_aux):
+    """D10's gradients on the dead units only: (dW_dead (d, n_dead), db_dead (n_dead,)).
+
+    Equal to the dead columns of the encoder's and the decoder's shares of
+    :func:`ksparse.nn.layers.auxk_backward`; the live columns get nothing.
+    """
+    xp = get_array_module(u, W)
+    cols = xp.flatnonzero(dead)
+    W_dead = W[:, cols]
+    z_dead = u @ W_dead + b[cols]  # D1 on the dead columns, (N, n_dead)
+    Gamma_aux = layers.supp_k(z_dead, k_aux)  # D10 support, local column ids
+    z_aux = _sparse_rows(xp.take_along_axis(z_dead, Gamma_aux, axis=1), Gamma_aux, cols.size)
+    de_hat = z_aux @ W_dead.T  # E_hat, (N, d)
+    de_hat -= e
+    de_hat *= 2.0 * c_aux / u.shape[0]
+    dz_aux = _sparse_rows(xp.take_along_axis(de_hat @ W_dead, Gamma_aux, axis=1), Gamma_aux, cols.size)
+    dW_dead = (z_aux.T @ de_hat + dz_aux.T @ u).T  # decoder share + encoder share
+    db_dead = xp.asarray(dz_aux.sum(axis=0)).ravel()
+    return cols, xp.asarray(dW_dead), db_dead
+
+
+def remedies_step(x, W, b, b_prime, k, pre_bias=False, dead=None, k_aux=0, c_aux=0.0, kernel="auto"):
+    """D1-D8 with D9 and D10 on the support only; equals :func:`ksparse.nn.layers.ksparse_step`.
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+    W : array, shape (d, H)
+        Fastest in column-major order (see :mod:`ksparse.kernels.fast`).
+    b : array, shape (H,)
+    b_prime : array, shape (d,)
+    k : int
+    pre_bias : bool
+        D9.
+    dead : bool array, shape (H,), optional
+    k_aux : int
+    c_aux : float
+        D10; it runs when ``dead`` has a True entry, ``k_aux >= 1`` and ``c_aux > 0``.
+    kernel : {"auto", "numba", "numpy"}
+
+    Returns
+    -------
+    E : scalar
+        The loss D4 (without the auxiliary term).
+    grads : dict
+        ``{"W": dW, "b": db, "b_prime": db_prime}``.
+    Gamma : int array, shape (N, k)
+    """
+    xp = get_array_module(x, W)
+    x = xp.asarray(x, dtype=W.dtype)
+    u = x - b_prime if pre_bias else x
+    E, grads, Gamma = fast_step(u, W, b, xp.zeros_like(b_prime) if pre_bias else b_prime, k, kernel)
+    n_aux = 0 if dead is None or c_aux <= 0 else min(int(k_aux), int(dead.sum()))
+    if n_aux > 0:
+        e = residual_on_support(u, W, b, Gamma)
+        if not pre_bias:
+            e -= b_prime
+        cols, dW_dead, db_dead = auxk_grads(u, W, b, e, dead, n_aux, W.dtype.type(c_aux))
+        grads["W"][:, cols] += dW_dead
+        grads["b"][cols] += db_dead
+    if pre_bias:
+        grads["b_prime"] = grads["b_prime"] - W @ grads["b"]  # D9: the encoder's share
+    return E, grads, Gamma
+
+
+def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", **remedies):
+    """:func:`remedies_step`, then Eq. (11) in place; returns (E, Gamma).
+
+    ``params["W"]`` and ``velocity["W"]`` are switched, once, to column-major order, as
+    :func:`ksparse.kernels.fast.fast_train_step_` does.
+    """
+    for store in (params, velocity):
+        if not store["W"].T.flags.c_contiguous:
+            store["W"] = get_array_module(store["W"]).asfortranarray(store["W"])
+    E, grads, Gamma = remedies_step(x, params["W"], params["b"], params["b_prime"], k, kernel=kernel,
+                                    **remedies)
+    dtype = params["W"].dtype.type
+    for name, g in grads.items():
+        v = velocity[name]
+        v *= dtype(momentum)
+        v -= dtype(lr) * g
+        params[name] += v
+    return E, Gamma

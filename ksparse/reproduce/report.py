@@ -1,0 +1,249 @@
+"""``ksparse reproduce report``: the tables of ``docs/results.md``, made from result files only.
+
+Reads every ``*.json`` result file (:mod:`ksparse.reproduce._runs`) of ``--results``
+(default ``docs/results``) and rewrites each block between ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->`` of ``--docs`` (default ``docs/results.md``):
+
+- ``table1:PROFILE``, ``table3:PROFILE``: one row per method, the test error as the mean
+  ± sample standard deviation over the seeds that were run, and every seed's test and
+  validation error, choices, epochs and times;
+- ``epochs:table1``: Table 1's k-sparse test errors against the pre-training epochs of
+  each profile;
+- ``figures``: the numbers of the figure files;
+- ``runs``: every result file with the command that wrote it and the code version.
+
+With ``--check`` nothing is written; the exit code is 1 when the docs differ from what
+the result files give, so that a test can hold the docs to the data.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+
+BEGIN, END = "<!-- report:{} -->", "<!-- /report:{} -->"
+ORDER = {"table1": ["raw", "rbm", "dropout", "denoising", "dropout_denoising", "k40", "k25", "k10",
+                    "k40c", "k25c", "k10c"],
+         "table3": ["no_pretrain", "dropout", "denoising", "shallow", "deep"]}
+
+
+def load_results(folder):
+    """Every result file of ``folder`` as ``{"meta", "result", "file"}``, sorted by file name."""
+    results = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            data = json.load(f)
+        if isinstance(data, dict) and {"meta", "result"} <= set(data):
+            results.append(dict(data, file=os.path.basename(path)))
+    return results
+
+
+def pct(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
+
+
+def mean_sd(values):
+    """``"m% ± s%"`` (sample standard deviation, n - 1), or ``"m%"`` for a single value."""
+    n = len(values)
+    m = sum(values) / n
+    if n < 2:
+        return pct(m)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return f"{pct(m)} ± {100 * sd:.2f}"
+
+
+def _per_seed(res):
+    return "; ".join(f"{pct(x['test_error'])} ({pct(x['val_error'])})" for x in res)
+
+
+def _wall(seconds):
+    return f"{seconds:.0f} s"
+
+
+def _secs(t):
+    return "-" if not t else f"{t['wall']:.0f} s ({t['cpu']:.0f} s)"
+
+
+def _groups(results, target, profile=None):
+    """``{(profile, row): [results sorted by seed]}`` of one target, in the table's row order."""
+    groups = {}
+    for r in results:
+        m = r["meta"]
+        if m["target"] == target and (profile is None or m["profile"] == profile):
+            groups.setdefault((m["profile"], r["result"]["key"]), []).append(r)
+    rank = {key: i for i, key in enumerate(ORDER[target])}
+    return {g: sorted(groups[g], key=lambda r: r["meta"]["seed"])
+            for g in sorted(groups, key=lambda g: (g[0], rank.get(g[1], 99), g[1]))}
+
+
+def _header(runs):
+    m = runs[0]["meta"]
+    d = m["data"]
+    split = d["val_split"]
+    split = (f"a random {split['n_val']} of the training file (seed {split['seed']})"
+             if isinstance(split, dict) else split)
+    return (f"Profile `{m['profile']}` on `{d['dataset']}`: {d['n_train']} train / {d['n_val']} validation "
+            f"/ {d['n_test']} test, validation images {split}. Test error: mean ± sample standard deviation "
+            "over the seeds listed; times: wall clock (process CPU time).")
+
+
+def _common_cells(runs):
+    """Method, paper, mean ± sd, seeds, per-seed test (val.) of one group of runs."""
+    res = [r["result"] for r in runs]
+    seeds = ", ".join(str(r["meta"]["seed"]) for r in runs)
+    return [res[0]["label"], pct(res[0]["paper_test_error"]), mean_sd([x["test_error"] for x in res]), seeds,
+            "; ".join(f"{pct(x['test_error'])} ({pct(x['val_error'])})" for x in res)]
+
+
+def _row(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
+def table1(results):
+    """Markdown for Table 1's result files (one profile or several, one table each)."""
+    out = []
+    for profile in sorted({r["meta"]["profile"] for r in results if r["meta"]["target"] == "table1"}):
+        groups = _groups(results, "table1", profile)
+        head = ["Method", "Paper", "Ours: test error", "Seeds", "Test (val.) per seed", "alpha, C per seed",
+                "Pre-training epochs", "Training time per seed"]
+        lines = [_header(next(iter(groups.values()))), "", _row(head), "|" + "---|" * len(head)]
+        for runs in groups.values():
+            res = [r["result"] for r in runs]
+            choice = "; ".join(("-" if x["alpha"] is None else f"{x['alpha']:g}") + f", {x['C']:g}"
+                               for x in res)
+            times = "; ".join(_secs(x["model"]["seconds"]) for x in res)
+            lines.append(_row(_common_cells(runs) + [choice, str(res[0]["model"].get("epochs")), times]))
+        at3 = [(r["meta"]["seed"], f) for r in results if r["meta"]["target"] == "table1"
+               and r["meta"]["profile"] == profile and r["result"]["key"] == "k25"
+               for f in r["result"]["full_fits"] if f["alpha"] == 3]
+        if at3:
+            lines += ["", "k = 25 at the paper's alpha = 3 (refit on all training images, C as chosen): "
+                      + "; ".join(f"seed {s}: {pct(f['test_error'])}" for s, f in at3) + "."]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def table3(results):
+    """Markdown for Table 3's result files, one table per profile."""
+    out = []
+    for profile in sorted({r["meta"]["profile"] for r in results if r["meta"]["target"] == "table3"}):
+        groups = _groups(results, "table3", profile)
+        head = ["Method", "Paper", "Ours: test error", "Seeds", "Test (val.) per seed",
+                "Fine-tuning epochs per stage", "lr", "Pre-training epochs", "Pre-training time per seed",
+                "Fine-tuning time per seed"]
+        lines = [_header(next(iter(groups.values()))), "", _row(head), "|" + "---|" * len(head)]
+        for runs in groups.values():
+            res = [r["result"] for r in runs]
+            lines.append(_row(_common_cells(runs) + [
+                ", ".join(map(str, res[0]["ft_epochs"])), f"{res[0]['ft_lr']:g}",
+                ", ".join(str(m["epochs"]) for m in res[0]["pretrain"]) or "-",
+                "; ".join(_secs(_sum(x["pretrain"])) for x in res),
+                "; ".join(_wall(x["finetune_seconds"]) for x in res)]))
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def _sum(models):
+    if not models:
+        return None
+    return {t: sum(m["seconds"][t] for m in models) for t in ("wall", "cpu")}
+
+
+def epochs_table(results):
+    """Table 1's k-sparse rows: test error against the pre-training epochs (one row per profile)."""
+    rows = {}
+    for r in results:
+        res = r["result"]
+        if r["meta"]["target"] == "table1" and res["key"].startswith("k") and res["model"].get("epochs"):
+            rows.setdefault((res["key"], res["model"]["epochs"], r["meta"]["profile"]), []).append(r)
+    if not rows:
+        return "(no results yet)\n"
+    lines = ["| Row | Pre-training epochs | Profile | Test error | Seeds |", "|---|---|---|---|---|"]
+    rank = {key: i for i, key in enumerate(ORDER["table1"])}
+    for (_, epochs, profile), runs in sorted(rows.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1])):
+        runs = sorted(runs, key=lambda r: r["meta"]["seed"])
+        lines.append(_row([runs[0]["result"]["label"], str(epochs), profile,
+                           mean_sd([r["result"]["test_error"] for r in runs]),
+                           ", ".join(str(r["meta"]["seed"]) for r in runs)]))
+    return "\n".join(lines) + "\n"
+
+
+def runs_table(results):
+    """Every result file: the command that wrote it, the code version, when, and how long."""
+    lines = ["| File | Command | Code (commit, source digest) | Started (UTC) | Wall time | Load average |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        m = r["meta"]
+        code = m["code"]
+        commit = (code["commit"] or "no git")[:10] + (" + local changes" if code.get("dirty") else "")
+        load = "-" if not m.get("load_average") else f"{m['load_average'][0]:.1f}"
+        lines.append(f"| `{r['file']}` | `{m['command']}` | {commit}, {code['source_sha1'][:10]} "
+                     f"| {m['started_utc']} | {m['seconds']:.0f} s | {load} |")
+    return "\n".join(lines) + "\n"
+
+
+def figures_table(results):
+    """The numbers of the figure result files, one flat table per figure."""
+    lines = []
+    for r in results:
+        if not r["meta"]["target"].startswith("fig"):
+            continue
+        lines += [f"`{r['file']}` (profile `{r['meta']['profile']}`, seed {r['meta']['seed']}):", "",
+                  "| Model | Quantity | Value |", "|---|---|---|"]
+        for model, stats in r["result"]["stats"].items():
+            items = stats.items() if isinstance(stats, dict) else [("value", stats)]
+            lines += [f"| {model} | {q} | {_fmt(v)} |" for q, v in items if not isinstance(v, (dict, list))]
+        lines.append("")
+    return "\n".join(lines) or "(no results yet)\n"
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def blocks(results):
+    """``{name: markdown}`` of every block the result files can fill."""
+    out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
+           "figures": figures_table(results)}
+    for target, render in (("table1", table1), ("table3", table3)):
+        for profile in {r["meta"]["profile"] for r in results if r["meta"]["target"] == target}:
+            out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target
+                                                 and r["meta"]["profile"] == profile])
+    return out
+
+
+def fill(text, filled):
+    """``text`` with every ``report:NAME`` block replaced; a block without results says so."""
+    pattern = re.compile(r"<!-- report:(\S+) -->\n.*?<!-- /report:\1 -->", re.S)
+
+    def sub(m):
+        body = filled.get(m.group(1), "(no results yet)\n")
+        return f"{BEGIN.format(m.group(1))}\n{body}{END.format(m.group(1))}"
+
+    return pattern.sub(sub, text)
+
+
+def main(argv):
+    """``ksparse reproduce report [--results DIR] [--docs PATH] [--check]``."""
+    p = argparse.ArgumentParser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=os.path.join("docs", "results"), help="folder of result files")
+    p.add_argument("--docs", default=os.path.join("docs", "results.md"),
+                   help="markdown file with report blocks")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the docs are out of date")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.docs):
+        raise ValueError(f"--docs {args.docs!r} does not exist; give the markdown file to fill")
+    with open(args.docs) as f:
+        text = f.read()
+    new = fill(text, blocks(load_results(args.results)))
+    if args.check:
+        if new != text:
+            print(f"{args.docs} is out of date with {args.results}; run `ksparse reproduce report`")
+            return 1
+        return 0
+    from ksparse.io import atomic_write
+
+    atomic_write(args.docs, lambda f: f.write(new.encode()))
+    return 0
