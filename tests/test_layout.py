@@ -17,6 +17,7 @@ LAYERS = {
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules
     "ksparse.kernels": 2,       # the same math on the support only, compiled
     "ksparse.training": 3,      # steps, the epoch loop, checkpoints, fine-tuning
+    "ksparse.parallel": 3,      # Dask: encoding of Dask arrays, data-parallel steps
     "ksparse.estimators": 4,    # scikit-learn estimators
     "ksparse.testing": 4,
     "ksparse.datasets": 5,      # data and files
