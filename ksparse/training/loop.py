@@ -20,6 +20,13 @@ from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_check
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
+from ksparse.training.stream import (
+    StreamedData,
+    check_rows,
+    column_stats,
+    counted,
+    is_streamed,
+)
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -211,26 +218,55 @@ def default_step():
     return AutoencoderStep()
 
 
-def train_epoch(x, state, k, lr, step):
-    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device), its
-    minibatches drawn from ``state.rng_state``, updating ``state``. Returns the epoch's record."""
+def train_epoch(x, state, k, lr, step, progress=None):
+    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device, or a
+    :class:`ksparse.training.stream.StreamedData`), its minibatches drawn from
+    ``state.rng_state`` in the order of :func:`ksparse.training.epoch.windows`, updating
+    ``state``. Returns the epoch's record."""
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
+    if isinstance(x, StreamedData):
+        batches = x.batches(cfg["batch_size"], rng)
+    else:
+        batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
+    if progress is not None:
+        batches = counted(batches, progress)
     settings = StepSettings(lr=lr, momentum=cfg["momentum"], k=k)
     record = run_epoch(step, batches, state.params, state.velocity, settings, cfg["n_hidden"])
     state.rng_state = rng.bit_generator.state
     return record
 
 
+def _training_data(x, state, device):
+    """``x`` as training reads it (on the device, or streamed by rows) and the variance for fvu.
+
+    Sets ``state.x_mean`` when the model centres its inputs and has no mean yet.
+    """
+    cfg = state.config
+    if isinstance(x, StreamedData):
+        mean64, variance = column_stats(x.source)
+        if cfg["center"] and state.x_mean is None:
+            state.x_mean = mean64
+        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
+                                                                dtype=cfg["dtype"])), variance
+    if cfg["center"] and state.x_mean is None:
+        state.x_mean = x.mean(axis=0, dtype=np.float64)
+    xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
+    return xd, float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None):
+        checkpoint_every=0, step=None, epochs=None, progress=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
-    x : array, shape (N, d)
+    x : array or array-like, shape (N, d)
+        In memory (NumPy, CuPy), or streamed by rows without being loaded whole (a
+        ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array,
+        :class:`ksparse.training.stream.NpyRows`; see :mod:`ksparse.training.stream`).
+        Both give the same minibatches, so the same model bit for bit on CPU.
     config : dict, optional
         Options of :data:`DEFAULTS`. Ignored when ``state`` is given, except ``n_epochs``,
         which may extend a resumed run.
@@ -249,6 +285,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     epochs : int, optional
         Run at most this many epochs in this call (the schedules still span ``n_epochs``,
         and hold their final values past it). None runs until ``n_epochs``.
+    progress : callable, optional
+        Called as ``progress(rows)`` after each minibatch: progress in samples.
 
     Returns
     -------
@@ -272,7 +310,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     units alive under the Sec. 4.2.1 schedule.
     """
     check_device(device)
-    x = check_data(x)
+    x = StreamedData(check_rows(reject_complex(x)), None) if is_streamed(x) else check_data(x)
     if state is None:
         state = new_state(x.shape[1], config or {}, device)
     else:
@@ -285,17 +323,14 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
             state.config["n_epochs"] = extended["n_epochs"]
     cfg = state.config
     step = step or default_step()
-    if cfg["center"] and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
-    variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    xd, variance = _training_data(x, state, device)
     last_good = state.copy()
     stop = cfg["n_epochs"] if epochs is None else state.epoch + int(epochs)
     while state.epoch < stop:
         e = state.epoch
         k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
         lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])
-        record = train_epoch(xd, state, k, lr, step)
+        record = train_epoch(xd, state, k, lr, step, progress)
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
             raise TrainingDiverged(

@@ -1,0 +1,187 @@
+"""Training on data that need not fit in memory: one shuffle for every source, read in row blocks.
+
+A *streamed* source is any 2-D array-like sliced by rows that is not an in-memory array:
+a ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array, or :class:`NpyRows`.
+Training reads it one window of row blocks at a time and never holds more than one
+window (``epoch.SHUFFLE_ROWS`` rows, in the training dtype) plus one block of the file.
+
+The epoch order is :func:`ksparse.training.epoch.windows`, the same for every source,
+in memory or streamed. Since the rows of each minibatch, their order and the RNG's draws
+do not depend on the source, training on a streamed source equals training on the same rows in memory, bit
+for bit on CPU (the statistics, :func:`column_stats`, are summed in NumPy's own order).
+"""
+
+import numpy as np
+
+from ksparse.backend import get_array_module
+from ksparse.training import epoch
+
+
+class NpyRows:
+    """A ``.npy`` file read by rows through a fresh memory map per read.
+
+    Each ``rows[lo:hi]`` maps the file, copies those rows out and unmaps it, so the
+    pages read do not stay in the process's resident memory (they would with one
+    long-lived ``numpy.memmap``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A 2-D ``.npy`` file (not pickled).
+    """
+
+    ndim = 2
+
+    def __init__(self, path):
+        self.path = path
+        m = np.load(path, mmap_mode="r", allow_pickle=False)
+        self.shape, self.dtype = m.shape, m.dtype
+        del m
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        m = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        try:
+            return np.array(m[key])
+        finally:
+            del m
+
+
+def is_streamed(x):
+    """True for a 2-D array-like read by rows (memmap, h5py, zarr, Dask, :class:`NpyRows`),
+    False for in-memory arrays (NumPy, CuPy), lists and data frames."""
+    if isinstance(x, np.memmap) or isinstance(x, NpyRows):
+        return True
+    if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "iloc") or get_array_module(x) is not np:
+        return False
+    return hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__getitem__")
+
+
+def check_rows(x, name="X"):
+    """Validate a streamed source's shape and dtype without reading it; returns ``x``.
+
+    Finiteness is checked block by block in :func:`column_stats`.
+    """
+    shape, dtype = tuple(x.shape), np.dtype(x.dtype)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {len(shape)}-D shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {shape}; need at least one sample and one feature")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}")
+    return x
+
+
+def read_block(x, lo, hi):
+    """Rows lo:hi of ``x`` as a NumPy array (one read)."""
+    block = x[lo:hi]
+    if hasattr(block, "compute"):  # a Dask array
+        block = block.compute()
+    return np.asarray(block)
+
+
+def blocks(x, block_rows=None):
+    """Yield ``(lo, rows lo:lo+block_rows)`` over ``x`` in order."""
+    block_rows = block_rows or epoch.BLOCK_ROWS
+    for lo in range(0, x.shape[0], block_rows):
+        yield lo, read_block(x, lo, min(x.shape[0], lo + block_rows))
+
+
+def column_stats(x, name="X", block_rows=None):
+    """Mean (float64) and the mean squared distance of the rows to the mean, in two passes.
+
+    Equal bit for bit to the in-memory ``x.mean(axis=0, dtype=np.float64)`` and
+    ``((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()`` of :func:`ksparse.training.loop.fit`:
+    the column sums run row after row, as NumPy's do, and the N row distances are averaged
+    at once (N float64 numbers are kept).
+
+    Raises
+    ------
+    ValueError
+        When a block holds NaN or inf (naming the rows).
+    """
+    n, d = x.shape
+    own = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
+    sums = {np.dtype(np.float64): np.zeros(d), own: np.zeros(d, own)}
+    for lo, block in blocks(x, block_rows):
+        if not np.all(np.isfinite(block)):
+            raise ValueError(f"{name} contains NaN or inf in rows {lo}-{lo + len(block) - 1}; "
+                             "clean or impute the data first")
+        for dt in sums:  # ((s + x_lo) + x_lo+1) + ...: NumPy's order for an axis-0 sum
+            sums[dt] = np.add.reduce(np.concatenate([sums[dt][None], block.astype(dt)]), axis=0)
+    mean64 = np.true_divide(sums[np.dtype(np.float64)], n)
+    mean_own = np.true_divide(sums[own], n).astype(own)
+    distances = np.concatenate([((block - mean_own) ** 2).sum(axis=1) for _, block in blocks(x, block_rows)])
+    return mean64, float(distances.mean())
+
+
+def stream_batches(x, batch_size, rng, prepare, block_rows=None, shuffle_rows=None):
+    """Minibatches ``(xb,)`` of a streamed source in the order of :func:`ksparse.training.epoch.windows`.
+
+    Parameters
+    ----------
+    x : array-like, shape (N, d)
+        Read one block of rows at a time (:func:`read_block`).
+    batch_size : int
+    rng : numpy.random.Generator
+    prepare : callable
+        ``prepare(block) -> array``: a block as training sees it (centred, on the device,
+        in the training dtype); the window is kept only in that form.
+
+    Yields
+    ------
+    tuple
+        ``(xb,)`` with xb (<= batch_size, d) on ``prepare``'s device.
+    """
+    carry = None
+    for ranges, perm in epoch.windows(x.shape[0], rng, block_rows, shuffle_rows):
+        window = _read_window(x, ranges, prepare)
+        xp = get_array_module(window)
+        perm = xp.asarray(perm)
+        start = 0
+        if carry is not None:
+            start = min(perm.size, batch_size - carry.shape[0])
+            carry = xp.concatenate([carry, window[perm[:start]]])
+            if carry.shape[0] < batch_size:
+                continue
+            yield (carry,)
+        cut = start + (perm.size - start) // batch_size * batch_size
+        for s in range(start, cut, batch_size):
+            yield (window[perm[s:s + batch_size]],)
+        carry = window[perm[cut:]] if cut < perm.size else None
+    if carry is not None and carry.shape[0]:
+        yield (carry,)
+
+
+class StreamedData:
+    """A streamed source and how training sees its blocks (``prepare``); see :func:`stream_batches`."""
+
+    def __init__(self, source, prepare):
+        self.source, self.prepare = source, prepare
+        self.shape = tuple(source.shape)
+
+    def batches(self, batch_size, rng):
+        return stream_batches(self.source, batch_size, rng, self.prepare)
+
+
+def counted(batches, progress):
+    """Pass ``batches`` through, calling ``progress(rows)`` after each (progress in samples)."""
+    for batch in batches:
+        yield batch
+        progress(batch[0].shape[0])
+
+
+def _read_window(x, ranges, prepare):
+    """The window's blocks, read in order and prepared, in one preallocated array."""
+    n, window = 0, None
+    for lo, hi in ranges:
+        part = prepare(read_block(x, lo, hi))
+        if window is None:
+            total = sum(b - a for a, b in ranges)
+            window = get_array_module(part).empty((total, part.shape[1]), dtype=part.dtype)
+        window[n:n + part.shape[0]] = part
+        n += part.shape[0]
+        del part
+    return window
