@@ -8,6 +8,8 @@ from ksparse.kernels.fast import fast_step
 from ksparse.nn.layers import ksparse_step
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.parallel.data_parallel import DaskDataParallelStep, combine, shard_gradient
+from ksparse.training.loop import fit
+from ksparse.training.steps import AutoencoderStep, StepSettings
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -74,7 +76,8 @@ def test_data_parallel_training_equals_single_process_float64(client):
     step = DaskDataParallelStep(client)
     for start in range(0, 640, 64):
         xb = x[start:start + 64]
-        E1, Gamma1 = step.step_(xb, p, vp, 5, 0.01, 0.9)
+        out = step((xb,), p, vp, StepSettings(lr=0.01, momentum=0.9, k=5))
+        E1, Gamma1 = out.loss, out.active
         E2, grads, Gamma2 = fast_step(xb, q["W"], q["b"], q["b_prime"], 5)
         sgd_momentum_(q, grads, vq, 0.01, 0.9)
         np.testing.assert_allclose(E1, E2, rtol=1e-12)
@@ -82,3 +85,16 @@ def test_data_parallel_training_equals_single_process_float64(client):
     for name in p:
         np.testing.assert_allclose(p[name], q[name], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(vp[name], vq[name], rtol=1e-9, atol=1e-14)
+
+
+def test_fit_with_the_data_parallel_step_equals_single_process_fit(client):
+    """ksparse.training.loop.fit with the Dask step: the same run as the plain single-process step."""
+    x, _ = _problem(N=300, d=12)
+    cfg = {"n_hidden": 20, "k": 4, "k_start": 8, "n_epochs": 3, "batch_size": 40, "dtype": "float64"}
+    a = fit(x, cfg, step=DaskDataParallelStep(client))
+    b = fit(x, cfg, step=AutoencoderStep(kernel="plain"))
+    for name in a.params:
+        np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-10, atol=1e-13)
+    for ra, rb in zip(a.history, b.history, strict=True):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-10)
+        assert ra["dead_fraction"] == rb["dead_fraction"]

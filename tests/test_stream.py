@@ -118,3 +118,34 @@ def test_fit_rejects_a_streamed_source_of_the_wrong_shape(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="must be 2-D"):
         fit(np.load(tmp_path / "x.npy", mmap_mode="r"), {"n_hidden": 4, "k": 2})
+
+
+def _h5py(tmp_path, x):
+    h5py = pytest.importorskip("h5py")
+    f = h5py.File(tmp_path / "x.h5", "w")
+    f.create_dataset("x", data=x, chunks=(64, x.shape[1]))
+    return f["x"]
+
+
+def _zarr(tmp_path, x):
+    zarr = pytest.importorskip("zarr")
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=x.shape, chunks=(64, x.shape[1]),
+                        dtype=x.dtype)
+    z[:] = x
+    return z
+
+
+def _dask(tmp_path, x):
+    da = pytest.importorskip("dask.array")
+    return da.from_array(x, chunks=(100, x.shape[1]))
+
+
+@pytest.mark.parametrize("source", [_h5py, _zarr, _dask])
+def test_fit_on_h5py_zarr_and_dask_equals_in_memory(tmp_path, monkeypatch, source):
+    monkeypatch.setattr(epoch, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(epoch, "SHUFFLE_ROWS", 256)
+    x = np.random.default_rng(7).random((600, 12)).astype(np.float32)
+    cfg = {"n_hidden": 16, "k": 4, "k_start": 8, "n_epochs": 2}
+    a, b = fit(x, cfg), fit(source(tmp_path, x), cfg)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])

@@ -15,7 +15,7 @@ dominating.
 import numpy as np
 
 from ksparse.kernels.fast import fast_step
-from ksparse.nn.optim import sgd_momentum_
+from ksparse.training.steps import Step, StepOutput
 
 
 def shard_gradient(x, params, k, n_total, kernel="auto"):
@@ -70,8 +70,11 @@ def combine(parts, params, n_total):
     return W.dtype.type(loss / n_total), grads, Gamma
 
 
-class DaskDataParallelStep:
+class DaskDataParallelStep(Step):
     """The k-sparse autoencoder's step with each minibatch split across a Dask cluster's workers.
+
+    A :class:`ksparse.training.steps.Step`: ``ksparse.training.loop.fit(x, config,
+    step=DaskDataParallelStep(client))`` trains data-parallel.
 
     Parameters
     ----------
@@ -85,26 +88,28 @@ class DaskDataParallelStep:
     -----
     Parameters stay on the client (NumPy arrays); each step scatters them to the workers
     (a broadcast of d H + H + d numbers), runs :func:`shard_gradient` on each shard and
-    combines the results with :func:`combine`. :meth:`step_` then applies Eq. (11) once
-    (:func:`ksparse.nn.optim.sgd_momentum_`).
+    combines the results with :func:`combine`. The inherited ``__call__`` then applies
+    Eq. (11) once (:meth:`ksparse.training.steps.Step.update_`).
 
     Examples
     --------
     >>> from distributed import Client, LocalCluster            # doctest: +SKIP
+    >>> from ksparse.training.loop import fit                    # doctest: +SKIP
     >>> client = Client(LocalCluster(n_workers=2, processes=False))  # doctest: +SKIP
-    >>> step = DaskDataParallelStep(client)                      # doctest: +SKIP
-    >>> E, Gamma = step.step_(x, params, velocity, k=25, lr=0.01, momentum=0.9)  # doctest: +SKIP
+    >>> state = fit(X, {"n_hidden": 1000, "k": 25}, step=DaskDataParallelStep(client))  # doctest: +SKIP
     """
 
     name = "ksparse-dask"
 
     def __init__(self, client, n_shards=None, kernel="auto"):
+        if kernel not in ("auto", "numba", "numpy"):
+            raise ValueError(f"kernel must be 'auto', 'numba' or 'numpy', got {kernel!r}")
         self.client = client
         self.n_shards = n_shards
         self.kernel = kernel
 
     def _workers(self):
-        workers = sorted(self.client.scheduler_info()["workers"])
+        workers = sorted(self.client.ncores())  # a fresh call (scheduler_info() may return a cache)
         if not workers:
             raise ValueError("the Dask cluster has no workers; start some, e.g. LocalCluster(n_workers=2)")
         return workers
@@ -131,8 +136,8 @@ class DaskDataParallelStep:
         parts = self.client.gather(futures)
         return combine(parts, params, n)
 
-    def step_(self, x, params, velocity, k, lr, momentum):
-        """One training step in place: :meth:`gradient`, then Eq. (11) once. Returns (E, Gamma)."""
-        E, grads, Gamma = self.gradient(x, params, k)
-        sgd_momentum_(params, grads, velocity, lr, momentum)
-        return E, Gamma
+    def forward_backward(self, batch, params, settings):
+        """The step contract: ``(StepOutput(E, Gamma), grads)`` of ``batch = (x,)`` at ``settings.k``."""
+        (x,) = batch
+        E, grads, Gamma = self.gradient(np.asarray(x), params, settings.k)
+        return StepOutput(E, Gamma), grads
