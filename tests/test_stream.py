@@ -87,7 +87,7 @@ def test_fit_on_a_memmap_equals_in_memory_fit_bit_for_bit(tmp_path, monkeypatch,
     monkeypatch.setattr(epoch, "SHUFFLE_ROWS", 256)
     x = np.random.default_rng(4).random((1000, 20)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    cfg = {"n_hidden": 30, "k": 5, "k_start": 10, "n_epochs": 3, "batch_size": 50, "center": center}
+    cfg = {"n_hidden": 30, "k": 5, "k_start": 10, "max_iter": 3, "batch_size": 50, "center": center}
     a = fit(x, cfg)
     seen = []
     b = fit(np.load(tmp_path / "x.npy", mmap_mode="r"), cfg, progress=seen.append)
@@ -102,14 +102,14 @@ def test_fit_streams_blocks_never_the_whole_source(monkeypatch):
     monkeypatch.setattr(epoch, "BLOCK_ROWS", 64)
     monkeypatch.setattr(epoch, "SHUFFLE_ROWS", 256)
     src = _Rows(np.random.default_rng(5).random((1000, 8)))
-    fit(src, {"n_hidden": 12, "k": 3, "k_start": 3, "n_epochs": 1})
+    fit(src, {"n_hidden": 12, "k": 3, "k_start": 3, "max_iter": 1})
     assert src.reads and all(k.stop - k.start <= 64 for k in src.reads)
 
 
 def test_fit_on_npy_rows_equals_in_memory(tmp_path):
     x = np.random.default_rng(6).random((300, 10))
     np.save(tmp_path / "x.npy", x)
-    cfg = {"n_hidden": 16, "k": 4, "k_start": 4, "n_epochs": 2, "dtype": "float64"}
+    cfg = {"n_hidden": 16, "k": 4, "k_start": 4, "max_iter": 2, "dtype": "float64"}
     a, b = fit(x, cfg), fit(stream.NpyRows(tmp_path / "x.npy"), cfg)
     np.testing.assert_array_equal(a.params["W"], b.params["W"])
 
@@ -145,7 +145,7 @@ def test_fit_on_h5py_zarr_and_dask_equals_in_memory(tmp_path, monkeypatch, sourc
     monkeypatch.setattr(epoch, "BLOCK_ROWS", 64)
     monkeypatch.setattr(epoch, "SHUFFLE_ROWS", 256)
     x = np.random.default_rng(7).random((600, 12)).astype(np.float32)
-    cfg = {"n_hidden": 16, "k": 4, "k_start": 8, "n_epochs": 2}
+    cfg = {"n_hidden": 16, "k": 4, "k_start": 8, "max_iter": 2}
     a, b = fit(x, cfg), fit(source(tmp_path, x), cfg)
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name])
