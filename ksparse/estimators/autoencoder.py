@@ -14,12 +14,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ksparse.backend import check_device, device_of, to_device, to_numpy
+from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
-from ksparse.kernels.encode import alpha_k, encode
-from ksparse.nn.layers import decode_forward
+from ksparse.estimators import codes as _codes
+from ksparse.kernels.encode import alpha_k
 from ksparse.training import loop as train
-from ksparse.training.finetune import transform_batched
 
 _FLOATS = (np.float64, np.float32)
 
@@ -148,6 +147,12 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """A fresh TrainState from the parameters; the seed comes from ``random_state``."""
         return train.new_state(d, self._config(), self.device)
 
+    def _check_X(self, X, reset):
+        """scikit-learn's validation for in-memory X; shape and dtype only for X read by rows."""
+        if _codes.is_large(X):
+            return _codes.check_rows_of(self, X, reset)
+        return validate_data(self, X, dtype=_FLOATS, reset=reset)
+
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y=None, resume_from=None):
         """Sec. 2.2: train on ``X`` for ``max_iter`` epochs with the Sec. 4.2.1 schedule.
@@ -155,6 +160,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
+            In memory, or read one block of rows at a time without being loaded whole: a
+            ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array (see
+            :mod:`ksparse.training.stream`; the model equals the in-memory fit bit for bit).
         y : ignored
         resume_from : path, optional
             A checkpoint (from :meth:`save` or ``checkpoint_path``) to continue until
@@ -175,7 +183,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ksparse.training.loop.TrainingInterrupted
             On Ctrl-C (a KeyboardInterrupt); ``state_`` holds the last finished epoch.
         """
-        X = validate_data(self, X, dtype=_FLOATS)
+        X = self._check_X(X, reset=True)
         self._config()
         if resume_from is None:
             return self._run(X, self._new_state(X.shape[1]))
@@ -196,7 +204,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self
         """
         first = not hasattr(self, "state_")
-        X = validate_data(self, X, dtype=_FLOATS, reset=first)
+        X = self._check_X(X, reset=first)
         state = self._new_state(X.shape[1]) if first else self.state_
         cfg = self._config(random_state=state.config.random_state)
         built = {"n_hidden": state.config.n_hidden, "dtype": state.config.dtype,
@@ -243,43 +251,51 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return self.state_.config.n_hidden
 
     # -- using the model ---------------------------------------------------------------
-    def transform(self, X):
-        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), shape (n_samples, n_hidden).
+    def transform(self, X, output="dense"):
+        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), alpha k units per row.
 
-        With ``center=True``, x is the input minus the training mean. Rows are encoded in
-        blocks of 4096, so that only one block's z (and x on the device) is held at a time.
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            In memory, streamed by rows (memmap, h5py, zarr) or a Dask array. With
+            ``center=True``, x is the input minus the training mean.
+        output : {"dense", "sparse", "topk"}, default "dense"
+            ``"dense"``: an (n_samples, n_hidden) array; ``"sparse"``: a
+            ``scipy.sparse.csr_array`` with exactly alpha k stored entries per row;
+            ``"topk"``: ``(index, value)``, two (n_samples, alpha k) arrays, columns
+            ascending. A Dask ``X`` gives a lazy Dask array (or pair), ``"dense"`` or ``"topk"``.
+
+        Rows are encoded in blocks (:mod:`ksparse.kernels.encode`): beyond the codes, only
+        one block's x and z are held at a time.
         """
         check_is_fitted(self, "state_")
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        p, cfg = self.state_.params, self.state_.config
+        X = self._check_X(X, reset=False)
+        cfg = self.state_.config
         alpha_k(cfg.k, self.alpha, cfg.n_hidden)  # a bad alpha fails before any work
-        device = device_of(p["W"])
-
-        def block(xb):
-            xb = to_device(train.centered(xb, self.state_), device, dtype=cfg.dtype)
-            return to_numpy(encode(xb, p["W"], p["b"], cfg.k, self.alpha))
-
-        return transform_batched(block, X, batch=4096)
+        return _codes.encode_rows(self.state_, X, self.alpha, output)
 
     def inverse_transform(self, X):
-        """D3: reconstruct x_hat = W h + b' from codes (n_samples, n_hidden); + the mean if ``center``."""
+        """D3: reconstruct x_hat = W h + b' (+ the mean if ``center``) from codes in any form.
+
+        ``X`` is what :meth:`transform` returns: an (n_samples, n_hidden) array, a
+        ``scipy.sparse`` matrix or array, or an ``(index, value)`` pair.
+        """
         check_is_fitted(self, "state_")
-        h = check_array(X, dtype=_FLOATS)
-        p, cfg = self.state_.params, self.state_.config
-        if h.shape[1] != cfg.n_hidden:
-            raise ValueError(f"codes must have n_hidden = {cfg.n_hidden} columns, got {h.shape[1]}")
-        h = to_device(h, device_of(p["W"]), dtype=cfg.dtype)
-        x_hat = to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
-        if self.state_.x_mean is not None:
-            x_hat += self.state_.x_mean.astype(x_hat.dtype)
-        return x_hat
+        if not (isinstance(X, tuple) or hasattr(X, "tocsr")):
+            X = check_array(X, dtype=_FLOATS)
+        return _codes.decode_codes(self.state_, X)
 
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.
 
         ``x_hat`` is ``inverse_transform(transform(X))``, so it uses alpha k units (rounded half up);
-        with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``.
+        with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``. An ``X``
+        read by rows is scored block by block.
         """
+        if _codes.is_large(X):
+            check_is_fitted(self, "state_")
+            total, n = _codes.squared_error_rows(self.state_, self._check_X(X, reset=False), self.alpha)
+            return -total / (n * X.shape[1])
         X = check_array(X, dtype=_FLOATS)
         x_hat = self.inverse_transform(self.transform(X))
         return -float(np.mean((x_hat.astype(np.float64) - X) ** 2))

@@ -51,11 +51,12 @@ class NpyRows:
 
 def is_streamed(x):
     """True for a 2-D array-like read by rows (memmap, h5py, zarr, Dask, :class:`NpyRows`),
-    False for in-memory arrays (NumPy, CuPy), lists and data frames."""
+    False for in-memory arrays (NumPy, CuPy, scipy.sparse), lists and data frames."""
     if isinstance(x, np.memmap) or isinstance(x, NpyRows):
         return True
-    if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "iloc") or get_array_module(x) is not np:
-        return False
+    if isinstance(x, (np.ndarray, list, tuple)) or hasattr(x, "iloc") or hasattr(x, "tocsr") \
+            or get_array_module(x) is not np:
+        return False  # in memory: NumPy, CuPy, lists, data frames, scipy.sparse (refused later)
     return hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__getitem__")
 
 
