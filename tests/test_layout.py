@@ -12,6 +12,7 @@ LAYERS = {
     "ksparse": 0,               # the package itself: __version__ (its lazy __getattr__ is exempt)
     "ksparse.backend": 0,
     "ksparse.io": 0,
+    "ksparse.blockio": 0,       # .npy/.npz written one block of rows at a time
     "ksparse.config": 0,
     "ksparse.errors": 0,
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules

@@ -34,12 +34,13 @@ def seed_from(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-_RUN_PARAMS = {"device": "cpu", "checkpoint_path": None, "checkpoint_every": 0, "callback": None}
+_RUN_PARAMS = {"device": "cpu", "checkpoint_path": None, "checkpoint_every": 0, "callback": None,
+               "progress": None}
 
 _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha k features.
 
     The parameters are the fields of :class:`ksparse.config.AutoencoderConfig` (the same
-    names, defaults and ranges as the options of ``ksparse train``), then four that say
+    names, defaults and ranges as the options of ``ksparse train``), then five that say
     how a run is carried out and not what is learned.
 
     Parameters
@@ -54,6 +55,8 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
         0 writes only at the end.
     callback : callable or None, default None
         Called as ``callback(record)`` after each epoch with that epoch's metrics.
+    progress : callable or None, default None
+        Called as ``progress(rows)`` after each minibatch: training's progress in samples.
 
     ``random_state`` may also be None or a ``numpy.random.RandomState``, as in scikit-learn:
     the seed is then drawn from it (from NumPy's global RNG for None) on each :meth:`fit`.
@@ -135,7 +138,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         try:
             state = train.fit(X, state=state, device=self.device, callback=self.callback,
                               checkpoint_path=self.checkpoint_path, max_iter=max_iter,
-                              checkpoint_every=self.checkpoint_every, epochs=epochs)
+                              checkpoint_every=self.checkpoint_every, epochs=epochs,
+                              progress=self.progress)
         except (train.TrainingDiverged, train.TrainingInterrupted) as e:
             if e.state is not None:
                 self.state_ = e.state

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import sparse
 
 from ksparse.backend import device_of, to_device, to_numpy
+from ksparse.blockio import write_npy_blocks, write_npz_blocks
 from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
 from ksparse.training.loop import centered
@@ -41,6 +42,9 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None):
     form = "topk" if output == "sparse" else output
     for lo in range(0, X.shape[0], rows):
         xb = read_block(X, lo, min(X.shape[0], lo + rows))
+        if not np.all(np.isfinite(xb)):
+            raise ValueError(f"X contains NaN or inf in rows {lo}-{lo + len(xb) - 1}; "
+                             "clean or impute the data first")
         xb = to_device(centered(xb, state), device, dtype=cfg.dtype)
         codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))
@@ -114,3 +118,27 @@ def squared_error_rows(state, X, alpha):
 def is_large(X):
     """True for inputs read by rows (memmap, h5py, zarr, Dask): the estimator never loads them whole."""
     return is_streamed(X) or is_dask_array(X)
+
+
+def save_codes(path, state, X, alpha, output="dense"):
+    """Encode ``X`` block by block and write the codes as they come; memory: one block.
+
+    ``"dense"`` writes an (N, H) ``.npy``; ``"sparse"`` an ``.npz`` in the layout of
+    ``scipy.sparse.save_npz`` (``scipy.sparse.load_npz`` reads it back as a ``csr_array``);
+    ``"topk"`` an ``.npz`` with ``index`` and ``value`` (N, alpha k) and ``n_hidden``.
+    """
+    cfg = state.config
+    N, H, ak = X.shape[0], cfg.n_hidden, alpha_k(cfg.k, alpha, cfg.n_hidden)
+    blocks = (codes for _, codes in iter_codes(state, X, alpha, output))
+    if output == "dense":
+        return write_npy_blocks(path, cfg.dtype, (N, H), blocks)
+    index_type = np.int32 if H < 2**31 else np.int64
+    if output == "topk":
+        specs = {"index": (index_type, (N, ak)), "value": (cfg.dtype, (N, ak))}
+        return write_npz_blocks(path, specs, ({"index": i, "value": v} for i, v in blocks),
+                                extra={"n_hidden": np.array(H)})
+    specs = {"indices": (index_type, (N * ak,)), "data": (cfg.dtype, (N * ak,))}
+    indptr = np.arange(0, N * ak + 1, ak, dtype=np.int64 if N * ak >= 2**31 else index_type)
+    return write_npz_blocks(path, specs, ({"indices": i.ravel(), "data": v.ravel()} for i, v in blocks),
+                            extra={"indptr": indptr, "format": np.array("csr"), "shape": np.array([N, H]),
+                                   "_is_array": np.array(True)})
