@@ -15,6 +15,7 @@ LAYERS = {
     "ksparse.blockio": 0,       # .npy/.npz written one block of rows at a time
     "ksparse.config": 0,
     "ksparse.errors": 0,
+    "ksparse.interrupts": 0,
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules
     "ksparse.kernels": 2,       # the same math on the support only, compiled
     "ksparse.training": 3,      # steps, the epoch loop, checkpoints, fine-tuning

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
+from ksparse.errors import reject_complex
 from ksparse.estimators import codes as _codes
 from ksparse.kernels.encode import alpha_k
 from ksparse.training import loop as train
@@ -105,6 +106,10 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
     """
 
 
+# parameters that shape the built model: partial_fit refuses a change after the first call
+FIXED_AFTER_FIT = ("n_hidden", "dtype", "center", "device")
+
+
 class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     __doc__ = _DOC.format(config=config_doc(AutoencoderConfig))
     __init__ = init_from(AutoencoderConfig, **_RUN_PARAMS)
@@ -151,12 +156,6 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """A fresh TrainState from the parameters; the seed comes from ``random_state``."""
         return train.new_state(d, self._config(), self.device)
 
-    def _check_X(self, X, reset):
-        """scikit-learn's validation for in-memory X; shape and dtype only for X read by rows."""
-        if _codes.is_large(X):
-            return _codes.check_rows_of(self, X, reset)
-        return validate_data(self, X, dtype=_FLOATS, reset=reset)
-
     # -- training ----------------------------------------------------------------------
     def fit(self, X, y=None, resume_from=None):
         """Sec. 2.2: train on ``X`` for ``max_iter`` epochs with the Sec. 4.2.1 schedule.
@@ -187,7 +186,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ksparse.training.loop.TrainingInterrupted
             On Ctrl-C (a KeyboardInterrupt); ``state_`` holds the last finished epoch.
         """
-        X = self._check_X(X, reset=True)
+        X = self._validate(X, reset=True)
         self._config()
         if resume_from is None:
             return self._run(X, self._new_state(X.shape[1]))
@@ -201,19 +200,21 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         and holds their final values past it: ``max_iter`` calls of ``partial_fit`` on the
         same data equal one :meth:`fit`. The current parameters apply
         (``set_params(lr=...)`` between calls takes effect), except ``n_hidden``,
-        ``dtype`` and ``device``, which are fixed once the model is built.
+        ``dtype``, ``center`` and ``device`` (:data:`FIXED_AFTER_FIT`), which are fixed once
+        the model is built: changing one raises ValueError.
 
         Returns
         -------
         self
         """
         first = not hasattr(self, "state_")
-        X = self._check_X(X, reset=first)
+        X = self._validate(X, reset=first)
         state = self._new_state(X.shape[1]) if first else self.state_
         cfg = self._config(random_state=state.config.random_state)
-        built = {"n_hidden": state.config.n_hidden, "dtype": state.config.dtype,
-                 "device": device_of(state.params["W"])}
-        for name, now in (("n_hidden", cfg.n_hidden), ("dtype", cfg.dtype), ("device", self.device)):
+        built = {name: getattr(state.config, name) for name in FIXED_AFTER_FIT if name != "device"}
+        built["device"] = device_of(state.params["W"])
+        for name in FIXED_AFTER_FIT:
+            now = self.device if name == "device" else getattr(cfg, name)
             if now != built[name]:
                 raise ValueError(f"{name} changed from {built[name]!r} to {now!r} since the model "
                                  "was built; call fit to start a new one")
@@ -273,7 +274,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         one block's x and z are held at a time.
         """
         check_is_fitted(self, "state_")
-        X = self._check_X(X, reset=False)
+        return self._encode(self._validate(X), output)
+
+    def _encode(self, X, output="dense"):
+        """transform on an already validated X."""
         cfg = self.state_.config
         alpha_k(cfg.k, self.alpha, cfg.n_hidden)  # a bad alpha fails before any work
         return _codes.encode_rows(self.state_, X, self.alpha, output)
@@ -285,9 +289,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ``scipy.sparse`` matrix or array, or an ``(index, value)`` pair.
         """
         check_is_fitted(self, "state_")
-        if not (isinstance(X, tuple) or hasattr(X, "tocsr")):
-            X = check_array(X, dtype=_FLOATS)
-        return _codes.decode_codes(self.state_, X)
+        return _codes.decode_codes(self.state_, self._validate(X, codes=True))
 
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.
@@ -296,13 +298,36 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``. An ``X``
         read by rows is scored block by block.
         """
+        check_is_fitted(self, "state_")
+        X = self._validate(X)
         if _codes.is_large(X):
-            check_is_fitted(self, "state_")
-            total, n = _codes.squared_error_rows(self.state_, self._check_X(X, reset=False), self.alpha)
+            total, n = _codes.squared_error_rows(self.state_, X, self.alpha)
             return -total / (n * X.shape[1])
-        X = check_array(X, dtype=_FLOATS)
-        x_hat = self.inverse_transform(self.transform(X))
+        x_hat = _codes.decode_codes(self.state_, self._encode(X))
         return -float(np.mean((x_hat.astype(np.float64) - X) ** 2))
+
+    # -- input -------------------------------------------------------------------------
+    def _validate(self, X, reset=False, codes=False):
+        """The one input check of every method: real numbers (complex refused), 2-D, finite.
+
+        Data (``codes=False``) goes through scikit-learn's ``validate_data``, which records
+        (``reset=True``) or checks ``n_features_in_`` and pandas column names; codes for
+        :meth:`inverse_transform` must have ``n_hidden`` columns.
+        """
+        if hasattr(X, "dtypes") and any(getattr(t, "kind", "") == "c" for t in np.atleast_1d(X.dtypes)):
+            reject_complex(np.zeros(1, complex), "X")  # a DataFrame with a complex column
+        reject_complex(X, "codes" if codes else "X")
+        if not codes:
+            if _codes.is_large(X):  # read by rows: shape and dtype here, finiteness block by block
+                return _codes.check_rows_of(self, X, reset)
+            return validate_data(self, X, dtype=_FLOATS, reset=reset)
+        if isinstance(X, tuple) or hasattr(X, "tocsr"):
+            return X  # top-k pairs and scipy.sparse codes: checked by ksparse.estimators.codes.decode_codes
+        h = check_array(X, dtype=_FLOATS)
+        if h.shape[1] != self.state_.config.n_hidden:
+            raise ValueError(f"codes must have n_hidden = {self.state_.config.n_hidden} columns, "
+                             f"got {h.shape[1]}")
+        return h
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
