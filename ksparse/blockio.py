@@ -1,4 +1,6 @@
-"""Arrays written one block of rows at a time: ``.npy`` and ``.npz`` files whose rows arrive in order.
+"""Arrays read and written one block of rows at a time.
+
+:class:`NpyRows` reads a ``.npy`` file by rows through a memory map per read.
 
 :func:`write_npy_blocks` writes the header, then each block's bytes. :func:`write_npz_blocks`
 spools each array's blocks to a temporary file beside the output, then zips them (an
@@ -14,7 +16,51 @@ import zipfile
 
 import numpy as np
 
-from ksparse.io import atomic_write
+from ksparse.errors import DataFileError
+from ksparse.io import atomic_write, read_npy_header
+
+
+class NpyRows:
+    """A ``.npy`` file read by rows through a fresh memory map per read.
+
+    Each ``rows[lo:hi]`` maps the file, copies those rows out and unmaps it, so the pages
+    read do not stay in the process's resident memory (they would with one long-lived
+    ``numpy.memmap``). The header is checked as :func:`ksparse.io.load_npy` checks it.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Raises
+    ------
+    ksparse.errors.DataFileError
+        When the file is missing, not a ``.npy``, holds Python objects, or is truncated.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            with open(self.path, "rb") as f:
+                shape, fortran, self.dtype, _ = read_npy_header(f, os.fstat(f.fileno()).st_size,
+                                                                repr(self.path))
+                self._offset = f.tell()
+        except OSError as e:
+            raise DataFileError(f"cannot read {self.path!r} ({e.strerror or e})") from None
+        self.shape, self._order = tuple(shape), "F" if fortran else "C"
+        self.ndim = len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not all(self.shape):
+            return np.zeros(self.shape, self.dtype)[key]
+        m = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self._offset, shape=self.shape,
+                      order=self._order)
+        try:
+            return np.array(m[key])
+        finally:
+            del m
 
 
 def _header(f, dtype, shape):

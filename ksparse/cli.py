@@ -93,9 +93,9 @@ def build_parser():
 
 def _data(args):
     """The data set; a ``.npy`` path is read by rows through a memory map, never loaded whole."""
+    from ksparse.blockio import NpyRows
     from ksparse.datasets import Dataset, load_dataset
     from ksparse.training.loop import check_data
-    from ksparse.training.stream import NpyRows
 
     if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
         x = NpyRows(args.dataset)
@@ -267,14 +267,14 @@ def cmd_encode(args):
     from ksparse.estimators.codes import save_codes
 
     want = ".npy" if args.form == "dense" else ".npz"
-    if not args.output.endswith(want):
-        raise UserError(f"--form {args.form} writes {want}; name OUTPUT {args.output!r} with {want}")
     for option, path in (("MODEL", args.model), ("INPUT", args.input)):
         if same_file(path, args.output) or os.path.abspath(path) == os.path.abspath(args.output):
             raise UserError(f"OUTPUT {args.output} is the {option} file and would be overwritten; "
                             "choose another OUTPUT")
     if os.path.isdir(args.output):
         raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features{want}")
+    if not args.output.endswith(want):
+        raise UserError(f"--form {args.form} writes {want}; name OUTPUT {args.output!r} with {want}")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = _encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
@@ -290,9 +290,10 @@ def cmd_encode(args):
 
 def _encode_input(path):
     """INPUT of ``encode``: a .npy read by rows through a memory map, or a loaded .npz."""
+    from ksparse.blockio import NpyRows
     from ksparse.datasets import load_matrix
     from ksparse.training.loop import check_data
-    from ksparse.training.stream import NpyRows, check_rows
+    from ksparse.training.stream import check_rows
 
     if path.endswith(".npy") and os.path.isfile(path):
         return check_rows(NpyRows(path), name=path)

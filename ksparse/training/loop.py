@@ -275,7 +275,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     x : array or array-like, shape (N, d)
         In memory (NumPy, CuPy), or streamed by rows without being loaded whole (a
         ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array,
-        :class:`ksparse.training.stream.NpyRows`; see :mod:`ksparse.training.stream`).
+        :class:`ksparse.blockio.NpyRows`; see :mod:`ksparse.training.stream`).
         Both give the same minibatches, so the same model bit for bit on CPU.
     config : AutoencoderConfig or dict, optional
         The run's options (a dict names some fields, the rest take their defaults). Not

@@ -1,7 +1,7 @@
 """Training on data that need not fit in memory: one shuffle for every source, read in row blocks.
 
 A *streamed* source is any 2-D array-like sliced by rows that is not an in-memory array:
-a ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array, or :class:`NpyRows`.
+a ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array, or :class:`ksparse.blockio.NpyRows`.
 Training reads it one window of row blocks at a time and never holds more than one
 window (``epoch.SHUFFLE_ROWS`` rows, in the training dtype) plus one block of the file.
 
@@ -14,39 +14,11 @@ for bit on CPU (the statistics, :func:`column_stats`, are summed in NumPy's own 
 import numpy as np
 
 from ksparse.backend import get_array_module
+from ksparse.blockio import NpyRows
 from ksparse.training import epoch
 
-
-class NpyRows:
-    """A ``.npy`` file read by rows through a fresh memory map per read.
-
-    Each ``rows[lo:hi]`` maps the file, copies those rows out and unmaps it, so the
-    pages read do not stay in the process's resident memory (they would with one
-    long-lived ``numpy.memmap``).
-
-    Parameters
-    ----------
-    path : str or path-like
-        A 2-D ``.npy`` file (not pickled).
-    """
-
-    ndim = 2
-
-    def __init__(self, path):
-        self.path = path
-        m = np.load(path, mmap_mode="r", allow_pickle=False)
-        self.shape, self.dtype = m.shape, m.dtype
-        del m
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        m = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        try:
-            return np.array(m[key])
-        finally:
-            del m
+__all__ = ["NpyRows", "StreamedData", "check_rows", "column_stats", "is_streamed", "read_block",
+           "stream_batches"]
 
 
 def is_streamed(x):
