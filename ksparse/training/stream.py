@@ -2,8 +2,9 @@
 
 A *streamed* source is any 2-D array-like sliced by rows that is not an in-memory array:
 a ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array, or :class:`ksparse.blockio.NpyRows`.
-Training reads it one window of row blocks at a time and never holds more than one
-window (``epoch.SHUFFLE_ROWS`` rows, in the training dtype) plus one block of the file.
+Training never loads it whole: a memory-mapped file (``numpy.memmap``, ``NpyRows``) is read
+one minibatch of rows at a time; a chunked store (h5py, zarr, Dask) one window of row
+blocks at a time (``epoch.SHUFFLE_ROWS`` rows in the training dtype, plus one block).
 
 The epoch order is :func:`ksparse.training.epoch.windows`, the same for every source,
 in memory or streamed. Since the rows of each minibatch, their order and the RNG's draws
@@ -108,9 +109,9 @@ def stream_batches(x, batch_size, rng, prepare, block_rows=None, shuffle_rows=No
     tuple
         ``(xb,)`` with xb (<= batch_size, d) on ``prepare``'s device.
     """
-    carry = None
+    carry, window = None, None
     for ranges, perm in epoch.windows(x.shape[0], rng, block_rows, shuffle_rows):
-        window = _read_window(x, ranges, prepare)
+        window = _read_window(x, ranges, prepare, window)
         xp = get_array_module(window)
         perm = xp.asarray(perm)
         start = 0
@@ -128,15 +129,30 @@ def stream_batches(x, batch_size, rng, prepare, block_rows=None, shuffle_rows=No
         yield (carry,)
 
 
+def random_access(x):
+    """True for sources that read any rows cheaply (a memory-mapped file): ``numpy.memmap`` and
+    :class:`ksparse.blockio.NpyRows`. Chunked stores (h5py, zarr, Dask) read whole blocks."""
+    return isinstance(x, (np.memmap, NpyRows))
+
+
 class StreamedData:
-    """A streamed source and how training sees its blocks (``prepare``); see :func:`stream_batches`."""
+    """A streamed source and how training sees its rows (``prepare``).
+
+    :meth:`batches` gives the minibatches of :func:`ksparse.training.epoch.index_blocks`:
+    a memory-mapped source (:func:`random_access`) reads each minibatch's rows directly, so
+    nothing but the minibatch is held; a chunked store goes through :func:`stream_batches`,
+    which holds one window of row blocks. Both give the rows of the in-memory order.
+    """
 
     def __init__(self, source, prepare):
         self.source, self.prepare = source, prepare
         self.shape = tuple(source.shape)
 
     def batches(self, batch_size, rng):
-        return stream_batches(self.source, batch_size, rng, self.prepare)
+        if not random_access(self.source):
+            return stream_batches(self.source, batch_size, rng, self.prepare)
+        return (((self.prepare(np.asarray(self.source[idx])),))
+                for idx in epoch.index_blocks(self.shape[0], batch_size, rng))
 
 
 def counted(batches, progress):
@@ -146,14 +162,18 @@ def counted(batches, progress):
         progress(batch[0].shape[0])
 
 
-def _read_window(x, ranges, prepare):
-    """The window's blocks, read in order and prepared, in one preallocated array."""
-    n, window = 0, None
+def _read_window(x, ranges, prepare, previous=None):
+    """The window's blocks, read in order and prepared, in one array (``previous`` reused:
+    never two windows in memory)."""
+    n, total, window = 0, sum(b - a for a, b in ranges), None
     for lo, hi in ranges:
         part = prepare(read_block(x, lo, hi))
         if window is None:
-            total = sum(b - a for a, b in ranges)
-            window = get_array_module(part).empty((total, part.shape[1]), dtype=part.dtype)
+            if previous is not None and previous.shape[0] >= total and previous.dtype == part.dtype:
+                window = previous[:total]
+            else:
+                del previous
+                window = get_array_module(part).empty((total, part.shape[1]), dtype=part.dtype)
         window[n:n + part.shape[0]] = part
         n += part.shape[0]
         del part
