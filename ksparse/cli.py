@@ -11,6 +11,7 @@ still writes its summary.
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -264,12 +265,15 @@ def cmd_encode(args):
         raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features{want}")
     if not args.output.endswith(want):
         raise UserError(f"--form {args.form} writes {want}; name OUTPUT {args.output!r} with {want}")
+    check_writable(os.path.dirname(os.path.abspath(args.output)), "OUTPUT's folder")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = _encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
     if args.alpha is not None:
+        if not (math.isfinite(args.alpha) and args.alpha >= 1):
+            raise ConfigError("alpha", "must be a finite number >= 1", args.alpha)
         est.set_params(alpha=args.alpha)
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
