@@ -2,13 +2,14 @@
 
     python -m benchmarks.rss [--gb 2.0] [--max-iter 1] [--folder DIR] [--no-save]
 
-Writes BIG.npy (uniform random float32 rows of d = 784, like MNIST pixels; 2 * 10^9 bytes
-of data by default) block by block into a temporary folder, then runs, each under
+Writes BIG.npy (random float32 rows of d = 784 at the scale of MNIST pixels: each entry
+uniform in [0, 1) with probability 0.2, else 0; 2 * 10^9 bytes of data by default) block
+by block into a temporary folder, then runs, each under
 ``/usr/bin/time -v``:
 
 - ``python -m ksparse.cli train --dataset BIG.npy --max-iter 1 --no-logreg --quiet`` (the
-  defaults otherwise: H = 1000, k = 20, batch 64), which reads the file by rows
-  (:class:`ksparse.training.stream.NpyRows`) and shuffles it in windows;
+  defaults otherwise: H = 1000, k = 20, batch 64), which reads the file one minibatch of
+  rows at a time through a fresh memory map (:class:`ksparse.blockio.NpyRows`);
 - ``python -m ksparse.cli encode MODEL BIG.npy CODES.npz --form topk``,
 
 and records "Maximum resident set size" and the wall time of each. The issue's target for
@@ -32,14 +33,19 @@ D = 784
 
 
 def write_big(path, n_bytes, block_rows=1 << 15):
-    """A float32 (N, D) .npy of about ``n_bytes`` of data, written block by block."""
+    """A float32 (N, D) .npy of about ``n_bytes`` of data, written block by block (uniform entries,
+    80% of them zeroed, so that the default learning rate suits it as it suits MNIST)."""
     from ksparse.blockio import write_npy_blocks
 
     n = int(n_bytes // (4 * D))
     rng = np.random.default_rng(0)
-    blocks = (rng.random((min(block_rows, n - lo), D), dtype=np.float32) for lo in range(0, n, block_rows))
+    blocks = (_rows(rng, min(block_rows, n - lo)) for lo in range(0, n, block_rows))
     write_npy_blocks(path, np.float32, (n, D), blocks)
     return n
+
+
+def _rows(rng, n):
+    return rng.random((n, D), dtype=np.float32) * (rng.random((n, D), dtype=np.float32) < 0.2)
 
 
 def timed(argv):
