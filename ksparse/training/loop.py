@@ -29,6 +29,13 @@ from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_check
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
+from ksparse.training.stream import (
+    StreamedData,
+    check_rows,
+    column_stats,
+    counted,
+    is_streamed,
+)
 
 DEFAULTS = AutoencoderConfig()
 """The default configuration (the estimator's and ``ksparse train``'s defaults)."""
@@ -317,26 +324,55 @@ def default_step():
     return AutoencoderStep()
 
 
-def train_epoch(x, state, k, lr, step):
-    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device), its
-    minibatches drawn from ``state.rng_state``, updating ``state``. Returns the epoch's record."""
+def train_epoch(x, state, k, lr, step, progress=None):
+    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device, or a
+    :class:`ksparse.training.stream.StreamedData`), its minibatches drawn from
+    ``state.rng_state`` in the order of :func:`ksparse.training.epoch.windows`, updating
+    ``state``. Returns the epoch's record."""
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    if isinstance(x, StreamedData):
+        batches = x.batches(cfg.batch_size, rng)
+    else:
+        batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    if progress is not None:
+        batches = counted(batches, progress)
     settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
     record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
     state.rng_state = rng.bit_generator.state
     return record
 
 
+def _training_data(x, state, device):
+    """``x`` as training reads it (on the device, or streamed by rows) and the variance for fvu.
+
+    Sets ``state.x_mean`` when the model centres its inputs and has no mean yet.
+    """
+    cfg = state.config
+    if isinstance(x, StreamedData):
+        mean64, variance = column_stats(x.source)
+        if cfg.center and state.x_mean is None:
+            state.x_mean = mean64
+        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
+                                                                dtype=cfg.dtype)), variance
+    if cfg.center and state.x_mean is None:
+        state.x_mean = x.mean(axis=0, dtype=np.float64)
+    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
+    return xd, float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None, max_iter=None):
+        checkpoint_every=0, step=None, epochs=None, max_iter=None, progress=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
-    x : array, shape (N, d)
+    x : array or array-like, shape (N, d)
+        In memory (NumPy, CuPy), or streamed by rows without being loaded whole (a
+        ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array,
+        :class:`ksparse.blockio.NpyRows`; see :mod:`ksparse.training.stream`).
+        Both give the same minibatches, so the same model bit for bit on CPU.
     config : AutoencoderConfig or dict, optional
         The run's options (a dict names some fields, the rest take their defaults). With
         ``state``, every field but ``max_iter`` must equal the state's (a resumed run keeps
@@ -359,6 +395,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         With ``state``: the total number of epochs to reach, at least the epochs already
         run; it may exceed the run's first ``max_iter``, and the extra epochs run at the
         schedules' final k and lr (see the module's notes on resume). Default: the state's.
+    progress : callable, optional
+        Called as ``progress(rows)`` after each minibatch: progress in samples.
 
     Returns
     -------
@@ -384,22 +422,21 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     units alive under the Sec. 4.2.1 schedule.
     """
     check_device(device)
-    x = check_data(x)
+    x = StreamedData(check_rows(reject_complex(x)), None) if is_streamed(x) else check_data(x)
     if state is None:
         state = new_state(x.shape[1], check_config(config).replace(
             **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
         extend(state, x.shape[1], max_iter, config)
     cfg = state.config
-    step = _training_step(state, x, step)
-    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
-    variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    step = _training_step(state, x, step)  # sets the scale, b' and x_mean of a fresh run first
+    xd, variance = _training_data(x, state, device)
     last_good = state.copy()
     stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
         while state.epoch < stop:
             last_good = _epoch(xd, x.shape[1], variance, state, step, last_good, checkpoint_path,
-                               checkpoint_every, callback)
+                               checkpoint_every, callback, progress)
         if checkpoint_path:
             save_state(checkpoint_path, state)
     except KeyboardInterrupt:
@@ -407,12 +444,13 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     return state
 
 
-def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback):
+def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback,
+           progress=None):
     """One epoch of :func:`fit`: train, check for divergence, record, checkpoint, call back.
     Returns the new last good state (a copy of ``state`` after the epoch)."""
     e = state.epoch
     k, lr = schedule_at(state, e)
-    record = train_epoch(xd, state, k, lr, step)
+    record = train_epoch(xd, state, k, lr, step, progress)
     record["loss"] *= state.scale ** 2  # D4 in the data's units
     if not (math.isfinite(record["loss"]) and all(
             bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
@@ -482,12 +520,23 @@ def _training_step(state, x, step):
     step = step or default_step()
     cfg = state.config
     rem = remedies_in_force(cfg, x.shape[1])
+    streamed = isinstance(x, StreamedData)
+    if streamed:  # one pass over the rows: the column means and the mean squared distance to them
+        mean64, energy = column_stats(x.source)
+    else:
+        mean64 = x.mean(axis=0, dtype=np.float64)
     if cfg.center and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
+        state.x_mean = mean64
     if state.tracker is None:
         if state.epoch == 0:
-            state.scale = remedies.data_scale(x) if rem["scale"] else 1.0
-            b_prime = remedies.init_b_prime(centered(x, state), rem["b_prime_init"])
+            if streamed:
+                state.scale = (float(np.sqrt(energy)) or 1.0) if rem["scale"] else 1.0
+                shift = np.zeros_like(mean64) if state.x_mean is None else state.x_mean
+                b_prime = (np.zeros_like(mean64) if rem["b_prime_init"] == "zero"
+                           else (mean64 - shift) / state.scale)  # the mean (also for "median")
+            else:
+                state.scale = remedies.data_scale(x) if rem["scale"] else 1.0
+                b_prime = remedies.init_b_prime(centered(x, state), rem["b_prime_init"])
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
         state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
@@ -506,7 +555,7 @@ def _divergence_advice(state, xd, lr):
     ``xd`` is the training data as the model sees it (in the data's units when not scaled).
     """
     cfg = state.config
-    if not remedies_in_force(cfg, xd.shape[1])["scale"]:
+    if not remedies_in_force(cfg, xd.shape[1])["scale"] and not isinstance(xd, StreamedData):
         xp = get_array_module(xd)
         spread = float(xp.sqrt(((xd - xd.mean(axis=0)) ** 2).mean()))
         return (f"the inputs were not scaled (paper={cfg.paper}, scale={cfg.scale}) and their typical "
