@@ -90,7 +90,9 @@ def test_data_parallel_training_equals_single_process_float64(client):
 def test_fit_with_the_data_parallel_step_equals_single_process_fit(client):
     """ksparse.training.loop.fit with the Dask step: the same run as the plain single-process step."""
     x, _ = _problem(N=300, d=12)
-    cfg = {"n_hidden": 20, "k": 4, "k_start": 8, "max_iter": 3, "batch_size": 40, "dtype": "float64"}
+    # paper=True: the data-parallel step computes D1-D8 (the paper's step), not D9 or resampling
+    cfg = {"n_hidden": 20, "k": 4, "k_start": 8, "max_iter": 3, "batch_size": 40, "dtype": "float64",
+           "paper": True}
     a = fit(x, cfg, step=DaskDataParallelStep(client))
     b = fit(x, cfg, step=AutoencoderStep(kernel="plain"))
     for name in a.params:

@@ -521,22 +521,25 @@ def _training_step(state, x, step):
     cfg = state.config
     rem = remedies_in_force(cfg, x.shape[1])
     streamed = isinstance(x, StreamedData)
-    if streamed:  # one pass over the rows: the column means and the mean squared distance to them
+    if streamed:  # the column means and the mean squared distance to them, as for arrays below
         mean64, energy = column_stats(x.source)
     else:
         mean64 = x.mean(axis=0, dtype=np.float64)
+        energy = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     if cfg.center and state.x_mean is None:
         state.x_mean = mean64
     if state.tracker is None:
-        if state.epoch == 0:
-            if streamed:
-                state.scale = (float(np.sqrt(energy)) or 1.0) if rem["scale"] else 1.0
-                shift = np.zeros_like(mean64) if state.x_mean is None else state.x_mean
-                b_prime = (np.zeros_like(mean64) if rem["b_prime_init"] == "zero"
-                           else (mean64 - shift) / state.scale)  # the mean (also for "median")
-            else:
-                state.scale = remedies.data_scale(x) if rem["scale"] else 1.0
-                b_prime = remedies.init_b_prime(centered(x, state), rem["b_prime_init"])
+        if state.epoch == 0:  # s of remedies.data_scale; b' the (scaled, centred) mean, or the median
+            s = float(np.sqrt(energy))
+            if s <= 0:  # constant data: the root mean square, else 1
+                s = 1.0 if streamed else remedies.data_scale(x)
+            state.scale = s if rem["scale"] else 1.0
+            shift = np.zeros_like(mean64) if state.x_mean is None else state.x_mean
+            b_prime = (mean64 - shift) / state.scale
+            if rem["b_prime_init"] == "zero":
+                b_prime = np.zeros_like(mean64)
+            elif rem["b_prime_init"] == "median" and not streamed:  # streamed data: the mean
+                b_prime = remedies.init_b_prime(centered(x, state), "median")
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
         state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
