@@ -172,6 +172,8 @@ def epochs_table(results):
 
 def runs_table(results):
     """Every result file: the command that wrote it, the code version, when, and how long."""
+    if not results:
+        return "(no results yet)\n"
     lines = ["| File | Command | Code (commit, source digest) | Started (UTC) | Wall time | Load average |",
              "|---|---|---|---|---|---|"]
     for r in results:
