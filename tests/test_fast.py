@@ -70,6 +70,48 @@ def test_fast_train_step_equals_eq11(kernel, shape, one_blas_thread):
     assert params["W"].flags.f_contiguous and velocity["W"].flags.f_contiguous
 
 
+@pytest.mark.skipif(not fast.has_numba(), reason="numba is not installed (the `fast` extra)")
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_split_over_threads_equals_layers(shape, n_threads, monkeypatch, one_blas_thread):
+    # rows and units cut into n ranges, each on its own thread (more threads than rows for N = 1)
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: n_threads)
+    x, W, b, b_prime = _problem(*shape[:3], seed=9)
+    k, lr, momentum = shape[3], 0.05, 0.9
+    E_ref, grads_ref, Gamma_ref = ksparse_step(x, W, b, b_prime, k)
+    E, grads, Gamma = fast.fast_step(x, W, b, b_prime, k, kernel="numba")
+    _assert_same_support(Gamma, Gamma_ref)
+    np.testing.assert_allclose(E, E_ref, rtol=1e-10)
+    for name in ("W", "b", "b_prime"):
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-10,
+                                   atol=1e-13 * np.abs(grads_ref[name]).max())
+    _assert_same_support(fast.supp_k(x @ W + b, k, kernel="numba"), Gamma_ref)
+    params = {"W": W.copy(), "b": b.copy(), "b_prime": b_prime.copy()}
+    velocity = {n: np.full_like(p, 0.01) for n, p in params.items()}
+    ref_params = {n: p.copy() for n, p in params.items()}
+    ref_velocity = {n: v.copy() for n, v in velocity.items()}
+    sgd_momentum_(ref_params, grads_ref, ref_velocity, lr, momentum)
+    fast.fast_train_step_(x, params, velocity, k, lr, momentum, kernel="numba")
+    for name in params:
+        np.testing.assert_allclose(params[name], ref_params[name], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(velocity[name], ref_velocity[name], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.skipif(not fast.has_numba(), reason="numba is not installed (the `fast` extra)")
+def test_split_step_restores_the_blas_thread_count(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: 2)
+    x, W, b, b_prime = _problem(20, 10, 30)
+    with threadpool_limits(limits=2, user_api="blas"):
+        fast.fast_step(x, W, b, b_prime, 3, kernel="numba")
+        assert all(p["num_threads"] == 2 for p in threadpool_info() if p["user_api"] == "blas")
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_fast_step_float32_matches_layers(kernel, one_blas_thread):
     # mostly negative z: an order-preserving key that mishandles the sign would pick the wrong units

@@ -5,32 +5,15 @@ so that the column ``W[:, j]`` of an active unit is one contiguous row ``WT[j]``
 math is that of ``docs/equations.md`` D2-D8 restricted to the support Gamma; see
 :mod:`ksparse.kernels.fast` for the public functions and the equations.
 
-Importing this module compiles nothing: numba compiles each kernel on its first call
-(and caches it on disk). Small steps run on one thread (:func:`threads_for`).
+The kernels are serial, release the GIL, and work on a range of rows (samples) or of
+units, so that :mod:`ksparse.kernels._cpu` runs them on its own threads, one range each,
+together with the BLAS product of the same rows: one pool of threads for every phase.
+Importing this module compiles nothing: numba compiles each kernel on its first call,
+for the types of that call only, and caches it on disk (``cache=True``).
 """
-
-import contextlib
 
 import numba
 import numpy as np
-
-# Below this many multiply-adds a step runs its kernels on one thread: waking a second
-# thread and meeting it at a barrier costs more than it saves on small problems, and on a
-# busy machine (where the second thread waits for a time slice) up to 100 times more.
-PARALLEL_WORK = 1 << 23
-
-@contextlib.contextmanager
-def threads_for(work):
-    """Run the enclosed kernels on one thread when ``work`` < PARALLEL_WORK, else on numba's
-    thread count; restores the (thread-local) setting afterwards."""
-    n = numba.get_num_threads()
-    if work < PARALLEL_WORK:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(n)
-
 
 # Every fast-math flag except 'nnan' and 'ninf': NaN and inf must still propagate, so that
 # training can detect divergence.
@@ -132,36 +115,40 @@ def topk_row(bits, k, shift, mask, Gamma_row, scratch):
     _heap_topk(cand_key, cand_index, n, k, block_max, Gamma_row)
 
 
-@numba.njit(parallel=True, **_JIT)
-def topk_rows(bits, shift, mask, Gamma):
-    """D2 for every row of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
-    N, H = bits.shape
+@numba.njit(**_JIT)
+def topk_rows(bits, shift, mask, Gamma, lo, hi):
+    """D2 for rows ``lo:hi`` of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
+    H = bits.shape[1]
     k = Gamma.shape[1]
-    n_chunks = min(N, 64)
-    for c in numba.prange(n_chunks):
-        scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
-        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
-            topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
+    scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
+    for i in range(lo, hi):
+        topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
 
 
-@numba.njit(parallel=True, **_JIT)
-def forward_rows(x, z, bits, shift, mask, WT, b_prime, k, Gamma, dx_hat, dz, err):
-    """D2-D6 per sample on the support: Gamma, dx_hat (D5) and dz on Gamma (D6).
+@numba.njit(**_JIT)
+def forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_hat, dz, err, db_prime,
+                 lo, hi):
+    """D1's bias, then D2-D6 per sample on the support, for the rows ``lo:hi``.
 
+    ``z`` holds ``x W`` on entry; each row gets ``b`` added (D1) while it is in cache.
     ``bits`` is ``z`` viewed as integers of its width, ``shift`` their width - 1 and
-    ``mask`` their largest value (see :func:`topk_row`). Writes
-    ``Gamma`` (N, k), ``dx_hat`` (N, d), ``dz`` (N, k) and ``err[i] = ||x_hat_i - x_i||^2``
-    (N,). Reads only the k rows ``WT[Gamma_i]`` of the weights per sample, twice, while
-    they are in cache.
+    ``mask`` their largest value (see :func:`topk_row`); ``scale`` is 2 / N for the whole
+    batch. Writes ``Gamma`` (N, k), ``dx_hat`` (N, d), ``dz`` (N, k) and
+    ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those rows, and adds their dx_hat to
+    ``db_prime`` (d,). Reads only the k rows ``WT[Gamma_i]`` of the weights per sample,
+    twice, while they are in cache.
     """
-    N, H = z.shape
-    scale = z.dtype.type(2.0 / N)
-    n_chunks = min(N, 64)
-    for c in numba.prange(n_chunks):
-        scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
-        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
-            topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
-            err[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
+    H = z.shape[1]
+    scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
+    for i in range(lo, hi):
+        z_row = z[i]
+        for j in range(H):
+            z_row[j] += b[j]
+        topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
+        err[i] = _sample(x[i], z_row, WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
+        r = dx_hat[i]
+        for t in range(db_prime.shape[0]):
+            db_prime[t] += r[t]
 
 
 @numba.njit(**_JIT)
@@ -232,32 +219,28 @@ def _unit_grad(h, start, entries, x, z, dx_hat, dz, acc):
     return db
 
 
-@numba.njit(parallel=True, **_JIT)
-def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db):
-    """D7 and D8 on the support: fill ``dWT`` (H, d) = dW.T and ``db`` (H,), per unit."""
-    H = dWT.shape[0]
-    for h in numba.prange(H):
+@numba.njit(**_JIT)
+def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi):
+    """D7 and D8 on the support for the units ``lo:hi``: rows of ``dWT`` (H, d) = dW.T and of ``db``."""
+    for h in range(lo, hi):
         db[h] = _unit_grad(h, start, entries, x, z, dx_hat, dz, dWT[h])
 
 
-@numba.njit(parallel=True, **_JIT)
-def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum):
-    """D7, D8 and Eq. (11) fused, per unit: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
+@numba.njit(**_JIT)
+def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, lo, hi):
+    """D7, D8 and Eq. (11) fused for the units ``lo:hi``: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
 
-    The gradient row lives only in a per-thread buffer of d numbers, so W and its velocity
-    are each read and written once.
+    The gradient row lives only in a buffer of d numbers, so W and its velocity are each
+    read and written once.
     """
-    H, d = WT.shape
-    n_chunks = min(H, 64)
-    for c in numba.prange(n_chunks):
-        acc = np.empty(d, dtype=WT.dtype)
-        for h in range(c * H // n_chunks, (c + 1) * H // n_chunks):
-            g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
-            w = WT[h]
-            v = VT[h]
-            for t in range(d):
-                vt = momentum * v[t] - lr * acc[t]
-                v[t] = vt
-                w[t] += vt
-            vb[h] = momentum * vb[h] - lr * g
-            b[h] += vb[h]
+    acc = np.empty(WT.shape[1], dtype=WT.dtype)
+    for h in range(lo, hi):
+        g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
+        w = WT[h]
+        v = VT[h]
+        for t in range(w.shape[0]):
+            vt = momentum * v[t] - lr * acc[t]
+            v[t] = vt
+            w[t] += vt
+        vb[h] = momentum * vb[h] - lr * g
+        b[h] += vb[h]

@@ -14,7 +14,10 @@ either layout and copies a row-major ``W`` once per call.
 
 Kernels, chosen by ``kernel``:
 
-- ``"numba"``: compiled CPU kernels (:mod:`ksparse.kernels._numba`, the ``fast`` extra);
+- ``"numba"``: compiled CPU kernels (:mod:`ksparse.kernels._numba`, the ``fast`` extra),
+  run by :mod:`ksparse.kernels._cpu` on numba's thread count: every phase (the product,
+  top-k, decode and dz over samples; the weight update over units) is split over the
+  same threads, each calling BLAS on one thread;
 - ``"numpy"``: NumPy and SciPy only (the fallback);
 - ``"auto"``: numba when it is installed, else NumPy. CuPy arrays always take the CUDA
   kernels of :mod:`ksparse.kernels._cupy`.
@@ -35,10 +38,10 @@ def has_numba():
 
 def _numba_kernels():
     try:
-        from ksparse.kernels import _numba as _numba_kernels
+        from ksparse.kernels import _cpu
     except ImportError:
         return None
-    return _numba_kernels
+    return _cpu
 
 
 def _check(x, W, k, kernel):
@@ -93,16 +96,7 @@ def supp_k(z, k, kernel="auto"):
     if impl == "numpy" or z.dtype not in (np.float32, np.float64):
         return layers.supp_k(z, k)
     z = np.ascontiguousarray(z)
-    Gamma = np.empty((z.shape[0], k), dtype=np.int64)
-    with impl.threads_for(z.size):
-        impl.topk_rows(*_int_view(z), Gamma)
-    return Gamma
-
-
-def _int_view(z):
-    """z viewed as integers of its width, that width - 1, and the largest such integer."""
-    int_type = np.int32 if z.dtype == np.float32 else np.int64
-    return z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
+    return impl.topk(z, k, impl.threads_for(*z.shape, k))
 
 
 def _transposed(W):
@@ -150,14 +144,8 @@ def fast_step(x, W, b, b_prime, k, kernel="auto"):
         return _cupy_kernels.step(x, WT, b, b_prime, k)
     if impl == "numpy":
         return _numpy_step(x, WT, b, b_prime, k)
-    dWT = np.empty_like(WT)
-    db = np.empty_like(b)
-    with impl.threads_for(x.shape[0] * k * x.shape[1] + WT.size):
-        z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, WT, b, b_prime, k)
-        start, entries = impl.by_unit(Gamma, WT.shape[0])
-        impl.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db)
-    grads = {"W": dWT.T, "b": db, "b_prime": dx_hat.sum(axis=0)}
-    return W.dtype.type(err.sum() / x.shape[0]), grads, Gamma
+    b, b_prime = (np.ascontiguousarray(a, dtype=x.dtype) for a in (b, b_prime))
+    return impl.step(x, WT, b, b_prime, k)
 
 
 def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
@@ -199,13 +187,7 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
         E, grads, Gamma = _numpy_step(x, W.T, b, b_prime, k)
         _momentum_(params, grads, velocity, lr, momentum)
         return E, Gamma
-    with impl.threads_for(x.shape[0] * k * x.shape[1] + W.size):
-        z, Gamma, dx_hat, dz, err = _numba_forward(impl, x, W.T, b, b_prime, k)
-        start, entries = impl.by_unit(Gamma, W.shape[1])
-        impl.weight_grads_update(start, entries, x, z, dx_hat, dz, W.T, b, velocity["W"].T,
-                                 velocity["b"], lr, momentum)
-    _momentum_({"b_prime": b_prime}, {"b_prime": dx_hat.sum(axis=0)}, velocity, lr, momentum)
-    return W.dtype.type(err.sum() / x.shape[0]), Gamma
+    return impl.train_step_(x, params, velocity, k, lr, momentum)
 
 
 fast_step.train_step_ = fast_train_step_  # lets ksparse.training.loop.fit run the fused form
@@ -219,19 +201,6 @@ def _momentum_(params, grads, velocity, lr, momentum):
         g *= lr
         v -= g
         params[name] += v
-
-
-def _numba_forward(impl, x, WT, b, b_prime, k):
-    """D1 as one BLAS product, then D2-D6 per sample in the compiled kernel."""
-    N = x.shape[0]
-    z = x @ WT.T
-    z += b
-    Gamma = np.empty((N, k), dtype=np.int64)
-    dx_hat = np.empty_like(x)
-    dz = np.empty((N, k), dtype=x.dtype)
-    err = np.empty(N, dtype=np.float64)
-    impl.forward_rows(x, z, *_int_view(z), WT, b_prime, k, Gamma, dx_hat, dz, err)
-    return z, Gamma, dx_hat, dz, err
 
 
 def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):

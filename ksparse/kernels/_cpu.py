@@ -1,0 +1,169 @@
+"""The compiled step on the CPU, split over threads (one pool for every phase).
+
+:mod:`ksparse.kernels.fast` calls :func:`step` and :func:`train_step_` with the numba
+kernels of :mod:`ksparse.kernels._numba`. A step has two phases, each split into one
+range per thread and run on the same threads:
+
+1. rows (samples): the BLAS product of the range's rows, ``z[lo:hi] = x[lo:hi] W``
+   (D1), then the bias, top-k, decode and dz of those rows (D2-D6);
+2. units, after a counting sort of the support by unit: the weight gradient of each unit
+   of the range and, in the fused step, its update (D7, D8, Eq. (11)). Ranges are cut
+   so that each holds about the same work (one pass over its rows of W and its velocity
+   plus two passes per support entry).
+
+While a step runs on several threads, BLAS runs on one thread in each of them: the BLAS
+thread pool is never woken, so it does not spin on the cores that the other phases need
+(a pool that has just finished a product keeps polling for new work for a while).
+Below :data:`PARALLEL_WORK` multiply-adds a step runs in the calling thread and leaves
+BLAS alone. The thread count is numba's (``numba.set_num_threads``, per calling thread).
+"""
+
+import concurrent.futures
+import contextlib
+import functools
+
+import numba
+import numpy as np
+
+from ksparse.kernels import _numba as nk
+
+# Below this many multiply-adds in the product x W a step runs in the calling thread:
+# handing a range to another thread and waiting for it costs tens of microseconds.
+PARALLEL_WORK = 1 << 22
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(n_workers):
+    """A process-wide pool of ``n_workers`` threads (created once per size, like BLAS's own)."""
+    return concurrent.futures.ThreadPoolExecutor(n_workers, thread_name_prefix="ksparse")
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded now (numpy's, scipy's)."""
+    from threadpoolctl import ThreadpoolController
+
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Run the enclosed code with one BLAS thread per call; restore the counts afterwards."""
+    libraries = _blas_libraries()
+    before = [lib.get_num_threads() for lib in libraries]
+    for lib, n in zip(libraries, before, strict=True):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libraries, before, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
+
+
+def threads_for(N, d, H):
+    """How many threads a step of batch N, d inputs and H units runs on (1 below PARALLEL_WORK)."""
+    if N * d * H < PARALLEL_WORK:
+        return 1
+    return max(1, min(numba.get_num_threads(), N))
+
+
+def run_ranges(fn, bounds):
+    """Call ``fn(c, lo, hi)`` for each consecutive pair ``lo, hi`` of ``bounds`` (the c-th), one per thread.
+
+    The first range runs in the calling thread. Exceptions are re-raised here.
+    """
+    ranges = [(c, lo, hi) for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+    if len(ranges) == 1:
+        fn(*ranges[0])
+        return
+    futures = [_pool(len(ranges) - 1).submit(fn, *r) for r in ranges[1:]]
+    try:
+        fn(*ranges[0])
+    finally:
+        for f in futures:
+            f.result()
+
+
+def _int_view(z):
+    """z viewed as integers of its width, that width - 1, and the largest such integer."""
+    int_type = np.int32 if z.dtype == np.float32 else np.int64
+    return z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
+
+
+def topk(z, k, n_threads):
+    """D2 on every row of z (bias included), split over rows: Gamma (N, k)."""
+    N = z.shape[0]
+    Gamma = np.empty((N, k), dtype=np.int64)
+    bits, shift, mask = _int_view(z)
+    n = max(1, min(n_threads, N))
+    run_ranges(lambda c, lo, hi: nk.topk_rows(bits, shift, mask, Gamma, lo, hi),
+               [N * c // n for c in range(n + 1)])
+    return Gamma
+
+
+def _forward(x, WT, b, b_prime, k, n):
+    """Phase 1 on ``n`` threads: z (N, H), Gamma, dx_hat (D5), dz on Gamma, per-sample errors, db'."""
+    N, d = x.shape
+    z = np.empty((N, WT.shape[0]), dtype=x.dtype)
+    Gamma = np.empty((N, k), dtype=np.int64)
+    dx_hat = np.empty_like(x)
+    dz = np.empty((N, k), dtype=x.dtype)
+    err = np.empty(N, dtype=np.float64)
+    db_prime = np.zeros((n, d), dtype=x.dtype)
+    bits, shift, mask = _int_view(z)
+    scale = x.dtype.type(2.0 / N)
+
+    def rows(c, lo, hi):
+        np.matmul(x[lo:hi], WT.T, out=z[lo:hi])  # D1 without b, for these rows
+        nk.forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_hat, dz, err,
+                        db_prime[c], lo, hi)
+
+    run_ranges(rows, [N * c // n for c in range(n + 1)])
+    return z, Gamma, dx_hat, dz, err, db_prime.sum(axis=0)
+
+
+def _unit_bounds(start, d, n):
+    """Cut the units into ``n`` ranges of about equal work: d per unit plus 2 d per entry."""
+    H = start.shape[0] - 1
+    if n == 1:
+        return [0, H]
+    cost = np.arange(H + 1) + 2 * start  # cumulative work up to each unit, in units of d
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, n) / n)
+    return [0, *np.clip(cuts, 0, H).tolist(), H]
+
+
+def step(x, WT, b, b_prime, k):
+    """The support-only step on the compiled kernels: (E, grads, Gamma); ``grads["W"]`` column-major."""
+    N, d = x.shape
+    n = threads_for(N, d, WT.shape[0])
+    with _one_blas_thread() if n > 1 else contextlib.nullcontext():
+        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
+        start, entries = nk.by_unit(Gamma, WT.shape[0])
+        dWT = np.empty_like(WT)
+        db = np.empty_like(b)
+        run_ranges(lambda c, lo, hi: nk.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi),
+                   _unit_bounds(start, d, n))
+    grads = {"W": dWT.T, "b": db, "b_prime": db_prime}
+    return x.dtype.type(err.sum() / N), grads, Gamma
+
+
+def train_step_(x, params, velocity, k, lr, momentum):
+    """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major. (E, Gamma)."""
+    N, d = x.shape
+    W, b, b_prime = params["W"], params["b"], params["b_prime"]
+    WT, VT = W.T, velocity["W"].T
+    n = threads_for(N, d, WT.shape[0])
+    with _one_blas_thread() if n > 1 else contextlib.nullcontext():
+        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
+        start, entries = nk.by_unit(Gamma, WT.shape[0])
+        run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
+                                                         velocity["b"], lr, momentum, lo, hi),
+                   _unit_bounds(start, d, n))
+    v = velocity["b_prime"]  # Eq. (11) for b'
+    v *= momentum
+    db_prime *= lr
+    v -= db_prime
+    b_prime += v
+    return x.dtype.type(err.sum() / N), Gamma
