@@ -5,6 +5,8 @@ Every array function in ksparse starts with ``xp = get_array_module(x, W)`` and 
 device only through :func:`to_device` and :func:`to_numpy`.
 """
 
+import os
+
 import numpy as np
 
 DEVICES = ("cpu", "gpu")
@@ -49,6 +51,46 @@ def check_device(device):
             "`pip install -e \".[gpu]\"` on a machine with an NVIDIA GPU, or use device='cpu'"
         )
     return device
+
+
+def _cgroup_free():
+    """Bytes left under this process's cgroup (v2) memory limit, or None when there is none."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(int(limit) - used, 0)
+
+
+def available_memory(device="cpu"):
+    """Bytes that can be allocated now on ``device``, or None when that cannot be told.
+
+    CPU: ``MemAvailable`` of /proc/meminfo (else free physical pages), capped by a cgroup
+    limit. GPU: the free memory CuPy reports for the current device.
+    """
+    check_device(device)
+    if device == "gpu":
+        import cupy
+
+        return int(cupy.cuda.runtime.memGetInfo()[0])
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    cgroup = _cgroup_free()
+    return free if cgroup is None else min(free, cgroup)
 
 
 def get_array_module(*arrays):

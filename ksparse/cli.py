@@ -38,7 +38,7 @@ TRAIN_OPTIONS = (
     ("--k", "k", int, "sparsity level k: units kept per sample in training, Sec. 2.2"),
     ("--k-start", "k_start", int, "k of the first epoch, capped at --hidden; k falls linearly "
      "to --k over the first half of the epochs, then holds (Sec. 4.2.1)"),
-    ("--alpha", "alpha", float, "features keep round(alpha*k) units, Sec. 2.2; alpha >= 1"),
+    ("--alpha", "alpha", float, "features keep alpha*k units (rounded half up), Sec. 2.2; alpha >= 1"),
     ("--epochs", "n_epochs", int, "number of epochs; with --resume, the total to reach"),
     ("--batch-size", "batch_size", int, "minibatch size"),
     ("--lr", "lr", float, "learning rate of SGD with momentum, Eq. (11)"),
@@ -216,6 +216,8 @@ def _features(x, state, alpha):
 
 def _logreg(ds, state):
     """Test error of logistic regression on the alpha*k features and on the raw inputs."""
+    from ksparse.kernels.encode import alpha_k
+
     if ds.y_train is None or ds.X_test is None or ds.y_test is None:
         return {"note": "skipped: the data set has no labelled test split"}
     from sklearn.linear_model import LogisticRegression
@@ -230,7 +232,7 @@ def _logreg(ds, state):
     alpha = state.config["alpha"]
     feats = error(_features(ds.X_train, state, alpha), _features(X_test, state, alpha))
     return {"features_test_error": feats, "raw_test_error": error(ds.X_train, X_test),
-            "n_active_features": int(round(alpha * state.config["k"])),
+            "n_active_features": alpha_k(state.config["k"], alpha, state.config["n_hidden"]),
             "n_features": state.config["n_hidden"], "classifier": CLASSIFIER}
 
 
@@ -305,11 +307,11 @@ def cmd_encode(args):
     if x.shape[1] != d:
         raise UserError(f"{args.model} expects {d} features per row, but {args.input} has {x.shape[1]}")
     alpha = state.config["alpha"] if args.alpha is None else args.alpha
-    alpha_k(state.config["k"], alpha, state.config["n_hidden"])
+    n_keep = alpha_k(state.config["k"], alpha, state.config["n_hidden"])
     h = _features(x, state, alpha)
     atomic_write(args.output, lambda f: np.save(f, h))
     print(f"wrote {args.output}: {h.shape[0]} x {h.shape[1]} features, "
-          f"{int(round(alpha * state.config['k']))} nonzero per row")
+          f"{n_keep} nonzero per row")
     return 0
 
 

@@ -1,20 +1,50 @@
-"""Files written whole or not at all: the one atomic-write helper that checkpoints, datasets
-and plots share (the bottom layer, beside :mod:`ksparse.backend`)."""
+"""Files in and out, the bottom layer beside :mod:`ksparse.backend`: the one atomic-write
+helper that checkpoints, datasets and plots share, and bounded ``.npy``/``.npz`` readers.
 
+The readers never unpickle, never advise ``allow_pickle``, and never allocate more than
+the file's own bytes describe: a header that promises more data than the file holds is
+refused before any array is made. Every fault is a :class:`ksparse.errors.FileFormatError`
+(a ``ValueError``), raised as the subclass the caller asks for.
+"""
+
+import contextlib
 import os
 import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from ksparse.errors import DataFileError
+
+CHUNK = 1 << 20
+# deflate cannot expand by more than about 1032:1; a member declaring more is corrupt
+_MAX_DEFLATE_RATIO = 1032
+_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, SyntaxError,
+                  RecursionError, MemoryError, EOFError, OSError, zlib.error, zipfile.BadZipFile,
+                  NotImplementedError, UnicodeDecodeError)
+
+
+def _umask():
+    """The process's umask (read by setting and restoring it; there is no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash leaves either the old file or the new one, never half of one.
+    A crash leaves either the old file or the new one, never half of one. The new file
+    gets the mode any other tool would create it with, ``0o666`` less the umask (not the
+    ``0o600`` of a temporary file).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -24,3 +54,124 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _read_into(f, n, what, error):
+    """Read exactly ``n`` bytes of ``f`` into a new writable buffer, in chunks."""
+    buf, got = bytearray(n), 0
+    view = memoryview(buf)
+    while got < n:
+        chunk = f.read(min(CHUNK, n - got))
+        if not chunk:
+            raise error(f"{what} is truncated: its header describes {n} bytes of data but only {got} "
+                        "follow; write the file again")
+        view[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return buf
+
+
+def read_npy(f, size, what, error=DataFileError):
+    """Read one ``.npy`` array from the binary file object ``f`` that holds ``size`` bytes.
+
+    Parameters
+    ----------
+    f : binary file object, positioned at the start of the ``.npy`` data
+    size : int
+        The number of bytes ``f`` holds (the file's size, or a zip member's declared size).
+    what : str
+        How messages name the file, e.g. ``"'X.npy'"``.
+    error : type
+        The :class:`ksparse.errors.FileFormatError` subclass to raise.
+
+    Returns
+    -------
+    ndarray, writable, with the header's shape and dtype
+
+    Raises
+    ------
+    error
+        For a wrong magic string, an unreadable header, Python objects (pickles), or a
+        header whose shape and dtype describe other than the bytes that follow.
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+        start = f.tell()
+    except Exception:  # numpy's header parser raises many kinds (tokenize.TokenError, ...)
+        raise error(f"{what} is not a .npy array file (its header is missing or unreadable); "
+                    "write it with numpy.save") from None
+    if dtype.hasobject:
+        raise error(f"{what} holds Python objects, which ksparse never loads (unpickling can run code); "
+                    "save it as an array of numbers")
+    n_bytes = int(np.prod([int(s) for s in shape], dtype=object)) * dtype.itemsize
+    if n_bytes != size - start:
+        raise error(f"{what} holds {max(size - start, 0)} bytes of data but its header (shape {shape}, "
+                    f"{dtype}) describes {n_bytes}; the file is truncated or corrupt, write it again")
+    try:
+        buf = _read_into(f, n_bytes, what, error)
+        if n_bytes == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    except error:
+        raise
+    except _FORMAT_ERRORS as e:
+        raise error(f"{what} is corrupt ({type(e).__name__}); write it again") from None
+
+
+def load_npy(path, error=DataFileError):
+    """Read the ``.npy`` file at ``path`` with :func:`read_npy` (bounded, no pickles)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return read_npy(f, os.fstat(f.fileno()).st_size, repr(path), error)
+    except OSError as e:
+        raise error(f"cannot read {path!r} ({e.strerror or e})") from None
+
+
+@contextlib.contextmanager
+def open_npz(path, error=DataFileError, kind="an .npz archive", fix="write it with numpy.savez"):
+    """Open an ``.npz`` (a zip of ``.npy`` members) as a :class:`zipfile.ZipFile`.
+
+    Raises ``error("PATH is not KIND (why); FIX")`` when the file is not a readable zip archive.
+    """
+    path = os.fspath(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except _FORMAT_ERRORS as e:
+        raise error(f"{path!r} is not {kind} ({e}); {fix}") from None
+    with zf:
+        yield zf
+
+
+def npz_keys(zf):
+    """The array names in an open ``.npz``: its members ending in ``.npy``, without that suffix."""
+    return [name[:-4] for name in zf.namelist() if name.endswith(".npy")]
+
+
+def read_npz_array(zf, key, what, error=DataFileError):
+    """Read the array ``key`` of an open ``.npz`` with :func:`read_npy`, bounded by the archive.
+
+    Raises ``error`` if the member is missing, or if its declared size is more than its
+    compressed bytes can hold.
+    """
+    try:
+        info = zf.getinfo(key + ".npy")
+    except KeyError:
+        raise error(f"{what} has no array {key!r} (it holds {npz_keys(zf)})") from None
+    limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO)
+    if info.file_size > limit + 1024:
+        raise error(f"{what}: member {key!r} declares {info.file_size} bytes, more than its "
+                    f"{info.compress_size} stored bytes can hold; the file is corrupt, write it again")
+    try:
+        with zf.open(info) as f:
+            return read_npy(f, info.file_size, f"{what} (array {key!r})", error)
+    except error:
+        raise
+    except _FORMAT_ERRORS as e:
+        raise error(f"{what} (array {key!r}) is corrupt ({type(e).__name__}: {e}); write it again") from None

@@ -7,7 +7,19 @@ Every function here needs unit-norm columns, as Eq. (8) and Thm 3.1 assume.
 
 import numpy as np
 
-UNIT_NORM_ATOL = 1e-6
+from ksparse.errors import reject_complex
+
+
+def unit_norm_atol(dtype):
+    """Tolerance on ``| ||w_j|| - 1 |`` for a dictionary stored in ``dtype``: sqrt(eps of dtype).
+
+    A column normalised in precision u has a norm within about d u of 1 (at worst; sqrt(d) u
+    typically), so sqrt(u) accepts every honestly normalised column up to d ~ 1/sqrt(u)
+    (float32: d ~ 2900; float64: far beyond) and still refuses an unnormalised one.
+    Integer dictionaries are judged as float64.
+    """
+    dtype = np.dtype(dtype)
+    return float(np.sqrt(np.finfo(dtype if dtype.kind == "f" else np.float64).eps))
 
 
 def check_dictionary(W, unit_norm=True, name="W"):
@@ -17,7 +29,8 @@ def check_dictionary(W, unit_norm=True, name="W"):
     ----------
     W : array, shape (d, H)
     unit_norm : bool, default True
-        Also require every column to have unit l2 norm (within 1e-6).
+        Also require every column to have unit l2 norm, within :func:`unit_norm_atol` of
+        ``W``'s own dtype (1.5e-8 for float64, 3.5e-4 for float32).
 
     Raises
     ------
@@ -27,9 +40,10 @@ def check_dictionary(W, unit_norm=True, name="W"):
         If ``W`` is not 2-D, is empty, holds NaN/inf, has a zero column, or (with
         ``unit_norm``) a column whose norm is not 1.
     """
-    W = np.asarray(W)
+    W = reject_complex(np.asarray(W), name)
     if W.dtype == object or not (np.issubdtype(W.dtype, np.floating) or np.issubdtype(W.dtype, np.integer)):
         raise TypeError(f"{name} must hold real numbers, got dtype {W.dtype}")
+    atol, W_dtype = unit_norm_atol(W.dtype), W.dtype
     W = W.astype(np.float64)
     if W.ndim != 2 or W.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (d, H), one atom per column; got {W.shape}")
@@ -39,10 +53,11 @@ def check_dictionary(W, unit_norm=True, name="W"):
     if np.any(norms == 0):
         zero = np.flatnonzero(norms == 0)[:5].tolist()
         raise ValueError(f"{name} has zero columns {zero}; remove or re-draw them")
-    if unit_norm and not np.allclose(norms, 1.0, rtol=0, atol=UNIT_NORM_ATOL):
+    if unit_norm and not np.allclose(norms, 1.0, rtol=0, atol=atol):
         worst = int(np.argmax(np.abs(norms - 1)))
         raise ValueError(
-            f"{name} must have unit-norm columns (column {worst} has norm {norms[worst]:.6g}); "
+            f"{name} must have unit-norm columns (column {worst} has norm {norms[worst]:.9g}, more than "
+            f"{atol:.2g} from 1 for {W_dtype}); "
             "divide each column by its norm first, e.g. with normalize_columns(W)"
         )
     return W
@@ -140,7 +155,7 @@ def theorem31_ratio(mu, z):
         ``inf`` where a row has a non-positive non-zero entry or no non-zero at all: the
         theorem orders z_1 >= ... >= z_k > 0 and says nothing about such codes.
     """
-    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    z = np.atleast_2d(np.asarray(reject_complex(z, "z"), dtype=np.float64))
     if z.ndim != 2 or not np.all(np.isfinite(z)):
         raise ValueError("z must be a finite (N, H) array of codes")
     if not (np.isfinite(mu) and 0 <= mu <= 1):
@@ -175,7 +190,7 @@ def theorem31_condition(W, z):
     and mu > 0; for mu = 0, y = z.
     """
     W = check_dictionary(W)
-    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    z = np.atleast_2d(np.asarray(reject_complex(z, "z"), dtype=np.float64))
     if z.shape[-1] != W.shape[1]:
         raise ValueError(f"z has {z.shape[-1]} entries per code but W has {W.shape[1]} atoms")
     return theorem31_ratio(mutual_coherence(W), z) <= 1.0

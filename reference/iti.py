@@ -10,6 +10,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ksparse.errors import reject_complex
 from reference.coherence import check_dictionary
 
 ITIResult = namedtuple("ITIResult", ["z", "Gamma", "n_iter", "converged"])
@@ -24,7 +25,7 @@ _CHUNK_ELEMENTS = 2_000_000  # float64 entries of the gathered W_Gamma per chunk
 
 def check_signals(x, d):
     """Return ``x`` as a finite float64 (N, d) array (a single (d,) signal becomes (1, d))."""
-    x = np.asarray(x)
+    x = reject_complex(np.asarray(x), "x")
     if x.dtype == object or not np.issubdtype(x.dtype, np.number):
         raise TypeError(f"x must hold real numbers, got dtype {x.dtype}")
     x = np.atleast_2d(x.astype(np.float64))
@@ -122,7 +123,7 @@ def one_step(x, W, k, b=None, unit_norm=True):
     x, W = check_problem(x, W, k, unit_norm)
     y = x @ W  # W^T x for every row, (N, H)
     if b is not None:
-        b = np.asarray(b, dtype=np.float64)
+        b = np.asarray(reject_complex(b, "b"), dtype=np.float64)
         if b.shape != (W.shape[1],) or not np.all(np.isfinite(b)):
             raise ValueError(f"b must be a finite vector of shape ({W.shape[1]},), got shape {b.shape}")
         y = y + b

@@ -8,6 +8,7 @@ import pytest
 
 from ksparse import __version__
 from ksparse.datasets import load_digits
+from ksparse.errors import ModelFileError
 from ksparse.io import atomic_write
 from ksparse.training import loop as train
 from ksparse.training.checkpoint import load_checkpoint, save_checkpoint
@@ -106,7 +107,7 @@ def test_load_wrong_format_tag_raises(tmp_path):
         arrays = dict(data)
     arrays["meta"] = np.array(json.dumps({"format": "something-else"}))
     np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="not a ksparse model file"):
+    with pytest.raises(ModelFileError, match="not a readable ksparse model file"):
         train.load_state(path)
 
 
@@ -114,7 +115,7 @@ def test_load_inconsistent_shapes_raises(tmp_path):
     path = tmp_path / "m.npz"
     params = {"W": np.ones((3, 2)), "b": np.ones(5), "b_prime": np.ones(3)}
     save_checkpoint(path, params, params, {})
-    with pytest.raises(ValueError, match="inconsistent shapes"):
+    with pytest.raises(ModelFileError, match=r"holds b of shape \(5,\), expected \(2,\)"):
         train.load_state(path)
 
 
@@ -125,6 +126,91 @@ def test_load_invalid_config_raises(tmp_path):
                                           "rng_state": None, "history": []})
     with pytest.raises(ValueError, match="invalid training state"):
         train.load_state(path)
+
+
+def _rewrite(path, **changes):
+    """Rewrite the model file at ``path`` with some arrays (or ``meta`` fields) replaced."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"][()]))
+    meta.update(changes.pop("meta", {}))
+    arrays.update(changes, meta=np.array(json.dumps(meta)))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("name", ["W", "b", "b_prime", "v_W", "v_b", "v_b_prime"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_load_non_finite_array_raises(saved, tmp_path, name, bad):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    with np.load(path) as data:
+        a = data[name].copy()
+    a.flat[len(a.flat) // 2] = bad
+    _rewrite(path, **{name: a})
+    with pytest.raises(ModelFileError, match=f"NaN or inf in {name}; the model is unusable"):
+        train.load_state(path)
+
+
+@pytest.mark.parametrize("name", ["W", "v_b"])
+@pytest.mark.parametrize("dtype", ["float16", "int64", "complex64", "bool"])
+def test_load_wrong_dtype_raises(saved, tmp_path, name, dtype):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    with np.load(path) as data:
+        a = data[name].astype(dtype)
+    _rewrite(path, **{name: a})
+    with pytest.raises(ModelFileError, match=f"holds {name} of dtype {dtype}"):
+        train.load_state(path)
+
+
+def test_load_velocity_of_wrong_shape_raises(saved, tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    _rewrite(path, v_W=np.zeros((3, 3), np.float32))
+    with pytest.raises(ModelFileError, match=r"holds v_W of shape \(3, 3\)"):
+        train.load_state(path)
+
+
+@pytest.mark.parametrize("meta, match", [
+    ({"format": "ksparse-checkpoint-2", "version": "9.0"}, "written by a newer ksparse .9.0, model format 2"),
+    ({"x_mean": [float("nan")] * 64}, "x_mean must be 64 finite numbers"),
+    ({"x_mean": [0.0] * 3}, "x_mean must be 64 finite numbers"),
+    ({"epoch": -1}, "epoch must be an integer >= 0"),
+    ({"rng_state": {"bit_generator": "nope"}}, "invalid training state"),
+    ({"config": dict(CFG, dtype="float64")}, "its config says dtype float64 but W is float32"),
+])
+def test_load_invalid_meta_raises(saved, tmp_path, meta, match):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    _rewrite(path, meta=meta)
+    with pytest.raises(ModelFileError, match=match):
+        train.load_state(path)
+
+
+def test_load_newer_format_says_upgrade(saved, tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    _rewrite(path, meta={"format": "ksparse-checkpoint-7"})
+    with pytest.raises(ModelFileError, match="upgrade ksparse to read it$"):
+        load_checkpoint(path)
+
+
+def test_load_on_missing_gpu_says_gpu_not_invalid_file(saved, monkeypatch):
+    import ksparse.backend
+
+    monkeypatch.setattr(ksparse.backend, "gpu_available", lambda: False)
+    with pytest.raises(ValueError, match="needs CuPy and a CUDA GPU") as info:
+        train.load_state(saved[0], device="gpu")
+    assert not isinstance(info.value, ModelFileError) and "model" not in str(info.value)
+
+
+def test_load_pickled_array_is_refused_without_allow_pickle_advice(saved, tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(saved[0].read_bytes())
+    _rewrite(path, W=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ModelFileError, match="holds Python objects") as info:
+        train.load_state(path)
+    assert "allow_pickle" not in str(info.value)
 
 
 # -- checkpoint_every and resume -------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_alpha_k_values():
 
 def test_encode_alpha_below_one_raises(gapped_problem):
     x, W, b, _ = gapped_problem()
-    with pytest.raises(ValueError, match="alpha must be >= 1"):
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 1"):
         encode(x, W, b, 2, alpha=0.5)
 
 
@@ -41,3 +41,21 @@ def test_encode_alpha_k_above_n_hidden_raises(gapped_problem):
     x, W, b, _ = gapped_problem(H=6)
     with pytest.raises(ValueError, match="exceeds n_hidden"):
         encode(x, W, b, 4, alpha=2.0)
+
+
+@pytest.mark.parametrize("k, alpha, kept", [(5, 1.5, 8), (5, 2.5, 13), (5, 3.5, 18), (2, 1.25, 3),
+                                            (4, 1.125, 5), (10, 1.26, 13), (3, 1.0, 3)])
+def test_alpha_k_rounds_half_up(k, alpha, kept):
+    assert alpha_k(k, alpha, 1000) == kept
+
+
+@pytest.mark.parametrize("alpha", [float("inf"), float("nan"), 1e400, -float("inf"), "2", None, True])
+def test_alpha_k_refuses_non_finite_or_non_numbers(alpha):
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 1"):
+        alpha_k(5, alpha, 1000)
+
+
+def test_encode_keeps_alpha_k_rounded_half_up(gapped_problem):
+    x, W, b, _ = gapped_problem(d=20, H=20)
+    h = encode(x, W, b, 5, alpha=1.5)
+    assert np.all((h != 0).sum(axis=1) == 8)

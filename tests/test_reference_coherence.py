@@ -15,6 +15,7 @@ from reference.coherence import (
     normalize_columns,
     theorem31_condition,
     theorem31_ratio,
+    unit_norm_atol,
     welch_bound,
 )
 from reference.frames import alternating_projection, gaussian_dictionary, two_ortho
@@ -107,3 +108,30 @@ def test_bad_arguments_raise():
         two_ortho(12)
     with pytest.raises(ValueError, match="atoms"):
         theorem31_condition(np.eye(3), np.ones((1, 4)))
+
+
+@pytest.mark.parametrize("d", [8, 784, 2048])
+def test_check_dictionary_accepts_a_float32_normalised_dictionary(d):
+    rng = np.random.default_rng(d)
+    W = rng.normal(size=(d, 300)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=0)  # normalised in float32, as a float32 pipeline would
+    assert np.abs(np.linalg.norm(W.astype(np.float64), axis=0) - 1).max() > 1e-8  # float32 rounding
+    assert 0 < mutual_coherence(W) < 1
+    assert check_dictionary(W).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype, off, ok", [
+    ("float64", 1e-12, True), ("float64", 1e-6, False),
+    ("float32", 1e-4, True), ("float32", 1e-3, False),
+    ("float16", 1e-2, True), ("float16", 1e-1, False),
+])
+def test_check_dictionary_unit_norm_tolerance_follows_the_dtype(dtype, off, ok):
+    W = np.eye(4)
+    W[:, 2] *= 1 + off
+    W = W.astype(dtype)
+    assert unit_norm_atol(dtype) == pytest.approx(np.sqrt(np.finfo(dtype).eps))
+    if ok:
+        check_dictionary(W)
+    else:
+        with pytest.raises(ValueError, match=f"column 2 has norm .* from 1 for {dtype}"):
+            check_dictionary(W)

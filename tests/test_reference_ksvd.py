@@ -72,3 +72,14 @@ def test_ksvd_bad_input_raises():
         ksvd(x, 8, 2, W0=2 * np.eye(6, 8) + 1)
     with pytest.raises(ValueError, match="n_iter"):
         ksvd(x, 8, 2, n_iter=0)
+
+
+def test_ksvd_stays_finite_on_low_rank_data_and_a_repeated_atom():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2)) @ rng.normal(size=(2, 8))  # rank 2 < k: OMP must break down
+    W0 = (x[:16] / np.linalg.norm(x[:16], axis=1, keepdims=True)).T.copy()
+    W0[:, 7] = W0[:, 3]  # and a repeated atom
+    with pytest.warns(RuntimeWarning, match="stopped early"):
+        result = ksvd(x, 16, 4, n_iter=3, W0=W0)
+    assert np.all(np.isfinite(result.errors)) and max(result.errors) < 1e-10
+    assert np.all(np.isfinite(result.W)) and np.all(np.isfinite(result.z))

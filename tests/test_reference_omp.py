@@ -1,5 +1,7 @@
 """reference.omp: plain OMP and batch OMP (Gram matrix, progressive Cholesky) against scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.linear_model import orthogonal_mp
@@ -77,3 +79,42 @@ def test_omp_bad_input_raises():
         batch_omp(np.ones((2, 4)), W, 2, tol=-1.0)
     with pytest.raises(ValueError, match="one signal"):
         omp_plain(np.ones((2, 4)), W, 2)
+
+
+def _repeated_atom_problem():
+    """A dictionary whose atom 5 repeats atom 2, and signals that make OMP reach for it."""
+    W = gaussian_dictionary(8, 16, 0)
+    W[:, 5] = W[:, 2]
+    x = np.stack([W[:, 2], W[:, 2] + W[:, 0], 2 * W[:, 5] - W[:, 1]])
+    return x, W
+
+
+def test_batch_omp_stops_and_warns_on_a_repeated_atom():
+    x, W = _repeated_atom_problem()
+    with pytest.warns(RuntimeWarning, match="stopped early for 3 of 3 samples: the next atom is linearly"):
+        z, Gamma = batch_omp(x, W, 4)
+    assert np.all(np.isfinite(z)) and np.abs(z).max() < 10
+    np.testing.assert_allclose(z @ W.T, x, atol=1e-12)  # the signals are still represented
+    assert Gamma.tolist() == [[2, -1, -1, -1], [2, 0, -1, -1], [2, 1, -1, -1]]
+    with pytest.warns(RuntimeWarning, match="linear dependence"):  # scikit-learn stops the same way
+        z_ref = orthogonal_mp(W, x.T, n_nonzero_coefs=4, precompute=True).T
+    np.testing.assert_allclose(z, z_ref, atol=1e-12)
+
+
+def test_omp_plain_stops_and_warns_on_a_repeated_atom():
+    W = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # atom 1 repeats atom 0
+    x = np.array([3.0, 0.0])  # after atom 0 the residual is exactly 0, and atom 1 comes next
+    with pytest.warns(RuntimeWarning, match="stopped early for 1 of 1 samples"):
+        z, Gamma = omp_plain(x, W, 2)
+    assert Gamma.tolist() == [0] and z.tolist() == [3.0, 0.0, 0.0]
+    with pytest.warns(RuntimeWarning, match="stopped early for 1 of 1 samples"):
+        z_batch, Gamma_batch = batch_omp(x[None], W, 2)
+    assert Gamma_batch.tolist() == [[0, -1]] and np.array_equal(z_batch[0], z)
+
+
+def test_batch_omp_on_independent_atoms_does_not_warn():
+    rng = np.random.default_rng(3)
+    W = gaussian_dictionary(20, 40, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch_omp(rng.normal(size=(10, 20)), W, 20)  # k = d: full rank but never dependent

@@ -220,3 +220,32 @@ def test_fig3_on_real_cifar10_patches(tmp_path):
     assert main(["fig3", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     stats = json.load(open(tmp_path / "fig3.json"))
     assert stats["dataset"] == "cifar10-patches" and stats["stats"]["d"] == 192
+
+
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            files[os.path.relpath(path, folder)] = open(path, "rb").read()
+    return files
+
+
+def test_reproduce_writes_only_under_out_even_beside_a_docs_folder(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "results.md").write_text("<!-- report:table1 -->\nold\n<!-- /report:table1 -->\n")
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    assert main(["table1", *SMOKE, "--out", "run", "--rows", "raw,k25"]) == 0
+    after = _tree(tmp_path)
+    assert {p: b for p, b in after.items() if not p.startswith("run" + os.sep)} == before
+    modes = {os.stat(tmp_path / "run" / p).st_mode & 0o777 for p in os.listdir(tmp_path / "run")
+             if os.path.isfile(tmp_path / "run" / p)}
+    assert modes == {0o666 & ~_umask()}  # files made like any tool's, not 0600 temporaries
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -51,8 +51,9 @@ def test_check_data_accepts_ints_and_lists():
 @pytest.mark.parametrize("config, match", [
     ({"k": 0}, "k must satisfy"),
     ({"n_hidden": 10, "k": 11}, "k must satisfy"),
-    ({"n_hidden": 10, "k": 5, "alpha": 0.5}, "alpha must be >= 1"),
-    ({"n_hidden": 10, "k": 5, "alpha": 3.0}, "alpha must be >= 1"),
+    ({"n_hidden": 10, "k": 5, "alpha": 0.5}, "alpha must be a finite number >= 1"),
+    ({"n_hidden": 10, "k": 5, "alpha": 3.0}, "exceeds n_hidden = 10; lower alpha or k"),
+    ({"n_hidden": 10, "k": 5, "alpha": float("inf")}, "alpha must be a finite number >= 1"),
     ({"dtype": "float16"}, "dtype"),
     ({"momentum": 1.0}, "momentum"),
     ({"lr": -1.0}, "lr"),

@@ -11,6 +11,9 @@ import os
 
 import numpy as np
 
+from ksparse.errors import DataFileError
+from ksparse.io import load_npy, npz_keys, open_npz, read_npz_array
+
 # name -> "module:function"; each function takes (data_dir=None, **options) -> Dataset
 REGISTRY = {
     "digits": "ksparse.datasets:load_digits",
@@ -58,27 +61,30 @@ def load_matrix(path):
     """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as an unlabelled Dataset.
 
     An ``.npz`` must hold a single array, or an array named ``X`` (with an optional ``y``).
+    Files are read by :func:`ksparse.io.load_npy` / :func:`ksparse.io.read_npz_array`: no
+    pickles, and no allocation beyond what the file holds.
+
+    Raises
+    ------
+    ksparse.errors.DataFileError
+        (a ``ValueError``) If the file is missing, not ``.npy``/``.npz``, truncated, holds
+        Python objects, or is an ``.npz`` without a single or an ``X`` array.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"data file {path!r} does not exist")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):  # .npy: a plain array, not a context manager
-            X, y = data, None
-        else:
-            with data:
-                keys = list(data.keys())
-                if "X" in keys:
-                    X, y = data["X"], (data["y"] if "y" in keys else None)
-                elif len(keys) == 1:
-                    X, y = data[keys[0]], None
-                else:
-                    raise ValueError(f"the .npz holds {keys}; name the data array 'X'")
-    except ValueError:
-        raise
-    except Exception as e:
-        raise ValueError(f"cannot read {path!r} as .npy/.npz ({e})") from None
+        raise DataFileError(f"data file {path!r} does not exist; check the path")
+    if path.endswith(".npz"):
+        with open_npz(path) as zf:
+            keys = npz_keys(zf)
+            if "X" in keys:
+                X = read_npz_array(zf, "X", repr(path))
+                y = read_npz_array(zf, "y", repr(path)) if "y" in keys else None
+            elif len(keys) == 1:
+                X, y = read_npz_array(zf, keys[0], repr(path)), None
+            else:
+                raise DataFileError(f"{path!r} holds the arrays {keys}; name the data array 'X'")
+    else:
+        X, y = load_npy(path), None
     side = int(round(np.sqrt(X.shape[1]))) if X.ndim == 2 else 0
     shape = (side, side) if X.ndim == 2 and side * side == X.shape[1] else None
     return Dataset(os.path.basename(path), X, y, image_shape=shape)

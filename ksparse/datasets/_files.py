@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import zlib
 
+from ksparse.errors import DataFileError
 from ksparse.io import atomic_write
 
 CHUNK = 1 << 20
@@ -57,9 +58,9 @@ def read_exact(f, n, what, digest=None):
             chunks.append(chunk)
             got += len(chunk)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
+        raise DataFileError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
     if got < n:
-        raise ValueError(
+        raise DataFileError(
             f"{what} is truncated: its header promises {n} more bytes but only {got} follow; "
             "delete it and fetch it again"
         )
@@ -74,9 +75,9 @@ def check_end(f, what):
     try:
         extra = f.read(1)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
+        raise DataFileError(f"{what} is truncated or corrupt ({e}); delete it and fetch it again") from None
     if extra:
-        raise ValueError(f"{what} holds more bytes than its header describes; the file is corrupt")
+        raise DataFileError(f"{what} holds more bytes than its header describes; the file is corrupt")
 
 
 def gunzip_md5(data, what, max_bytes):

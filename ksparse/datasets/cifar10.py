@@ -14,6 +14,7 @@ import numpy as np
 
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
+from ksparse.errors import DataFileError, reject_complex
 
 RECORD = 1 + 3 * 32 * 32  # label byte, then the R, G, B planes (32x32 each, row-major)
 LCN_EPS = 10.0  # added to the per-patch variance, on the 0-255 pixel scale (Coates et al. 2011)
@@ -52,14 +53,15 @@ def read_cifar_batch(path):
     path = os.fspath(path)
     size = os.path.getsize(path)
     if size == 0 or size % RECORD:
-        raise ValueError(
+        raise DataFileError(
             f"{path!r} holds {size} bytes, not a whole number of {RECORD}-byte CIFAR-10 records "
             f"({size // RECORD} whole, {size % RECORD} bytes left over); it is truncated or not CIFAR-10"
         )
     records = np.fromfile(path, dtype=np.uint8).reshape(-1, RECORD)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
-        raise ValueError(f"{path!r} has label {labels.max()}; CIFAR-10 labels are 0-9, this is not CIFAR-10")
+        raise DataFileError(
+            f"{path!r} has label {labels.max()}; CIFAR-10 labels are 0-9, so this is not a CIFAR-10 batch")
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
 
@@ -120,7 +122,7 @@ def lcn(patches, eps=LCN_EPS, dtype=np.float64):
     ``var`` is the unbiased variance over the patch's values (``ddof=1``, as MATLAB's ``var``
     in the Coates et al. 2011 code), and ``eps = 10`` assumes pixels on the 0-255 scale.
     """
-    x = np.asarray(patches, dtype=dtype)
+    x = np.asarray(reject_complex(patches, "patches"), dtype=dtype)
     x = x - x.mean(axis=1, keepdims=True)
     return x / np.sqrt(x.var(axis=1, ddof=1, keepdims=True) + eps).astype(dtype)
 
@@ -136,6 +138,7 @@ def fit_zca(x, eps=ZCA_EPS):
     mean : ndarray of float64, shape (d,)
     P : ndarray of float64, shape (d, d), symmetric
     """
+    reject_complex(x, "x")
     if x.ndim != 2 or len(x) < 2:
         raise ValueError(f"fit_zca needs a 2-D array with at least 2 rows, got shape {x.shape}")
     mean = x.mean(axis=0, dtype=np.float64)
@@ -151,6 +154,7 @@ def fit_zca(x, eps=ZCA_EPS):
 
 def zca_whiten(x, mean, P):
     """Apply ZCA whitening: ``(x - mean) @ P`` (``P`` is symmetric), in x's floating dtype."""
+    reject_complex(x, "x")
     dtype = x.dtype if x.dtype.kind == "f" else np.float64
     return ((x - mean.astype(dtype)) @ P.astype(dtype)).astype(dtype, copy=False)
 

@@ -7,6 +7,7 @@ decompressed bytes, and written atomically. See ``docs/data.md``.
 """
 
 import hashlib
+import math
 import os
 import struct
 
@@ -22,6 +23,7 @@ from ksparse.datasets._files import (
     open_data,
     read_exact,
 )
+from ksparse.errors import DataFileError
 
 # Base URLs tried in turn; each serves the four ``.gz`` files.
 MIRRORS = (
@@ -74,22 +76,22 @@ def read_idx(path, md5=None):
     with open_data(path) as f:
         magic = read_exact(f, 4, path, digest)
         if magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES or magic[3] == 0:
-            raise ValueError(f"{path!r} is not an IDX file (magic bytes {magic.hex()}, expected 0000TTNN)")
+            raise DataFileError(f"{path!r} is not an IDX file (magic bytes {magic.hex()}, expected 0000TTNN)")
         dtype = np.dtype(IDX_TYPES[magic[2]])
         dims = struct.unpack(f">{magic[3]}I", read_exact(f, 4 * magic[3], path, digest))
-        n_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+        n_bytes = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
         size = on_disk_size(path)
         if size is not None and size != 4 + 4 * len(dims) + n_bytes:
-            raise ValueError(
+            raise DataFileError(
                 f"{path!r} holds {size} bytes but its header (shape {dims}) describes "
                 f"{4 + 4 * len(dims) + n_bytes}; the file is truncated or corrupt"
             )
         body = read_exact(f, n_bytes, path, digest)
         check_end(f, path)
     if md5 is not None and digest.hexdigest() != md5:
-        raise ValueError(
+        raise DataFileError(
             f"{path!r} has md5 {digest.hexdigest()} (decompressed), expected {md5}; "
-            "delete it so it is downloaded again, or pass verify=False"
+            "delete it so that it is downloaded again"
         )
     return np.frombuffer(body, dtype=dtype).reshape(dims)
 

@@ -10,6 +10,7 @@ See ``docs/data.md`` for the layout and the file format.
 
 import dataclasses
 import glob
+import math
 import os
 import struct
 
@@ -18,6 +19,7 @@ import numpy as np
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
 from ksparse.datasets._files import check_end, on_disk_size, open_data, read_exact
+from ksparse.errors import DataFileError, reject_complex
 
 # magic number -> element dtype (little-endian); 0x1E3D4C52 (packed) is not supported
 MAGIC = {
@@ -62,22 +64,22 @@ def read_norb_matrix(path):
     with open_data(path) as f:
         magic, ndim = struct.unpack("<2i", read_exact(f, 8, path))
         if magic & 0xFFFFFFFF not in MAGIC:
-            raise ValueError(
+            raise DataFileError(
                 f"{path!r} is not a NORB binary matrix of a supported type (magic {magic & 0xFFFFFFFF:#x}; "
                 f"expected one of {', '.join(hex(m) for m in MAGIC)})"
             )
         if not 0 < ndim <= MAX_NDIM:
-            raise ValueError(f"{path!r} has ndim {ndim} in its header; the file is corrupt")
+            raise DataFileError(f"{path!r} has ndim {ndim} in its header; the file is corrupt")
         n_dims = max(3, ndim)
         dims = struct.unpack(f"<{n_dims}i", read_exact(f, 4 * n_dims, path))
         if min(dims) < 0:
-            raise ValueError(f"{path!r} has negative sizes {dims} in its header; the file is corrupt")
+            raise DataFileError(f"{path!r} has negative sizes {dims} in its header; the file is corrupt")
         shape = dims[:ndim]
         dtype = np.dtype(MAGIC[magic & 0xFFFFFFFF])
-        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        n_bytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
         size = on_disk_size(path)
         if size is not None and size != 8 + 4 * n_dims + n_bytes:
-            raise ValueError(
+            raise DataFileError(
                 f"{path!r} holds {size} bytes but its header (shape {shape}) describes "
                 f"{8 + 4 * n_dims + n_bytes}; the file is truncated or corrupt"
             )
@@ -128,6 +130,7 @@ def norb_features(pairs, crop=64, size=32, dtype="float32"):
     features : ndarray, shape (N, 2 * size * size)
         Left image then right image, each row-major, on the original 0-255 scale.
     """
+    reject_complex(pairs, "pairs")
     if pairs.ndim != 4 or min(pairs.shape[2:]) < crop:
         raise ValueError(f"expected image pairs (N, 2, H, W) with H, W >= {crop}, got shape {pairs.shape}")
     top, left = (pairs.shape[2] - crop) // 2, (pairs.shape[3] - crop) // 2
@@ -172,9 +175,9 @@ def find_norb(root):
 def _read_part(dat_path, cat_path, limit):
     pairs, labels = read_norb_matrix(dat_path), read_norb_matrix(cat_path)
     if pairs.ndim != 4 or pairs.shape[1] != 2:
-        raise ValueError(f"{dat_path!r} holds shape {pairs.shape}; expected stereo pairs (N, 2, 96, 96)")
+        raise DataFileError(f"{dat_path!r} holds shape {pairs.shape}; expected stereo pairs (N, 2, 96, 96)")
     if labels.ndim != 1 or len(labels) != len(pairs) or labels.dtype.kind != "i":
-        raise ValueError(
+        raise DataFileError(
             f"{cat_path!r} holds {labels.dtype} of shape {labels.shape}; expected {len(pairs)} integer labels"
         )
     return pairs[:limit], labels[:limit].astype(np.int64)

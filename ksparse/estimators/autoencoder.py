@@ -29,7 +29,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     k : int, default 25
         Sparsity level: units kept per sample during training, 1 <= k <= n_hidden.
     alpha : float >= 1, default 1.0
-        :meth:`transform` keeps round(alpha k) units (Sec. 2.2, sparse encoding).
+        :meth:`transform` keeps alpha k units, rounded half up (Sec. 2.2; see
+        :func:`ksparse.kernels.encode.alpha_k`).
     n_epochs : int, default 10
         Epochs run by :meth:`fit`; the length over which the schedules run.
     batch_size : int, default 128
@@ -266,7 +267,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.
 
-        ``x_hat`` is ``inverse_transform(transform(X))``, so it uses round(alpha k) units;
+        ``x_hat`` is ``inverse_transform(transform(X))``, so it uses alpha k units (rounded half up);
         with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``.
         """
         X = check_array(X, dtype=_FLOATS)

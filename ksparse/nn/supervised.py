@@ -36,7 +36,7 @@ def sparse_layer_forward(x, W, b, n_keep):
     W : array, shape (d, H)
     b : array, shape (H,)
     n_keep : int
-        The number of units kept, round(alpha k) (see :func:`ksparse.kernels.encode.alpha_k`).
+        The number of units kept, alpha k rounded half up (see :func:`ksparse.kernels.encode.alpha_k`).
 
     Returns
     -------

@@ -87,6 +87,11 @@ def result_path(folder, target, profile, row, seed):
     return os.path.join(folder, f"{target}-{profile}-{row}-seed{seed}.json")
 
 
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def write_result(path, meta, record):
     """Write ``{"meta": meta, "result": record}`` to ``path`` atomically, as sorted, indented JSON."""
     text = json.dumps({"meta": meta, "result": record}, indent=1, sort_keys=True, default=jsonable)

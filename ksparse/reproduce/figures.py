@@ -195,9 +195,10 @@ def main(argv):
     data = "cifar10-patches" if name == "fig3" and args.dataset != "digits" else args.dataset
     meta.update(seconds=time.perf_counter() - start, settings=prof, data={"dataset": data})
     stats = {"profile": args.profile, "dataset": data, "seconds": meta["seconds"], "stats": stats}
-    with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-        json.dump(stats, f, indent=1, default=_runs.jsonable)
+    _runs.write_text(os.path.join(args.out, f"{name}.json"),
+                     json.dumps(stats, indent=1, default=_runs.jsonable))
     record = dict(stats, key="all")
     _runs.write_result(_runs.result_path(args.results, name, args.profile, "all", args.seed), meta, record)
-    print(json.dumps(stats, indent=1, default=_runs.jsonable))
+    print(
+                     json.dumps(stats, indent=1, default=_runs.jsonable))
     return 0

@@ -79,7 +79,18 @@ def _alphas(key, prof):
     if not key.startswith("k"):
         return [None]
     k = _k(key)[0]
-    return [a for a in prof["alphas"] if round(a * k) <= prof["n_hidden"]]
+    return [a for a in prof["alphas"] if _fits(a, k, prof["n_hidden"])]
+
+
+def _fits(alpha, k, n_hidden):
+    """True when alpha k (rounded by :func:`ksparse.kernels.encode.alpha_k`) fits in n_hidden."""
+    from ksparse.kernels.encode import alpha_k
+
+    try:
+        alpha_k(k, alpha, n_hidden)
+    except ValueError:
+        return False
+    return True
 
 
 def _classify(feats, alpha, C, train, evals, prof, seed, n_fit=None):
@@ -167,9 +178,8 @@ def main(argv):
     from ksparse.reproduce import report
 
     table = report.table1(results)
-    with open(os.path.join(args.out, "table1.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "table1.json"), "w") as f:
-        json.dump(results, f, indent=1, default=_runs.jsonable)
+    _runs.write_text(os.path.join(args.out, "table1.md"), table)
+    _runs.write_text(os.path.join(args.out, "table1.json"),
+                     json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
     return 0

@@ -252,9 +252,8 @@ def main(argv):
     from ksparse.reproduce import report
 
     table = report.table3(results)
-    with open(os.path.join(args.out, "table3.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "table3.json"), "w") as f:
-        json.dump(results, f, indent=1, default=_runs.jsonable)
+    _runs.write_text(os.path.join(args.out, "table3.md"), table)
+    _runs.write_text(os.path.join(args.out, "table3.json"),
+                     json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
     return 0

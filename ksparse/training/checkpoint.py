@@ -2,20 +2,26 @@
 
 The file holds the arrays ``W``, ``b``, ``b_prime`` and their velocities ``v_W``,
 ``v_b``, ``v_b_prime``, plus ``meta``: a JSON string with the hyperparameters, the
-number of finished epochs, the RNG state, the history and the library version.
+number of finished epochs, the RNG state, the history, the library version and the
+file format (``ksparse-checkpoint-N``). Reading validates every array: its dtype, its
+shape against ``W`` and its values (all finite), and refuses files of a newer format.
 """
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from ksparse.backend import to_numpy
-from ksparse.io import atomic_write
+from ksparse.errors import ModelFileError
+from ksparse.io import atomic_write, npz_keys, open_npz, read_npz_array
 
 PARAM_NAMES = ("W", "b", "b_prime")
-FORMAT = "ksparse-checkpoint-1"
+FORMAT_PREFIX = "ksparse-checkpoint-"
+FORMAT_VERSION = 1
+FORMAT = f"{FORMAT_PREFIX}{FORMAT_VERSION}"
+FLOAT_DTYPES = ("float32", "float64")
+_GIVE_MODEL = "give a model.npz written by `ksparse train` or save()"
 
 
 def save_checkpoint(path, params, velocity, meta):
@@ -29,6 +35,43 @@ def save_checkpoint(path, params, velocity, meta):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def check_format(meta, path):
+    """Raise ModelFileError unless ``meta`` names a checkpoint format this version reads."""
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    number = fmt[len(FORMAT_PREFIX):] if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX) else ""
+    if not number.isdigit():
+        raise ModelFileError(f"{path!r} is not a readable ksparse model file (format {fmt!r}); " +
+                             _GIVE_MODEL)
+    version = int(number)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path!r} was written by a newer ksparse ({meta.get('version', '?')}, model format {version}; "
+            f"this ksparse reads format {FORMAT_VERSION} and older); upgrade ksparse to read it")
+
+
+def check_arrays(params, velocity, path):
+    """Raise ModelFileError unless the six arrays are float, consistent in shape and finite.
+
+    ``W`` is (d, H), ``b`` (H,), ``b_prime`` (d,); each velocity has its parameter's shape;
+    all six share one dtype, float32 or float64, and hold no NaN or inf.
+    """
+    W = params["W"]
+    if W.ndim != 2 or 0 in W.shape:
+        raise ModelFileError(f"{path!r} holds W of shape {W.shape}, not a (d, H) matrix; the file is corrupt")
+    shapes = {"W": W.shape, "b": (W.shape[1],), "b_prime": (W.shape[0],)}
+    for name in PARAM_NAMES:
+        for label, a in ((name, params[name]), ("v_" + name, velocity[name])):
+            if a.dtype.name not in FLOAT_DTYPES or a.dtype != W.dtype:
+                raise ModelFileError(f"{path!r} holds {label} of dtype {a.dtype}, expected {W.dtype} "
+                                     "(float32 or float64); the file is corrupt")
+            if a.shape != shapes[name]:
+                raise ModelFileError(f"{path!r} holds {label} of shape {a.shape}, expected {shapes[name]} "
+                                     f"for W of shape {W.shape}; the file is corrupt")
+            if not np.all(np.isfinite(a)):
+                raise ModelFileError(f"{path!r} holds NaN or inf in {label}; the model is unusable, "
+                                     "train it again (or resume from an earlier checkpoint)")
+
+
 def load_checkpoint(path):
     """Read a file written by :func:`save_checkpoint`.
 
@@ -40,22 +83,25 @@ def load_checkpoint(path):
 
     Raises
     ------
-    ValueError
-        If the file is missing, truncated, corrupt, or not a ksparse checkpoint.
+    ksparse.errors.ModelFileError
+        (a ``ValueError``) If the file is missing, truncated, corrupt, not a ksparse
+        checkpoint, of a newer format, or holds arrays of wrong dtype, shape or non-finite values.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"model file {path!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"][()]))
-            params = {name: np.array(data[name]) for name in PARAM_NAMES}
-            velocity = {name: np.array(data["v_" + name]) for name in PARAM_NAMES}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
-        raise ValueError(f"{path!r} is not a readable ksparse model file ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a ksparse model file (format {meta.get('format')!r})")
-    W = params["W"]
-    if W.ndim != 2 or params["b"].shape != (W.shape[1],) or params["b_prime"].shape != (W.shape[0],):
-        raise ValueError(f"{path!r} holds inconsistent shapes; the file is corrupt")
+        raise ModelFileError(f"model file {path!r} does not exist; check the path")
+    what = f"{path!r} (a ksparse model file)"
+    with open_npz(path, ModelFileError, "a readable ksparse model file", _GIVE_MODEL) as zf:
+        if "meta" not in npz_keys(zf):
+            raise ModelFileError(f"{path!r} is not a readable ksparse model file (it has no 'meta'); " +
+                                 _GIVE_MODEL)
+        raw = read_npz_array(zf, "meta", what, ModelFileError)
+        try:
+            meta = json.loads(str(raw[()]))
+        except (ValueError, TypeError, IndexError, RecursionError):
+            raise ModelFileError(f"{path!r} has unreadable metadata; the file is corrupt") from None
+        check_format(meta, path)
+        params = {name: read_npz_array(zf, name, what, ModelFileError) for name in PARAM_NAMES}
+        velocity = {name: read_npz_array(zf, "v_" + name, what, ModelFileError) for name in PARAM_NAMES}
+    check_arrays(params, velocity, path)
     return params, velocity, meta

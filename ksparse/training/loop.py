@@ -12,9 +12,12 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
+from ksparse.errors import ModelFileError, reject_complex
+from ksparse.kernels.encode import alpha_k
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.memory import check_memory
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -77,7 +80,11 @@ def centered(x, state):
 
 
 def check_data(x, name="X"):
-    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong."""
+    """Return ``x`` as a 2-D float NumPy array, or raise ValueError saying what is wrong.
+
+    Complex input raises :class:`ksparse.errors.ComplexDataError` (a ``TypeError``).
+    """
+    reject_complex(x, name)
     try:
         x = np.asarray(to_numpy(x))
     except Exception as e:
@@ -108,11 +115,7 @@ def check_config(config, d=None):
         raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
     if not 1 <= cfg["k"] <= cfg["n_hidden"]:
         raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    if cfg["alpha"] < 1 or round(cfg["alpha"] * cfg["k"]) > cfg["n_hidden"]:
-        raise ValueError(
-            f"alpha must be >= 1 with round(alpha*k) <= n_hidden = {cfg['n_hidden']}; "
-            f"got alpha={cfg['alpha']}, k={cfg['k']}"
-        )
+    alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])  # alpha finite, >= 1, alpha k <= n_hidden
     if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
         raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
     for name in ("lr", "momentum", "sigma", "k_fraction"):
@@ -137,8 +140,13 @@ def init_params(d, n_hidden, sigma, rng, dtype="float32"):
 
 
 def new_state(d, config, device="cpu"):
-    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities."""
+    """A fresh TrainState for data of dimension ``d``: Gaussian weights, zero velocities.
+
+    Raises ksparse.errors.NotEnoughMemoryError before allocating when the run cannot fit
+    (:func:`ksparse.training.memory.check_memory`).
+    """
     cfg = check_config(config)
+    check_memory(d, cfg["n_hidden"], cfg["batch_size"], cfg["dtype"], device)
     rng = np.random.default_rng(cfg["seed"])
     params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
     params = {n: to_device(a, device) for n, a in params.items()}
@@ -155,22 +163,44 @@ def save_state(path, state):
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
+def _check_meta(meta, params):
+    """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean)."""
+    cfg = check_config(meta["config"])
+    if cfg["dtype"] != params["W"].dtype.name:
+        raise ValueError(f"its config says dtype {cfg['dtype']} but W is {params['W'].dtype}")
+    epoch = meta["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    np.random.default_rng().bit_generator.state = meta["rng_state"]  # raises if malformed
+    if not isinstance(meta["history"], list):
+        raise ValueError("history must be a list")
+    x_mean = None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64)
+    if x_mean is not None and (x_mean.shape != (params["W"].shape[0],) or not np.all(np.isfinite(x_mean))):
+        raise ValueError(f"x_mean must be {params['W'].shape[0]} finite numbers (one per feature of W)")
+    return cfg, epoch, x_mean
+
+
 def load_state(path, device="cpu"):
-    """Read a TrainState written by :func:`save_state`, onto ``device``."""
+    """Read a TrainState written by :func:`save_state`, onto ``device``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is unknown or "gpu" is missing (said as such, not as a bad file).
+    ksparse.errors.ModelFileError
+        If the file or any array or field in it is invalid (see
+        :func:`ksparse.training.checkpoint.load_checkpoint`).
+    """
+    check_device(device)
     params, velocity, meta = load_checkpoint(path)
     try:
-        cfg = check_config(meta["config"])
-        state = TrainState(
-            {n: to_device(params[n], device) for n in PARAM_NAMES},
-            {n: to_device(velocity[n], device) for n in PARAM_NAMES},
-            cfg, int(meta["epoch"]), meta["rng_state"], list(meta["history"]),
-            None if meta.get("x_mean") is None else np.asarray(meta["x_mean"], dtype=np.float64),
-        )
-        if state.x_mean is not None and state.x_mean.shape != (params["W"].shape[0],):
-            raise ValueError(f"x_mean has shape {state.x_mean.shape}, W has d = {params['W'].shape[0]}")
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path!r} holds invalid training state ({e})") from None
-    return state
+        cfg, epoch, x_mean = _check_meta(meta, params)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        what = f"missing field {e}" if isinstance(e, KeyError) else e
+        raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
+    return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
+                      {n: to_device(velocity[n], device) for n in PARAM_NAMES},
+                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean)
 
 
 def default_step():

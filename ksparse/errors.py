@@ -1,0 +1,53 @@
+"""The project's own exception types (the bottom layer, beside :mod:`ksparse.backend`).
+
+Each subclasses the built-in exception a caller would catch anyway (``ValueError``), so
+``except ValueError`` keeps working, while ``except ksparse.errors.KSparseError`` catches
+exactly the faults this library reports. Every message names the one thing that is wrong
+and the one thing to do.
+"""
+
+
+class KSparseError(Exception):
+    """Base class of every error that ksparse raises on purpose."""
+
+
+class FileFormatError(KSparseError, ValueError):
+    """A file is missing, truncated, corrupt, or not of the kind it should be."""
+
+
+class DataFileError(FileFormatError):
+    """A data file (IDX, CIFAR-10 binary, NORB matrix, ``.npy``, ``.npz``) cannot be read."""
+
+
+class ModelFileError(FileFormatError):
+    """A model file (``model.npz`` from ``ksparse train`` or ``save``) cannot be used."""
+
+
+class NotEnoughMemoryError(KSparseError, ValueError):
+    """A run would need more memory than the machine has available; nothing was allocated."""
+
+
+class ComplexDataError(KSparseError, TypeError):
+    """Complex numbers where ksparse needs real ones (it never drops an imaginary part)."""
+
+
+def reject_complex(x, name="X"):
+    """Raise :class:`ComplexDataError` if ``x`` holds complex numbers; return ``x`` unchanged.
+
+    NumPy would silently drop the imaginary part on conversion to float (with only a
+    ``ComplexWarning``); every place where data enters ksparse calls this first.
+    """
+    dtype = getattr(x, "dtype", None)
+    if (dtype is not None and getattr(dtype, "kind", None) == "c") or (dtype is None and _any_complex(x)):
+        raise ComplexDataError(f"{name} holds complex numbers; ksparse needs real data, "
+                               "so pass the part you mean (X.real, or abs(X) for magnitudes)")
+    return x
+
+
+def _any_complex(x):
+    """True if a non-array input (a list, a scalar) holds a complex number."""
+    if isinstance(x, complex):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_any_complex(v) for v in x)
+    return False
