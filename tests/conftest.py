@@ -1,23 +1,8 @@
-"""Shared fixtures: a centered finite-difference gradient and inputs with a wide top-k gap."""
+"""Shared fixtures: the numba kernels compiled once per session, inputs with a wide top-k gap,
+one BLAS thread. Gradient checks use :func:`ksparse.testing.check_grad` (tests/test_testing.py)."""
 
 import numpy as np
 import pytest
-
-
-def _numeric_grad(f, v, dout, eps=1e-6):
-    """Centered differences of sum(f() * dout) with respect to ``v``, changed in place and restored."""
-    grad = np.zeros_like(v)
-    it = np.nditer(v, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = v[i]
-        v[i] = old + eps
-        plus = np.sum(f() * dout)
-        v[i] = old - eps
-        minus = np.sum(f() * dout)
-        v[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def _gapped_problem(seed=0, N=5, d=10, H=6, gap=0.5):
@@ -37,10 +22,24 @@ def _gapped_problem(seed=0, N=5, d=10, H=6, gap=0.5):
     return x, W, b, b_prime
 
 
-@pytest.fixture
-def numeric_grad():
-    """``numeric_grad(f, v, dout, eps=1e-6)``: d sum(f() * dout) / dv by centered differences."""
-    return _numeric_grad
+@pytest.fixture(scope="session", autouse=True)
+def numba_kernels_compiled():
+    """Compile (or load from numba's cache) every kernel of ksparse.kernels.fast once, for
+    float32 and float64, before the first test: ``pytest --durations`` then shows this as
+    the setup of the first test and the tests' own cost everywhere else."""
+    from ksparse.kernels import fast
+
+    if not fast.has_numba():
+        return
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        x, W = rng.normal(size=(4, 3)).astype(dtype), rng.normal(size=(3, 5)).astype(dtype)
+        b, b_prime = np.zeros(5, dtype), np.zeros(3, dtype)
+        fast.fast_step(x, W, b, b_prime, 2, kernel="numba")
+        params = {"W": W, "b": b, "b_prime": b_prime}
+        fast.fast_train_step_(x, params, {n: np.zeros_like(a) for n, a in params.items()}, 2, 0.1, 0.9,
+                              kernel="numba")
+        fast.supp_k(x, 2, kernel="numba")
 
 
 @pytest.fixture

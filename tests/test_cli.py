@@ -198,18 +198,21 @@ def test_encode_rejects_bad_input(trained, tmp_path, capsys, kind, words):
 
 def failing_step(at_call, error):
     """A training step that works ``at_call - 1`` times, then fails with ``error``."""
-    from ksparse.nn.layers import ksparse_step
+    from ksparse.training.steps import AutoencoderStep
 
-    calls = []
+    class Failing(AutoencoderStep):
+        calls = 0
 
-    def step(x, W, b, b_prime, k):
-        calls.append(1)
-        if len(calls) >= at_call:
-            if error == "nan":
-                return ksparse_step(x, W * np.nan, b, b_prime, k)
-            raise KeyboardInterrupt
-        return ksparse_step(x, W, b, b_prime, k)
+        def forward_backward(self, batch, params, settings):
+            self.calls += 1
+            if self.calls >= at_call:
+                if error == "nan":
+                    params = dict(params, W=params["W"] * np.nan)
+                else:
+                    raise KeyboardInterrupt
+            return super().forward_backward(batch, params, settings)
 
+    step = Failing(kernel="plain")
     return lambda: step
 
 

@@ -1,4 +1,4 @@
-"""MNIST loader: IDX parsing, malformed files, the split, and downloads from a local HTTP server."""
+"""MNIST loader: IDX parsing, malformed files, the split, and downloads (pooch) from a local HTTP server."""
 
 import functools
 import gzip
@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksparse.datasets import load_dataset
+from ksparse.datasets._files import download
 from ksparse.datasets.mnist import FILES, load_mnist, read_idx
 
 N_TRAIN, N_TEST, SHAPE = 30, 12, (5, 4)
@@ -41,6 +42,11 @@ def md5_table(files):
     return {name: hashlib.md5(raw).hexdigest() for name, (_, raw) in files.items()}
 
 
+def served_hashes(folder):
+    """pooch's registry for the .gz files in ``folder``: md5 of the bytes as served."""
+    return {p.name: "md5:" + hashlib.md5(p.read_bytes()).hexdigest() for p in folder.glob("*.gz")}
+
+
 def write_files(folder, files, gz=True):
     os.makedirs(folder, exist_ok=True)
     for name, (_, raw) in files.items():
@@ -60,8 +66,17 @@ def no_proxy(monkeypatch):
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    failed = set()  # paths under flaky/ already refused once
+
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        if self.path.startswith("/flaky/") and self.path not in self.failed:
+            self.failed.add(self.path)
+            self.send_error(503, "try again")
+            return
+        super().do_GET()
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +85,7 @@ def mirror_root(tmp_path_factory):
     files = fake_mnist()
     root = tmp_path_factory.mktemp("www")
     write_files(root / "good", files)
+    write_files(root / "flaky", files)  # refuses each file once, then serves it
     write_files(root / "bad", fake_mnist(seed=1))  # valid IDX, wrong md5
     os.makedirs(root / "trunc")
     for name, (_, raw) in files.items():
@@ -78,7 +94,7 @@ def mirror_root(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", files
+    yield f"http://127.0.0.1:{server.server_address[1]}", files, served_hashes(root / "good")
     server.shutdown()
     server.server_close()
 
@@ -179,33 +195,58 @@ def test_load_mnist_offline_says_where(tmp_path):
     assert all(name in msg for name in FILES.values())
     # a mirror that refuses connections: same message plus the failure, nothing written
     with pytest.raises(ValueError, match="Download failed"):
-        load_mnist(tmp_path / "data", mirrors=["http://127.0.0.1:9/"], timeout=5)
+        load_mnist(tmp_path / "data", mirrors=["http://127.0.0.1:9/"], timeout=5, retries=0)
     assert not (tmp_path / "data").exists() or all_files(tmp_path / "data") == []
 
 
 def test_download_from_local_mirror(tmp_path, mirror_root):
-    url, files = mirror_root
+    url, files, hashes = mirror_root
     table = md5_table(files)
-    data = load_mnist(tmp_path, val_size=10, mirrors=[url + "/missing/", url + "/good/"], checksums=table)
+    data = load_mnist(tmp_path, val_size=10, mirrors=[url + "/missing/", url + "/good/"], checksums=table,
+                      hashes=hashes, retries=0)
     assert all_files(tmp_path) == sorted(f"mnist/{name}.gz" for name in FILES.values())
     np.testing.assert_array_equal(data.y_test, files[FILES["test_labels"]][0])
     again = load_mnist(tmp_path, val_size=10, mirrors=[], checksums=table)  # now read from disk
     np.testing.assert_array_equal(again.X_train, data.X_train)
 
 
-def test_download_skips_bad_mirror(tmp_path, mirror_root):
-    url, files = mirror_root
+def test_download_retries_a_failed_attempt(tmp_path, mirror_root):
+    url, files, hashes = mirror_root
+    name = FILES["test_labels"] + ".gz"
+    md5 = md5_table(files)[FILES["test_labels"]]
+    path = download(name, [url + "/flaky/"], str(tmp_path), hashes[name], md5, progress=True)  # one retry
+    assert os.path.samefile(path, tmp_path / name), path
+    assert all_files(tmp_path) == [name]
+    with pytest.raises(ValueError, match="503"):
+        download(FILES["test_images"] + ".gz", [url + "/flaky/"], str(tmp_path / "none"), retries=0)
+
+
+@pytest.mark.parametrize("registry", [True, False])
+def test_download_skips_bad_mirror(tmp_path, mirror_root, registry):
+    url, files, hashes = mirror_root
     mirrors = [url + "/bad/", url + "/good/"]
-    data = load_mnist(tmp_path, val_size=10, mirrors=mirrors, checksums=md5_table(files))
+    data = load_mnist(tmp_path, val_size=10, mirrors=mirrors, checksums=md5_table(files),
+                      hashes=hashes if registry else None, retries=0)
     assert len(data.X_test) == N_TEST
 
 
-@pytest.mark.parametrize("mirror,reason", [("bad", "md5"), ("trunc", "truncated")])
-def test_download_failure_leaves_nothing(tmp_path, mirror_root, mirror, reason):
-    url, files = mirror_root
+@pytest.mark.parametrize("mirror,registry,reason", [
+    ("bad", True, "hash"), ("trunc", True, "hash"),  # pooch's check of the served file
+    ("bad", False, "md5 of the decompressed"), ("trunc", False, "truncated"),  # then ours
+])
+def test_download_failure_leaves_nothing(tmp_path, mirror_root, mirror, registry, reason):
+    url, files, hashes = mirror_root
     with pytest.raises(ValueError, match=reason) as info:
-        load_mnist(tmp_path, val_size=10, mirrors=[f"{url}/{mirror}/"], checksums=md5_table(files))
+        load_mnist(tmp_path, val_size=10, mirrors=[f"{url}/{mirror}/"], checksums=md5_table(files),
+                   hashes=hashes if registry else None, retries=0)
     assert os.path.join(str(tmp_path), "mnist") in str(info.value)
+    assert all_files(tmp_path) == []
+
+
+def test_the_canonical_registry_rejects_other_files(tmp_path, mirror_root):
+    url, files, _ = mirror_root
+    with pytest.raises(ValueError, match="hash"):
+        load_mnist(tmp_path, val_size=10, mirrors=[url + "/good/"], checksums=md5_table(files), retries=0)
     assert all_files(tmp_path) == []
 
 

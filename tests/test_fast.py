@@ -204,13 +204,14 @@ def test_fast_step_rejects_bad_input():
 
 def test_training_uses_the_fast_step_and_matches_the_plain_one(one_blas_thread):
     from ksparse.training.loop import default_step, fit
+    from ksparse.training.steps import AutoencoderStep
 
-    assert default_step() is fast.fast_step
+    assert isinstance(default_step(), AutoencoderStep) and default_step().kernel == "auto"
     x = np.random.default_rng(5).random((60, 16))
     config = {"n_hidden": 24, "k": 4, "k_start": 12, "n_epochs": 3, "batch_size": 16,
               "dtype": "float64", "lr": 0.05}
     fast_state = fit(x, config)
-    plain_state = fit(x, config, step=ksparse_step)
+    plain_state = fit(x, config, step=AutoencoderStep(kernel="plain"))
     for name in ("W", "b", "b_prime"):
         np.testing.assert_allclose(fast_state.params[name], plain_state.params[name], rtol=1e-8, atol=1e-12)
     for r_fast, r_plain in zip(fast_state.history, plain_state.history, strict=True):

@@ -1,8 +1,6 @@
-"""Gradient checks (float64, centered differences) of the discriminative pairs S1-S4."""
+"""The discriminative pairs S1-S4: values and structure (their gradient checks: test_testing.py)."""
 
 import numpy as np
-import pytest
-from conftest import _numeric_grad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,23 +14,7 @@ from ksparse.nn.supervised import (
     sparse_layer_backward,
     sparse_layer_forward,
 )
-
-EPS = 1e-6
-
-
-def numerical_grad(f, a, eps=EPS):
-    """Centered differences of the scalar f() with respect to every entry of ``a`` (tests/conftest.py)."""
-    return _numeric_grad(f, a, 1.0, eps)
-
-
-def assert_close(analytic, numeric):
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
-
-
-def min_gap(z, n_keep):
-    """Smallest gap, over the rows, between the n_keep-th and the next largest value."""
-    s = -np.sort(-z, axis=1)
-    return float((s[:, n_keep - 1] - s[:, n_keep]).min())
+from ksparse.testing.pairs import kink_gap
 
 
 def gapped_layer(rng, N, d, H, n_keep, scale=1.0):
@@ -41,7 +23,7 @@ def gapped_layer(rng, N, d, H, n_keep, scale=1.0):
         x = rng.normal(size=(N, d))
         W = rng.normal(scale=scale, size=(d, H))
         b = rng.normal(scale=scale, size=H)
-        if min_gap(x @ W + b, n_keep) > 1e-3:
+        if kink_gap(x @ W + b, n_keep) > 1e-3:
             return x, W, b
     raise AssertionError("no well-separated draw found")
 
@@ -53,15 +35,6 @@ def test_softmax_ce_forward_matches_definition():
     expected = -np.mean(np.log(np.exp(s[np.arange(6), y]) / np.exp(s).sum(axis=1)))
     assert np.isclose(E, expected)
     np.testing.assert_allclose(p, softmax(s))
-
-
-def test_softmax_ce_backward_gradient_check():
-    rng = np.random.default_rng(1)
-    s, y = rng.normal(size=(5, 4)), rng.integers(0, 4, 5)
-    dE = rng.normal()
-    _, cache = softmax_ce_forward(s, y)
-    ds = softmax_ce_backward(dE, cache)
-    assert_close(ds, numerical_grad(lambda: dE * softmax_ce_forward(s, y)[0], s))
 
 
 def test_softmax_ce_forward_is_stable_for_large_scores():
@@ -89,22 +62,6 @@ def test_sparse_layer_forward_keeps_alpha_k_largest():
     assert ((h != 0).sum(axis=1) == 3).all()
     threshold = -np.sort(-z, axis=1)[:, 2:3]
     np.testing.assert_array_equal(h, np.where(z >= threshold, z, 0))
-
-
-@pytest.mark.parametrize("n_keep", [1, 3, 10])
-def test_sparse_layer_backward_gradient_check(n_keep):
-    rng = np.random.default_rng(3 + n_keep)
-    x, W, b = gapped_layer(rng, 4, 6, 10, min(n_keep, 9))
-    dh = rng.normal(size=(4, 10))
-    _, cache = sparse_layer_forward(x, W, b, n_keep)
-    dx, dW, db = sparse_layer_backward(dh, cache)
-
-    def f():
-        return float((dh * sparse_layer_forward(x, W, b, n_keep)[0]).sum())
-
-    assert_close(dx, numerical_grad(f, x))
-    assert_close(dW, numerical_grad(f, W))
-    assert_close(db, numerical_grad(f, b))
 
 
 def test_sparse_layer_backward_flows_only_through_support():
@@ -143,21 +100,17 @@ def two_layer_net(seed, N=5, d=6, H1=10, H2=8, C=3, n_keep=(4, 3)):
         z1 = x @ params["W1"] + params["b1"]
         h1, _ = sparse_layer_forward(x, params["W1"], params["b1"], n_keep[0])
         z2 = h1 @ params["W2"] + params["b2"]
-        if min_gap(z1, n_keep[0]) > 1e-3 and min_gap(z2, n_keep[1]) > 1e-3:
+        if kink_gap(z1, n_keep[0]) > 1e-3 and kink_gap(z2, n_keep[1]) > 1e-3:
             return x, y, params, list(n_keep)
     raise AssertionError("no well-separated draw found")
 
 
-def test_network_step_gradient_check_two_layers():
+def test_network_step_gives_every_parameter_a_gradient():
     x, y, params, n_keep = two_layer_net(6)
     E, grads = network_step(x, y, params, n_keep)
     assert set(grads) == set(hidden_names(2)) | {"W_out", "b_out"}
-
-    def f():
-        return float(network_step(x, y, params, n_keep)[0])
-
-    for name, value in params.items():
-        assert_close(grads[name], numerical_grad(f, value))
+    for name, g in grads.items():
+        assert g.shape == params[name].shape and np.abs(g).max() > 0
 
 
 def test_network_step_first_layer_frozen_matches_full_network():

@@ -1,4 +1,4 @@
-"""File helpers for the data loaders: find a file, read exactly n bytes, download and verify.
+"""File helpers for the data loaders: find a file, read exactly n bytes, download (with pooch) and verify.
 
 Every reader here is bounded by what the file really holds: a header that promises more
 data than the file contains raises ``ValueError`` before (or instead of) a large allocation.
@@ -6,14 +6,10 @@ data than the file contains raises ``ValueError`` before (or instead of) a large
 
 import gzip
 import hashlib
-import io
 import os
-import urllib.error
-import urllib.request
 import zlib
 
 from ksparse.errors import DataFileError
-from ksparse.io import atomic_write
 
 CHUNK = 1 << 20
 
@@ -80,35 +76,32 @@ def check_end(f, what):
         raise DataFileError(f"{what} holds more bytes than its header describes; the file is corrupt")
 
 
-def gunzip_md5(data, what, max_bytes):
-    """md5 hex digest of the decompressed ``data`` (gzip), reading at most ``max_bytes``."""
-    digest, total = hashlib.md5(), 0
+def contents_md5(path):
+    """md5 hex digest of the file's contents, decompressed when it ends in ``.gz``.
+
+    Raises
+    ------
+    ksparse.errors.DataFileError
+        If a ``.gz`` file is truncated or not valid gzip.
+    """
+    digest = hashlib.md5()
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+        with open_data(path) as f:
             while chunk := f.read(CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise ValueError(f"{what} decompresses to more than {max_bytes} bytes")
                 digest.update(chunk)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{what} is truncated or not valid gzip ({e})") from None
+        raise DataFileError(f"{path} is truncated or not valid gzip ({e}); "
+                            "delete it and fetch it again") from None
     return digest.hexdigest()
 
 
-def fetch(url, timeout, max_bytes):
-    """GET ``url`` and return its body, refusing bodies larger than ``max_bytes``."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        chunks, total = [], 0
-        while chunk := response.read(CHUNK):
-            total += len(chunk)
-            if total > max_bytes:
-                raise ValueError(f"{url} sends more than {max_bytes} bytes")
-            chunks.append(chunk)
-    return b"".join(chunks)
+def download(name, mirrors, folder, known_hash=None, md5=None, timeout=60, retries=1, progress=False):
+    """Download ``name`` into ``folder`` with pooch, from the first mirror that serves a good copy.
 
-
-def download_verified(name, mirrors, dest, md5, timeout=60, max_bytes=1 << 28):
-    """Download ``name`` from the first mirror whose copy matches ``md5``; write it atomically.
+    pooch streams each attempt into a temporary file in ``folder``, checks ``known_hash``,
+    and only then moves it into place (so a failed download leaves nothing behind); it
+    retries a failed attempt ``retries`` times. The file is then checked against ``md5``,
+    the digest of its decompressed bytes, and deleted if that does not match.
 
     Parameters
     ----------
@@ -116,37 +109,55 @@ def download_verified(name, mirrors, dest, md5, timeout=60, max_bytes=1 << 28):
         File name appended to each mirror's base URL, e.g. ``"train-images-idx3-ubyte.gz"``.
     mirrors : sequence of str
         Base URLs, tried in turn.
-    dest : str
-        Where the verified file goes (written through ``atomic_write``).
-    md5 : str
-        Expected md5 hex digest of the decompressed bytes (of the bytes themselves if ``name``
-        does not end in ``.gz``).
+    folder : str
+        Where the file goes (``folder/name``).
+    known_hash : str, optional
+        pooch's hash of the file as served, e.g. ``"md5:f68b..."``; None skips that check.
+    md5 : str, optional
+        md5 hex digest of the decompressed bytes (of the bytes themselves without ``.gz``).
+    timeout : float
+        Seconds to wait for the server.
+    retries : int
+        Further attempts per mirror after a failed one.
+    progress : bool
+        Draw pooch's progress bar (tqdm) on stderr.
 
     Returns
     -------
-    dest : str
+    path : str
 
     Raises
     ------
     ValueError
         If no mirror delivered a verified copy; the message lists each mirror's failure.
-        Nothing is written in that case.
     """
+    import pooch
+    import requests
+
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + name
+        store = pooch.create(folder, base.rstrip("/") + "/", registry={name: known_hash},
+                             retry_if_failed=retries)
         try:
-            data = fetch(url, timeout, max_bytes)
-            if name.endswith(".gz"):
-                got = gunzip_md5(data, url, max_bytes * 16)
-            else:
-                got = hashlib.md5(data).hexdigest()
-            if got != md5:
-                raise ValueError(f"md5 of the decompressed bytes is {got}, expected {md5}")
-        except (ValueError, OSError, urllib.error.URLError) as e:
+            path = store.fetch(name, downloader=pooch.HTTPDownloader(progressbar=progress, timeout=timeout))
+            _check_md5(path, md5)
+        except (ValueError, OSError, requests.exceptions.RequestException) as e:
             failures.append(f"{url}: {e}")
             continue
-        atomic_write(dest, lambda f, data=data: f.write(data))
-        return dest
+        return path
     tried = "; ".join(failures) if failures else "no mirrors given"
     raise ValueError(f"could not download {name} ({tried})")
+
+
+def _check_md5(path, md5):
+    """Delete ``path`` and raise ValueError unless its decompressed bytes have md5 ``md5`` (None: any)."""
+    if md5 is None:
+        return
+    try:
+        got = contents_md5(path)
+        if got != md5:
+            raise ValueError(f"md5 of the decompressed bytes is {got}, expected {md5}")
+    except ValueError:
+        os.remove(path)
+        raise

@@ -2,8 +2,9 @@
 
 The files are looked up in ``DIR/mnist/`` and then ``DIR/``, gzipped or not, where ``DIR`` is
 the ``data_dir`` argument, else ``$KSPARSE_DATA``, else ``~/.cache/ksparse``. Missing files
-are downloaded from public mirrors into ``DIR/mnist/``, verified by the md5 of their
-decompressed bytes, and written atomically. See ``docs/data.md``.
+are downloaded from public mirrors into ``DIR/mnist/`` by pooch (which checks the served
+files' hashes, retries, and moves a file into place only once it is verified), then
+verified by the md5 of their decompressed bytes. See ``docs/data.md``.
 """
 
 import hashlib
@@ -15,14 +16,8 @@ import numpy as np
 
 from ksparse.datasets import Dataset
 from ksparse.datasets import data_dir as _resolve_dir
-from ksparse.datasets._files import (
-    check_end,
-    download_verified,
-    find_file,
-    on_disk_size,
-    open_data,
-    read_exact,
-)
+from ksparse.datasets._files import check_end, find_file, on_disk_size, open_data, read_exact
+from ksparse.datasets._files import download as _download
 from ksparse.errors import DataFileError
 
 # Base URLs tried in turn; each serves the four ``.gz`` files.
@@ -46,6 +41,16 @@ MD5 = {
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+# pooch's registry: md5 of the gzipped files as the mirrors serve them (the originals of
+# yann.lecun.com, as also listed by torchvision). Local copies may be re-compressed, so
+# files read from a data directory are verified by MD5, the decompressed bytes, instead.
+HASHES = {
+    "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
 }
 
 # IDX type byte -> NumPy dtype (the data are big-endian)
@@ -107,8 +112,12 @@ def _missing_message(root, missing, failures):
     return msg + (f". Download failed: {failures}" if failures else ". Downloading is switched off")
 
 
-def locate_mnist(root, download=True, mirrors=MIRRORS, checksums=MD5, timeout=60):
+def locate_mnist(root, download=True, mirrors=MIRRORS, checksums=MD5, timeout=60, hashes=HASHES,
+                 retries=1, progress=False):
     """Return ``{role: path}`` for the four files, downloading the missing ones if allowed.
+
+    Downloads go through :func:`ksparse.datasets._files.download` (pooch): checked against
+    ``hashes`` (the gzipped files), then against ``checksums`` (their decompressed bytes).
 
     Raises
     ------
@@ -123,9 +132,10 @@ def locate_mnist(root, download=True, mirrors=MIRRORS, checksums=MD5, timeout=60
             missing.append(name)
     for name in list(missing) if download else []:
         role = next(r for r, n in FILES.items() if n == name)
-        dest = os.path.join(root, "mnist", name + ".gz")
         try:
-            paths[role] = download_verified(name + ".gz", mirrors, dest, checksums[name], timeout)
+            paths[role] = _download(name + ".gz", mirrors, os.path.join(root, "mnist"),
+                                    (hashes or {}).get(name + ".gz"), checksums.get(name), timeout,
+                                    retries, progress)
             missing.remove(name)
         except ValueError as e:
             failures.append(str(e))
@@ -159,6 +169,9 @@ def load_mnist(
     checksums=MD5,
     verify=True,
     timeout=60,
+    hashes=HASHES,
+    retries=1,
+    progress=False,
 ):
     """MNIST with the paper's split: 50,000 train, 10,000 validation, 10,000 test.
 
@@ -178,6 +191,15 @@ def load_mnist(
     checksums : dict
         File name (without ``.gz``) -> md5 of its decompressed bytes; downloads are always
         verified against it, local files too when ``verify`` is true.
+    timeout : float
+        Seconds to wait for a mirror.
+    hashes : dict or None
+        pooch's registry: file name (with ``.gz``) -> hash of the file as served
+        (``"md5:..."``); downloads are checked against it before they are kept.
+    retries : int
+        Further attempts per mirror after a failed download.
+    progress : bool
+        Draw a download progress bar on stderr.
 
     Returns
     -------
@@ -190,7 +212,7 @@ def load_mnist(
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating type such as 'float32', got {dtype}")
     root = _resolve_dir(data_dir)
-    paths = locate_mnist(root, download, mirrors, checksums, timeout)
+    paths = locate_mnist(root, download, mirrors, checksums, timeout, hashes, retries, progress)
     arrays = {}
     for role, path in paths.items():
         arrays[role] = read_idx(path, checksums.get(FILES[role]) if verify else None)

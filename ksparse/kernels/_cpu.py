@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from ksparse.kernels import _numba as nk
+from ksparse.nn.optim import sgd_momentum_
 
 # Below this many multiply-adds in the product x W a step runs in the calling thread:
 # handing a range to another thread and waiting for it costs tens of microseconds.
@@ -161,9 +162,5 @@ def train_step_(x, params, velocity, k, lr, momentum):
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
                                                          velocity["b"], lr, momentum, lo, hi),
                    _unit_bounds(start, d, n))
-    v = velocity["b_prime"]  # Eq. (11) for b'
-    v *= momentum
-    db_prime *= lr
-    v -= db_prime
-    b_prime += v
+    sgd_momentum_(params, {"b_prime": db_prime}, velocity, lr, momentum)  # Eq. (11) for b'
     return x.dtype.type(err.sum() / N), Gamma

@@ -27,6 +27,7 @@ import numpy as np
 
 from ksparse.backend import get_array_module
 from ksparse.nn import layers
+from ksparse.nn.optim import sgd_momentum_
 
 KERNELS = ("auto", "numba", "numpy")
 
@@ -151,10 +152,12 @@ def fast_step(x, W, b, b_prime, k, kernel="auto"):
 def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
     """One training step fused with Eq. (11): :func:`fast_step`, then SGD with momentum in place.
 
-    Equals ``ksparse.nn.optim.sgd_momentum_(params, grads, velocity, lr, momentum)`` applied to
-    the gradients of :func:`ksparse.nn.layers.ksparse_step`; on the compiled kernels the weight
-    gradient is never stored: each unit's ``dW[:, h]`` lives in a buffer of d numbers while
-    ``W[:, h]`` and its velocity are read and written once.
+    Equals :func:`ksparse.nn.optim.sgd_momentum_` applied to the gradients of
+    :func:`ksparse.nn.layers.ksparse_step` (``tests/test_fast.py`` holds it to that). On
+    the compiled kernels the weight gradient is never stored: each unit's ``dW[:, h]``
+    lives in a buffer of d numbers while ``W[:, h]`` and its velocity are read and written
+    once; those compiled loops (numba and CUDA) are the only other places the arithmetic of
+    Eq. (11) appears.
 
     Parameters
     ----------
@@ -185,22 +188,9 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
         return _cupy_kernels.train_step_(x, params, velocity, k, lr, momentum)
     if impl == "numpy":
         E, grads, Gamma = _numpy_step(x, W.T, b, b_prime, k)
-        _momentum_(params, grads, velocity, lr, momentum)
+        sgd_momentum_(params, grads, velocity, lr, momentum)
         return E, Gamma
     return impl.train_step_(x, params, velocity, k, lr, momentum)
-
-
-fast_step.train_step_ = fast_train_step_  # lets ksparse.training.loop.fit run the fused form
-
-
-def _momentum_(params, grads, velocity, lr, momentum):
-    """Eq. (11) in place, v <- m v - lr g; theta <- theta + v, without temporaries."""
-    for name, g in grads.items():
-        v = velocity[name]
-        v *= momentum
-        g *= lr
-        v -= g
-        params[name] += v
 
 
 def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):

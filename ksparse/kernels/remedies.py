@@ -18,6 +18,7 @@ import numpy as np
 from ksparse.backend import get_array_module
 from ksparse.kernels.fast import fast_step
 from ksparse.nn import layers
+from ksparse.nn.optim import sgd_momentum_
 
 
 def _sparse_rows(values, Gamma, n_cols):
@@ -139,10 +140,5 @@ def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", **
             store["W"] = get_array_module(store["W"]).asfortranarray(store["W"])
     E, grads, Gamma = remedies_step(x, params["W"], params["b"], params["b_prime"], k, kernel=kernel,
                                     **remedies)
-    dtype = params["W"].dtype.type
-    for name, g in grads.items():
-        v = velocity[name]
-        v *= dtype(momentum)
-        v -= dtype(lr) * g
-        params[name] += v
+    sgd_momentum_(params, grads, velocity, lr, momentum)
     return E, Gamma

@@ -1,36 +1,43 @@
-"""SGD with momentum, Eq. (11): v <- m v - lr grad; theta <- theta + v."""
+"""SGD with momentum, Eq. (11): v <- m v - lr grad; theta <- theta + v.
 
-
-def sgd_momentum(param, grad, velocity, lr, momentum):
-    """Eq. (11) for one parameter, out of place.
-
-    Parameters
-    ----------
-    param, grad, velocity : arrays of one shape
-    lr : float
-        Learning rate eta_k.
-    momentum : float
-        Momentum m_k.
-
-    Returns
-    -------
-    param : array
-        theta + v_new.
-    velocity : array
-        v_new = m v - lr grad.
-    """
-    velocity = momentum * velocity - lr * grad
-    return param + velocity, velocity
+This module is the one place Eq. (11) is written. The fused kernels
+(:func:`ksparse.kernels.fast.fast_train_step_`) compute the same update inside their
+loops; ``tests/test_fast.py`` holds them to :func:`sgd_momentum_`.
+"""
 
 
 def sgd_momentum_(params, grads, velocity, lr, momentum):
-    """Eq. (11) in place over dicts of parameters, gradients and velocities.
+    """Eq. (11) in place, for every parameter that has a gradient.
 
-    The same arithmetic as :func:`sgd_momentum`, without allocating new parameters: each
-    velocity and parameter is read and written once.
+    Parameters
+    ----------
+    params : dict of arrays
+        Updated in place: ``params[name] += v_new``. Parameters without an entry in
+        ``grads`` (frozen layers) are left alone.
+    grads : dict of arrays
+        ``grads[name]`` has the shape of ``params[name]``; only read.
+    velocity : dict of arrays
+        Updated in place: ``v_new = momentum * v - lr * grads[name]``.
+    lr : float
+        Learning rate eta_k, rounded to the velocity's dtype.
+    momentum : float
+        Momentum m_k, rounded to the velocity's dtype.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p, v = {"w": np.array([1.0, -2.0])}, {"w": np.array([0.2, 0.0])}
+    >>> sgd_momentum_(p, {"w": np.array([0.5, 4.0])}, v, lr=0.1, momentum=0.9)
+    >>> v["w"], p["w"]
+    (array([ 0.13, -0.4 ]), array([ 1.13, -2.4 ]))
     """
-    for name, p in params.items():
+    for name, g in grads.items():
         v = velocity[name]
-        v *= momentum
-        v -= lr * grads[name]
-        p += v
+        dtype = v.dtype.type  # lr and momentum in the parameters' precision
+        v *= dtype(momentum)
+        v -= dtype(lr) * g
+        params[name] += v

@@ -192,7 +192,6 @@ def train_autoencoder(X, config, stem, resume=False, callback=None):
         ``epochs``, ``history`` (one record per epoch), ``seconds`` (summed over the
         finished epochs of every session) and ``resumed_at`` (the epoch resumed from, or 0).
     """
-    from ksparse.kernels.fast import fast_step
     from ksparse.training.loop import fit, load_state
 
     ckpt, times = stem + ".ckpt.npz", stem + ".ckpt-times.json"
@@ -212,8 +211,7 @@ def train_autoencoder(X, config, stem, resume=False, callback=None):
         report(record)
 
     # D1-D8 on the support only
-    state = fit(X, config, state=state, callback=tick, checkpoint_path=ckpt, checkpoint_every=1,
-                step=fast_step)
+    state = fit(X, config, state=state, callback=tick, checkpoint_path=ckpt, checkpoint_every=1)
     arrays = {n: np.asarray(a) for n, a in state.params.items()}
     if state.x_mean is not None:
         arrays["x_mean"] = state.x_mean
@@ -242,7 +240,7 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, center=Fals
 
 
 def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
-    """Train (or load) one of :data:`ksparse.training.baselines.KINDS` with the profile's settings."""
+    """Train (or load) one of :data:`ksparse.nn.baselines.KINDS` with the profile's settings."""
     from ksparse.training.baselines import fit_baseline
 
     config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["ae_lr"],

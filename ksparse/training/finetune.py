@@ -18,12 +18,13 @@ import math
 
 import numpy as np
 
-from ksparse.backend import get_array_module, to_device, to_numpy
+from ksparse.backend import get_array_module, to_numpy
 from ksparse.kernels.encode import alpha_k, encode
-from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import linear_lr
-from ksparse.nn.supervised import hidden_names, network_forward, network_step
+from ksparse.nn.supervised import hidden_names, network_forward
+from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.loop import TrainingDiverged, fit
+from ksparse.training.steps import NetworkStep, StepSettings
 
 FINETUNE_DEFAULTS = {
     "n_epochs": 200,
@@ -142,19 +143,6 @@ def stage_firsts(n_layers, layerwise=True):
     return list(range(n_layers + 1, 0, -1)) if layerwise else [1]
 
 
-def _run_epoch(x, y, params, trainable, velocity, n_keep, first, lr, cfg, rng):
-    """One shuffled pass of minibatch SGD (Eq. 11) over the trainable parameters."""
-    xp = get_array_module(x)
-    order = rng.permutation(x.shape[0])
-    total = 0.0
-    for start in range(0, x.shape[0], cfg["batch_size"]):
-        idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
-        E, grads = network_step(x[idx], y[idx], params, n_keep, first)
-        total += float(E) * idx.shape[0]
-        sgd_momentum_(trainable, grads, velocity, lr, cfg["momentum"])
-    return total / x.shape[0]
-
-
 def finetune_stage(params, x, y, n_keep, first, cfg, x_val=None, y_val=None, rng=None,
                    callback=None, stage=1):
     """One stage of Sec. 4.6: train layers ``first .. L`` and the softmax, the rest frozen.
@@ -176,10 +164,12 @@ def finetune_stage(params, x, y, n_keep, first, cfg, x_val=None, y_val=None, rng
     x_in = features_below(x, params, n_keep, first)  # frozen layers, computed once
     v_in = None if x_val is None else features_below(x_val, params, n_keep, first)
     n_epochs = cfg["n_epochs"]
+    step = NetworkStep(n_keep, first)
     best, best_err, history = None, math.inf, []
     for e in range(n_epochs):
         lr = linear_lr(e, n_epochs, cfg["lr"], cfg["lr_final"])
-        loss = _run_epoch(x_in, y, params, trainable, velocity, n_keep, first, lr, cfg, rng)
+        batches = minibatches((x_in, y), index_blocks(x_in.shape[0], cfg["batch_size"], rng))
+        loss = run_epoch(step, batches, params, velocity, StepSettings(lr, cfg["momentum"]))["loss"]
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"fine-tuning diverged in stage {stage}, epoch {e + 1} (loss {loss}); "

@@ -1,5 +1,6 @@
-"""The training loop: Gaussian initialisation, seeded minibatches, the k and lr schedules,
-Eq. (11) updates, per-epoch metrics, checkpoints and resume.
+"""Training the autoencoder: Gaussian initialisation, seeded minibatches, the k and lr
+schedules, per-epoch metrics, checkpoints and resume, around the one epoch loop of
+:mod:`ksparse.training.epoch` and a step of :mod:`ksparse.training.steps`.
 
 The loop is backend-agnostic: the data and parameters live on the chosen device and the
 host only draws random numbers and collects scalars.
@@ -14,10 +15,11 @@ import numpy as np
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
 from ksparse.errors import ModelFileError, reject_complex
 from ksparse.kernels.encode import alpha_k
-from ksparse.nn.optim import sgd_momentum_
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
+from ksparse.training.steps import AutoencoderStep, StepSettings
 
 DEFAULTS = {
     "n_hidden": 1000,
@@ -204,36 +206,22 @@ def load_state(path, device="cpu"):
 
 
 def default_step():
-    """The step used by :func:`fit` when none is given: the support-only
-    :func:`ksparse.kernels.fast.fast_step`."""
-    from ksparse.kernels.fast import fast_step
-
-    return fast_step
+    """The step used by :func:`fit` when none is given: the support-only kernels with the
+    fused Eq. (11) update, :class:`ksparse.training.steps.AutoencoderStep`."""
+    return AutoencoderStep()
 
 
-def run_epoch(x, state, k, lr, step):
-    """One pass over ``x`` (on the device) in shuffled minibatches. Returns the epoch's record."""
+def train_epoch(x, state, k, lr, step):
+    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device), its
+    minibatches drawn from ``state.rng_state``, updating ``state``. Returns the epoch's record."""
     cfg = state.config
-    xp = get_array_module(x)
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    order = rng.permutation(x.shape[0])
-    H = cfg["n_hidden"]
-    used = xp.zeros(H, dtype=bool)
-    total = xp.zeros((), dtype=x.dtype)
-    for start in range(0, x.shape[0], cfg["batch_size"]):
-        idx = to_device(order[start:start + cfg["batch_size"]], "gpu" if xp is not np else "cpu")
-        xb = x[idx]
-        if hasattr(step, "train_step_"):  # the step fused with Eq. (11), see ksparse.kernels.fast
-            E, Gamma = step.train_step_(xb, state.params, state.velocity, k, lr, cfg["momentum"])
-        else:
-            E, grads, Gamma = step(xb, state.params["W"], state.params["b"], state.params["b_prime"], k)
-            sgd_momentum_(state.params, grads, state.velocity, lr, cfg["momentum"])
-        total += E * xb.shape[0]
-        used[Gamma.ravel()] = True
+    batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
+    settings = StepSettings(lr=lr, momentum=cfg["momentum"], k=k)
+    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg["n_hidden"])
     state.rng_state = rng.bit_generator.state
-    loss = float(total) / x.shape[0]
-    return {"loss": loss, "dead_fraction": 1.0 - float(used.sum()) / H}
+    return record
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
@@ -255,10 +243,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         Where to write the state every ``checkpoint_every`` epochs and at the end.
     checkpoint_every : int, default 0
         0 writes only at the end.
-    step : callable, optional
-        ``step(x, W, b, b_prime, k) -> (E, grads, Gamma)``. When it has an attribute
-        ``train_step_(x, params, velocity, k, lr, momentum) -> (E, Gamma)``, that fused
-        step-and-update is run instead (as for the default, :func:`ksparse.kernels.fast.fast_step`).
+    step : ksparse.training.steps.Step, optional
+        The minibatch step (see :mod:`ksparse.training.steps`); default
+        :func:`default_step`, the support-only kernels with the update fused in.
     epochs : int, optional
         Run at most this many epochs in this call (the schedules still span ``n_epochs``,
         and hold their final values past it). None runs until ``n_epochs``.
@@ -308,7 +295,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         e = state.epoch
         k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
         lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])
-        record = run_epoch(xd, state, k, lr, step)
+        record = train_epoch(xd, state, k, lr, step)
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
             raise TrainingDiverged(
