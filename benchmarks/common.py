@@ -31,6 +31,42 @@ def set_threads(n):
     return n
 
 
+# A case is marked busy when other processes took more than this share of the machine's
+# CPU time (all cores) while it ran.
+BUSY_SHARE = 0.10
+
+
+def loadavg():
+    """The 1, 5 and 15 minute load averages, rounded."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def cpu_snapshot():
+    """(CPU seconds the whole machine spent busy, CPU seconds of this process, wall seconds).
+
+    The machine's figure comes from /proc/stat (user, nice, system, irq, softirq, steal);
+    None where that file does not exist.
+    """
+    busy = None
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    return busy, time.process_time(), time.perf_counter()
+
+
+def others_share(before, after):
+    """The share of the machine's CPU time (0-1, over all cores) that other processes used
+    between two :func:`cpu_snapshot` calls; from the load average where /proc/stat is missing."""
+    wall = after[2] - before[2]
+    if before[0] is None or after[0] is None or wall <= 0:
+        return max(0.0, os.getloadavg()[0] - 1) / (os.cpu_count() or 1)
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return float(min(1.0, max(0.0, others / (wall * (os.cpu_count() or 1)))))
+
+
 def interleaved(fns, rounds, warmup=2):
     """Time each callable once per round, in rotating order; return {name: seconds array}.
 
@@ -111,10 +147,13 @@ def load_results():
     return {}
 
 
-def save_results(section, data):
-    """Store ``data`` under ``section`` in docs/benchmarks.json, keeping the other sections."""
+def save_results(section, data, drop=()):
+    """Store ``data`` under ``section`` in docs/benchmarks.json, keeping the other sections
+    except those named in ``drop``."""
     results = load_results()
     results[section] = data
+    for name in drop:
+        results.pop(name, None)
     tmp = RESULTS + ".tmp"
     with open(tmp, "w") as f:
         json.dump(results, f, indent=1)
@@ -129,7 +168,7 @@ def table(header, rows):
     return "\n".join(lines)
 
 
-def parse_args(description, argv=None):
+def parse_args(description, argv=None, epoch=False):
     import argparse
 
     p = argparse.ArgumentParser(description=description)
@@ -137,4 +176,8 @@ def parse_args(description, argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
     p.add_argument("--no-save", action="store_true", help="do not write docs/benchmarks.json")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
+    if epoch:
+        p.add_argument("--images", type=int, default=None,
+                       help="MNIST training images per epoch (default: all 50,000)")
+        p.add_argument("--rounds", type=int, default=None, help="epochs per method (default 3)")
     return p.parse_args(argv)

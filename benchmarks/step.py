@@ -1,74 +1,72 @@
-"""Training step: ksparse against one dense product, the dense masked step and PyTorch TopK.
+"""Training step over whole epochs of real MNIST batches: ksparse against its floor and peers.
 
-    python -m benchmarks.step [--quick] [--threads 2]
+    python -m benchmarks.step [--quick] [--threads 2] [--data-dir DIR] [--images N] [--rounds R]
 
-Every step includes the momentum update (Eq. (11), or torch's SGD with momentum). Each
-figure is the median over rounds of (method time / product time) in the same round.
+Every method runs a whole epoch of the same MNIST minibatches (float32, d = 784, k = 25)
+in its own block, round after round, on 1 thread and then on ``--threads`` threads in
+every pool; figures are per batch, with the median and the fastest of the rounds:
+
+- one product ``x @ W`` (D1's shape, the baseline), and one pass over W and its velocity
+  (Eq. (11) with a zero gradient; product + pass is the floor of a step);
+- ksparse: ``ksparse.kernels.fast.fast_train_step_``, then the same epoch with its phases
+  clocked (rows: product, bias, top-k, decode, dz; grouping by unit; units: gradients and
+  update), so that the phases add up to the headline figure;
+- ksparse on its NumPy/SciPy kernels; the dense masked step (``ksparse.nn.layers`` and
+  Eq. (11)); a PyTorch TopK autoencoder step (torch.topk, scatter, autograd, SGD with
+  momentum);
+- a ``fit`` epoch through ``KSparseAutoencoder`` (shuffling, copies, checks included).
+
+Each block records the share of the machine's CPU time that other processes took
+(/proc/stat less this process); a case where it exceeds BUSY_SHARE is marked busy.
 """
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 
 from benchmarks import common
-from ksparse.kernels import fast
+from ksparse.kernels import _cpu, fast
 from ksparse.nn import layers, optim
 
-D, K, LR, MOMENTUM = 784, 25, 1e-4, 0.9
+D, K, LR, MOMENTUM, SIGMA = 784, 25, 0.01, 0.9, 0.01
 SHAPES = [(128, 1000), (128, 4000), (1024, 1000), (1024, 4000)]
+PRODUCT, PASS = "one product x @ W", "one pass over W and V"
+STEP, CLOCKED = "ksparse (numba)", "ksparse, phases clocked"
+FIT = "fit epoch (KSparseAutoencoder)"
+PHASES = ("rows: product, bias, top-k, decode, dz", "group by unit", "units: dW, db, update")
 
 
-def _problem(N, H, dtype, seed=0):
+def batches_of(X, N, seed=0):
+    """One epoch of X in shuffled minibatches of N rows (the last may be smaller), gathered once."""
+    order = np.random.default_rng(seed).permutation(X.shape[0])
+    return [np.ascontiguousarray(X[order[i:i + N]]) for i in range(0, X.shape[0], N)]
+
+
+def init_params(H, dtype=np.float32, seed=0):
+    """Sec. 4.2.2's initialisation, as training draws it; W column-major as the fast step keeps it."""
     rng = np.random.default_rng(seed)
-    x = rng.random((N, D)).astype(dtype)
-    params = {"W": rng.normal(0, 0.05, (D, H)).astype(dtype), "b": np.zeros(H, dtype),
-              "b_prime": np.zeros(D, dtype)}
-    return x, params
+    return {"W": np.asfortranarray(rng.normal(0.0, SIGMA, (D, H)).astype(dtype)),
+            "b": np.zeros(H, dtype), "b_prime": np.zeros(D, dtype)}
 
 
-def _state(params):
-    p = {n: a.copy() for n, a in params.items()}
+def _state(H):
+    p = init_params(H)
     return p, {n: np.zeros_like(a) for n, a in p.items()}
-
-
-def make_steps(x, params, with_torch=True):
-    """{name: callable} for one shape: the baseline product and every training step."""
-    W = params["W"]
-    steps = {"one product x @ W": lambda: x @ W}
-    p_fast, v_fast = _state(params)
-    kernel = "numba" if fast.has_numba() else "numpy"
-    steps[f"ksparse ({kernel})"] = lambda: fast.fast_train_step_(x, p_fast, v_fast, K, LR, MOMENTUM, kernel)
-    if kernel == "numba":
-        p_np, v_np = _state(params)
-        steps["ksparse (NumPy/SciPy)"] = lambda: fast.fast_train_step_(
-            x, p_np, v_np, K, LR, MOMENTUM, "numpy")
-    p_dense, v_dense = _state(params)
-
-    def dense():
-        E, grads, Gamma = layers.ksparse_step(x, p_dense["W"], p_dense["b"], p_dense["b_prime"], K)
-        optim.sgd_momentum_(p_dense, grads, v_dense, LR, MOMENTUM)
-
-    steps["dense masked step"] = dense
-    if with_torch:
-        steps["PyTorch TopK"] = torch_step(x, params)
-    return steps
 
 
 def torch_step(x, params, device="cpu"):
     """A TopK autoencoder step in the style of openai/sparse_autoencoder: torch.topk, scatter,
-    autograd, and torch.optim.SGD with momentum; tied weights, the same loss D4."""
+    autograd, and torch.optim.SGD with momentum; tied weights, the same loss D4. Returns
+    ``step(x=None)``: one step on ``x`` (a tensor on ``device``), or on the x given here."""
     import torch
 
-    xt = torch.as_tensor(x, device=device)
-    W, b, b_prime = (torch.tensor(params[n], device=device, requires_grad=True)
+    x_default = torch.as_tensor(x, device=device)
+    W, b, b_prime = (torch.tensor(np.asarray(params[n]), device=device, requires_grad=True)
                      for n in ("W", "b", "b_prime"))
     opt = torch.optim.SGD([W, b, b_prime], lr=LR, momentum=MOMENTUM)
 
-    def step():
+    def step(xt=None):
+        xt = x_default if xt is None else xt
         z = xt @ W + b
         values, index = torch.topk(z, K, dim=1)
         z_k = torch.zeros_like(z).scatter(1, index, values)
@@ -81,126 +79,167 @@ def torch_step(x, params, device="cpu"):
     return step
 
 
-def phases(x, params, repeats=20):
-    """Median ms per phase of the compiled ksparse step (numba only)."""
-    if not fast.has_numba():
-        return None
-    from ksparse.kernels import _numba as nk
+def step_methods(batches, H, with_torch, profile):
+    """{name: per-batch callable}; each method keeps its own state across the batches it sees."""
+    W = init_params(H)["W"]
+    p_fast, v_fast = _state(H)
+    p_prof, v_prof = _state(H)
+    p_np, v_np = _state(H)
+    p_dense, v_dense = _state(H)
+    V_pass = np.zeros_like(W)
+    lr, m = np.float32(LR), np.float32(MOMENTUM)
 
-    p, v = _state(params)
-    fast.fast_train_step_(x, p, v, K, LR, MOMENTUM, "numba")
-    WT, VT = p["W"].T, v["W"].T
-    lr, m = x.dtype.type(LR), x.dtype.type(MOMENTUM)
-    rows = []
-    for _ in range(repeats):
-        t = [time.perf_counter()]
-        z = x @ p["W"]
-        z += p["b"]
-        t.append(time.perf_counter())
-        bits_type = np.int32 if x.dtype == np.float32 else np.int64
-        Gamma = np.empty((x.shape[0], K), np.int64)
-        dx_hat, dz, err = np.empty_like(x), np.empty((x.shape[0], K), x.dtype), np.empty(x.shape[0])
-        nk.forward_rows(x, z, z.view(bits_type), bits_type(8 * np.dtype(bits_type).itemsize - 1),
-                        bits_type(np.iinfo(bits_type).max), WT, p["b_prime"], K, Gamma, dx_hat, dz, err)
-        t.append(time.perf_counter())
-        start, entries = nk.by_unit(Gamma, WT.shape[0])
-        t.append(time.perf_counter())
-        nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, p["b"], VT, v["b"], lr, m)
-        t.append(time.perf_counter())
-        rows.append(np.diff(t) * 1e3)
-    med = np.median(rows, axis=0)
-    names = ["product D1", "top-k, decode, dz (D2-D6)", "group by unit", "dW, db + update (D7, D8, Eq. 11)"]
-    return dict(zip(names, map(float, med), strict=True))
+    def dense(x):
+        E, grads, Gamma = layers.ksparse_step(x, p_dense["W"], p_dense["b"], p_dense["b_prime"], K)
+        optim.sgd_momentum_(p_dense, grads, v_dense, LR, MOMENTUM)
+
+    fns = {
+        PRODUCT: lambda x: x @ W,
+        PASS: lambda x: _cpu.momentum_pass_(W, V_pass, 0.0),
+        STEP: lambda x: fast.fast_train_step_(x, p_fast, v_fast, K, LR, MOMENTUM, "numba"),
+        CLOCKED: lambda x: _cpu.train_step_(x, p_prof, v_prof, K, lr, m, profile),
+        "ksparse (NumPy/SciPy)": lambda x: fast.fast_train_step_(x, p_np, v_np, K, LR, MOMENTUM, "numpy"),
+        "dense masked step": dense,
+    }
+    if with_torch:
+        import torch
+
+        step = torch_step(batches[0], init_params(H))
+        fns["PyTorch TopK"] = lambda x: step(torch.from_numpy(x))
+    return fns
 
 
-def peak_memory(N=1024, H=4000, dtype="float32"):
-    """Extra peak resident memory (MB) of a step of each method, each in a fresh process:
-    the peak (VmHWM, reset before the step) less the resident memory before it (Linux)."""
-    out = {}
-    for name in ("ksparse", "ksparse (NumPy/SciPy)", "dense masked step", "PyTorch TopK"):
-        code = (
-            "import numpy as np\n"
-            "from benchmarks import step as s\n"
-            f"x, params = s._problem({N}, {H}, np.{dtype})\n"
-            f"fns = s.make_steps(x, params, with_torch={name == 'PyTorch TopK'})\n"
-            f"f = [v for k, v in fns.items() if k.startswith({name!r})][0]\n"
-            "f()\n"  # compile, and let the allocators settle
-            "def mb(key):\n"
-            "    line = [s for s in open('/proc/self/status') if s.startswith(key)][0]\n"
-            "    return int(line.split()[1]) / 1024\n"
-            "open('/proc/self/clear_refs', 'w').write('5')\n"  # reset the peak (VmHWM)
-            "before = mb('VmRSS')\n"
-            "f(); f()\n"
-            "print(mb('VmHWM') - before)\n"
-        )
-        try:
-            # large blocks straight from mmap, so that freed arrays leave the resident set
-            env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 cwd=common.ROOT, timeout=300, env=env)
-            out[name] = float(res.stdout.strip().splitlines()[-1])
-        except Exception as e:  # torch missing, or a failure: say so in the page
-            out[name] = f"n/a ({type(e).__name__})"
-    out["z itself"] = N * H * np.dtype(dtype).itemsize / 2**20
-    return out
+def fit_epoch(X, N, H):
+    """``run(X)``: fit a fresh KSparseAutoencoder for one epoch on X (k held at K from the start)."""
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+
+    def run(X):
+        KSparseAutoencoder(n_hidden=H, k=K, k_start=K, n_epochs=1, batch_size=N, lr=LR, momentum=MOMENTUM,
+                           sigma=SIGMA, random_state=0).fit(X)
+
+    return run
 
 
-def run(quick=False, threads=2, dtypes=None, extras=True):
+def time_blocks(fns, rounds):
+    """Run each callable in its own block, ``rounds`` times in turn; seconds and others' CPU share."""
+    times = {n: [] for n in fns}
+    shares = []
+    for _ in range(rounds):
+        for n, f in fns.items():
+            before = common.cpu_snapshot()
+            t0 = time.perf_counter()
+            f()
+            times[n].append(time.perf_counter() - t0)
+            shares.append(common.others_share(before, common.cpu_snapshot()))
+    return {n: np.array(t) for n, t in times.items()}, max(shares)
+
+
+def run_case(X, N, H, threads, rounds, with_torch):
+    """One shape, on ``threads`` (the pools already limited to it): per-batch figures of every
+    method, the phases, the fit epoch."""
+    batches = batches_of(X, N)
+    profile = np.zeros(3)
+    per_batch = step_methods(batches, H, with_torch, profile)
+    fit = fit_epoch(X, N, H)
+    for f in per_batch.values():  # compile, and fault in the memory of each method
+        for x in batches[:3]:
+            f(x)
+    fit(X[:3 * N])
+    profile[:] = 0
+    fns = {n: (lambda f=f: [f(x) for x in batches]) for n, f in per_batch.items()}
+    fns[FIT] = lambda: fit(X)
+    load_start = common.loadavg()
+    times, share = time_blocks(fns, rounds)
+    n = len(batches)
+    methods = {name: {"ms": float(np.median(t)) * 1e3 / n, "ms_min": float(t.min()) * 1e3 / n,
+                      "epoch_s": float(np.median(t)), "rounds": int(t.size)} for name, t in times.items()}
+    base = methods[PRODUCT]
+    for m in methods.values():
+        m["ratio"] = m["ms"] / base["ms"]
+        m["ratio_min"] = m["ms_min"] / base["ms_min"]
+    phases = dict(zip(PHASES, (profile * 1e3 / (rounds * n)).tolist(), strict=True))
+    return {"threads": threads, "N": N, "H": H, "batches": n, "methods": methods, "phases_ms": phases,
+            "others_share": share, "busy": share > common.BUSY_SHARE, "load_start": load_start,
+            "load_end": common.loadavg()}
+
+
+def run(quick=False, threads=2, data_dir=None, images=None, rounds=None):
+    """Every shape on 1 thread, then on ``threads``; the MNIST training split (50,000 images) by default."""
+    from ksparse.datasets.mnist import load_mnist
+
     try:
         import torch  # noqa: F401  (imported before the pools are limited)
 
         with_torch = True
     except ImportError:
         with_torch = False
-    common.set_threads(threads)
-    results = {"machine": common.machine(), "threads": threads, "d": D, "k": K, "cases": []}
-    dtypes = dtypes or (["float32"] if quick else ["float32", "float64"])
-    shapes = SHAPES[:2] if quick else SHAPES
-    for dtype in dtypes:
-        for N, H in shapes:
-            x, params = _problem(N, H, np.dtype(dtype))
-            fns = make_steps(x, params, with_torch)
-            for f in fns.values():  # compile and warm the caches
-                f()
-            rounds = common.rounds_for(fns, 2.0 if quick else 8.0, lo=5 if quick else 7)
-            times = common.interleaved(fns, rounds, warmup=2)
-            results["cases"].append({"dtype": dtype, "N": N, "H": H,
-                                     "methods": common.ratios(times, "one product x @ W")})
-    x, params = _problem(128, 1000, np.float32)
-    results["phases_ms"] = phases(x, params) if extras else None
-    results["peak_memory_mb"] = peak_memory() if extras and not quick else {}
-    results["loadavg_after"] = list(os.getloadavg())
+    images = images or (6000 if quick else None)
+    rounds = rounds or (2 if quick else 3)
+    X = load_mnist(data_dir, n_train=images, n_test=1, n_val=1).X_train
+    t0 = time.perf_counter()
+    results = {"machine": common.machine(), "images": int(X.shape[0]), "d": D, "k": K, "lr": LR,
+               "momentum": MOMENTUM, "rounds": rounds, "busy_share": common.BUSY_SHARE, "cases": []}
+    for n_threads in sorted({1, threads}):
+        common.set_threads(n_threads)
+        for N, H in (SHAPES[:2] if quick else SHAPES):
+            results["cases"].append(run_case(X, N, H, n_threads, rounds, with_torch))
+    results["loadavg_after"] = common.loadavg()
+    results["seconds"] = time.perf_counter() - t0
     return results
 
 
+def _ratio(m):
+    return f"{m['ratio']:.2f}× ({m['ratio_min']:.2f}×)"
+
+
+def _key(c):
+    return [c["threads"], c["N"], c["H"]]
+
+
 def report(results):
-    """Markdown for the step section."""
+    """Markdown: the ratios, the milliseconds, the phases and the fit epoch, one row per case."""
     cases = results["cases"]
-    names = sorted(cases[0]["methods"], key=lambda n: (not n.startswith("one "), not n.startswith("ksparse"),
-                                                        "NumPy" in n, n))
-    rows = [[c["dtype"], c["N"], c["H"]] + [f"{c['methods'][n]['ratio']:.2f}×" for n in names]
-            for c in cases]
-    text = [common.table(["dtype", "batch", "H"] + names, rows), ""]
-    rows = [[c["dtype"], c["N"], c["H"]] + [f"{c['methods'][n]['ms']:.2f}" for n in names] for c in cases]
-    text += ["Median milliseconds per call (the ratios above are per-round ratios, so they need not",
-             "equal the ratios of these medians):", "",
-             common.table(["dtype", "batch", "H"] + names, rows), ""]
-    base = names[0]
-    rows = [[c["dtype"], c["N"], c["H"]]
-            + [f"{c['methods'][n]['ms_min'] / c['methods'][base]['ms_min']:.2f}×" for n in names]
-            for c in cases]
-    text += ["Ratios of the fastest call of each method (a rough proxy for an idle machine when the",
-             "load was high; not the figures the targets are judged on):", "",
-             common.table(["dtype", "batch", "H"] + names, rows)]
+    peers = [p for p in (STEP, "ksparse (NumPy/SciPy)", "dense masked step", "PyTorch TopK")
+             if p in cases[0]["methods"]]
+    head = ["threads", "batch", "H"]
+    rows = []
+    for c in cases:
+        m = c["methods"]
+        machine = f"{'**busy**' if c['busy'] else 'quiet'} ({100 * c['others_share']:.0f}%)"
+        rows.append(_key(c) + [f"{m[PRODUCT]['ms']:.3f}"] + [_ratio(m[p]) for p in peers]
+                    + [f"{1 + m[PASS]['ms'] / m[PRODUCT]['ms']:.2f}×", machine])
+    text = ["Time per batch as a multiple of one product `x @ W` in its own block: median over "
+            "rounds (fastest round in brackets). The floor is one product plus one pass over W "
+            "and its velocity. The last column gives the share of the machine's CPU time that "
+            "other processes took during the case (busy above "
+            f"{100 * results['busy_share']:.0f}%).", "",
+            common.table(head + ["product ms"] + peers + ["floor", "machine"], rows), ""]
+    rows = []
+    for c in cases:
+        m, ph = c["methods"], c["phases_ms"]
+        rows.append(_key(c) + [f"{m[PRODUCT]['ms']:.3f}", f"{m[PASS]['ms']:.3f}"]
+                    + [f"{v:.3f}" for v in ph.values()]
+                    + [f"{sum(ph.values()):.3f}", f"{m[CLOCKED]['ms']:.3f}", f"{m[STEP]['ms']:.3f}"])
+    text += ["Milliseconds per batch of the ksparse step by phase (averaged over the clocked epochs; "
+             "the rows phase includes the step's own product), their sum, the clocked epoch per "
+             "batch, and the headline step; the product and the pass in their own blocks:", "",
+             common.table(head + ["product", "pass"] + list(PHASES) + ["phases", "clocked step", "step"],
+                          rows), ""]
+    rows = []
+    for c in cases:
+        fit, steps = c["methods"][FIT]["epoch_s"], c["methods"][STEP]["epoch_s"]
+        rows.append(_key(c) + [f"{fit:.2f}", f"{steps:.2f}", f"{fit / steps:.2f}×"])
+    text += [f"A `fit` epoch through `KSparseAutoencoder` (k held at {results['k']}) against the sum "
+             "of its steps (the ksparse block: the same number of batches of the same size), "
+             "seconds per epoch, medians:", "",
+             common.table(head + ["fit epoch s", "steps s", "fit / steps"], rows)]
     return "\n".join(text)
 
 
 def main(argv=None):
-    args = common.parse_args(__doc__, argv)
-    results = run(args.quick, args.threads)
+    args = common.parse_args(__doc__, argv, epoch=True)
+    results = run(args.quick, args.threads, args.data_dir, args.images, args.rounds)
     print(report(results))
-    extra = {n: results[n] for n in ("phases_ms", "peak_memory_mb")}
-    print(json.dumps(extra, indent=1))
     if not args.no_save:
         common.save_results("step", results)
     return results

@@ -1,9 +1,12 @@
 """Smoke tests of the benchmark scripts' pieces (no timing is asserted)."""
 
+import json
+
 import numpy as np
 import pytest
 
 from benchmarks import common, run_all, step
+from ksparse.kernels import fast
 
 
 def test_ratios_are_per_round_medians():
@@ -14,29 +17,63 @@ def test_ratios_are_per_round_medians():
     assert res["other"]["ms"] == pytest.approx(4000.0)
 
 
-def test_interleaved_calls_every_method_each_round():
-    calls = {"a": 0, "b": 0}
-
-    def bump(name):
-        calls[name] += 1
-
-    times = common.interleaved({"a": lambda: bump("a"), "b": lambda: bump("b")}, rounds=3, warmup=1)
-    assert calls == {"a": 4, "b": 4}
-    assert all(t.shape == (3,) for t in times.values())
+def test_others_share_is_a_fraction_of_the_machine():
+    before = common.cpu_snapshot()
+    sum(i * i for i in range(200000))  # this process's own work is not counted as others'
+    share = common.others_share(before, common.cpu_snapshot())
+    assert 0.0 <= share <= 1.0
+    fake = common.others_share((10.0, 1.0, 0.0), (12.0, 2.0, 1.0))  # 2 s busy, 1 s ours, 1 s wall
+    assert fake == pytest.approx(min(1.0, 1.0 / (common.os.cpu_count() or 1)))
 
 
-def test_step_methods_run_on_a_small_shape(one_blas_thread):
-    x, params = step._problem(8, 30, np.float64)
-    fns = step.make_steps(x, params, with_torch=False)
-    assert "one product x @ W" in fns and "dense masked step" in fns
-    for f in fns.values():
-        f()
+def test_epoch_batches_cover_the_data_once():
+    X = np.arange(50, dtype=np.float32).reshape(25, 2)
+    batches = step.batches_of(X, 8)
+    assert [len(b) for b in batches] == [8, 8, 8, 1]
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)[:, 0]), X[:, 0])
 
 
-def test_targets_read_the_stored_figures():
-    methods = {"one product x @ W": {"ratio": 1.0}, "ksparse (numba)": {"ratio": 2.5},
-               "PyTorch TopK": {"ratio": 7.5}}
-    results = {"step": {"cases": [{"dtype": "float32", "N": 128, "H": 1000, "methods": methods}]}}
-    rows = run_all.targets(results)
-    assert ("float32 step, batch 128, H=1000: at most 3.0× one product", "2.50×", True) in rows
-    assert any("PyTorch" in t and v == "3.00×" and ok for t, v, ok in rows)
+@pytest.mark.skipif(not fast.has_numba(), reason="the epoch benchmark times the numba kernels")
+def test_epoch_case_runs_every_method_and_reports(monkeypatch, one_blas_thread):
+    monkeypatch.setattr(step, "D", 12)
+    X = np.random.default_rng(0).random((40, 12)).astype(np.float32)
+    case = step.run_case(X, 16, 30, threads=1, rounds=2, with_torch=False)
+    assert set(case["methods"]) >= {step.PRODUCT, step.PASS, step.STEP, step.CLOCKED, step.FIT}
+    assert all(m["rounds"] == 2 and m["ms"] > 0 for m in case["methods"].values())
+    assert set(case["phases_ms"]) == set(step.PHASES) and all(v > 0 for v in case["phases_ms"].values())
+    results = {"cases": [case, dict(case, threads=2, busy=True)], "busy_share": 0.1, "k": step.K}
+    text = step.report(results)
+    assert "**busy**" in text and "fit / steps" in text
+    rows = run_all.step_targets(json.loads(json.dumps(results)))
+    assert any("not slower than 1" in t for t, _, _ in rows)
+    assert all(ok.endswith("(busy machine: not a verdict)") for t, _, ok in rows if t.startswith("2 "))
+
+
+def test_step_targets_compare_with_the_issue():
+    def case(threads, ms_step, busy=False):
+        methods = {step.PRODUCT: {"ms": 1.0, "ratio": 1.0}, step.PASS: {"ms": 0.1},
+                   step.STEP: {"ms": ms_step, "ratio": ms_step, "epoch_s": ms_step},
+                   step.FIT: {"epoch_s": 1.05 * ms_step}, "PyTorch TopK": {"ms": 8.0}}
+        return {"threads": threads, "N": 128, "H": 1000, "methods": methods, "busy": busy}
+
+    rows = run_all.step_targets({"cases": [case(1, 1.7), case(2, 1.9)]})
+    assert ("1 thread(s), batch 128, H=1000: step at most 1.8× one product (floor 1.10×)", "1.70×",
+            "yes") in rows
+    assert ("2 thread(s), batch 128, H=1000: step at most 1.8× one product (floor 1.10×)", "1.90×",
+            "**no**") in rows
+    assert ("batch 128, H=1000: 2 threads not slower than 1", "0.89× faster", "**no**") in rows
+    assert any(t.endswith("PyTorch TopK's speed") and v == "4.71×" and ok == "yes" for t, v, ok in rows)
+
+
+def test_page_is_written_from_the_results(tmp_path, monkeypatch, one_blas_thread):
+    monkeypatch.setattr(run_all, "PAGE", str(tmp_path / "benchmarks.md"))
+    monkeypatch.setattr(run_all, "FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setattr(step, "D", 12)
+    X = np.random.default_rng(1).random((32, 12)).astype(np.float32)
+    case = step.run_case(X, 16, 30, threads=1, rounds=1, with_torch=False)
+    results = {"step": {"machine": common.machine(), "images": 32, "d": 12, "k": step.K, "lr": step.LR,
+                        "momentum": step.MOMENTUM, "rounds": 1, "busy_share": 0.1, "cases": [case],
+                        "loadavg_after": common.loadavg(), "seconds": 1.0}}
+    page = open(run_all.write_page(results)).read()
+    assert "## Training step over whole epochs (CPU)" in page and "fit / steps" in page
+    assert (tmp_path / "figures" / "bench_step.png").exists()

@@ -21,6 +21,7 @@ BLAS alone. The thread count is numba's (``numba.set_num_threads``, per calling 
 import concurrent.futures
 import contextlib
 import functools
+import time
 
 import numba
 import numpy as np
@@ -150,17 +151,46 @@ def step(x, WT, b, b_prime, k):
     return x.dtype.type(err.sum() / N), grads, Gamma
 
 
-def train_step_(x, params, velocity, k, lr, momentum):
-    """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major. (E, Gamma)."""
+def train_step_(x, params, velocity, k, lr, momentum, profile=None):
+    """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major. (E, Gamma).
+
+    ``profile``, when given, is a float array of 3 to which the seconds of the rows phase,
+    the grouping by unit and the units phase are added (see the module's notes).
+    """
     N, d = x.shape
     W, b, b_prime = params["W"], params["b"], params["b_prime"]
     WT, VT = W.T, velocity["W"].T
     n = threads_for(N, d, WT.shape[0])
+    clock = [time.perf_counter()]
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
         z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
+        clock.append(time.perf_counter())
         start, entries = nk.by_unit(Gamma, WT.shape[0])
+        clock.append(time.perf_counter())
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
-                                                         velocity["b"], lr, momentum, lo, hi),
+                                                            velocity["b"], lr, momentum, lo, hi),
                    _unit_bounds(start, d, n))
+    clock.append(time.perf_counter())
+    if profile is not None:
+        profile += np.diff(clock)
     sgd_momentum_(params, {"b_prime": db_prime}, velocity, lr, momentum)  # Eq. (11) for b'
     return x.dtype.type(err.sum() / N), Gamma
+
+
+def momentum_pass_(W, V, momentum):
+    """Eq. (11) with a zero gradient over every unit, v <- m v; W += v, split over threads.
+
+    The memory traffic every step pays for the update (one read and write of W and of its
+    velocity): the floor that the benchmarks add to one product. W and V column-major.
+    """
+    WT, VT = W.T, V.T
+    H, d = WT.shape
+    start = np.zeros(H + 1, dtype=np.int64)
+    empty = np.empty((1, 1), dtype=W.dtype)
+    none = np.empty(0, dtype=np.int64)
+    zero = W.dtype.type(0)
+    b = np.zeros(H, dtype=W.dtype)
+    n = max(1, min(numba.get_num_threads(), H))
+    run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, none, empty, empty, empty, empty, WT, b, VT,
+                                                        b.copy(), zero, W.dtype.type(momentum), lo, hi),
+               [H * c // n for c in range(n + 1)])
