@@ -73,7 +73,7 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
     x_mean = x.mean(axis=0)
     xin = x - x_mean if center else x
     probe = x_probe - x_mean if center else x_probe
-    cfg = dict(config, n_epochs=n_epochs, seed=seed)
+    cfg = dict(config, max_iter=n_epochs, random_state=seed)
     rec = {"name": name, "config": cfg, "center": center, "windows": [], "epochs": []}
     wins = np.zeros(H, np.int64)
 
@@ -89,7 +89,8 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
     t0 = time.perf_counter()
     for e in range(n_epochs):
         wins[:] = 0
-        state = loop.fit(xin, cfg, state=state, epochs=1, **_batch_hook(loop, on_batch))
+        state = loop.fit(xin, cfg if state is None else None, state=state, epochs=1,
+                         **_batch_hook(loop, on_batch))
         r = dict(state.history[-1], **probe_stats(state, probe, x_mean))
         r["wins"] = wins.tolist()
         rec["epochs"].append(r)

@@ -53,11 +53,12 @@ def ksparse_curve(X, X_eval, budget_s, n_epochs=30):
     from ksparse.kernels.encode import encode
     from ksparse.training.loop import fit
 
-    config = {"n_hidden": H, "k": K, "n_epochs": n_epochs, "seed": 0, "lr": 0.005}
+    config = {"n_hidden": H, "k": K, "alpha": 1.0, "max_iter": n_epochs, "batch_size": 128, "random_state": 0,
+              "lr": 0.005}
     box = {"state": None}
 
     def train_once():
-        box["state"] = fit(X, config, state=box["state"], epochs=1)
+        box["state"] = fit(X, None if box["state"] else config, state=box["state"], epochs=1)
         return box["state"].epoch < n_epochs
 
     def evaluate():  # its own encoder, and OMP on the same dictionary

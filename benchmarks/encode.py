@@ -32,7 +32,8 @@ def mnist(n_train, n_test, data_dir=None):
 
 def learn_dictionary(X, H, n_epochs, seed=0):
     """A k-sparse autoencoder dictionary, trained by ksparse with its defaults otherwise."""
-    state = fit(X, {"n_hidden": H, "k": K, "n_epochs": n_epochs, "seed": seed})
+    state = fit(X, {"n_hidden": H, "k": K, "alpha": 1.0, "max_iter": n_epochs, "batch_size": 128,
+                    "random_state": seed})
     return {n: np.asarray(a) for n, a in state.params.items()}, state.history[-1]
 
 

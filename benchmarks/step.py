@@ -114,8 +114,8 @@ def fit_epoch(X, N, H):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
 
     def run(X):
-        KSparseAutoencoder(n_hidden=H, k=K, k_start=K, n_epochs=1, batch_size=N, lr=LR, momentum=MOMENTUM,
-                           sigma=SIGMA, random_state=0).fit(X)
+        KSparseAutoencoder(n_hidden=H, k=K, alpha=1.0, k_start=K, max_iter=1, batch_size=N, lr=LR,
+                           momentum=MOMENTUM, sigma=SIGMA, random_state=0).fit(X)
 
     return run
 

@@ -26,13 +26,14 @@ def load_mnist_subset(data_dir, n_train):
 
 
 def train_dictionary(x, k, n_hidden, n_epochs, seed):
-    """Train with ``ksparse.training.loop.fit`` (defaults of ksparse.training.loop.DEFAULTS otherwise).
+    """Train with ``ksparse.training.loop.fit`` (batch 128, the other options at their defaults).
 
     Returns ``(params, history)`` with W, b, b_prime as float64 NumPy arrays.
     """
     from ksparse.training.loop import fit
 
-    state = fit(x, {"n_hidden": n_hidden, "k": k, "n_epochs": n_epochs, "seed": seed})
+    state = fit(x, {"n_hidden": n_hidden, "k": k, "alpha": 1.0, "max_iter": n_epochs, "batch_size": 128,
+                 "random_state": seed})
     params = {n: np.asarray(a, dtype=np.float64) for n, a in state.params.items()}
     return params, state.history
 

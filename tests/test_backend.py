@@ -67,7 +67,7 @@ def test_parity_encode(gapped_problem):
 @needs_gpu
 def test_parity_training_steps():
     x = np.random.default_rng(13).random((96, 20))
-    cfg = {"n_hidden": 30, "k": 5, "k_start": 10, "n_epochs": 3, "batch_size": 32, "dtype": "float64"}
+    cfg = {"n_hidden": 30, "k": 5, "k_start": 10, "max_iter": 3, "batch_size": 32, "dtype": "float64"}
     cpu = train.fit(x, cfg, device="cpu")
     gpu = train.fit(x, cfg, device="gpu")
     assert device_of(gpu.params["W"]) == "gpu"

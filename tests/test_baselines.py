@@ -52,7 +52,7 @@ def test_denoising_loss_targets_the_clean_input():
 def test_fit_baseline_lowers_the_loss(kind):
     rng = np.random.default_rng(6)
     x = rng.random((200, 16))
-    state = fit_baseline(x, kind, dict(n_hidden=20, n_epochs=6, lr=0.01, batch_size=20, dtype="float64"))
+    state = fit_baseline(x, kind, dict(n_hidden=20, max_iter=6, lr=0.01, batch_size=20, dtype="float64"))
     losses = [r["loss"] for r in state.history]
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert state.params["W"].shape == (16, 20)

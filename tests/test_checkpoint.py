@@ -15,7 +15,7 @@ from ksparse.training.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
-CFG = {"n_hidden": 32, "k": 4, "k_start": 16, "n_epochs": 4, "batch_size": 64, "seed": 5}
+CFG = {"n_hidden": 32, "k": 4, "k_start": 16, "max_iter": 4, "batch_size": 64, "random_state": 5}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def x():
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, x):
     path = tmp_path_factory.mktemp("ckpt") / "model.npz"
-    state = train.fit(x, dict(CFG, n_epochs=1), checkpoint_path=path)
+    state = train.fit(x, dict(CFG, max_iter=1), checkpoint_path=path)
     return path, state
 
 

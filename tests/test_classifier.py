@@ -18,7 +18,7 @@ from ksparse.training.finetune import (
     stage_firsts,
 )
 
-CFG = {"n_epochs": 2, "lr": 0.5, "lr_final": 0.01, "momentum": 0.25, "batch_size": 16, "seed": 0}
+CFG = {"max_iter": 2, "lr": 0.5, "lr_final": 0.01, "momentum": 0.25, "batch_size": 16, "random_state": 0}
 
 
 @pytest.fixture(autouse=True)
@@ -58,17 +58,17 @@ def test_finetune_stage_freezes_layers_below_first_bit_identically(first, frozen
 
 def test_finetune_runs_every_stage_in_order():
     x, y, params, n_keep = small_problem(1)
-    history = finetune(params, x, y, n_keep, dict(CFG, n_epochs=[1, 2, 3]))
+    history = finetune(params, x, y, n_keep, CFG, stage_epochs=[1, 2, 3])
     assert [r["first_layer"] for r in history] == [3, 2, 2, 1, 1, 1]
     assert [r["stage"] for r in history] == [1, 2, 2, 3, 3, 3]
     with pytest.raises(ValueError, match="3 fine-tuning stages"):
-        finetune(params, x, y, n_keep, dict(CFG, n_epochs=[1, 2]))
+        finetune(params, x, y, n_keep, CFG, stage_epochs=[1, 2])
 
 
 def test_finetune_stage_keeps_epoch_of_lowest_validation_error():
     x, y, params, n_keep = small_problem(2)
     xv, yv = x[:30] + 0.5, y[:30]
-    history = finetune_stage(params, x, y, n_keep, 1, dict(CFG, n_epochs=6), xv, yv)
+    history = finetune_stage(params, x, y, n_keep, 1, dict(CFG, max_iter=6), xv, yv)
     errors = [r["val_error"] for r in history]
     assert error_rate(xv, yv, params, n_keep) == min(errors)
 
@@ -83,7 +83,7 @@ def test_finetune_stage_raises_on_divergence():
 
 def test_pretrain_stack_trains_on_codes_of_the_layer_below():
     x = np.random.default_rng(4).random((50, 8))
-    states = pretrain_stack(x, [12, 10], k=3, alpha=2, config={"n_epochs": 2, "batch_size": 16})
+    states = pretrain_stack(x, [12, 10], k=3, alpha=2, config={"max_iter": 2, "batch_size": 16})
     assert states[0].params["W"].shape == (8, 12)
     assert states[1].params["W"].shape == (12, 10)
 
@@ -110,7 +110,7 @@ def digits():
 
 
 def test_classifier_beats_chance_on_digits(digits):
-    clf = KSparseClassifier(hidden_layer_sizes=(100,), k=10, alpha=2, pretrain_epochs=5, n_epochs=8,
+    clf = KSparseClassifier(n_hidden=(100,), k=10, alpha=2, pretrain_max_iter=5, max_iter=8,
                             random_state=0).fit(digits.X_train, digits.y_train)
     assert clf.score(digits.X_test, digits.y_test) > 0.85  # chance is 0.1
     proba = clf.predict_proba(digits.X_test)
@@ -120,12 +120,12 @@ def test_classifier_beats_chance_on_digits(digits):
 
 def test_classifier_deep_and_without_pretraining_on_digits(digits):
     X, y = digits.X_train, digits.y_train
-    deep = KSparseClassifier(hidden_layer_sizes=(80, 80), k=10, alpha=2, pretrain_epochs=10,
-                             pretrain_lr=0.02, lr=0.3, n_epochs=[2, 3, 4], validation_fraction=0.2).fit(X, y)
+    deep = KSparseClassifier(n_hidden=(80, 80), k=10, alpha=2, pretrain_max_iter=10,
+                             pretrain_lr=0.02, lr=0.3, max_iter=[2, 3, 4], validation_fraction=0.2).fit(X, y)
     assert deep.n_stages_ == 3 and all("val_error" in r for r in deep.history_)
     assert deep.score(digits.X_test, digits.y_test) > 0.8
-    scratch = KSparseClassifier(hidden_layer_sizes=(80,), k=10, alpha=2, pretrain=False,
-                                n_epochs=8).fit(X, y)
+    scratch = KSparseClassifier(n_hidden=(80,), k=10, alpha=2, pretrain=False,
+                                max_iter=8).fit(X, y)
     assert scratch.n_stages_ == 1 and scratch.pretrain_history_ == []
     assert scratch.score(digits.X_test, digits.y_test) > 0.8
 
@@ -133,15 +133,15 @@ def test_classifier_deep_and_without_pretraining_on_digits(digits):
 def test_classifier_uses_given_encoders(digits):
     rng = np.random.default_rng(0)
     enc = [(rng.normal(0, 0.1, (64, 30)), np.zeros(30))]
-    clf = KSparseClassifier(hidden_layer_sizes=(30,), k=5, alpha=2, encoders=enc, n_epochs=[3, 0])
+    clf = KSparseClassifier(n_hidden=(30,), k=5, alpha=2, encoders=enc, max_iter=[3, 0])
     clf.fit(digits.X_train, digits.y_train)
     np.testing.assert_array_equal(clf.params_["W1"], enc[0][0].astype("float32"))  # stage 2 ran 0 epochs
     with pytest.raises(ValueError, match="one per hidden layer"):
-        clf.set_params(hidden_layer_sizes=(30, 30)).fit(digits.X_train, digits.y_train)
+        clf.set_params(n_hidden=(30, 30)).fit(digits.X_train, digits.y_train)
 
 
-SMALL = {"hidden_layer_sizes": (16,), "k": 3, "alpha": 2, "pretrain_epochs": 2, "pretrain_lr": 1e-5,
-         "n_epochs": 10, "batch_size": 16, "lr": 0.5}
+SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrain_lr": 1e-5,
+         "max_iter": 10, "batch_size": 16, "lr": 0.5}
 
 
 @pytest.mark.parametrize("X, y, match", [
@@ -156,8 +156,14 @@ def test_classifier_rejects_bad_input(X, y, match):
 
 def test_classifier_rejects_bad_settings():
     X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ValueError, match="alpha must keep alpha k <= n_hidden"):
         KSparseClassifier(**dict(SMALL, k=10, alpha=2)).fit(X, y)
+    with pytest.raises(ValueError, match="pretrain_max_iter must be an integer >= 0, got -1"):
+        KSparseClassifier(**dict(SMALL, pretrain_max_iter=-1)).fit(X, y)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 0, got -2"):
+        KSparseClassifier(**dict(SMALL, max_iter=[3, -2])).fit(X, y)
+    with pytest.raises(ValueError, match="n_hidden must be a positive integer"):
+        KSparseClassifier(**dict(SMALL, n_hidden=(16, 0))).fit(X, y)
     with pytest.raises(ValueError, match="momentum"):
         KSparseClassifier(**dict(SMALL, momentum=1.5)).fit(X, y)
     with pytest.raises(ValueError, match="X_val and y_val"):

@@ -12,12 +12,14 @@ import sys
 import numpy as np
 import pytest
 
+import ksparse
 import ksparse.training.loop
-from ksparse.cli import TRAIN_OPTIONS, main
+from ksparse.cli import main
+from ksparse.config import AutoencoderConfig, flag
 from ksparse.training.loop import load_state
 
 # A tiny run: seconds on digits. FAST also skips the logistic regressions.
-TINY = ["--hidden", "40", "--k", "5", "--k-start", "10", "--alpha", "2", "--epochs", "3",
+TINY = ["--n-hidden", "40", "--k", "5", "--k-start", "10", "--alpha", "2", "--max-iter", "3",
         "--batch-size", "128", "--quiet"]
 FAST = TINY + ["--no-logreg"]
 
@@ -56,12 +58,16 @@ def test_train_digits_writes_model_filters_summary(trained):
     assert not [f for f in os.listdir(trained) if f.startswith(".tmp-")]
     assert (trained / "filters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     s = json.loads((trained / "summary.json").read_text())
-    for key in ("hyperparameters", "mse", "fvu", "dead_fraction", "wall_time_s", "train_time_s",
-                "epochs_done", "dataset", "logistic_regression", "history"):
+    for key in ("config", "score", "last_epoch", "wall_time_s", "train_time_s", "n_iter", "dataset",
+                "logistic_regression", "history", "ksparse_version", "numpy_version", "command", "created"):
         assert key in s, key
-    assert s["hyperparameters"]["n_hidden"] == 40 and s["hyperparameters"]["k"] == 5
-    assert s["epochs_done"] == 3 and len(s["history"]) == 3
-    assert 0 < s["fvu"] < 1.5 and 0 <= s["dead_fraction"] <= 1
+    assert s["config"]["n_hidden"] == 40 and s["config"]["k"] == 5
+    assert s["n_iter"] == 3 and len(s["history"]) == 3 and s["last_epoch"] == s["history"][-1]
+    assert 0 < s["last_epoch"]["fvu"] < 1.5 and 0 <= s["last_epoch"]["dead_fraction"] <= 1
+    assert s["ksparse_version"] == ksparse.__version__ and s["numpy_version"] == np.__version__
+    assert s["command"].startswith("ksparse train --n-hidden 40") and s["created"].startswith("20")
+    assert s["dataset"]["name"] == "digits" and s["dataset"]["shape"] == [1347, 64]
+    assert s["score"] < 0
     lr = s["logistic_regression"]
     assert 0 <= lr["features_test_error"] <= 1 and 0 <= lr["raw_test_error"] < 0.1
     assert lr["n_active_features"] == 10
@@ -79,24 +85,56 @@ def test_train_on_npy_file_square_and_not(tmp_path, capsys):
         s = json.loads((out / "summary.json").read_text())
         assert s["filters"].startswith(drawn) and (out / "filters.png").exists()
         assert "no labelled test split" in s["logistic_regression"]["note"]
-        assert s["dataset"]["d"] == d and "wrote" in stdout
+        assert s["dataset"]["shape"] == [150, d] and "wrote" in stdout
 
 
-def test_train_resume_equals_uninterrupted(tmp_path, capsys):
-    # constant k and lr, so the schedule does not depend on the total number of epochs
-    opts = ["train", *FAST, "--k-start", "5", "--checkpoint-every", "1"]
-    assert run([*opts, "--epochs", "4", "--out", tmp_path / "full"], capsys)[0] == 0
-    assert run([*opts, "--epochs", "2", "--out", tmp_path / "part"], capsys)[0] == 0
-    code, _, err = run([*opts, "--epochs", "4", "--out", tmp_path / "part", "--resume"], capsys)
+def test_train_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
+    opts = ["train", *FAST, "--lr-final", "0.001", "--checkpoint-every", "1"]
+    assert run([*opts, "--max-iter", "4", "--out", tmp_path / "full"], capsys)[0] == 0
+    # Ctrl-C in epoch 3 of 4, then resumed with no options: the checkpoint's settings
+    epoch, calls = ksparse.training.loop.train_epoch, []
+
+    def interrupted_in_epoch_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return epoch(*args)
+
+    monkeypatch.setattr(ksparse.training.loop, "train_epoch", interrupted_in_epoch_3)
+    assert run([*opts, "--max-iter", "4", "--out", tmp_path / "part"], capsys)[0] == 130
+    assert load_state(tmp_path / "part" / "model.npz").epoch == 2
+    monkeypatch.undo()
+    code, _, err = run(["train", "--quiet", "--no-logreg", "--out", tmp_path / "part", "--resume"], capsys)
     assert code == 0, err
     full, part = load_state(tmp_path / "full" / "model.npz"), load_state(tmp_path / "part" / "model.npz")
-    assert part.epoch == 4 and len(part.history) == 4
+    assert part.epoch == 4 and part.history == full.history
     for name in ("W", "b", "b_prime"):
         np.testing.assert_array_equal(full.params[name], part.params[name])
-    code, _, err = run(["train", "--resume", tmp_path / "full" / "model.npz", "--epochs", "5", "--k", "7",
-                        "--quiet", "--no-logreg", "--out", tmp_path / "more"], capsys)
-    assert code == 0 and "keeps the checkpoint's k" in err
-    assert load_state(tmp_path / "more" / "model.npz").epoch == 5
+
+
+def test_train_resume_extends_the_run_and_keeps_its_settings(trained, tmp_path, capsys):
+    code, _, err = run(["train", "--resume", trained / "model.npz", "--max-iter", "5", "--quiet",
+                        "--no-logreg", "--out", tmp_path / "more"], capsys)
+    assert code == 0, err
+    before, more = load_state(trained / "model.npz"), load_state(tmp_path / "more" / "model.npz")
+    assert more.epoch == 5 and more.history[:3] == before.history
+    assert [r["k"] for r in more.history[3:]] == [5, 5]  # the schedule holds, it does not start again
+    code, _, err = run(["train", "--resume", trained / "model.npz", "--k", "7", "--out", tmp_path / "k7"],
+                       capsys)
+    assert_user_error(code, err, "--k must equal the checkpoint's 5")
+    assert not (tmp_path / "k7").exists()
+
+
+def test_train_equals_the_estimator_bit_for_bit(trained):
+    from ksparse import KSparseAutoencoder
+    from ksparse.datasets import load_digits
+
+    est = KSparseAutoencoder(n_hidden=40, k=5, k_start=10, alpha=2, max_iter=3, batch_size=128)
+    est.fit(load_digits().X_train)
+    cli = load_state(trained / "model.npz")
+    for name, mine in (("W", est.W_), ("b", est.b_), ("b_prime", est.b_prime_)):
+        assert cli.params[name].tobytes() == mine.tobytes(), name
+    assert cli.history == est.history_
 
 
 def test_encode_writes_alpha_k_features(trained, tmp_path, capsys):
@@ -137,27 +175,37 @@ def test_train_rejects_bad_data(tmp_path, capsys, kind, words):
 
 
 @pytest.mark.parametrize("opts, words", [
-    (["--k", "0"], ["k must"]),
-    (["--hidden", "10", "--k", "11"], ["k must", "10"]),
-    (["--hidden", "10", "--k", "5", "--alpha", "3"], ["alpha"]),
-    (["--alpha", "0.5"], ["alpha"]),
+    (["--k", "0"], ["--k must be an integer >= 1, got 0"]),
+    (["--n-hidden", "10", "--k", "11"], ["--k must be <= n_hidden = 10, got 11"]),
+    (["--n-hidden", "10", "--k", "5", "--alpha", "3"], ["--alpha must keep alpha k <= n_hidden = 10"]),
+    (["--alpha", "0.5"], ["--alpha must be a finite number >= 1, got 0.5"]),
+    (["--alpha", "inf"], ["--alpha must be a finite number >= 1, got inf"]),
+    (["--alpha", "1e400"], ["--alpha must be a finite number >= 1, got inf"]),
+    (["--alpha", "nan"], ["--alpha must be a finite number >= 1, got nan"]),
+    (["--k-start", "-1"], ["--k-start must be an integer >= 1, got -1"]),
+    (["--momentum", "2.5"], ["--momentum must be a finite number in [0, 1), got 2.5"]),
+    (["--lr", "-0.1"], ["--lr must be a finite number >= 0, got -0.1"]),
+    (["--max-iter", "2.5"], ["--max-iter", "invalid int value"]),
+    (["--image-shape", "9x9"], ["--image-shape 9x9", "64 features"]),
     (["--dataset", "no-such-set"], ["unknown dataset", "digits"]),
     (["--dataset", "missing.npy"], ["missing.npy", "does not exist"]),
     (["--resume", "missing.npz"], ["missing.npz", "does not exist"]),
-    (["--checkpoint-every", "-1"], ["checkpoint-every"]),
+    (["--checkpoint-every", "-1"], ["--checkpoint-every must be an integer >= 0, got -1"]),
 ])
 def test_train_rejects_bad_options(tmp_path, capsys, opts, words):
     out = tmp_path / "out"
     code, _, err = run(["train", *FAST, *opts, "--out", out], capsys)
     assert_user_error(code, err, *words)
     assert not out.exists()
+    named = {w for w in err.split() if w.startswith("--")}
+    assert len(named) <= 1, err  # never several options at once
 
 
 def test_train_rejects_out_that_is_a_file_and_bad_choice(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     assert_user_error(*run(["train", *FAST, "--out", tmp_path / "f"], capsys)[::2], "is a file")
     code, _, err = run(["train", "--dtype", "float16"], capsys)  # argparse's own message
-    assert code == 2 and "invalid choice" in err and "Traceback" not in err
+    assert_user_error(code, err, "--dtype", "invalid choice")
 
 
 def test_resume_rejects_other_d(trained, tmp_path, capsys):
@@ -219,7 +267,7 @@ def failing_step(at_call, error):
 def test_train_divergence_keeps_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     # digits: 1347 rows in batches of 128 = 11 steps an epoch; fail in epoch 3
     monkeypatch.setattr(ksparse.training.loop, "default_step", failing_step(25, "nan"))
-    code, _, err = run(["train", *FAST, "--epochs", "5", "--out", tmp_path], capsys)
+    code, _, err = run(["train", *FAST, "--max-iter", "5", "--out", tmp_path], capsys)
     assert_user_error(code, err, "diverged at epoch 3", "epoch 2")
     assert load_state(tmp_path / "model.npz").epoch == 2
     assert not (tmp_path / "summary.json").exists()
@@ -239,16 +287,24 @@ def test_train_ctrl_c_saves_checkpoint_and_says_how_to_resume(tmp_path, capsys, 
     assert load_state(tmp_path / "model.npz").epoch == 1
 
 
-def test_help_explains_every_option(capsys):
+def test_help_explains_every_option_with_the_estimators_defaults(capsys):
+    import dataclasses
+
+    from ksparse import KSparseAutoencoder
+
     assert run(["--help"], capsys)[0] == 0
     code, out, _ = run(["train", "--help"], capsys)
     assert code == 0
-    for flag, *_ in TRAIN_OPTIONS:
-        assert flag in out
-    for flag in ("--dataset", "--data-dir", "--device", "--out", "--resume", "--checkpoint-every",
-                 "--center"):
-        assert flag in out
-    assert out.count("default") >= len(TRAIN_OPTIONS)
+    text = " ".join(out.split())
+    defaults = KSparseAutoencoder().get_params()
+    for f in dataclasses.fields(AutoencoderConfig):
+        assert flag(f.name) in text and f.metadata["help"] in text, f.name
+        assert f"default: {defaults[f.name]})" in text, f.name
+    for option in ("--dataset", "--data-dir", "--device", "--out", "--resume", "--checkpoint-every",
+                   "--image-shape"):
+        assert option in out
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"ksparse {ksparse.__version__}"
     code, out, _ = run(["encode", "--help"], capsys)
     assert code == 0 and "--alpha" in out
 
@@ -275,13 +331,17 @@ def test_reproduce_missing_package_is_a_clear_error(capsys, monkeypatch):
 
 @pytest.mark.skipif(shutil.which("ksparse") is None, reason="the ksparse script is not installed")
 def test_installed_script_trains_and_rejects_bad_input(tmp_path):
+    # the console script's entry point, importing this checkout's ksparse (an editable install
+    # elsewhere would otherwise answer)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "out"
     ok = subprocess.run(["ksparse", "train", *FAST, "--no-logreg", "--out", str(out)],
-                        capture_output=True, text=True, timeout=300)
+                        capture_output=True, text=True, timeout=300, env=env)
     assert ok.returncode == 0, ok.stderr
     assert {"model.npz", "filters.png", "summary.json"} <= set(os.listdir(out))
     bad = subprocess.run(["ksparse", "train", "--k", "0", "--out", str(tmp_path / "bad")],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "ksparse: error:" in bad.stderr
 
 
@@ -294,10 +354,34 @@ def test_train_center_stores_the_mean_and_encode_uses_it(tmp_path, capsys):
     assert code == 0, err
     state = load_state(out / "model.npz")
     digits = load_digits()
-    assert state.config["center"] is True
+    assert state.config.center is True
     np.testing.assert_array_equal(state.x_mean, digits.X_train.mean(axis=0))
     x = save(tmp_path / "x.npy", digits.X_test)
     assert run(["encode", out / "model.npz", x, tmp_path / "h.npy"], capsys)[0] == 0
     p = state.params
     expected = encode((digits.X_test - state.x_mean).astype(np.float32), p["W"], p["b"], 5, 2.0)
     np.testing.assert_allclose(np.load(tmp_path / "h.npy"), expected, rtol=1e-6)
+
+
+def test_info_describes_the_model(trained, capsys):
+    code, out, err = run(["info", trained / "model.npz"], capsys)
+    assert code == 0, err
+    assert f"written by ksparse {ksparse.__version__}" in out
+    assert "64 features -> 40 hidden units" in out and "k = 5, alpha = 2" in out
+    assert "epochs run: 3 of max_iter = 3" in out and "dead fraction (last epoch):" in out
+    assert "--random-state 0" in out
+    assert_user_error(*run(["info", trained / "absent.npz"], capsys)[::2], "absent.npz", "does not exist")
+
+
+def test_train_image_shape_draws_images_and_logreg_says_what_it_does(tmp_path, capsys):
+    data = save(tmp_path / "x.npy", np.random.default_rng(0).random((120, 12)))
+    code, _, err = run(["train", *FAST, "--dataset", data, "--image-shape", "3x4", "--out", tmp_path / "a"],
+                       capsys)
+    assert code == 0, err
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["filters"] == "images" and s["dataset"]["image_shape"] == [3, 4]
+    tiny = [a for a in TINY if a != "--quiet"]
+    code, _, err = run(["train", *tiny, "--out", tmp_path / "b"], capsys)
+    assert code == 0, err
+    assert "logistic regression on the 10-sparse features (1347 x 40)..." in err
+    assert "logistic regression on the raw inputs (1347 x 64)..." in err

@@ -43,7 +43,7 @@ def test_reject_complex_passes_real_input_unchanged(x):
 
 ENTRY_POINTS = {
     "train.check_data": lambda: train.check_data(Z),
-    "train.fit": lambda: train.fit(Z, {"n_hidden": 4, "k": 2, "n_epochs": 1}),
+    "train.fit": lambda: train.fit(Z, {"n_hidden": 4, "k": 2, "max_iter": 1}),
     "reference.check_signals": lambda: check_signals(Z, 3),
     "reference.check_dictionary": lambda: check_dictionary(W + 0j),
     "reference.one_step b": lambda: one_step(np.ones((2, 3)), W, 1, b=np.ones(3) + 1j),

@@ -18,7 +18,8 @@ from ksparse.training.loop import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
-SMALL = {"n_hidden": 32, "k": 4, "k_start": 16, "n_epochs": 4, "batch_size": 64, "random_state": 0}
+SMALL = {"n_hidden": 32, "k": 4, "alpha": 1.0, "k_start": 16, "max_iter": 4, "batch_size": 64,
+         "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,11 @@ def fitted(X):
 
 
 # The checks feed unscaled data such as N(100, 1); with lr=0.01 SGD diverges on it (and fit
-# rightly raises TrainingDiverged), so the checked instance uses a smaller rate.
-@parametrize_with_checks([KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
-                                             lr=1e-4, random_state=0),
-                          KSparseAutoencoder(n_hidden=8, k=2, k_start=4, n_epochs=2, batch_size=16,
-                                             lr=1e-4, random_state=0, center=True)])
+# rightly raises TrainingDiverged), so the checked instance uses a smaller rate (1e-5).
+@parametrize_with_checks([KSparseAutoencoder(n_hidden=8, k=2, k_start=4, max_iter=2, batch_size=16,
+                                             lr=1e-5, random_state=0),
+                          KSparseAutoencoder(n_hidden=8, k=2, k_start=4, max_iter=2, batch_size=16,
+                                             lr=1e-5, random_state=0, center=True)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -56,7 +57,7 @@ def test_estimator_exported_lazily_from_package():
 # -- pipelines --------------------------------------------------------------------------------
 def test_pipeline_with_logistic_regression_on_digits(digits):
     pipe = make_pipeline(
-        KSparseAutoencoder(n_hidden=100, k=10, k_start=40, alpha=2.0, n_epochs=5, random_state=0),
+        KSparseAutoencoder(n_hidden=100, k=10, k_start=40, alpha=2.0, max_iter=5, random_state=0),
         LogisticRegression(max_iter=1000),
     )
     pipe.fit(digits.X_train, digits.y_train)
@@ -65,7 +66,7 @@ def test_pipeline_with_logistic_regression_on_digits(digits):
 
 
 def test_grid_search_over_a_pipeline(digits):
-    pipe = make_pipeline(KSparseAutoencoder(n_hidden=48, k=6, k_start=24, n_epochs=3, batch_size=32,
+    pipe = make_pipeline(KSparseAutoencoder(n_hidden=48, k=6, k_start=24, max_iter=3, batch_size=32,
                                             random_state=0),
                          LogisticRegression(max_iter=300))
     search = GridSearchCV(pipe, {"ksparseautoencoder__alpha": [1.0, 2.0]}, cv=2)
@@ -76,7 +77,7 @@ def test_grid_search_over_a_pipeline(digits):
 
 
 def test_grid_search_by_score_prefers_larger_k(X):
-    params = dict(SMALL, n_epochs=2)
+    params = dict(SMALL, max_iter=20, batch_size=16)  # trained enough for k to matter (2x the MSE at k=1)
     search = GridSearchCV(KSparseAutoencoder(**params), {"k": [1, 8]}, cv=2).fit(X)
     assert search.best_params_ == {"k": 8}
     assert search.best_score_ < 0
@@ -85,6 +86,9 @@ def test_grid_search_by_score_prefers_larger_k(X):
 # -- fitted attributes and the three maps -----------------------------------------------------
 def test_fit_sets_attributes(fitted, X):
     assert fitted.W_.shape == (64, 32) and fitted.W_.dtype == np.float32
+    assert fitted.components_.shape == (32, 64)
+    np.testing.assert_array_equal(fitted.components_, fitted.W_.T)
+    assert fitted.n_iter_ == 4
     assert fitted.b_.shape == (32,) and fitted.b_prime_.shape == (64,)
     assert fitted.n_features_in_ == 64
     assert [h["epoch"] for h in fitted.history_] == [1, 2, 3, 4]
@@ -130,15 +134,15 @@ def test_inverse_transform_is_the_decoder(fitted, X):
 def test_score_is_negative_mse_per_element(fitted, X):
     x_hat = fitted.inverse_transform(fitted.transform(X))
     assert fitted.score(X) == pytest.approx(-np.mean((x_hat - X) ** 2), rel=1e-5)
-    untrained = KSparseAutoencoder(**dict(SMALL, n_epochs=0)).fit(X)
+    untrained = KSparseAutoencoder(**dict(SMALL, max_iter=0)).fit(X)
     assert untrained.score(X) < fitted.score(X) < 0
 
 
 def test_fit_is_reproducible_and_random_state_none_uses_global_rng(X):
-    a = KSparseAutoencoder(**dict(SMALL, n_epochs=1)).fit(X)
-    b = KSparseAutoencoder(**dict(SMALL, n_epochs=1)).fit(X)
+    a = KSparseAutoencoder(**dict(SMALL, max_iter=1)).fit(X)
+    b = KSparseAutoencoder(**dict(SMALL, max_iter=1)).fit(X)
     assert np.array_equal(a.W_, b.W_)
-    params = dict(SMALL, n_epochs=1, random_state=None)
+    params = dict(SMALL, max_iter=1, random_state=None)
     np.random.seed(3)
     c = KSparseAutoencoder(**params).fit(X)
     np.random.seed(3)
@@ -147,21 +151,21 @@ def test_fit_is_reproducible_and_random_state_none_uses_global_rng(X):
 
 
 def test_float64_dtype(X):
-    est = KSparseAutoencoder(**dict(SMALL, n_epochs=1, dtype="float64")).fit(X)
+    est = KSparseAutoencoder(**dict(SMALL, max_iter=1, dtype="float64")).fit(X)
     assert est.W_.dtype == np.float64 and est.transform(X).dtype == np.float64
 
 
 # -- partial_fit, resume, persistence -----------------------------------------------------------
-def test_partial_fit_n_epochs_times_equals_fit(fitted, X):
+def test_partial_fit_max_iter_times_equals_fit(fitted, X):
     est = KSparseAutoencoder(**SMALL)
-    for _ in range(SMALL["n_epochs"]):
+    for _ in range(SMALL["max_iter"]):
         est.partial_fit(X)
     assert np.array_equal(est.W_, fitted.W_)
     assert est.history_ == fitted.history_
 
 
-def test_partial_fit_past_n_epochs_holds_k_and_uses_new_params(X):
-    est = KSparseAutoencoder(**dict(SMALL, n_epochs=2))
+def test_partial_fit_past_max_iter_holds_k_and_uses_new_params(X):
+    est = KSparseAutoencoder(**dict(SMALL, max_iter=2))
     est.partial_fit(X).partial_fit(X)
     est.set_params(lr=0.005, k=3).partial_fit(X)
     assert [(h["k"], h["lr"]) for h in est.history_] == [(16, 0.01), (4, 0.01), (3, 0.005)]
@@ -184,8 +188,10 @@ def test_fit_resume_from_equals_uninterrupted(fitted, X, tmp_path):
 def test_fit_resume_from_other_hyperparameters_raises(fitted, tmp_path):
     path = tmp_path / "m.npz"
     fitted.save(path)
-    with pytest.raises(ValueError, match="trained with k=4"):
+    with pytest.raises(ValueError, match="k must equal the checkpoint's 4 to resume it"):
         KSparseAutoencoder(**dict(SMALL, k=5)).fit(np.ones((3, 64)), resume_from=path)
+    with pytest.raises(ValueError, match="alpha must equal the checkpoint's 1.0"):
+        KSparseAutoencoder(**dict(SMALL, alpha=2.0)).fit(np.ones((3, 64)), resume_from=path)
 
 
 def test_save_load_round_trip(fitted, X, tmp_path):
@@ -195,9 +201,8 @@ def test_save_load_round_trip(fitted, X, tmp_path):
     loaded = KSparseAutoencoder.load(path)
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     assert loaded.score(X) == fitted.score(X)
-    expected = dict(fitted.get_params(), random_state=loaded.state_.config["seed"])
-    assert loaded.get_params() == expected
-    loaded.set_params(n_epochs=5).fit(X, resume_from=path)
+    assert loaded.get_params() == fitted.get_params()
+    loaded.set_params(max_iter=5).fit(X, resume_from=path)
     assert loaded.state_.epoch == 5
 
 
@@ -258,7 +263,7 @@ def test_fit_nan_inf_raises(X, bad):
 
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
 def test_gpu_estimator_matches_cpu_in_float64(X, tmp_path):
-    params = dict(SMALL, n_epochs=2, dtype="float64")
+    params = dict(SMALL, max_iter=2, dtype="float64")
     cpu = KSparseAutoencoder(**params).fit(X)
     gpu = KSparseAutoencoder(**params, device="gpu").fit(X)
     assert isinstance(gpu.W_, np.ndarray)
@@ -282,3 +287,42 @@ def test_center_encodes_and_reconstructs_around_the_training_mean(X, tmp_path):
     back = KSparseAutoencoder.load(tmp_path / "c.npz")
     assert back.center is True
     np.testing.assert_array_equal(back.transform(X), est.transform(X))
+
+
+# -- the parameters come from the config ------------------------------------------------------
+def test_parameters_are_the_config_fields_with_its_defaults():
+    import dataclasses
+
+    from ksparse.config import AutoencoderConfig
+    from ksparse.estimators.classifier import KSparseClassifier
+
+    params = KSparseAutoencoder().get_params()
+    fields = {f.name: f.default for f in dataclasses.fields(AutoencoderConfig)}
+    assert {n: params[n] for n in fields} == fields
+    assert set(params) - set(fields) == {"device", "checkpoint_path", "checkpoint_every", "callback"}
+    assert KSparseAutoencoder().random_state == KSparseClassifier().random_state == 0
+    assert "max_iter : an integer >= 0, default 100" in KSparseAutoencoder.__doc__
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"alpha": float("inf")}, "alpha must be a finite number >= 1, got inf"),
+    ({"k_start": -1}, "k_start must be an integer >= 1, got -1"),
+    ({"momentum": 2.5}, "momentum must be a finite number in [0, 1), got 2.5"),
+    ({"max_iter": True}, "max_iter must be an integer >= 0, got True"),
+    ({"random_state": -3}, "random_state must be an integer >= 0, got -3"),
+])
+def test_fit_bad_parameter_names_the_one_parameter(X, params, words):
+    with pytest.raises(ValueError) as info:
+        KSparseAutoencoder(**dict(SMALL, **params)).fit(X)
+    assert str(info.value) == words
+
+
+def test_fit_resume_with_larger_max_iter_continues_the_schedules(X, tmp_path):
+    params = dict(SMALL, lr_final=0.001)
+    first = KSparseAutoencoder(**params).fit(X)
+    first.save(tmp_path / "m.npz")
+    more = KSparseAutoencoder(**dict(params, max_iter=6)).fit(X, resume_from=tmp_path / "m.npz")
+    assert more.n_iter_ == 6 and more.history_[:4] == first.history_
+    assert [(r["k"], r["lr"]) for r in more.history_[4:]] == [(4, pytest.approx(0.001))] * 2
+    with pytest.raises(ValueError, match="max_iter must be >= the 4 epochs already run"):
+        KSparseAutoencoder(**dict(params, max_iter=3)).fit(X, resume_from=tmp_path / "m.npz")

@@ -208,7 +208,7 @@ def test_training_uses_the_fast_step_and_matches_the_plain_one(one_blas_thread):
 
     assert isinstance(default_step(), AutoencoderStep) and default_step().kernel == "auto"
     x = np.random.default_rng(5).random((60, 16))
-    config = {"n_hidden": 24, "k": 4, "k_start": 12, "n_epochs": 3, "batch_size": 16,
+    config = {"n_hidden": 24, "k": 4, "k_start": 12, "max_iter": 3, "batch_size": 16,
               "dtype": "float64", "lr": 0.05}
     fast_state = fit(x, config)
     plain_state = fit(x, config, step=AutoencoderStep(kernel="plain"))

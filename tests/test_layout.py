@@ -21,6 +21,7 @@ LAYERS = {
     "ksparse.testing": 4,
     "ksparse.datasets": 5,      # data and files
     "ksparse.plots": 5,
+    "ksparse.summary": 5,       # what `ksparse train` records about a fitted estimator
     "ksparse.cli": 6,           # the command line and the reproductions
     "ksparse.reproduce": 6,
 }

@@ -46,5 +46,5 @@ def test_estimator_fit_checks_memory_first(monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda device: 1000)
     X = np.random.default_rng(0).random((20, 8))
     with pytest.raises(NotEnoughMemoryError, match=r"lower n_hidden$"):
-        KSparseAutoencoder(n_hidden=50, k=2, k_start=2, n_epochs=1, batch_size=4).fit(X)
+        KSparseAutoencoder(n_hidden=50, k=2, k_start=2, max_iter=1, batch_size=4).fit(X)
     assert not hasattr(KSparseAutoencoder(), "state_")

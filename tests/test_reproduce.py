@@ -167,7 +167,7 @@ def test_train_autoencoder_resumes_a_stopped_run_to_the_same_model(tmp_path):
     from ksparse.reproduce._common import train_autoencoder
 
     X = load_dataset("digits").X_train[:300]
-    config = {"n_hidden": 40, "k": 5, "k_start": 20, "n_epochs": 4, "batch_size": 32, "seed": 3}
+    config = {"n_hidden": 40, "k": 5, "k_start": 20, "max_iter": 4, "batch_size": 32, "random_state": 3}
     whole, info = train_autoencoder(X, config, str(tmp_path / "whole"))
     assert info["epochs"] == 4 and info["resumed_at"] == 0 and len(info["history"]) == 4
 

@@ -9,7 +9,7 @@ from ksparse.training import loop as train
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
-SMALL = {"n_hidden": 64, "k": 8, "k_start": 32, "n_epochs": 5, "seed": 0}
+SMALL = {"n_hidden": 64, "k": 8, "k_start": 32, "max_iter": 5, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +49,16 @@ def test_check_data_accepts_ints_and_lists():
 
 # -- check_config -------------------------------------------------------------------------
 @pytest.mark.parametrize("config, match", [
-    ({"k": 0}, "k must satisfy"),
-    ({"n_hidden": 10, "k": 11}, "k must satisfy"),
-    ({"n_hidden": 10, "k": 5, "alpha": 0.5}, "alpha must be a finite number >= 1"),
-    ({"n_hidden": 10, "k": 5, "alpha": 3.0}, "exceeds n_hidden = 10; lower alpha or k"),
-    ({"n_hidden": 10, "k": 5, "alpha": float("inf")}, "alpha must be a finite number >= 1"),
+    ({"k": 0}, "k must be an integer >= 1, got 0"),
+    ({"n_hidden": 10, "k": 11}, "k must be <= n_hidden = 10, got 11"),
+    ({"n_hidden": 10, "k": 5, "alpha": 0.5}, "alpha must be a finite number >= 1, got 0.5"),
+    ({"n_hidden": 10, "k": 5, "alpha": 3.0}, "alpha must keep alpha k <= n_hidden = 10"),
+    ({"n_hidden": 10, "k": 5, "alpha": float("inf")}, "alpha must be a finite number >= 1, got inf"),
     ({"dtype": "float16"}, "dtype"),
     ({"momentum": 1.0}, "momentum"),
     ({"lr": -1.0}, "lr"),
     ({"n_hidden": 0}, "n_hidden"),
-    ({"bogus": 1}, "unknown training options"),
+    ({"bogus": 1}, "unknown AutoencoderConfig options"),
 ])
 def test_check_config_bad_values_raise(config, match):
     with pytest.raises(ValueError, match=match):
@@ -72,6 +72,7 @@ def test_check_config_non_integer_k_raises_type_error():
 
 def test_check_config_fills_defaults():
     assert train.check_config({}) == train.DEFAULTS
+    assert train.check_config({"k": 7}) == train.DEFAULTS.replace(k=7)
 
 
 # -- initialisation -----------------------------------------------------------------------
@@ -83,7 +84,7 @@ def test_init_params_gaussian_sigma_and_zero_biases():
 
 
 def test_new_state_same_seed_same_weights():
-    cfg = {"n_hidden": 7, "k": 2, "seed": 3}
+    cfg = {"n_hidden": 7, "k": 2, "random_state": 3}
     a, b = train.new_state(5, cfg), train.new_state(5, cfg)
     assert np.array_equal(a.params["W"], b.params["W"])
     assert a.params["W"].dtype == np.float32 and a.epoch == 0
@@ -112,18 +113,18 @@ def test_fit_history_records_schedule_and_metrics(digits):
 
 
 def test_fit_float64_on_request(digits):
-    state = train.fit(digits[:100], dict(SMALL, n_epochs=1, dtype="float64"))
+    state = train.fit(digits[:100], dict(SMALL, max_iter=1, dtype="float64"))
     assert all(p.dtype == np.float64 for p in state.params.values())
 
 
 def test_fit_same_seed_is_deterministic(digits):
-    a = train.fit(digits[:300], dict(SMALL, n_epochs=2))
-    b = train.fit(digits[:300], dict(SMALL, n_epochs=2))
+    a = train.fit(digits[:300], dict(SMALL, max_iter=2))
+    b = train.fit(digits[:300], dict(SMALL, max_iter=2))
     assert np.array_equal(a.params["W"], b.params["W"])
 
 
 def test_fit_epochs_runs_part_of_the_schedule(digits):
-    cfg = dict(SMALL, n_epochs=4)
+    cfg = dict(SMALL, max_iter=4)
     whole = train.fit(digits[:300], cfg)
     part = train.fit(digits[:300], cfg, epochs=1)
     assert part.epoch == 1
@@ -134,13 +135,13 @@ def test_fit_epochs_runs_part_of_the_schedule(digits):
 
 def test_fit_dead_fraction_counts_units_never_selected():
     # One sample, k = 1, H = 10: at most one unit per epoch is ever in Gamma.
-    state = train.fit(np.ones((1, 4)), {"n_hidden": 10, "k": 1, "k_start": 1, "n_epochs": 1})
+    state = train.fit(np.ones((1, 4)), {"n_hidden": 10, "k": 1, "k_start": 1, "max_iter": 1})
     assert state.history[0]["dead_fraction"] == pytest.approx(0.9)
 
 
 def test_fit_callback_sees_every_epoch(digits):
     seen = []
-    train.fit(digits[:100], dict(SMALL, n_epochs=3), callback=seen.append)
+    train.fit(digits[:100], dict(SMALL, max_iter=3), callback=seen.append)
     assert [r["epoch"] for r in seen] == [1, 2, 3]
 
 
@@ -152,12 +153,12 @@ def test_fit_resumed_state_with_wrong_d_raises(digits):
 
 def test_fit_diverging_raises_with_last_good_state(digits, tmp_path):
     path = tmp_path / "model.npz"
-    state = train.fit(digits[:200], dict(SMALL, n_epochs=1, lr=0.002), checkpoint_path=path)
-    state.config["lr"] = 1e4  # blow up from epoch 2 on
+    state = train.fit(digits[:200], dict(SMALL, max_iter=1, lr=0.002), checkpoint_path=path)
+    state.config = state.config.replace(lr=1e4)  # blow up from epoch 2 on
     finished = []
     with pytest.raises(train.TrainingDiverged, match="diverged at epoch") as info:
         with np.errstate(all="ignore"):
-            train.fit(digits[:200], {"n_epochs": 20}, state=state, checkpoint_path=path,
+            train.fit(digits[:200], state=state, max_iter=20, checkpoint_path=path,
                       checkpoint_every=1, callback=finished.append)
     last = info.value.state
     assert last.epoch == len(finished) + 1 < 20
@@ -170,8 +171,8 @@ def test_fit_diverging_raises_with_last_good_state(digits, tmp_path):
 # -- center: subtract the training mean -------------------------------------------------
 def test_fit_center_equals_training_on_mean_subtracted_data(digits):
     x = digits[:300]
-    a = train.fit(x, dict(SMALL, n_epochs=3, center=True))
-    b = train.fit(x - x.mean(axis=0), dict(SMALL, n_epochs=3))
+    a = train.fit(x, dict(SMALL, max_iter=3, center=True))
+    b = train.fit(x - x.mean(axis=0), dict(SMALL, max_iter=3))
     np.testing.assert_array_equal(a.x_mean, x.mean(axis=0))
     assert b.x_mean is None
     assert np.array_equal(a.params["W"], b.params["W"])
@@ -181,12 +182,12 @@ def test_fit_center_equals_training_on_mean_subtracted_data(digits):
 
 def test_center_survives_save_load_and_resume(digits, tmp_path):
     x = digits[:300]
-    whole = train.fit(x, dict(SMALL, n_epochs=4, center=True))
-    half = train.fit(x, dict(SMALL, n_epochs=4, center=True), epochs=2)
+    whole = train.fit(x, dict(SMALL, max_iter=4, center=True))
+    half = train.fit(x, dict(SMALL, max_iter=4, center=True), epochs=2)
     train.save_state(tmp_path / "m.npz", half)
     loaded = train.load_state(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.x_mean, half.x_mean)
-    assert loaded.config["center"] is True
+    assert loaded.config.center is True
     resumed = train.fit(x, state=loaded)
     assert np.array_equal(resumed.params["W"], whole.params["W"])
     other = train.fit(x[:10] + 5.0, state=train.load_state(tmp_path / "m.npz"))
@@ -196,3 +197,34 @@ def test_center_survives_save_load_and_resume(digits, tmp_path):
 def test_check_config_center_must_be_bool():
     with pytest.raises(TypeError, match="center"):
         train.check_config({"center": "yes"})
+
+
+# -- resume: the run keeps its settings; the schedules continue where they were ------------
+def test_fit_extended_on_resume_continues_the_schedules(digits, tmp_path):
+    cfg = dict(SMALL, max_iter=4, lr_final=0.001)
+    whole = train.fit(digits[:300], cfg)
+    train.save_state(tmp_path / "m.npz", whole)
+    more = train.fit(digits[:300], state=train.load_state(tmp_path / "m.npz"), max_iter=6)
+    assert more.epoch == 6 and more.schedule_length == 4 and more.config.max_iter == 6
+    assert more.history[:4] == whole.history
+    # epochs 5 and 6 run at the final k and lr; the lr does not jump back up
+    assert [(r["k"], r["lr"]) for r in more.history[4:]] == [(8, pytest.approx(0.001))] * 2
+    train.save_state(tmp_path / "more.npz", more)
+    assert train.load_state(tmp_path / "more.npz").schedule_length == 4
+
+
+def test_fit_resume_with_same_max_iter_equals_uninterrupted(digits):
+    cfg = dict(SMALL, max_iter=4, lr_final=0.001)
+    whole = train.fit(digits[:300], cfg)
+    part = train.fit(digits[:300], cfg, epochs=2)
+    part = train.fit(digits[:300], state=part)
+    assert part.history == whole.history
+    assert np.array_equal(part.params["W"], whole.params["W"])
+
+
+def test_fit_resume_rejects_config_and_too_small_max_iter(digits):
+    state = train.fit(digits[:100], dict(SMALL, max_iter=2))
+    with pytest.raises(ValueError, match="keeps the checkpoint's settings"):
+        train.fit(digits[:100], {"k": 3}, state=state)
+    with pytest.raises(ValueError, match="max_iter must be >= the 2 epochs already run, got 1"):
+        train.fit(digits[:100], state=state, max_iter=1)

@@ -7,14 +7,17 @@ layer by layer (Sec. 4.6) with the supervised schedule of Sec. 4.2.2. The math l
 :mod:`ksparse.nn.supervised`, the loops in :mod:`ksparse.training.finetune`.
 """
 
+import numbers
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ksparse.backend import check_device, to_device, to_numpy
+from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
+from ksparse.estimators.autoencoder import seed_from
 from ksparse.nn.supervised import softmax
 from ksparse.training.finetune import (
     finetune,
@@ -25,6 +28,11 @@ from ksparse.training.finetune import (
     stage_firsts,
 )
 
+_AE, _FT = AutoencoderConfig(), FinetuneConfig()
+# the classifier's name of an AutoencoderConfig field in pre-training
+_PRETRAIN_NAMES = {"max_iter": "pretrain_max_iter", "lr": "pretrain_lr", "momentum": "pretrain_momentum",
+                   "n_hidden": "n_hidden", "random_state": "random_state"}
+
 
 def _per_layer(value, n_layers, name):
     """One value per hidden layer from a scalar or a sequence of length ``n_layers``."""
@@ -34,15 +42,26 @@ def _per_layer(value, n_layers, name):
     return values
 
 
+def _renamed(error, names):
+    """``error`` (a ConfigError) with its field given the classifier's parameter name."""
+    field = names.get(error.field, error.field)
+    return type(error)(field, error.rule, error.value)
+
+
 class KSparseClassifier(ClassifierMixin, BaseEstimator):
     """Shallow or deep k-sparse network with a softmax, pre-trained and fine-tuned (Sec. 4.5-4.6).
 
+    The pre-training options are fields of :class:`ksparse.config.AutoencoderConfig` and the
+    fine-tuning options those of :class:`ksparse.config.FinetuneConfig` (Sec. 4.2.2); their
+    ranges are checked there.
+
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (1000,)
-        Units per hidden layer; two layers give the deep network of Sec. 4.6.
+    n_hidden : int or tuple of int, default 1000
+        Hidden units (the same name as :class:`~ksparse.estimators.autoencoder.KSparseAutoencoder`'s);
+        a tuple gives one count per hidden layer, and two layers the deep network of Sec. 4.6.
     k : int, default 25
-        Sparsity of the autoencoders' training (Sec. 2.2).
+        Sparsity of the autoencoders' training (Sec. 2.2; the paper's MNIST value).
     alpha : float, default 3.0
         Every hidden layer keeps its alpha k largest units during fine-tuning and prediction
         (Sec. 4.5; the paper's MNIST value is 3, NORB 2).
@@ -50,11 +69,12 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         False starts from N(0, sigma^2) weights ("without pre-training").
     encoders : sequence of (W, b), optional
         Encoders of already trained autoencoders; they replace the pre-training.
-    pretrain_epochs, pretrain_lr, pretrain_momentum : default 50, 0.01, 0.9
-        Unsupervised schedule (Sec. 4.2.2 uses 5000 epochs on MNIST); a value or one per layer.
+    pretrain_max_iter, pretrain_lr, pretrain_momentum : default 50, 0.01, 0.9
+        Epochs, learning rate and momentum of each autoencoder's training (Sec. 4.2.2 uses
+        5000 epochs on MNIST); a value or one per layer.
     k_start : int, default 100
         Sparsity at the first pre-training epoch (Sec. 4.2.1).
-    n_epochs : int or sequence of int, default 200
+    max_iter : int or sequence of int, default 200
         Fine-tuning epochs per stage (or one count per stage).
     lr, lr_final, momentum : default 1.0, 0.001, 0.25
         Supervised schedule of Sec. 4.2.2: lr falls linearly from ``lr`` to ``lr_final``.
@@ -69,6 +89,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     dtype : {"float32", "float64"}
     device : {"cpu", "gpu"}
     random_state : int, RandomState or None, default 0
+        As for :class:`~ksparse.estimators.autoencoder.KSparseAutoencoder`: an int is the seed,
+        None or a RandomState gives a seed drawn from it.
     callback : callable, optional
         Called with each epoch's record, for progress display.
 
@@ -79,25 +101,28 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         ``W1, b1, ..., W_out, b_out``.
     n_keep_ : list of int
         alpha k per hidden layer.
+    n_iter_ : int
+        Fine-tuning epochs run, over all stages.
     history_ : list of dict
         Fine-tuning records; ``pretrain_history_`` holds the autoencoders' records.
     """
 
-    def __init__(self, hidden_layer_sizes=(1000,), k=25, alpha=3.0, pretrain=True, encoders=None,
-                 pretrain_epochs=50, pretrain_lr=0.01, pretrain_momentum=0.9, k_start=100,
-                 n_epochs=200, lr=1.0, lr_final=0.001, momentum=0.25, batch_size=128, sigma=0.01,
-                 layerwise=True, validation_fraction=0.0, dtype="float32", device="cpu",
-                 random_state=0, callback=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
+    def __init__(self, n_hidden=_AE.n_hidden, k=25, alpha=3.0, pretrain=True, encoders=None,
+                 pretrain_max_iter=50, pretrain_lr=_AE.lr, pretrain_momentum=_AE.momentum,
+                 k_start=_AE.k_start, max_iter=_FT.max_iter, lr=_FT.lr, lr_final=_FT.lr_final,
+                 momentum=_FT.momentum, batch_size=_FT.batch_size, sigma=_AE.sigma, layerwise=True,
+                 validation_fraction=0.0, dtype=_AE.dtype, device="cpu", random_state=_AE.random_state,
+                 callback=None):
+        self.n_hidden = n_hidden
         self.k = k
         self.alpha = alpha
         self.pretrain = pretrain
         self.encoders = encoders
-        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_max_iter = pretrain_max_iter
         self.pretrain_lr = pretrain_lr
         self.pretrain_momentum = pretrain_momentum
         self.k_start = k_start
-        self.n_epochs = n_epochs
+        self.max_iter = max_iter
         self.lr = lr
         self.lr_final = lr_final
         self.momentum = momentum
@@ -110,23 +135,46 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.callback = callback
 
-    def _check_params(self):
-        sizes = list(self.hidden_layer_sizes)
-        if not sizes or any(isinstance(H, bool) or int(H) != H or H < 1 for H in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
-        if isinstance(self.k, bool) or int(self.k) != self.k or self.k < 1:
-            raise ValueError(f"k must be a positive integer, got {self.k!r}")
+    def _sizes(self):
+        sizes = list(self.n_hidden) if isinstance(self.n_hidden, (list, tuple)) else [self.n_hidden]
+        if not sizes or any(isinstance(H, bool) or not isinstance(H, numbers.Integral) or H < 1
+                            for H in sizes):
+            raise ValueError(f"n_hidden must be a positive integer or a tuple of them, got {self.n_hidden!r}")
+        return [int(H) for H in sizes]
+
+    def _finetune_config(self, seed):
+        """The fine-tuning schedule as a FinetuneConfig, and the epochs per stage (or None)."""
+        per_stage = isinstance(self.max_iter, (list, tuple))
+        try:
+            cfg = FinetuneConfig(max_iter=0 if per_stage else self.max_iter, lr=self.lr,
+                                 lr_final=self.lr_final, momentum=self.momentum,
+                                 batch_size=self.batch_size, random_state=seed)
+            stages = [cfg.replace(max_iter=n).max_iter for n in self.max_iter] if per_stage else None
+        except ConfigError as e:
+            raise _renamed(e, {}) from None
+        return cfg, stages
+
+    def _pretrain_configs(self, sizes, seed):
+        """One AutoencoderConfig per hidden layer (seeds seed, seed + 1, ...)."""
+        L = len(sizes)
+        rows = zip(sizes, _per_layer(self.pretrain_max_iter, L, "pretrain_max_iter"),
+                   _per_layer(self.pretrain_lr, L, "pretrain_lr"),
+                   _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True)
+        try:
+            return [AutoencoderConfig(n_hidden=H, k=self.k, alpha=self.alpha, k_start=self.k_start,
+                                      max_iter=e, lr=lr, momentum=m, sigma=self.sigma,
+                                      batch_size=self.batch_size, dtype=self.dtype, random_state=seed + l)
+                    for l, (H, e, lr, m) in enumerate(rows)]
+        except ConfigError as e:
+            raise _renamed(e, _PRETRAIN_NAMES) from None
+
+    def _check_params(self, seed):
+        sizes = self._sizes()
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        for name in ("lr", "momentum", "sigma"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
         check_device(self.device)
-        return [int(H) for H in sizes], keep_counts(sizes, int(self.k), self.alpha)
+        self._pretrain_configs(sizes, seed)  # validates k, alpha, sigma, dtype, ... for every layer
+        return sizes, keep_counts(sizes, int(self.k), self.alpha), self._finetune_config(seed)
 
     def _split(self, X, y, X_val, y_val, seed):
         if X_val is not None:
@@ -150,14 +198,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         if not self.pretrain:
             self.pretrain_history_ = []
             return None
-        L = len(sizes)
-        configs = [{"n_epochs": int(e), "lr": float(lr), "momentum": float(m), "sigma": float(self.sigma),
-                    "k_start": int(self.k_start), "batch_size": int(self.batch_size),
-                    "alpha": float(self.alpha), "dtype": self.dtype, "seed": seed + l}
-                   for l, (e, lr, m) in enumerate(zip(
-                       _per_layer(self.pretrain_epochs, L, "pretrain_epochs"),
-                       _per_layer(self.pretrain_lr, L, "pretrain_lr"),
-                       _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True))]
+        configs = self._pretrain_configs(sizes, seed)
         states = pretrain_stack(X, sizes, int(self.k), self.alpha, configs, self.device)
         self.pretrain_history_ = [s.history for s in states]
         return [(s.params["W"], s.params["b"]) for s in states]
@@ -177,7 +218,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        sizes, n_keep = self._check_params()
+        seed = seed_from(self.random_state)
+        sizes, n_keep, (config, stage_epochs) = self._check_params(seed)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
@@ -185,19 +227,17 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         X, y_enc, X_val, y_val = self._split(X, y_enc, X_val, y_val, seed)
         encoders = self._encoders(X, sizes, seed)
         params = init_network(X.shape[1], self.classes_.size, sizes, encoders, self.sigma,
                               np.random.default_rng(seed), self.dtype)
         dev = self.device
         params = {n: to_device(a, dev) for n, a in params.items()}
-        config = {"n_epochs": self.n_epochs, "lr": self.lr, "lr_final": self.lr_final,
-                  "momentum": self.momentum, "batch_size": int(self.batch_size), "seed": seed}
         val = (None, None) if X_val is None else (to_device(X_val, dev, self.dtype), to_device(y_val, dev))
         self.history_ = finetune(params, to_device(X, dev, self.dtype), to_device(y_enc, dev), n_keep,
                                  config, self.layerwise and encoders is not None, *val,
-                                 callback=self.callback)
+                                 callback=self.callback, stage_epochs=stage_epochs)
+        self.n_iter_ = len(self.history_)
         self.params_ = {n: to_numpy(a) for n, a in params.items()}
         self.n_keep_ = n_keep
         self.n_stages_ = len(stage_firsts(len(sizes), self.layerwise and encoders is not None))

@@ -201,7 +201,7 @@ def train_autoencoder(X, config, stem, resume=False, callback=None):
             if os.path.isfile(path):
                 os.remove(path)
     else:
-        log.info("resuming %s at epoch %d of %d", ckpt, state.epoch, state.config["n_epochs"])
+        log.info("resuming %s at epoch %d of %d", ckpt, state.epoch, state.config.max_iter)
     resumed_at = 0 if state is None else state.epoch
     clock = _runs.EpochClock(times)
     report = callback or _progress(f"k={config['k']}")
@@ -211,7 +211,8 @@ def train_autoencoder(X, config, stem, resume=False, callback=None):
         report(record)
 
     # D1-D8 on the support only
-    state = fit(X, config, state=state, callback=tick, checkpoint_path=ckpt, checkpoint_every=1)
+    state = fit(X, config if state is None else None, state=state, callback=tick, checkpoint_path=ckpt,
+                checkpoint_every=1)
     arrays = {n: np.asarray(a) for n, a in state.params.items()}
     if state.x_mean is not None:
         arrays["x_mean"] = state.x_mean
@@ -228,9 +229,9 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, center=Fals
     With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
     arrays include ``x_mean``. Returns ``(arrays, info)`` as :func:`cached_model`.
     """
-    config = {"n_hidden": prof["n_hidden"], "k": k, "k_start": prof["k_start"],
-              "n_epochs": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
-              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "seed": seed}
+    config = {"n_hidden": prof["n_hidden"], "k": k, "alpha": 1.0, "k_start": prof["k_start"],
+              "max_iter": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
+              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "random_state": seed}
     if center:  # only when set, so that the cache keys of the paper's rows stay as they were
         config["center"] = True
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
@@ -243,15 +244,15 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
     """Train (or load) one of :data:`ksparse.nn.baselines.KINDS` with the profile's settings."""
     from ksparse.training.baselines import fit_baseline
 
-    config = {"n_hidden": prof["n_hidden"], "n_epochs": prof["ae_epochs"], "lr": prof["ae_lr"],
+    config = {"n_hidden": prof["n_hidden"], "max_iter": prof["ae_epochs"], "lr": prof["ae_lr"],
               "momentum": prof["momentum"], "sigma": prof["sigma"], "batch_size": prof["batch_size"],
-              "seed": seed}
+              "random_state": seed}
     settings = dict(config, method=kind, data=dataset, n=len(X))
 
     def train(stem):
         state = fit_baseline(X, kind, config, callback=callback or _progress(kind), random_state=seed)
         arrays = {n: np.asarray(a) for n, a in state.params.items()}
-        return arrays, {"epochs": config["n_epochs"], "history": getattr(state, "history", None)}
+        return arrays, {"epochs": config["max_iter"], "history": getattr(state, "history", None)}
 
     return cached_model(cache, f"{kind}-{dataset}", settings, train)
 

@@ -128,10 +128,11 @@ def pretrain(args, prof, X, deep, seed=0):
     if not deep:
         return encoders, infos
     codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
-    config = {"n_hidden": prof["n_hidden"], "k": prof["k"], "n_epochs": prof["ae_epochs"][1],
-              "lr": prof["lr"], "momentum": prof["momentum"], "sigma": prof["sigma"],
-              "batch_size": prof["batch_size"], "k_start": prof["k_start"], "seed": seed + 1}
-    settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X), alpha=prof["alpha"],
+    config = {"n_hidden": prof["n_hidden"], "k": prof["k"], "alpha": prof["alpha"],
+              "max_iter": prof["ae_epochs"][1], "lr": prof["lr"], "momentum": prof["momentum"],
+              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "k_start": prof["k_start"],
+              "random_state": seed + 1}
+    settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X),
                      below=hashlib.sha1(W.tobytes() + b.tobytes()).hexdigest()[:10])
     name = f"ksparse2-k{prof['k']}-{args.dataset}"
     arrays2, info2 = _common.cached_model(
@@ -155,9 +156,9 @@ def run_row(key, prof, data, encoders, seed):
     (X, y), (Xv, yv), (Xt, yt) = data
     n_layers = 2 if key == "deep" else 1
     clf = KSparseClassifier(
-        hidden_layer_sizes=(prof["n_hidden"],) * n_layers, k=prof["k"], alpha=prof["alpha"],
+        n_hidden=(prof["n_hidden"],) * n_layers, k=prof["k"], alpha=prof["alpha"],
         pretrain=False, encoders=None if key == "no_pretrain" else encoders[:n_layers],
-        n_epochs=list(prof["ft_epochs"][key]), lr=_for_row(prof["ft_lr"], key), lr_final=prof["ft_lr_final"],
+        max_iter=list(prof["ft_epochs"][key]), lr=_for_row(prof["ft_lr"], key), lr_final=prof["ft_lr_final"],
         momentum=prof["ft_momentum"], batch_size=prof["batch_size"], sigma=prof["sigma"],
         layerwise=key == "deep", random_state=seed,
         callback=lambda r: log.info("%s %s", key, _brief(r)))

@@ -4,7 +4,7 @@ Their step is :class:`ksparse.training.steps.BaselineStep`; :func:`fit_baseline`
 through :func:`ksparse.training.loop.fit`.
 """
 
-from ksparse.training.loop import fit
+from ksparse.training.loop import DEFAULTS, fit
 from ksparse.training.steps import BaselineStep
 
 
@@ -16,11 +16,11 @@ def fit_baseline(x, kind, config=None, activation="relu", device="cpu", callback
     x : array, shape (N, d)
     kind : one of :data:`ksparse.nn.baselines.KINDS`
     config : dict, optional
-        Options of :data:`ksparse.training.loop.DEFAULTS` (n_hidden, n_epochs, lr, momentum, sigma,
-        batch_size, dtype, seed); the sparsity options are set to "no sparsity".
+        Fields of :class:`ksparse.config.AutoencoderConfig` (n_hidden, max_iter, lr, momentum, sigma,
+        batch_size, dtype, random_state); the sparsity options are set to "no sparsity".
     activation : {"relu", "sigmoid"}
     random_state : int
-        Seed of the dropout masks (the minibatch order follows ``config["seed"]``).
+        Seed of the dropout masks (the minibatch order follows ``config["random_state"]``).
 
     Returns
     -------
@@ -28,7 +28,7 @@ def fit_baseline(x, kind, config=None, activation="relu", device="cpu", callback
         Resuming it draws new masks: the mask generator is not checkpointed.
     """
     cfg = dict(config or {})
-    H = cfg.get("n_hidden", 1000)
+    H = cfg.get("n_hidden", DEFAULTS.n_hidden)
     cfg.update(k=H, k_start=H, alpha=1.0)
     step = BaselineStep(kind, activation, random_state)
     return fit(x, cfg, device=device, callback=callback, step=step)

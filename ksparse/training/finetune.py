@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from ksparse.backend import get_array_module, to_numpy
+from ksparse.config import AutoencoderConfig, FinetuneConfig
 from ksparse.kernels.encode import alpha_k, encode
 from ksparse.nn.schedule import linear_lr
 from ksparse.nn.supervised import hidden_names, network_forward
@@ -26,14 +27,16 @@ from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.loop import TrainingDiverged, fit
 from ksparse.training.steps import NetworkStep, StepSettings
 
-FINETUNE_DEFAULTS = {
-    "n_epochs": 200,
-    "lr": 1.0,
-    "lr_final": 0.001,
-    "momentum": 0.25,
-    "batch_size": 128,
-    "seed": 0,
-}
+FINETUNE_DEFAULTS = FinetuneConfig()
+"""Sec. 4.2.2's supervised schedule: 200 epochs per stage, lr 1 falling to 0.001, momentum 0.25."""
+
+
+def check_finetune_config(config=None):
+    """The :class:`~ksparse.config.FinetuneConfig` of ``config``: an instance, a dict of some of
+    its fields, or None (Sec. 4.2.2's defaults). Raises ConfigError naming a wrong field."""
+    if isinstance(config, FinetuneConfig):
+        return config
+    return FinetuneConfig.from_dict(dict(config or {}))
 
 
 def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callback=None):
@@ -48,9 +51,9 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
     hidden_sizes : sequence of int
     k : int
     alpha : float >= 1
-    config : dict or sequence of dict, optional
-        Options of :data:`ksparse.training.loop.DEFAULTS` for :func:`ksparse.training.loop.fit` (one dict
-        for all layers, or one per layer). ``n_hidden`` and ``k`` are set here.
+    config : AutoencoderConfig or dict, or a sequence of them, optional
+        Options of :func:`ksparse.training.loop.fit` (one for all layers, or one per layer);
+        ``n_hidden``, ``k`` and ``alpha`` are set here.
     device : {"cpu", "gpu"}
     callback : callable, optional
         Called as ``callback(layer, record)`` after each epoch.
@@ -66,7 +69,8 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
     states, h = [], x
     for l, (H, cfg) in enumerate(zip(hidden_sizes, configs, strict=True), 1):
         cb = None if callback is None else (lambda rec, l=l: callback(l, rec))
-        state = fit(h, dict(cfg, n_hidden=int(H), k=int(k)), device=device, callback=cb)
+        values = cfg.to_dict() if isinstance(cfg, AutoencoderConfig) else dict(cfg)
+        state = fit(h, dict(values, n_hidden=int(H), k=int(k), alpha=alpha), device=device, callback=cb)
         states.append(state)
         if l < len(hidden_sizes):
             W, b = (to_numpy(state.params[n]) for n in ("W", "b"))
@@ -156,24 +160,25 @@ def finetune_stage(params, x, y, n_keep, first, cfg, x_val=None, y_val=None, rng
     history : list of dict
         Per epoch: stage, epoch, loss (S3), lr, and val_error when validation is given.
     """
-    rng = np.random.default_rng(cfg["seed"]) if rng is None else rng
+    cfg = check_finetune_config(cfg)
+    rng = np.random.default_rng(cfg.random_state) if rng is None else rng
     L = len(n_keep)
     names = hidden_names(L)[2 * (first - 1):] + ["W_out", "b_out"]
     trainable = {n: params[n] for n in names}
     velocity = {n: get_array_module(a).zeros_like(a) for n, a in trainable.items()}
     x_in = features_below(x, params, n_keep, first)  # frozen layers, computed once
     v_in = None if x_val is None else features_below(x_val, params, n_keep, first)
-    n_epochs = cfg["n_epochs"]
+    n_epochs = cfg.max_iter
     step = NetworkStep(n_keep, first)
     best, best_err, history = None, math.inf, []
     for e in range(n_epochs):
-        lr = linear_lr(e, n_epochs, cfg["lr"], cfg["lr_final"])
-        batches = minibatches((x_in, y), index_blocks(x_in.shape[0], cfg["batch_size"], rng))
-        loss = run_epoch(step, batches, params, velocity, StepSettings(lr, cfg["momentum"]))["loss"]
+        lr = linear_lr(e, n_epochs, cfg.lr, cfg.lr_final)
+        batches = minibatches((x_in, y), index_blocks(x_in.shape[0], cfg.batch_size, rng))
+        loss = run_epoch(step, batches, params, velocity, StepSettings(lr, cfg.momentum))["loss"]
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"fine-tuning diverged in stage {stage}, epoch {e + 1} (loss {loss}); "
-                f"lower the learning rate (lr={cfg['lr']})", None)
+                f"lower the learning rate (lr={cfg.lr})", None)
         record = {"stage": stage, "first_layer": first, "epoch": e + 1, "loss": loss, "lr": lr}
         if v_in is not None:
             record["val_error"] = error_rate(v_in, y_val, params, n_keep, first)
@@ -190,7 +195,7 @@ def finetune_stage(params, x, y, n_keep, first, cfg, x_val=None, y_val=None, rng
 
 
 def finetune(params, x, y, n_keep, config=None, layerwise=True, x_val=None, y_val=None,
-             callback=None):
+             callback=None, stage_epochs=None):
     """Sec. 4.6, layer-wise fine-tuning: every stage of :func:`stage_firsts` in turn.
 
     Parameters
@@ -202,30 +207,30 @@ def finetune(params, x, y, n_keep, config=None, layerwise=True, x_val=None, y_va
         Class indices.
     n_keep : sequence of int
         alpha k per hidden layer.
-    config : dict, optional
-        Options of :data:`FINETUNE_DEFAULTS`. ``n_epochs`` may be one int for every stage
-        or a sequence with one count per stage.
+    config : FinetuneConfig or dict, optional
+        The schedule of every stage (Sec. 4.2.2's by default).
     layerwise : bool, default True
         False fine-tunes all layers at once (one stage).
     x_val, y_val : arrays, optional
         Validation split for selecting the epoch in each stage.
     callback : callable, optional
         Called with each epoch's record.
+    stage_epochs : sequence of int, optional
+        One epoch count per stage, in place of ``config.max_iter`` for every stage.
 
     Returns
     -------
     history : list of dict
     """
-    cfg = dict(FINETUNE_DEFAULTS, **(config or {}))
+    cfg = check_finetune_config(config)
     firsts = stage_firsts(len(n_keep), layerwise)
-    epochs = cfg["n_epochs"]
-    epochs = list(epochs) if isinstance(epochs, (list, tuple)) else [epochs] * len(firsts)
+    epochs = [cfg.max_iter] * len(firsts) if stage_epochs is None else list(stage_epochs)
     if len(epochs) != len(firsts):
-        raise ValueError(f"n_epochs gives {len(epochs)} counts for {len(firsts)} fine-tuning stages")
-    rng = np.random.default_rng(cfg["seed"])
+        raise ValueError(f"stage_epochs gives {len(epochs)} counts for {len(firsts)} fine-tuning stages")
+    rng = np.random.default_rng(cfg.random_state)
     history = []
     for stage, (first, n) in enumerate(zip(firsts, epochs, strict=True), 1):
-        history += finetune_stage(params, x, y, n_keep, first, dict(cfg, n_epochs=int(n)),
+        history += finetune_stage(params, x, y, n_keep, first, cfg.replace(max_iter=n),
                                   x_val, y_val, rng, callback, stage)
     return history
 

@@ -3,7 +3,16 @@ schedules, per-epoch metrics, checkpoints and resume, around the one epoch loop 
 :mod:`ksparse.training.epoch` and a step of :mod:`ksparse.training.steps`.
 
 The loop is backend-agnostic: the data and parameters live on the chosen device and the
-host only draws random numbers and collects scalars.
+host only draws random numbers and collects scalars. Its options are the fields of
+:class:`ksparse.config.AutoencoderConfig`.
+
+Resume (one meaning everywhere: :func:`fit` with a ``state``, the estimator's
+``fit(resume_from=...)`` and ``ksparse train --resume``): a resumed run keeps every setting
+of the checkpoint; only ``max_iter``, the number of epochs to reach, may be raised. The k
+and lr schedules span the ``max_iter`` the run was started with (``TrainState.schedule_length``)
+and hold their final values past it, so a run extended on resume continues at the final k
+and lr instead of starting the schedules again. Resuming with the same ``max_iter`` gives,
+on CPU, the same numbers bit for bit as the uninterrupted run.
 """
 
 import dataclasses
@@ -13,30 +22,16 @@ import math
 import numpy as np
 
 from ksparse.backend import check_device, get_array_module, to_device, to_numpy
+from ksparse.config import AutoencoderConfig, ConfigError
 from ksparse.errors import ModelFileError, reject_complex
-from ksparse.kernels.encode import alpha_k
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
 
-DEFAULTS = {
-    "n_hidden": 1000,
-    "k": 25,
-    "k_start": 100,
-    "k_fraction": 0.5,
-    "alpha": 1.0,
-    "n_epochs": 10,
-    "batch_size": 128,
-    "lr": 0.01,
-    "lr_final": None,
-    "momentum": 0.9,
-    "sigma": 0.01,
-    "dtype": "float32",
-    "seed": 0,
-    "center": False,
-}
+DEFAULTS = AutoencoderConfig()
+"""The default configuration (the estimator's and ``ksparse train``'s defaults)."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,28 +42,44 @@ class TrainingDiverged(RuntimeError):
         self.state = state
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit`; ``state`` holds the last good state (end of the last finished epoch)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+
 @dataclasses.dataclass
 class TrainState:
     """Everything needed to continue a run: parameters, velocities, epoch, RNG and history."""
 
     params: dict
     velocity: dict
-    config: dict
+    config: AutoencoderConfig
     epoch: int = 0
     rng_state: dict = None
     history: list = dataclasses.field(default_factory=list)
-    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config["center"]
+    x_mean: np.ndarray = None  # (d,) training mean subtracted from the inputs when config.center
+    schedule_length: int = None  # epochs the k and lr schedules span: the max_iter the run began with
+    written_by: str = None  # the ksparse version that wrote the checkpoint it was read from
+
+    def __post_init__(self):
+        if self.schedule_length is None:
+            self.schedule_length = self.config.max_iter
 
     def copy(self):
         xp = get_array_module(self.params["W"])
         return TrainState(
             params={n: xp.array(a, copy=True) for n, a in self.params.items()},
             velocity={n: xp.array(a, copy=True) for n, a in self.velocity.items()},
-            config=dict(self.config),
+            config=self.config,
             epoch=self.epoch,
             rng_state=json.loads(json.dumps(self.rng_state)),
             history=[dict(h) for h in self.history],
             x_mean=None if self.x_mean is None else self.x_mean.copy(),
+            schedule_length=self.schedule_length,
+            written_by=self.written_by,
         )
 
 
@@ -102,37 +113,21 @@ def check_data(x, name="X"):
     return x
 
 
-def check_config(config, d=None):
-    """Fill defaults into ``config`` and validate it; return the completed dict."""
-    unknown = set(config) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    cfg = dict(DEFAULTS, **config)
-    for name in ("n_hidden", "k", "k_start", "n_epochs", "batch_size"):
-        v = cfg[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {v!r}")
-        cfg[name] = int(v)
-    if cfg["n_hidden"] < 1:
-        raise ValueError(f"n_hidden must be >= 1, got {cfg['n_hidden']}")
-    if not 1 <= cfg["k"] <= cfg["n_hidden"]:
-        raise ValueError(f"k must satisfy 1 <= k <= n_hidden = {cfg['n_hidden']}, got {cfg['k']}")
-    alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])  # alpha finite, >= 1, alpha k <= n_hidden
-    if cfg["n_epochs"] < 0 or cfg["batch_size"] < 1 or cfg["k_start"] < 1:
-        raise ValueError("n_epochs must be >= 0, batch_size >= 1 and k_start >= 1")
-    for name in ("lr", "momentum", "sigma", "k_fraction"):
-        if not (isinstance(cfg[name], (int, float)) and math.isfinite(cfg[name]) and cfg[name] >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {cfg[name]!r}")
-    if cfg["momentum"] >= 1 or cfg["k_fraction"] > 1:
-        raise ValueError("momentum must be < 1 and k_fraction <= 1")
-    if cfg["lr_final"] is not None and not cfg["lr_final"] >= 0:
-        raise ValueError(f"lr_final must be None or >= 0, got {cfg['lr_final']!r}")
-    if not isinstance(cfg["center"], (bool, np.bool_)):
-        raise TypeError(f"center must be True or False, got {cfg['center']!r}")
-    cfg["center"] = bool(cfg["center"])
-    if cfg["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}")
-    return cfg
+def check_config(config=None):
+    """The :class:`~ksparse.config.AutoencoderConfig` of ``config``: an instance, a dict of some
+    of its fields (the rest take their defaults) or None (all defaults).
+
+    Raises
+    ------
+    ksparse.config.ConfigError
+        Naming the one field whose value is wrong (a ValueError; a TypeError too for a
+        value of the wrong type).
+    ValueError
+        For a name that is not a field.
+    """
+    if isinstance(config, AutoencoderConfig):
+        return config
+    return AutoencoderConfig.from_dict(dict(config or {}))
 
 
 def init_params(d, n_hidden, sigma, rng, dtype="float32"):
@@ -148,9 +143,9 @@ def new_state(d, config, device="cpu"):
     (:func:`ksparse.training.memory.check_memory`).
     """
     cfg = check_config(config)
-    check_memory(d, cfg["n_hidden"], cfg["batch_size"], cfg["dtype"], device)
-    rng = np.random.default_rng(cfg["seed"])
-    params = init_params(d, cfg["n_hidden"], cfg["sigma"], rng, cfg["dtype"])
+    check_memory(d, cfg.n_hidden, cfg.batch_size, cfg.dtype, device)
+    rng = np.random.default_rng(cfg.random_state)
+    params = init_params(d, cfg.n_hidden, cfg.sigma, rng, cfg.dtype)
     params = {n: to_device(a, device) for n, a in params.items()}
     xp = get_array_module(params["W"])
     velocity = {n: xp.zeros_like(a) for n, a in params.items()}
@@ -159,17 +154,17 @@ def new_state(d, config, device="cpu"):
 
 def save_state(path, state):
     """Write ``state`` to ``path`` (atomic; see :mod:`ksparse.training.checkpoint`)."""
-    meta = {"config": state.config, "epoch": state.epoch, "rng_state": state.rng_state,
-            "history": state.history,
+    meta = {"config": state.config.to_dict(), "epoch": state.epoch, "rng_state": state.rng_state,
+            "history": state.history, "schedule_length": state.schedule_length,
             "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean]}
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
 def _check_meta(meta, params):
     """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean)."""
-    cfg = check_config(meta["config"])
-    if cfg["dtype"] != params["W"].dtype.name:
-        raise ValueError(f"its config says dtype {cfg['dtype']} but W is {params['W'].dtype}")
+    cfg = check_config(_renamed(meta["config"]))
+    if cfg.dtype != params["W"].dtype.name:
+        raise ValueError(f"its config says dtype {cfg.dtype} but W is {params['W'].dtype}")
     epoch = meta["epoch"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
@@ -202,7 +197,22 @@ def load_state(path, device="cpu"):
         raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
     return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
                       {n: to_device(velocity[n], device) for n in PARAM_NAMES},
-                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean)
+                      cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
+                      _schedule_length(meta, cfg), str(meta.get("version")))
+
+
+def _renamed(config):
+    """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
+    old = {"n_epochs": "max_iter", "seed": "random_state"}
+    return {old.get(name, name): value for name, value in dict(config).items()}
+
+
+def _schedule_length(meta, cfg):
+    """The epochs the schedules span (files of 0.1.0 have none: their max_iter)."""
+    n = meta.get("schedule_length", cfg.max_iter)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ModelFileError(f"schedule_length must be an integer >= 0, got {n!r}")
+    return n
 
 
 def default_step():
@@ -217,25 +227,25 @@ def train_epoch(x, state, k, lr, step):
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    batches = minibatches((x,), index_blocks(x.shape[0], cfg["batch_size"], rng))
-    settings = StepSettings(lr=lr, momentum=cfg["momentum"], k=k)
-    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg["n_hidden"])
+    batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
+    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
     state.rng_state = rng.bit_generator.state
     return record
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None):
+        checkpoint_every=0, step=None, epochs=None, max_iter=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
     x : array, shape (N, d)
-    config : dict, optional
-        Options of :data:`DEFAULTS`. Ignored when ``state`` is given, except ``n_epochs``,
-        which may extend a resumed run.
+    config : AutoencoderConfig or dict, optional
+        The run's options (a dict names some fields, the rest take their defaults). Not
+        allowed with ``state``: a resumed run keeps the checkpoint's settings.
     state : TrainState, optional
-        A run to continue (from :func:`load_state`); its epoch counts toward ``n_epochs``.
+        A run to continue (from :func:`load_state`); its epochs count toward ``max_iter``.
     device : {"cpu", "gpu"}
     callback : callable, optional
         Called as ``callback(record)`` after each epoch with the epoch's metrics.
@@ -247,8 +257,11 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         The minibatch step (see :mod:`ksparse.training.steps`); default
         :func:`default_step`, the support-only kernels with the update fused in.
     epochs : int, optional
-        Run at most this many epochs in this call (the schedules still span ``n_epochs``,
-        and hold their final values past it). None runs until ``n_epochs``.
+        Run at most this many epochs in this call. None runs until ``max_iter``.
+    max_iter : int, optional
+        With ``state``: the total number of epochs to reach, at least the epochs already
+        run; it may exceed the run's first ``max_iter``, and the extra epochs run at the
+        schedules' final k and lr (see the module's notes on resume). Default: the state's.
 
     Returns
     -------
@@ -258,6 +271,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     ------
     TrainingDiverged
         When the loss turns NaN or inf; the checkpoint on disk is left at the last good epoch.
+    TrainingInterrupted
+        On Ctrl-C (a KeyboardInterrupt), with the last good state.
 
     Notes
     -----
@@ -266,7 +281,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     distance of the samples to their mean), ``dead_fraction`` (hidden units never in
     Gamma during the epoch), ``k`` and ``lr``.
 
-    With ``config["center"]`` the training mean of ``x`` is stored in ``state.x_mean``
+    With ``config.center`` the training mean of ``x`` is stored in ``state.x_mean``
     and subtracted from every input (see :func:`centered`). This is preprocessing, not
     part of the paper's model: on MNIST's non-negative pixels it keeps far more hidden
     units alive under the Sec. 4.2.1 schedule.
@@ -274,33 +289,33 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     check_device(device)
     x = check_data(x)
     if state is None:
-        state = new_state(x.shape[1], config or {}, device)
+        state = new_state(x.shape[1], check_config(config).replace(
+            **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
-        if state.params["W"].shape[0] != x.shape[1]:
-            raise ValueError(
-                f"the model expects {state.params['W'].shape[0]} features, the data has {x.shape[1]}"
-            )
-        if config and "n_epochs" in config:
-            extended = check_config(dict(state.config, n_epochs=config["n_epochs"]))
-            state.config["n_epochs"] = extended["n_epochs"]
+        if config is not None:
+            raise ValueError("give config for a new run or state to resume one, not both; "
+                             "a resumed run keeps the checkpoint's settings (pass max_iter to extend it)")
+        extend(state, x.shape[1], max_iter)
     cfg = state.config
     step = step or default_step()
-    if cfg["center"] and state.x_mean is None:
+    if cfg.center and state.x_mean is None:
         state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg["dtype"])
+    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
-    stop = cfg["n_epochs"] if epochs is None else state.epoch + int(epochs)
+    stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     while state.epoch < stop:
         e = state.epoch
-        k = k_schedule(e, cfg["n_epochs"], cfg["k"], cfg["k_start"], cfg["n_hidden"], cfg["k_fraction"])
-        lr = linear_lr(e, cfg["n_epochs"], cfg["lr"], cfg["lr_final"])
-        record = train_epoch(xd, state, k, lr, step)
+        k, lr = schedule_at(state, e)
+        try:
+            record = train_epoch(xd, state, k, lr, step)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(last_good) from None
         if not (math.isfinite(record["loss"]) and all(
                 bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
             raise TrainingDiverged(
                 f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                f"lower the learning rate (lr={cfg['lr']}) or sigma", last_good)
+                f"lower the learning rate (lr={cfg.lr}) or sigma", last_good)
         record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / x.shape[1],
                       fvu=record["loss"] / variance if variance > 0 else float("nan"))
         state.epoch = e + 1
@@ -313,3 +328,23 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     if checkpoint_path:
         save_state(checkpoint_path, state)
     return state
+
+
+def schedule_at(state, epoch):
+    """(k, lr) of the 0-based ``epoch``: Sec. 4.2.1's k and the linear lr over ``state.schedule_length``
+    epochs, holding their final values past it."""
+    cfg, n = state.config, state.schedule_length
+    return (k_schedule(epoch, n, cfg.k, cfg.k_start, cfg.n_hidden, cfg.k_fraction),
+            linear_lr(epoch, n, cfg.lr, cfg.lr_final))
+
+
+def extend(state, d, max_iter=None):
+    """Check that ``state`` can continue on data of dimension ``d``; raise its ``max_iter`` to
+    ``max_iter`` (the total number of epochs to reach) when given. In place; returns None."""
+    if state.params["W"].shape[0] != d:
+        raise ValueError(f"the model expects {state.params['W'].shape[0]} features, the data has {d}")
+    if max_iter is None:
+        return
+    if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < state.epoch:
+        raise ConfigError("max_iter", f"must be >= the {state.epoch} epochs already run", max_iter)
+    state.config = state.config.replace(max_iter=max_iter)

@@ -1,0 +1,83 @@
+"""What ``ksparse train`` records about a fitted :class:`~ksparse.estimators.autoencoder.KSparseAutoencoder`:
+the filter image and ``summary.json`` (versions, command, data set, settings, the estimator's
+metrics and, for labelled data, logistic-regression test errors on its features).
+
+Every number comes from the estimator: :meth:`~ksparse.estimators.autoencoder.KSparseAutoencoder.score`,
+``transform`` and the per-epoch records of ``history_`` (D4, FVU, dead fraction).
+"""
+
+import datetime
+import json
+import os
+import warnings
+
+import numpy as np
+
+from ksparse import __version__
+from ksparse.io import atomic_write
+from ksparse.kernels.encode import alpha_k
+
+CLASSIFIER = "sklearn LogisticRegression(max_iter=1000), fit on the training set, scored on the test set"
+
+
+def logreg_errors(ds, est, progress=None):
+    """Test error of logistic regression on ``est.transform`` features and on the raw inputs.
+
+    Parameters
+    ----------
+    ds : ksparse.datasets.Dataset
+        With labels and a test split; otherwise a note says the step was skipped.
+    est : fitted KSparseAutoencoder
+    progress : callable, optional
+        Called as ``progress(text)`` before each of the two fits (they take seconds to minutes).
+
+    Returns
+    -------
+    dict
+    """
+    if ds.y_train is None or ds.X_test is None or ds.y_test is None:
+        return {"note": "skipped: the data set has no labelled test split"}
+    from sklearn.linear_model import LogisticRegression
+
+    def error(what, train, test):
+        if progress is not None:
+            progress(f"logistic regression on {what} ({train.shape[0]} x {train.shape[1]})")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = LogisticRegression(max_iter=1000).fit(train, ds.y_train)
+        return float(1.0 - clf.score(test, ds.y_test))
+
+    n_active = alpha_k(est.k, est.alpha, est.n_hidden)
+    features = error(f"the {n_active}-sparse features", est.transform(ds.X_train), est.transform(ds.X_test))
+    return {"features_test_error": features, "raw_test_error": error("the raw inputs", ds.X_train, ds.X_test),
+            "n_active_features": n_active, "n_features": est.n_hidden, "classifier": CLASSIFIER}
+
+
+def draw_filters(est, ds, image_shape, path):
+    """Write the filters of largest norm to ``path``: images of ``image_shape``, else bar charts."""
+    from ksparse.plots import filter_grid
+
+    filter_grid(est.W_, image_shape, path, title=f"{ds.name}: filters of largest norm, k = {est.k}")
+    return "images" if image_shape else "bars (the data has no image shape; see --image-shape)"
+
+
+def run_summary(est, ds, x, command, device, image_shape=None):
+    """The record of a run: versions, command line, time, data set, settings and metrics.
+
+    ``x`` is the training matrix; ``score`` is ``est.score(x)`` (minus the MSE per element with
+    alpha k units), ``last_epoch`` the last record of ``est.history_``.
+    """
+    return {
+        "ksparse_version": __version__, "numpy_version": np.__version__, "command": command,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": {"name": ds.name, "shape": list(x.shape), "image_shape": image_shape,
+                    "test_shape": None if ds.X_test is None else list(np.shape(ds.X_test))},
+        "config": est.state_.config.to_dict(), "device": device, "n_iter": est.n_iter_,
+        "last_epoch": est.history_[-1] if est.history_ else None, "score": est.score(x),
+    }
+
+
+def write_json(path, record):
+    """Write ``record`` as indented JSON, atomically; NumPy scalars become numbers."""
+    text = json.dumps(record, indent=2, default=lambda o: o.item() if hasattr(o, "item") else list(o))
+    atomic_write(os.fspath(path), lambda f: f.write(text.encode() + b"\n"))
