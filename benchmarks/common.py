@@ -154,11 +154,15 @@ def save_results(section, data, drop=()):
     results[section] = data
     for name in drop:
         results.pop(name, None)
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, results)
     return results
+
+
+def write_json(path, data):
+    """Write ``data`` as JSON to ``path`` atomically."""
+    from ksparse.io import atomic_write
+
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode()))
 
 
 def table(header, rows):

@@ -49,7 +49,8 @@ def _clocked(train_once, evaluate, budget_s, growth=1.25):
     return curve, calls
 
 
-def ksparse_curve(X, X_eval, budget_s, n_epochs=30):
+def ksparse_curve(X, X_eval, budget_s, n_epochs=30, device="cpu"):
+    from ksparse.backend import to_numpy
     from ksparse.kernels.encode import encode
     from ksparse.training.loop import fit
 
@@ -58,15 +59,16 @@ def ksparse_curve(X, X_eval, budget_s, n_epochs=30):
     box = {"state": None}
 
     def train_once():
-        box["state"] = fit(X, None if box["state"] else config, state=box["state"], epochs=1)
+        box["state"] = fit(X, None if box["state"] else config, state=box["state"], epochs=1, device=device)
         return box["state"].epoch < n_epochs
 
     def evaluate():  # its own encoder, and OMP on the same dictionary
         from reference.omp import batch_omp
 
-        W, b, b_prime = (np.asarray(box["state"].params[n]) for n in ("W", "b", "b_prime"))
+        W, b, b_prime = (to_numpy(box["state"].params[n]) for n in ("W", "b", "b_prime"))
         own = np.mean((encode(X_eval, W, b, K) @ W.T + b_prime - X_eval) ** 2)
-        Wn = W.astype(np.float64) / np.linalg.norm(W, axis=0)
+        Wn = W.astype(np.float64)
+        Wn /= np.linalg.norm(Wn, axis=0)  # in float64: unit norm to float64 precision
         x64 = X_eval.astype(np.float64)
         return float(own), float(np.mean((batch_omp(x64, Wn, K)[0] @ Wn.T - x64) ** 2))
 

@@ -77,3 +77,23 @@ def test_page_is_written_from_the_results(tmp_path, monkeypatch, one_blas_thread
     page = open(run_all.write_page(results)).read()
     assert "## Training step over whole epochs (CPU)" in page and "fit / steps" in page
     assert (tmp_path / "figures" / "bench_step.png").exists()
+
+
+def test_gpu_benchmark_dry_run_takes_every_path_on_the_cpu(one_blas_thread):
+    # --dry-run: fake MNIST files, the CPU reference, every section on NumPy and torch CPU,
+    # the targets and the page, all in a temporary folder (docs/ stays untouched)
+    pytest.importorskip("torch")
+    from benchmarks import gpu
+
+    before = open(run_all.PAGE).read() if common.os.path.exists(run_all.PAGE) else None
+    results = gpu.main(["--dry-run"])
+    assert results["tests"]["returncode"] == 0
+    assert all(p["ok"] for p in results["parity_float64"])
+    for section in ("step", "topk"):
+        assert results[section] and all(m["ms"] > 0 for c in results[section] for m in c["methods"].values())
+    assert results["train"]["epochs"] >= 1 and results["train"]["max_rel_loss_diff"] < 1e-5
+    assert set(results["dictionary"]["at_budget"]) >= {"ksparse (CPU, dry run)"}
+    rows = run_all.gpu_targets(results)
+    assert any("faster than PyTorch CUDA TopK" in t for t, _, _ in rows)
+    assert "Card: **CPU, dry run**" in gpu.report(results)
+    assert (open(run_all.PAGE).read() if before is not None else None) == before
