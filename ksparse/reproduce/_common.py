@@ -45,6 +45,14 @@ PROFILES = {
         "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
         "alphas": (1, 2, 3, 4), "select_n": 10000,
     },
+    "budget": {  # 200 k-sparse epochs: about an hour of wall time per model on the busy 2-core machine
+        "n_hidden": 1000, "ksparse_epochs": 200, "ae_epochs": 60, "rbm_epochs": 30,
+        "patch_epochs": 200, "n_patches": 100000,
+        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
+        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
+        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
+        "alphas": (1, 2, 3, 4), "select_n": 10000,
+    },
     "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
         "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
         "patch_epochs": 2, "n_patches": 2000,
@@ -60,7 +68,7 @@ def parser(prog, description, profile_default="quick"):
     """The options every target takes: --profile, --out, --results, --data-dir, --cache, --seeds, --resume."""
     p = argparse.ArgumentParser(prog=f"ksparse reproduce {prog}", description=description)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
-                   help="quick: about 12 CPU-minutes; long: 3x quick's epochs; paper: Sec. 4.2.2 "
+                   help="quick: 20 k-sparse epochs; long: 60; budget: 200; paper: Sec. 4.2.2 "
                    "(5000 epochs); smoke: seconds, for tests")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--results", default=None,

@@ -67,6 +67,10 @@ PROFILES = {
     "long": {"ae_epochs": (80, 30), "ft_epochs": {"no_pretrain": (60,), "shallow": (50,),
              "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
              "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
+    # budget: the autoencoders of table1's budget profile, fine-tuning as long
+    "budget": {"ae_epochs": (200, 60), "ft_epochs": {"no_pretrain": (60,), "shallow": (50,),
+               "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
+               "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
     "smoke": {"ae_epochs": (2, 2), "ft_epochs": {"no_pretrain": (3,), "shallow": (3,),
               "deep": (2, 2, 2)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
               "n_train": 600, "n_hidden": 100, "k": 10},
