@@ -240,9 +240,9 @@ def run(dev, data_dir, quick=False):
                              rounds, inner)
     train, state = gpu_train.train(X, dev, 1.0 if dry else TRAIN_BUDGET_S, dry, reference)
     results["train"] = train
-    k = state.config["k"]
+    k = state.config.k
     times = dev.time(encode_methods(dev, X, state.params, k), rounds, 1)
-    results["encode"] = {"N": int(X.shape[0]), "H": state.config["n_hidden"], "k": k,
+    results["encode"] = {"N": int(X.shape[0]), "H": state.config.n_hidden, "k": k,
                          "methods": common.ratios(times, "one cuBLAS product x @ W"),
                          "sklearn_omp_s_per_image": omp_per_image(X, state.params, k,
                                                                   8 if dry else OMP_IMAGES)}

@@ -26,8 +26,9 @@ REFERENCE = "cpu_reference.json"
 def train_config(dry):
     """Sec. 4.2.1's schedule (k from 100 down to 25 over the first half) at H = 1000, k = 25."""
     if dry:
-        return {"n_hidden": 32, "k": 4, "k_start": 8, "n_epochs": 4, "batch_size": 32, "seed": 0, "lr": 1e-4}
-    return {"n_hidden": 1000, "k": 25, "k_start": 100, "n_epochs": 50, "batch_size": 128, "seed": 0}
+        return {"n_hidden": 32, "k": 4, "k_start": 8, "max_iter": 4, "batch_size": 32, "random_state": 0,
+                "lr": 1e-4}
+    return {"n_hidden": 1000, "k": 25, "k_start": 100, "max_iter": 50, "batch_size": 128, "random_state": 0}
 
 
 def load(data_dir, dry):
@@ -64,7 +65,7 @@ def cpu_reference(X, config, n_epochs):
     losses, seconds, state = [], [], None
     for _ in range(n_epochs):
         t0 = time.perf_counter()
-        state = fit(X, config, state=state, epochs=1)
+        state = fit(X, None if state else config, state=state, epochs=1)
         seconds.append(time.perf_counter() - t0)
         losses.append(state.history[-1]["loss"])
     return {"config": config, "losses": losses, "epoch_seconds": seconds,
@@ -91,15 +92,15 @@ def prepare(folder, data_dir=None, n_epochs=3, dry=False):
 
 
 def train(X, dev, budget_s, dry, reference=None):
-    """Fit on the device epoch by epoch until ``budget_s`` (at least one epoch, at most n_epochs)."""
+    """Fit on the device epoch by epoch until ``budget_s`` (at least one epoch, at most max_iter)."""
     from ksparse.training.loop import fit
 
     config = train_config(dry)
     losses, seconds, state, spent = [], [], None, 0.0
-    while spent < budget_s and (state is None or state.epoch < config["n_epochs"]):
+    while spent < budget_s and (state is None or state.epoch < config["max_iter"]):
         dev.sync()
         t0 = time.perf_counter()
-        state = fit(X, config, state=state, device=dev.ksparse_device, epochs=1)
+        state = fit(X, None if state else config, state=state, device=dev.ksparse_device, epochs=1)
         dev.sync()
         seconds.append(time.perf_counter() - t0)
         spent += seconds[-1]
