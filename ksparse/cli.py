@@ -3,8 +3,11 @@
 
 The options of ``train`` are generated from :class:`ksparse.config.AutoencoderConfig` (one per
 field, with the estimator's defaults). Bad input (a wrong option, bad data, a corrupt model
-file) and a diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code
-2; an interrupted run saves its last finished epoch and exits with 130.
+file, an output that would replace an input or an earlier model, an output folder that
+cannot be written) and a diverged run end with a one-line ``ksparse: error: ...`` on stderr
+and exit code 2, before any file is written. Ctrl-C (SIGINT) and SIGTERM save the last
+finished epoch atomically and exit with 130 and 143; interrupted after training, ``train``
+still writes its summary.
 """
 
 import argparse
@@ -17,12 +20,17 @@ import numpy as np
 
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
-from ksparse.io import atomic_write
+from ksparse.interrupts import terminate_as_interrupt
+from ksparse.io import atomic_write, check_writable, same_file
 from ksparse.kernels.encode import alpha_k
 
 
 class UserError(Exception):
     """Bad input found by the command itself; reported like ValueError."""
+
+
+class _Reported(KeyboardInterrupt):
+    """An interrupt whose message (what was saved) has been printed already."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,6 +63,8 @@ def build_parser():
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
                      "the checkpoint, only --max-iter may be raised; the k and lr schedules continue where "
                      "they were")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the model already in --out (without it, train refuses to overwrite one)")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                      help="also write OUT/model.npz every N epochs (default: 0, only at the end)")
     run.add_argument("--no-logreg", action="store_true", help="skip the logistic-regression test errors")
@@ -141,8 +151,31 @@ def _fit(est, x, resume, model_path, args):
         if isinstance(e, TrainingDiverged):
             raise UserError(f"{e}; {kept}") from None
         words = ["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"]
-        print(f"ksparse: interrupted; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
-        raise
+        print(f"ksparse: {_stopped(args)}; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
+        raise _Reported() from None
+
+
+def _stopped(args):
+    """'interrupted' (Ctrl-C) or 'terminated' (SIGTERM), from the signal that arrived."""
+    received = getattr(args, "received", None)
+    return "terminated" if received is not None and received.exit_code == 143 else "interrupted"
+
+
+def _check_outputs(args, model_path):
+    """Before any work: no output replaces an input or, unasked, an earlier model; --out writable."""
+    outputs = [model_path] + [os.path.join(args.out, n) for n in ("filters.png", "summary.json")]
+    inputs = [("--dataset", args.dataset)]
+    if isinstance(args.resume, str):
+        inputs.append(("--resume", args.resume))
+    for option, path in inputs:
+        for out in outputs:
+            if same_file(path, out) and not (option == "--resume" and out == model_path):
+                raise UserError(f"{option} {path} would be overwritten by this run's {out}; "
+                                "choose another --out")
+    if args.resume is None and os.path.exists(model_path) and not args.overwrite:
+        raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
+                        "(or --resume to continue it)")
+    check_writable(args.out)
 
 
 def cmd_train(args):
@@ -154,6 +187,7 @@ def cmd_train(args):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
+    _check_outputs(args, model_path)
     ds, x = _data(args)
     shape = _image_shape(args, ds, x.shape[1])
     callback, bar = _progress(args, est)
@@ -168,16 +202,31 @@ def cmd_train(args):
     finally:
         if bar:
             bar[0].close()
-    train_s = time.perf_counter() - fit_started
-    record = summary.run_summary(est, ds, x, shlex.join(args.argv), args.device, shape)
+    record = {"train_time_s": time.perf_counter() - fit_started, "history": est.history_}
+    try:
+        _evaluate(est, ds, x, shape, args, record)
+    except KeyboardInterrupt:  # the model is saved; keep what the evaluation had found
+        record.update(interrupted=f"{_stopped(args)} during the post-training evaluation",
+                      wall_time_s=time.perf_counter() - started)
+        summary.write_json(os.path.join(args.out, "summary.json"), record)
+        print(f"ksparse: {_stopped(args)} after training; the model is in {model_path} and "
+              f"{os.path.join(args.out, 'summary.json')} holds what was measured", file=sys.stderr)
+        raise _Reported() from None
+    record.update(wall_time_s=time.perf_counter() - started)
+    summary.write_json(os.path.join(args.out, "summary.json"), record)
+    _report(args.out, record)
+    return 0
+
+
+def _evaluate(est, ds, x, shape, args, record):
+    """Fill ``record`` with the run summary, filters.png and the logistic regressions, in place."""
+    from ksparse import summary
+
+    record.update(summary.run_summary(est, ds, x, shlex.join(args.argv), args.device, shape))
     record["filters"] = summary.draw_filters(est, ds, shape, os.path.join(args.out, "filters.png"))
     say = None if args.quiet else (lambda text: print(text + "...", file=sys.stderr))
     record["logistic_regression"] = ({"note": "skipped: --no-logreg"} if args.no_logreg
                                      else summary.logreg_errors(ds, est, say))
-    record.update(train_time_s=train_s, wall_time_s=time.perf_counter() - started, history=est.history_)
-    summary.write_json(os.path.join(args.out, "summary.json"), record)
-    _report(args.out, record)
-    return 0
 
 
 def _report(out, s):
@@ -199,6 +248,12 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.training.loop import check_data
 
+    for option, path in (("MODEL", args.model), ("INPUT", args.input)):
+        if same_file(path, args.output) or os.path.abspath(path) == os.path.abspath(args.output):
+            raise UserError(f"OUTPUT {args.output} is the {option} file and would be overwritten; "
+                            "choose another OUTPUT")
+    if os.path.isdir(args.output):
+        raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features.npy")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = check_data(load_matrix(args.input).X_train, name=args.input)
     if x.shape[1] != est.n_features_in_:
@@ -255,14 +310,28 @@ def _option_error(e):
 
 def main(argv=None):
     """Entry point of the ``ksparse`` console script; returns the exit code."""
-    from ksparse.training.loop import TrainingDiverged, TrainingInterrupted
+    from ksparse.training.loop import TrainingInterrupted
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    with terminate_as_interrupt() as received:  # SIGTERM takes Ctrl-C's path: save, then exit 143
+        try:
+            return _run(argv, received)
+        except KeyboardInterrupt as e:
+            if not isinstance(e, (TrainingInterrupted, _Reported)):  # those said what was saved
+                print(f"ksparse: {'terminated' if received.exit_code == 143 else 'interrupted'}",
+                      file=sys.stderr)
+            return received.exit_code
+
+
+def _run(argv, received):
+    """Parse ``argv`` and run the command; bad input becomes one ``ksparse: error:`` line and 2."""
+    from ksparse.training.loop import TrainingDiverged
+
     try:
         if argv and argv[0] == "reproduce":
             return cmd_reproduce(argv[1:])
         args = build_parser().parse_args(argv)
-        args.argv = ["ksparse", *argv]
+        args.argv, args.received = ["ksparse", *argv], received
         return {"train": cmd_train, "encode": cmd_encode, "info": cmd_info}[args.command](args)
     except SystemExit as e:  # argparse: --help or --version (0)
         return e.code if isinstance(e.code, int) else _fail(e.code)
@@ -270,10 +339,6 @@ def main(argv=None):
         return _fail(e if argv[:1] == ["reproduce"] else _option_error(e))
     except (ValueError, TypeError, OSError, UserError, TrainingDiverged) as e:
         return _fail(e)
-    except KeyboardInterrupt as e:
-        if not isinstance(e, TrainingInterrupted):  # that one said what was saved
-            print("ksparse: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

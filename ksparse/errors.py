@@ -23,12 +23,23 @@ class ModelFileError(FileFormatError):
     """A model file (``model.npz`` from ``ksparse train`` or ``save``) cannot be used."""
 
 
+class OutputNotWritableError(KSparseError, OSError):
+    """An output location cannot be written; found before any work was done."""
+
+
+class OutputOverwritesError(KSparseError, ValueError):
+    """An output would replace one of the command's own inputs, or an earlier result not meant to go."""
+
+
 class NotEnoughMemoryError(KSparseError, ValueError):
     """A run would need more memory than the machine has available; nothing was allocated."""
 
 
-class ComplexDataError(KSparseError, TypeError):
-    """Complex numbers where ksparse needs real ones (it never drops an imaginary part)."""
+class ComplexDataError(KSparseError, ValueError, TypeError):
+    """Complex numbers where ksparse needs real ones (it never drops an imaginary part).
+
+    Both a ``ValueError`` (as scikit-learn raises for complex data) and a ``TypeError``.
+    """
 
 
 def reject_complex(x, name="X"):
@@ -39,8 +50,8 @@ def reject_complex(x, name="X"):
     """
     dtype = getattr(x, "dtype", None)
     if (dtype is not None and getattr(dtype, "kind", None) == "c") or (dtype is None and _any_complex(x)):
-        raise ComplexDataError(f"{name} holds complex numbers; ksparse needs real data, "
-                               "so pass the part you mean (X.real, or abs(X) for magnitudes)")
+        raise ComplexDataError(f"Complex data not supported: {name} holds complex numbers; pass the real "
+                               "values you mean (X.real, or abs(X) for magnitudes)")
     return x
 
 

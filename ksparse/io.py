@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from ksparse.errors import DataFileError
+from ksparse.errors import DataFileError, OutputNotWritableError
 
 CHUNK = 1 << 20
 # deflate cannot expand by more than about 1032:1; a member declaring more is corrupt
@@ -175,3 +175,48 @@ def read_npz_array(zf, key, what, error=DataFileError):
         raise
     except _FORMAT_ERRORS as e:
         raise error(f"{what} (array {key!r}) is corrupt ({type(e).__name__}: {e}); write it again") from None
+
+
+def same_file(a, b):
+    """True when paths ``a`` and ``b`` name one existing file (through links, ``..`` or case)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_writable(folder, option="--out"):
+    """Raise OSError unless files can be created in ``folder`` (made if missing), before any work.
+
+    The check creates and removes a probe file, so that it sees what creating the real
+    output will see (permissions, a read-only file system, a path through a regular file);
+    a folder it had to make is removed again.
+
+    Raises
+    ------
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) Naming the folder, the reason and the option to change.
+    """
+    folder = os.fspath(folder)
+    made = []
+    try:
+        missing, parent = [], os.path.abspath(folder)
+        while not os.path.exists(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for path in reversed(missing):
+            os.mkdir(path)
+            made.append(path)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ksparse-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputNotWritableError(
+            f"cannot write into {option} {folder!r} ({e.strerror or e}); choose a folder you can write to"
+        ) from None
+    finally:
+        for path in reversed(made):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass

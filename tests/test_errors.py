@@ -27,12 +27,13 @@ W = np.eye(3)
 def test_errors_are_the_builtin_types_callers_catch():
     for cls in (DataFileError, ModelFileError, NotEnoughMemoryError):
         assert issubclass(cls, KSparseError) and issubclass(cls, ValueError)
-    assert issubclass(ComplexDataError, TypeError) and issubclass(ComplexDataError, KSparseError)
+    assert issubclass(ComplexDataError, TypeError) and issubclass(ComplexDataError, ValueError)
+    assert issubclass(ComplexDataError, KSparseError)
 
 
 @pytest.mark.parametrize("x", [Z, Z.astype(np.complex64), [[1 + 2j, 3.0]], (1j,), 2j])
 def test_reject_complex_refuses_arrays_lists_and_scalars(x):
-    with pytest.raises(ComplexDataError, match="holds complex numbers; ksparse needs real data"):
+    with pytest.raises(ComplexDataError, match="Complex data not supported: X holds complex numbers"):
         reject_complex(x, "X")
 
 

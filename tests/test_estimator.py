@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import ksparse
 from ksparse import KSparseAutoencoder
 from ksparse.backend import gpu_available
 from ksparse.datasets import load_digits
+from ksparse.errors import ComplexDataError
 from ksparse.training.loop import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -326,3 +328,61 @@ def test_fit_resume_with_larger_max_iter_continues_the_schedules(X, tmp_path):
     assert [(r["k"], r["lr"]) for r in more.history_[4:]] == [(4, pytest.approx(0.001))] * 2
     with pytest.raises(ValueError, match="max_iter must be >= the 4 epochs already run"):
         KSparseAutoencoder(**dict(params, max_iter=3)).fit(X, resume_from=tmp_path / "m.npz")
+
+
+# -- one input check for every method (issue: state that disagrees with the parameters) ------
+def _fitted_on_frame():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).random((60, 6))
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(6)])
+    est = KSparseAutoencoder(n_hidden=10, k=2, k_start=4, max_iter=2, random_state=0).fit(frame)
+    return est, frame
+
+
+def test_every_method_keeps_pandas_column_names_without_warning():
+    est, frame = _fitted_on_frame()
+    assert list(est.feature_names_in_) == list(frame.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" would fail here
+        s = est.score(frame)
+        h = est.transform(frame)
+        est.inverse_transform(h)
+        est.partial_fit(frame)
+    assert s < 0
+
+
+def test_score_refuses_a_frame_with_other_column_names():
+    est, frame = _fitted_on_frame()
+    with pytest.raises(ValueError, match="feature names"):
+        est.score(frame.rename(columns={"pixel0": "other"}))
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score", "inverse_transform"])
+def test_every_method_refuses_complex_input_with_one_message(method):
+    X = np.random.default_rng(0).random((30, 5))
+    est = KSparseAutoencoder(n_hidden=8, k=2, k_start=4, max_iter=1, random_state=0).fit(X)
+    bad = (est.transform(X) if method == "inverse_transform" else X) + 1j
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ComplexDataError, match="Complex data not supported"):
+            getattr(est, method)(bad)
+
+
+@pytest.mark.parametrize("name, value", [("center", True), ("n_hidden", 9), ("dtype", "float64")])
+def test_partial_fit_refuses_a_parameter_fixed_by_the_first_call(name, value):
+    X = np.random.default_rng(0).random((30, 5))
+    est = KSparseAutoencoder(n_hidden=8, k=2, k_start=4, max_iter=3, random_state=0).partial_fit(X)
+    before = est.W_.copy()
+    est.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"{name} changed from .* since the model was built; call fit"):
+        est.partial_fit(X)
+    assert np.array_equal(est.W_, before) and est.n_iter_ == 1
+
+
+def test_partial_fit_with_center_changed_back_does_not_subtract_a_stale_mean():
+    X = np.random.default_rng(0).random((30, 5)) + 5.0
+    est = KSparseAutoencoder(n_hidden=8, k=2, k_start=4, max_iter=3, center=True, random_state=0)
+    est.partial_fit(X)
+    est.set_params(center=False)
+    with pytest.raises(ValueError, match="center changed from True to False"):
+        est.partial_fit(X)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ksparse.datasets import load_matrix
-from ksparse.errors import DataFileError
-from ksparse.io import atomic_write, load_npy, open_npz, read_npy, read_npz_array
+from ksparse.errors import DataFileError, OutputNotWritableError
+from ksparse.io import atomic_write, check_writable, load_npy, open_npz, read_npy, read_npz_array, same_file
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -95,3 +95,36 @@ def test_load_matrix_reads_compressed_npz(tmp_path):
     assert np.array_equal(load_matrix(tmp_path / "c.npz").X_train, np.arange(20.0).reshape(4, 5))
     with zipfile.ZipFile(tmp_path / "c.npz") as zf:
         assert zf.getinfo("X.npy").compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_same_file_sees_through_links_and_dots(tmp_path):
+    (tmp_path / "a").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path / "a", tmp_path / "link")
+    assert same_file(tmp_path / "a", tmp_path / "sub" / ".." / "a")
+    assert same_file(tmp_path / "link", tmp_path / "a")
+    assert not same_file(tmp_path / "a", tmp_path / "missing")
+    (tmp_path / "b").write_bytes(b"x")
+    assert not same_file(tmp_path / "a", tmp_path / "b")
+
+
+def test_check_writable_leaves_no_trace(tmp_path):
+    check_writable(tmp_path / "new" / "deeper")
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "there").mkdir()
+    check_writable(tmp_path / "there")
+    assert os.listdir(tmp_path / "there") == []
+
+
+def test_check_writable_refuses_a_path_through_a_file(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputNotWritableError, match=r"cannot write into --out .*file/out.* choose a folder"):
+        check_writable(tmp_path / "file" / "out")
+    assert isinstance(OutputNotWritableError("x"), OSError)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_check_writable_refuses_a_read_only_folder(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(OutputNotWritableError, match="Permission denied"):
+        check_writable(tmp_path / "ro")

@@ -14,6 +14,7 @@ LAYERS = {
     "ksparse.io": 0,
     "ksparse.config": 0,
     "ksparse.errors": 0,
+    "ksparse.interrupts": 0,
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules
     "ksparse.kernels": 2,       # the same math on the support only, compiled
     "ksparse.training": 3,      # steps, the epoch loop, checkpoints, fine-tuning

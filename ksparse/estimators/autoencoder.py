@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ksparse.backend import check_device, device_of, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
+from ksparse.errors import reject_complex
 from ksparse.kernels.encode import alpha_k, encode
 from ksparse.nn.layers import decode_forward
 from ksparse.training import loop as train
@@ -103,6 +104,10 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
     """
 
 
+# parameters that shape the built model: partial_fit refuses a change after the first call
+FIXED_AFTER_FIT = ("n_hidden", "dtype", "center", "device")
+
+
 class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     __doc__ = _DOC.format(config=config_doc(AutoencoderConfig))
     __init__ = init_from(AutoencoderConfig, **_RUN_PARAMS)
@@ -175,7 +180,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ksparse.training.loop.TrainingInterrupted
             On Ctrl-C (a KeyboardInterrupt); ``state_`` holds the last finished epoch.
         """
-        X = validate_data(self, X, dtype=_FLOATS)
+        X = self._validate(X, reset=True)
         self._config()
         if resume_from is None:
             return self._run(X, self._new_state(X.shape[1]))
@@ -189,19 +194,21 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         and holds their final values past it: ``max_iter`` calls of ``partial_fit`` on the
         same data equal one :meth:`fit`. The current parameters apply
         (``set_params(lr=...)`` between calls takes effect), except ``n_hidden``,
-        ``dtype`` and ``device``, which are fixed once the model is built.
+        ``dtype``, ``center`` and ``device`` (:data:`FIXED_AFTER_FIT`), which are fixed once
+        the model is built: changing one raises ValueError.
 
         Returns
         -------
         self
         """
         first = not hasattr(self, "state_")
-        X = validate_data(self, X, dtype=_FLOATS, reset=first)
+        X = self._validate(X, reset=first)
         state = self._new_state(X.shape[1]) if first else self.state_
         cfg = self._config(random_state=state.config.random_state)
-        built = {"n_hidden": state.config.n_hidden, "dtype": state.config.dtype,
-                 "device": device_of(state.params["W"])}
-        for name, now in (("n_hidden", cfg.n_hidden), ("dtype", cfg.dtype), ("device", self.device)):
+        built = {name: getattr(state.config, name) for name in FIXED_AFTER_FIT if name != "device"}
+        built["device"] = device_of(state.params["W"])
+        for name in FIXED_AFTER_FIT:
+            now = self.device if name == "device" else getattr(cfg, name)
             if now != built[name]:
                 raise ValueError(f"{name} changed from {built[name]!r} to {now!r} since the model "
                                  "was built; call fit to start a new one")
@@ -250,7 +257,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         blocks of 4096, so that only one block's z (and x on the device) is held at a time.
         """
         check_is_fitted(self, "state_")
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        return self._encode(self._validate(X))
+
+    def _encode(self, X):
+        """transform on an already validated X."""
         p, cfg = self.state_.params, self.state_.config
         alpha_k(cfg.k, self.alpha, cfg.n_hidden)  # a bad alpha fails before any work
         device = device_of(p["W"])
@@ -264,10 +274,11 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def inverse_transform(self, X):
         """D3: reconstruct x_hat = W h + b' from codes (n_samples, n_hidden); + the mean if ``center``."""
         check_is_fitted(self, "state_")
-        h = check_array(X, dtype=_FLOATS)
+        return self._decode(self._validate(X, codes=True))
+
+    def _decode(self, h):
+        """inverse_transform on already validated codes."""
         p, cfg = self.state_.params, self.state_.config
-        if h.shape[1] != cfg.n_hidden:
-            raise ValueError(f"codes must have n_hidden = {cfg.n_hidden} columns, got {h.shape[1]}")
         h = to_device(h, device_of(p["W"]), dtype=cfg.dtype)
         x_hat = to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
         if self.state_.x_mean is not None:
@@ -280,9 +291,29 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ``x_hat`` is ``inverse_transform(transform(X))``, so it uses alpha k units (rounded half up);
         with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``.
         """
-        X = check_array(X, dtype=_FLOATS)
-        x_hat = self.inverse_transform(self.transform(X))
+        check_is_fitted(self, "state_")
+        X = self._validate(X)
+        x_hat = self._decode(self._encode(X))
         return -float(np.mean((x_hat.astype(np.float64) - X) ** 2))
+
+    # -- input -------------------------------------------------------------------------
+    def _validate(self, X, reset=False, codes=False):
+        """The one input check of every method: real numbers (complex refused), 2-D, finite.
+
+        Data (``codes=False``) goes through scikit-learn's ``validate_data``, which records
+        (``reset=True``) or checks ``n_features_in_`` and pandas column names; codes for
+        :meth:`inverse_transform` must have ``n_hidden`` columns.
+        """
+        if hasattr(X, "dtypes") and any(getattr(t, "kind", "") == "c" for t in np.atleast_1d(X.dtypes)):
+            reject_complex(np.zeros(1, complex), "X")  # a DataFrame with a complex column
+        reject_complex(X, "codes" if codes else "X")
+        if not codes:
+            return validate_data(self, X, dtype=_FLOATS, reset=reset)
+        h = check_array(X, dtype=_FLOATS)
+        if h.shape[1] != self.state_.config.n_hidden:
+            raise ValueError(f"codes must have n_hidden = {self.state_.config.n_hidden} columns, "
+                             f"got {h.shape[1]}")
+        return h
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

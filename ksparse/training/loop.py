@@ -304,30 +304,38 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
     last_good = state.copy()
     stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
-    while state.epoch < stop:
-        e = state.epoch
-        k, lr = schedule_at(state, e)
-        try:
-            record = train_epoch(xd, state, k, lr, step)
-        except KeyboardInterrupt:
-            raise TrainingInterrupted(last_good) from None
-        if not (math.isfinite(record["loss"]) and all(
-                bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
-            raise TrainingDiverged(
-                f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                f"lower the learning rate (lr={cfg.lr}) or sigma", last_good)
-        record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / x.shape[1],
-                      fvu=record["loss"] / variance if variance > 0 else float("nan"))
-        state.epoch = e + 1
-        state.history.append(record)
-        if checkpoint_path and checkpoint_every and state.epoch % checkpoint_every == 0:
+    try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
+        while state.epoch < stop:
+            last_good = _epoch(xd, x.shape[1], variance, state, step, last_good, checkpoint_path,
+                               checkpoint_every, callback)
+        if checkpoint_path:
             save_state(checkpoint_path, state)
-        last_good = state.copy()
-        if callback is not None:
-            callback(record)
-    if checkpoint_path:
-        save_state(checkpoint_path, state)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(last_good) from None
     return state
+
+
+def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback):
+    """One epoch of :func:`fit`: train, check for divergence, record, checkpoint, call back.
+    Returns the new last good state (a copy of ``state`` after the epoch)."""
+    cfg, e = state.config, state.epoch
+    k, lr = schedule_at(state, e)
+    record = train_epoch(xd, state, k, lr, step)
+    if not (math.isfinite(record["loss"]) and all(
+            bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
+        raise TrainingDiverged(
+            f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
+            f"lower the learning rate (lr={cfg.lr}) or sigma", last_good)
+    record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / d,
+                  fvu=record["loss"] / variance if variance > 0 else float("nan"))
+    state.epoch = e + 1
+    state.history.append(record)
+    if checkpoint_path and checkpoint_every and state.epoch % checkpoint_every == 0:
+        save_state(checkpoint_path, state)
+    last_good = state.copy()
+    if callback is not None:
+        callback(record)
+    return last_good
 
 
 def schedule_at(state, epoch):

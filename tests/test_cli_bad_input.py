@@ -1,0 +1,218 @@
+"""Every bad input through ``ksparse.cli.main``: exit code 2, one ``ksparse: error:`` line, no
+traceback, and no input or earlier output changed (the folder's file hashes before and after).
+Then the ways out: --overwrite, SIGTERM and Ctrl-C during training and during the evaluation.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ksparse.summary
+from ksparse.backend import gpu_available
+from ksparse.cli import main
+from ksparse.estimators.autoencoder import KSparseAutoencoder
+from ksparse.training import loop as train
+
+X, M = "{d}/X.npy", "{d}/run/model.npz"  # the data and the trained model of the folder
+TINY = ["--n-hidden", "12", "--k", "3", "--k-start", "6", "--max-iter", "2", "--batch-size", "32",
+        "--quiet", "--no-logreg"]
+
+
+def _rewrite(path, out, **changes):
+    """Copy the model at ``path`` to ``out`` with some arrays or meta fields replaced."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"][()]))
+    meta.update(changes.pop("meta", {}))
+    arrays.update(changes, meta=np.array(json.dumps(meta)))
+    np.savez(out, **arrays)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A folder with data files (good and bad), a trained run in run/, and broken models."""
+    d = tmp_path_factory.mktemp("bad_input")
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 16))
+    np.save(d / "X.npy", X)
+    assert main(["train", *TINY, "--dataset", str(d / "X.npy"), "--out", str(d / "run")]) == 0
+    (d / "random.npy").write_bytes(rng.bytes(300))
+    np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(d / "complex.npy", X + 1j)
+    np.save(d / "nan.npy", np.where(X > 0.9, np.nan, X))
+    np.save(d / "cube.npy", X.reshape(4, 16, 16))
+    np.save(d / "wrong_d.npy", X[:, :10])
+    (d / "corrupt.npz").write_bytes((d / "run" / "model.npz").read_bytes()[:500])
+    model = d / "run" / "model.npz"
+    with np.load(model) as data:
+        W = data["W"].copy()
+    W[0, 0] = np.nan
+    _rewrite(model, d / "nan_model.npz", W=W)
+    _rewrite(model, d / "newer.npz", meta={"format": "ksparse-checkpoint-9"})
+    os.symlink(model, d / "link.npy")
+    return d
+
+
+# (argv with {d} for the folder, words the one message must contain)
+CASES = {
+    "alpha inf": (["train", *TINY, "--alpha", "inf"], ["--alpha", "finite"]),
+    "alpha 1e400": (["train", *TINY, "--alpha", "1e400"], ["--alpha", "finite"]),
+    "alpha nan": (["train", *TINY, "--alpha", "nan"], ["--alpha"]),
+    "hidden 1e8": (["train", *TINY, "--dataset", X, "--n-hidden", "100000000", "--out", "{d}/big"],
+                   ["needs about", "is available", "lower n_hidden"]),
+    "k-start -1": (["train", *TINY, "--k-start", "-1"], ["--k-start"]),
+    "momentum 2.5": (["train", *TINY, "--momentum", "2.5"], ["--momentum"]),
+    "lr nan": (["train", *TINY, "--lr", "nan"], ["--lr"]),
+    "batch-size 0": (["train", *TINY, "--batch-size", "0"], ["--batch-size"]),
+    "missing data": (["train", *TINY, "--dataset", "{d}/missing.npy", "--out", "{d}/o"], ["does not exist"]),
+    "random bytes": (["train", *TINY, "--dataset", "{d}/random.npy", "--out", "{d}/o"], ["not a .npy"]),
+    "objects": (["train", *TINY, "--dataset", "{d}/objects.npy", "--out", "{d}/o"], ["python objects"]),
+    "complex data": (["train", *TINY, "--dataset", "{d}/complex.npy", "--out", "{d}/o"], ["complex"]),
+    "nan data": (["train", *TINY, "--dataset", "{d}/nan.npy", "--out", "{d}/o"], ["nan"]),
+    "3-D data": (["train", *TINY, "--dataset", "{d}/cube.npy", "--out", "{d}/o"], ["2-d"]),
+    "out is a file": (["train", *TINY, "--dataset", X, "--out", X], ["is a file"]),
+    "out holds a model": (["train", *TINY, "--dataset", X, "--out", "{d}/run"],
+                          ["already holds a model", "--overwrite"]),
+    "out not writable": (["train", *TINY, "--dataset", X, "--out", "{d}/X.npy/sub"],
+                         ["cannot write into --out"]),
+    "data is an output": (["train", *TINY, "--dataset", M, "--out", "{d}/run", "--overwrite"],
+                          ["--dataset", "would be overwritten", "another --out"]),
+    "resume corrupt": (["train", *TINY, "--dataset", X, "--out", "{d}/o", "--resume", "{d}/corrupt.npz"],
+                       ["not a readable ksparse model file"]),
+    "resume nan model": (["train", "--dataset", X, "--out", "{d}/o", "--resume", "{d}/nan_model.npz"],
+                         ["nan or inf in w"]),
+    "resume newer": (["train", "--dataset", X, "--out", "{d}/o", "--resume", "{d}/newer.npz"],
+                     ["newer ksparse", "upgrade"]),
+    "checkpoint-every -1": (["train", *TINY, "--checkpoint-every", "-1"], ["checkpoint"]),
+    "encode over model": (["encode", M, X, M],
+                          ["model file", "overwritten"]),
+    "encode over input": (["encode", M, X, X], ["input file", "overwritten"]),
+    "encode over model via link": (["encode", M, X, "{d}/link.npy"],
+                                   ["model file", "overwritten"]),
+    "encode into a folder": (["encode", M, X, "{d}/run"], ["is a folder"]),
+    "encode nan model": (["encode", "{d}/nan_model.npz", X, "{d}/h.npy"], ["nan or inf in w"]),
+    "encode newer model": (["encode", "{d}/newer.npz", X, "{d}/h.npy"], ["newer ksparse"]),
+    "encode missing model": (["encode", "{d}/missing.npz", X, "{d}/h.npy"], ["does not exist"]),
+    "encode corrupt model": (["encode", "{d}/corrupt.npz", X, "{d}/h.npy"], ["not a readable"]),
+    "encode complex": (["encode", M, "{d}/complex.npy", "{d}/h.npy"], ["complex"]),
+    "encode wrong d": (["encode", M, "{d}/wrong_d.npy", "{d}/h.npy"], ["expects 16"]),
+    "encode random bytes": (["encode", M, "{d}/random.npy", "{d}/h.npy"], ["not a .npy"]),
+    "encode alpha inf": (["encode", M, X, "{d}/h.npy", "--alpha", "inf"], ["alpha"]),
+    "encode alpha 0.5": (["encode", M, X, "{d}/h.npy", "--alpha", "0.5"], ["alpha"]),
+    "info corrupt": (["info", "{d}/corrupt.npz"], ["not a readable"]),
+    "info nan model": (["info", "{d}/nan_model.npz"], ["nan or inf"]),
+    "unknown option": (["train", "--hidden", "5"], ["unrecognized"]),
+}
+if not gpu_available():
+    CASES["no gpu"] = (["train", *TINY, "--dataset", X, "--out", "{d}/o", "--device", "gpu"],
+                       ["cupy", "gpu"])
+    CASES["encode no gpu"] = (["encode", M, X, "{d}/h.npy", "--device", "gpu"],
+                              ["cupy"])
+
+
+def _hashes(folder):
+    """{relative path: sha256} of every file (links as their target's name) under ``folder``."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                out[rel] = "link:" + os.readlink(path)
+            elif os.path.isfile(path):
+                out[rel] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+            else:
+                out[rel] = "dir"
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(base, tmp_path, monkeypatch, capsys, case):
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+    os.unlink(d / "link.npy")
+    os.symlink(d / "run" / "model.npz", d / "link.npy")
+    monkeypatch.chdir(tmp_path)  # a default --out (runs/ksparse) must not appear either
+    argv, words = CASES[case]
+    before = _hashes(tmp_path)
+    code = main([a.replace("{d}", str(d)) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ksparse: error: "), err
+    assert "Traceback" not in err + out
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+    assert _hashes(tmp_path) == before
+
+
+def test_overwrite_replaces_an_earlier_model(base, tmp_path, capsys):
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+    old = (d / "run" / "model.npz").read_bytes()
+    assert main(["train", *TINY, "--dataset", str(d / "X.npy"), "--out", str(d / "run"),
+                 "--overwrite", "--random-state", "7"]) == 0
+    assert (d / "run" / "model.npz").read_bytes() != old
+    assert train.load_state(d / "run" / "model.npz").config.random_state == 7
+
+
+def test_unwritable_out_is_found_before_training(base, tmp_path, monkeypatch, capsys):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(KSparseAutoencoder, "fit", no_fit)
+    (tmp_path / "file").write_bytes(b"x")
+    code = main(["train", *TINY, "--dataset", str(base / "X.npy"), "--out", str(tmp_path / "file" / "out")])
+    assert code == 2 and "cannot write into --out" in capsys.readouterr().err
+
+
+def test_interrupt_during_evaluation_still_writes_the_summary(base, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ksparse.summary, "logreg_errors", interrupted)
+    out = tmp_path / "run"
+    argv = [a for a in TINY if a != "--no-logreg"]
+    assert main(["train", *argv, "--out", str(out)]) == 130  # digits: labelled, so logreg runs
+    err = capsys.readouterr().err
+    assert "interrupted after training" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] == "interrupted during the post-training evaluation"
+    assert summary["n_iter"] == 2 and len(summary["history"]) == 2 and "score" in summary
+    assert train.load_state(out / "model.npz").epoch == 2
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                                (signal.SIGINT, 130, "interrupted")])
+def test_signal_during_training_saves_the_last_epoch_and_exits_conventionally(base, tmp_path, signum, code,
+                                                                               word):
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONPATH=os.getcwd())
+    argv = [sys.executable, "-m", "ksparse.cli", "train", "--dataset", str(base / "X.npy"), "--out", str(out),
+            "--n-hidden", "12", "--k", "3", "--k-start", "6", "--max-iter", "100000", "--batch-size", "8",
+            "--checkpoint-every", "1", "--quiet", "--no-logreg"]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the first epoch is on disk (at most 60 s)
+            if (out / "model.npz").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert f"ksparse: {word}; the last good state (epoch" in err and "Traceback" not in err
+    state = train.load_state(out / "model.npz")
+    assert state.epoch >= 1 and len(state.history) == state.epoch
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
