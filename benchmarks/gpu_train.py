@@ -26,9 +26,10 @@ REFERENCE = "cpu_reference.json"
 def train_config(dry):
     """Sec. 4.2.1's schedule (k from 100 down to 25 over the first half) at H = 1000, k = 25."""
     if dry:
-        return {"n_hidden": 32, "k": 4, "k_start": 8, "max_iter": 4, "batch_size": 32, "random_state": 0,
-                "lr": 1e-4}
-    return {"n_hidden": 1000, "k": 25, "k_start": 100, "max_iter": 50, "batch_size": 128, "random_state": 0}
+        return {"n_hidden": 32, "k": 4, "alpha": 1.0, "k_start": 8, "max_iter": 4, "batch_size": 32,
+                "random_state": 0, "lr": 1e-4}
+    return {"n_hidden": 1000, "k": 25, "alpha": 1.0, "k_start": 100, "max_iter": 50, "batch_size": 128,
+            "random_state": 0}
 
 
 def load(data_dir, dry):

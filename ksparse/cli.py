@@ -61,7 +61,7 @@ def build_parser():
                      help="output folder (default: runs/ksparse)")
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
-                     "the checkpoint, only --max-iter may be raised; the k and lr schedules continue where "
+                     "the checkpoint, only --max-iter may change; the k and lr schedules continue where "
                      "they were")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the model already in --out (without it, train refuses to overwrite one)")
@@ -87,24 +87,22 @@ def build_parser():
 
 
 def _data(args):
+    """The data set, its checked training matrix and the image shape to draw filters with."""
     from ksparse.datasets import load_dataset
     from ksparse.training.loop import check_data
 
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    return ds, check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
-
-
-def _image_shape(args, ds, d):
+    x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
     if args.image_shape is None:
-        return ds.image_shape
+        return ds, x, ds.image_shape
     try:
         shape = tuple(int(s) for s in args.image_shape.lower().replace(",", "x").split("x"))
     except ValueError:
         raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {args.image_shape!r}") from None
-    if int(np.prod(shape)) != d or len(shape) not in (2, 3):
+    if int(np.prod(shape)) != x.shape[1] or len(shape) not in (2, 3):
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
-                        f"the data has {d} features per row")
-    return shape
+                        f"the data has {x.shape[1]} features per row")
+    return ds, x, shape
 
 
 def _estimator(args, options, model_path):
@@ -188,8 +186,7 @@ def cmd_train(args):
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
     _check_outputs(args, model_path)
-    ds, x = _data(args)
-    shape = _image_shape(args, ds, x.shape[1])
+    ds, x, shape = _data(args)
     callback, bar = _progress(args, est)
     est.set_params(callback=callback)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
@@ -214,7 +211,7 @@ def cmd_train(args):
         raise _Reported() from None
     record.update(wall_time_s=time.perf_counter() - started)
     summary.write_json(os.path.join(args.out, "summary.json"), record)
-    _report(args.out, record)
+    print(f"wrote {args.out}/model.npz, filters.png, summary.json: {summary.brief(record)}")
     return 0
 
 
@@ -227,19 +224,6 @@ def _evaluate(est, ds, x, shape, args, record):
     say = None if args.quiet else (lambda text: print(text + "...", file=sys.stderr))
     record["logistic_regression"] = ({"note": "skipped: --no-logreg"} if args.no_logreg
                                      else summary.logreg_errors(ds, est, say))
-
-
-def _report(out, s):
-    last, lr = s["last_epoch"] or {}, s["logistic_regression"]
-    line = (f"wrote {out}/model.npz, filters.png, summary.json: {s['n_iter']} epochs, "
-            f"score {s['score']:.4g} (minus the MSE per element)")
-    if last:
-        line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
-    line += f", {s['wall_time_s']:.1f} s"
-    if "features_test_error" in lr:
-        line += (f"; logistic regression test error {lr['features_test_error']:.2%} on the "
-                 f"{lr['n_active_features']}-sparse features vs {lr['raw_test_error']:.2%} on raw inputs")
-    print(line)
 
 
 def cmd_encode(args):
@@ -270,19 +254,10 @@ def cmd_encode(args):
 
 def cmd_info(args):
     """``ksparse info MODEL``: what the model is and how it was trained."""
+    from ksparse import summary
     from ksparse.estimators.autoencoder import KSparseAutoencoder
 
-    est = KSparseAutoencoder.load(args.model)
-    state, last = est.state_, (est.history_[-1] if est.history_ else {})
-    print(f"{args.model}: written by ksparse {state.written_by}")
-    print(f"  shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})")
-    print(f"  k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
-          "feature vector)")
-    print(f"  epochs run: {est.n_iter_} of max_iter = {est.max_iter} "
-          f"(the k and lr schedules span {state.schedule_length})")
-    print(f"  dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}")
-    print("  last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"))
-    print("  settings: " + " ".join(f"{flag(n)} {v}" for n, v in state.config.to_dict().items()))
+    print(f"{args.model}: " + "\n  ".join(summary.describe(KSparseAutoencoder.load(args.model))))
     return 0
 
 

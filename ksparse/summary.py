@@ -77,6 +77,34 @@ def run_summary(est, ds, x, command, device, image_shape=None):
     }
 
 
+def brief(record):
+    """One line of a :func:`run_summary` record (with ``logistic_regression`` and ``wall_time_s``)."""
+    last, lr = record["last_epoch"] or {}, record["logistic_regression"]
+    line = f"{record['n_iter']} epochs, score {record['score']:.4g} (minus the MSE per element)"
+    if last:
+        line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
+    line += f", {record['wall_time_s']:.1f} s"
+    if "features_test_error" in lr:
+        line += (f"; logistic regression test error {lr['features_test_error']:.2%} on the "
+                 f"{lr['n_active_features']}-sparse features vs {lr['raw_test_error']:.2%} on raw inputs")
+    return line
+
+
+def describe(est):
+    """Lines that say what a fitted (or loaded) estimator is and how it was trained."""
+    state, last = est.state_, (est.history_[-1] if est.history_ else {})
+    settings = " ".join(f"--{n.replace('_', '-')} {v}" for n, v in state.config.to_dict().items())
+    return [f"written by ksparse {state.written_by}",
+            f"shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})",
+            f"k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
+            "feature vector)",
+            f"epochs run: {est.n_iter_} of max_iter = {est.max_iter} (the k and lr schedules span "
+            f"{state.schedule_length})",
+            f"dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}",
+            "last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"),
+            f"settings: {settings}"]
+
+
 def write_json(path, record):
     """Write ``record`` as indented JSON, atomically; NumPy scalars become numbers."""
     text = json.dumps(record, indent=2, default=lambda o: o.item() if hasattr(o, "item") else list(o))

@@ -249,3 +249,21 @@ def _umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_profiles_are_derived_from_the_paper_config():
+    from ksparse.config import AutoencoderConfig
+    from ksparse.reproduce import _common
+
+    P = _common.PROFILES
+    for name in ("quick", "long", "smoke"):
+        assert set(P[name]) == set(P["paper"]), name
+    assert all(P["long"][n] == 3 * P["quick"][n] for n in _common.EPOCHS)
+    assert {n: v for n, v in P["long"].items() if n not in _common.EPOCHS} == \
+        {n: v for n, v in P["quick"].items() if n not in _common.EPOCHS}
+    cfg = _common.autoencoder_config(P["smoke"], 10, 2, 3, center=True)
+    assert isinstance(cfg, AutoencoderConfig)
+    assert (cfg.n_hidden, cfg.k, cfg.max_iter, cfg.random_state, cfg.center) == (100, 10, 2, 3, True)
+    assert (cfg.alpha, cfg.lr, cfg.momentum, cfg.batch_size) == (1.0, 0.01, 0.9, 64)
+    paper = _common.autoencoder_config(P["paper"], 25, P["paper"]["ksparse_epochs"], 0)
+    assert paper == _common.SEC_4_2_2.replace(random_state=0)

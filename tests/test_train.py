@@ -222,9 +222,10 @@ def test_fit_resume_with_same_max_iter_equals_uninterrupted(digits):
     assert np.array_equal(part.params["W"], whole.params["W"])
 
 
-def test_fit_resume_rejects_config_and_too_small_max_iter(digits):
+def test_fit_resume_rejects_other_settings_and_too_small_max_iter(digits):
     state = train.fit(digits[:100], dict(SMALL, max_iter=2))
-    with pytest.raises(ValueError, match="keeps the checkpoint's settings"):
-        train.fit(digits[:100], {"k": 3}, state=state)
-    with pytest.raises(ValueError, match="max_iter must be >= the 2 epochs already run, got 1"):
+    with pytest.raises(ValueError, match="k must equal the checkpoint's 8 to resume it"):
+        train.fit(digits[:100], dict(SMALL, k=3), state=state)
+    assert train.fit(digits[:100], dict(SMALL, max_iter=3), state=state).epoch == 3
+    with pytest.raises(ValueError, match="max_iter must be >= the 3 epochs already run, got 1"):
         train.fit(digits[:100], state=state, max_iter=1)

@@ -124,24 +124,12 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             raise ConfigError("checkpoint_every", "must be an integer >= 0", every)
         return cfg
 
-    def _check_resume(self, state):
-        """Raise ConfigError for the first parameter that differs from the checkpoint's, but
-        ``max_iter`` (and ``random_state`` when it is not an int: the RNG state is the checkpoint's)."""
-        rs = self.random_state
-        mine = self._config(rs if _is_int(rs) else state.config.random_state)
-        for name in AutoencoderConfig.names():
-            if name != "max_iter" and getattr(mine, name) != getattr(state.config, name):
-                raise ConfigError(name, f"must equal the checkpoint's {getattr(state.config, name)!r} "
-                                  "to resume it (a resumed run keeps every setting but max_iter)",
-                                  getattr(self, name))
-        return mine.max_iter
-
-    def _run(self, X, state, max_iter=None, epochs=None):
+    def _run(self, X, state, config=None, epochs=None):
         """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
         try:
-            state = train.fit(X, state=state, device=self.device, callback=self.callback,
-                              checkpoint_path=self.checkpoint_path, max_iter=max_iter,
-                              checkpoint_every=self.checkpoint_every, epochs=epochs)
+            state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
+                              checkpoint_path=self.checkpoint_path, checkpoint_every=self.checkpoint_every,
+                              epochs=epochs)
         except (train.TrainingDiverged, train.TrainingInterrupted) as e:
             if e.state is not None:
                 self.state_ = e.state
@@ -185,7 +173,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         if resume_from is None:
             return self._run(X, self._new_state(X.shape[1]))
         state = train.load_state(resume_from, self.device)
-        return self._run(X, state, max_iter=self._check_resume(state))
+        rs = self.random_state  # None or a RandomState: the run goes on from the checkpoint's RNG
+        return self._run(X, state, self._config(rs if _is_int(rs) else state.config.random_state))
 
     def partial_fit(self, X, y=None):
         """Run one more epoch on ``X``, continuing the current state (or a fresh one).

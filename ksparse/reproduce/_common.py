@@ -14,54 +14,47 @@ import time
 
 import numpy as np
 
+from ksparse.config import AutoencoderConfig
 from ksparse.io import atomic_write
 from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
 
+# Sec. 4.2.2's unsupervised settings, the base of every profile: the k-sparse models are
+# trained with these fields of AutoencoderConfig (any field not named in a profile keeps its
+# value here); ``k``, ``max_iter`` and ``random_state`` are set per row and run
+SEC_4_2_2 = AutoencoderConfig(n_hidden=1000, k=25, alpha=1.0, k_start=100, max_iter=5000, batch_size=128,
+                              lr=0.01, momentum=0.9, sigma=0.01)
+AE_OPTIONS = ("n_hidden", "k_start", "batch_size", "lr", "momentum", "sigma")
+EPOCHS = ("ksparse_epochs", "ae_epochs", "rbm_epochs", "patch_epochs")
+
 # Per profile: network size, epochs per model family, optimizer (Sec. 4.2.2) and classifier.
+PAPER = {**{n: getattr(SEC_4_2_2, n) for n in AE_OPTIONS}, "ksparse_epochs": SEC_4_2_2.max_iter,
+         "ae_epochs": 5000, "rbm_epochs": 5000, "patch_epochs": 5000, "n_patches": 1000000,
+         "ae_lr": 0.001, "rbm_lr": 0.01, "n_train": None, "logreg_max_iter": 1000, "logreg_C": 10.0,
+         "logreg_Cs": (0.1, 1.0, 10.0, 100.0), "alphas": (1, 2, 3, 4), "select_n": None}
+# quick: the paper's settings with short runs (about 12 CPU-minutes) and a faster classifier
+QUICK = dict(PAPER, ksparse_epochs=20, ae_epochs=6, rbm_epochs=3, patch_epochs=20, n_patches=100000,
+             rbm_lr=0.05, logreg_max_iter=200, select_n=10000)
 PROFILES = {
-    "paper": {
-        "n_hidden": 1000, "ksparse_epochs": 5000, "ae_epochs": 5000, "rbm_epochs": 5000,
-        "patch_epochs": 5000, "n_patches": 1000000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
-        "ae_lr": 0.001, "rbm_lr": 0.01, "n_train": None,
-        "logreg_max_iter": 1000, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
-        "alphas": (1, 2, 3, 4), "select_n": None,
-    },
-    "quick": {
-        "n_hidden": 1000, "ksparse_epochs": 20, "ae_epochs": 6, "rbm_epochs": 3,
-        "patch_epochs": 20, "n_patches": 100000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
-        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
-        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
-        "alphas": (1, 2, 3, 4), "select_n": 10000,
-    },
-    "long": {  # quick with three times the epochs: the longest run our shared CPUs allowed
-        "n_hidden": 1000, "ksparse_epochs": 60, "ae_epochs": 18, "rbm_epochs": 9,
-        "patch_epochs": 60, "n_patches": 100000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
-        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
-        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
-        "alphas": (1, 2, 3, 4), "select_n": 10000,
-    },
-    "budget": {  # 200 k-sparse epochs: about an hour of wall time per model on the busy 2-core machine
-        "n_hidden": 1000, "ksparse_epochs": 200, "ae_epochs": 60, "rbm_epochs": 30,
-        "patch_epochs": 200, "n_patches": 100000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 128, "k_start": 100,
-        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": None,
-        "logreg_max_iter": 200, "logreg_C": 10.0, "logreg_Cs": (0.1, 1.0, 10.0, 100.0),
-        "alphas": (1, 2, 3, 4), "select_n": 10000,
-    },
-    "smoke": {  # seconds, for the end-to-end tests: a few epochs on small data
-        "n_hidden": 100, "ksparse_epochs": 2, "ae_epochs": 2, "rbm_epochs": 1,
-        "patch_epochs": 2, "n_patches": 2000,
-        "lr": 0.01, "momentum": 0.9, "sigma": 0.01, "batch_size": 64, "k_start": 50,  # < H: never dense
-        "ae_lr": 0.001, "rbm_lr": 0.05, "n_train": 600,
-        "logreg_max_iter": 50, "logreg_C": 10.0, "logreg_Cs": (1.0, 10.0),
-        "alphas": (1, 2), "select_n": 300,
-    },
+    "paper": PAPER,
+    "quick": QUICK,
+    # long: quick with three times the epochs, the longest run our shared CPUs allowed
+    "long": dict(QUICK, **{n: 3 * QUICK[n] for n in EPOCHS}),
+    # budget: 200 k-sparse epochs, about an hour of wall time per model on the busy 2-core machine
+    "budget": dict(QUICK, ksparse_epochs=200, ae_epochs=60, rbm_epochs=30, patch_epochs=200),
+    # smoke: quick shrunk to seconds, for the end-to-end tests (k_start < n_hidden: never dense)
+    "smoke": dict(QUICK, n_hidden=100, k_start=50, batch_size=64, ksparse_epochs=2, ae_epochs=2,
+                  rbm_epochs=1, patch_epochs=2, n_patches=2000, n_train=600, logreg_max_iter=50,
+                  logreg_Cs=(1.0, 10.0), alphas=(1, 2), select_n=300),
 }
+
+
+def autoencoder_config(prof, k, max_iter, seed, **changes):
+    """The AutoencoderConfig of a k-sparse model of profile ``prof``: :data:`SEC_4_2_2` with the
+    profile's options (:data:`AE_OPTIONS`), ``k``, ``max_iter`` epochs and seed ``seed``."""
+    return SEC_4_2_2.replace(**{n: prof[n] for n in AE_OPTIONS}, k=k, max_iter=max_iter,
+                             random_state=seed, **changes)
 
 
 def parser(prog, description, profile_default="quick"):
@@ -237,11 +230,7 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, center=Fals
     With ``center`` the inputs are mean-subtracted (``ksparse.training.loop.centered``) and the
     arrays include ``x_mean``. Returns ``(arrays, info)`` as :func:`cached_model`.
     """
-    config = {"n_hidden": prof["n_hidden"], "k": k, "alpha": 1.0, "k_start": prof["k_start"],
-              "max_iter": prof["ksparse_epochs"], "lr": prof["lr"], "momentum": prof["momentum"],
-              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "random_state": seed}
-    if center:  # only when set, so that the cache keys of the paper's rows stay as they were
-        config["center"] = True
+    config = autoencoder_config(prof, k, prof["ksparse_epochs"], seed, center=center).to_dict()
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
     name = f"ksparse-k{k}{'c' if center else ''}-{dataset}"
     return cached_model(cache, name, settings,

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from ksparse.config import FinetuneConfig
 from ksparse.reproduce import _common, _runs
 
 log = logging.getLogger("ksparse.reproduce")
@@ -54,26 +55,27 @@ DATASETS = {
 }
 
 # Per profile: autoencoder epochs (layer 1, layer 2), fine-tuning epochs per stage, schedule.
+# The paper's supervised schedule is FinetuneConfig's default (Sec. 4.2.2).
+_SUPERVISED = FinetuneConfig()
+PAPER = {"ae_epochs": (5000, 5000), "ft_epochs": {"no_pretrain": (200,), "shallow": (200,),
+         "deep": (200, 200, 200)}, "ft_lr": _SUPERVISED.lr, "ft_lr_final": _SUPERVISED.lr_final,
+         "ft_momentum": _SUPERVISED.momentum, "n_train": None}
+# quick: the paper's schedule with short runs; lr = 1 made the deep network diverge in its last
+# stage in short runs on a 10k subset, and 0.3 beat 1 and 0.1 for the pre-trained rows there
+QUICK = dict(PAPER, ae_epochs=(15, 8), ft_lr={"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
+             ft_epochs={"no_pretrain": (30,), "shallow": (30,), "deep": (5, 8, 15)})
 PROFILES = {
-    "paper": {"ae_epochs": (5000, 5000), "ft_epochs": {"no_pretrain": (200,), "shallow": (200,),
-              "deep": (200, 200, 200)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
-              "n_train": None},
-    # quick: lr = 1 made the deep network diverge in its last stage in short runs on a 10k
-    # subset, and 0.3 beat 1 and 0.1 for the pre-trained rows there; so 0.3 for those rows
-    "quick": {"ae_epochs": (15, 8), "ft_epochs": {"no_pretrain": (30,), "shallow": (30,),
-              "deep": (5, 8, 15)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
-              "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
-    # long: what fits in about an hour on one busy core, same learning rates as quick
-    "long": {"ae_epochs": (80, 30), "ft_epochs": {"no_pretrain": (60,), "shallow": (50,),
-             "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
-             "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
+    "paper": PAPER,
+    "quick": QUICK,
+    # long: quick with more epochs (what fits in about an hour on one busy core)
+    "long": dict(QUICK, ae_epochs=(80, 30), ft_epochs={"no_pretrain": (60,), "shallow": (50,),
+                                                      "deep": (10, 20, 40)}),
     # budget: the autoencoders of table1's budget profile, fine-tuning as long
-    "budget": {"ae_epochs": (200, 60), "ft_epochs": {"no_pretrain": (60,), "shallow": (50,),
-               "deep": (10, 20, 40)}, "ft_lr": {"no_pretrain": 1.0, "shallow": 0.3, "deep": 0.3},
-               "ft_lr_final": 0.001, "ft_momentum": 0.25, "n_train": None},
-    "smoke": {"ae_epochs": (2, 2), "ft_epochs": {"no_pretrain": (3,), "shallow": (3,),
-              "deep": (2, 2, 2)}, "ft_lr": 1.0, "ft_lr_final": 0.001, "ft_momentum": 0.25,
-              "n_train": 600, "n_hidden": 100, "k": 10},
+    "budget": dict(QUICK, ae_epochs=(200, 60), ft_epochs={"no_pretrain": (60,), "shallow": (50,),
+                                                          "deep": (10, 20, 40)}),
+    # smoke: the paper's schedule for seconds, on a smaller network
+    "smoke": dict(PAPER, ae_epochs=(2, 2), n_train=600, n_hidden=100, k=10,
+                  ft_epochs={"no_pretrain": (3,), "shallow": (3,), "deep": (2, 2, 2)}),
 }
 
 
@@ -132,10 +134,8 @@ def pretrain(args, prof, X, deep, seed=0):
     if not deep:
         return encoders, infos
     codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
-    config = {"n_hidden": prof["n_hidden"], "k": prof["k"], "alpha": prof["alpha"],
-              "max_iter": prof["ae_epochs"][1], "lr": prof["lr"], "momentum": prof["momentum"],
-              "sigma": prof["sigma"], "batch_size": prof["batch_size"], "k_start": prof["k_start"],
-              "random_state": seed + 1}
+    config = _common.autoencoder_config(prof, prof["k"], prof["ae_epochs"][1], seed + 1,
+                                        alpha=prof["alpha"]).to_dict()
     settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X),
                      below=hashlib.sha1(W.tobytes() + b.tobytes()).hexdigest()[:10])
     name = f"ksparse2-k{prof['k']}-{args.dataset}"

@@ -8,7 +8,7 @@ host only draws random numbers and collects scalars. Its options are the fields 
 
 Resume (one meaning everywhere: :func:`fit` with a ``state``, the estimator's
 ``fit(resume_from=...)`` and ``ksparse train --resume``): a resumed run keeps every setting
-of the checkpoint; only ``max_iter``, the number of epochs to reach, may be raised. The k
+of the checkpoint; only ``max_iter``, the number of epochs to reach, may change. The k
 and lr schedules span the ``max_iter`` the run was started with (``TrainState.schedule_length``)
 and hold their final values past it, so a run extended on resume continues at the final k
 and lr instead of starting the schedules again. Resuming with the same ``max_iter`` gives,
@@ -242,8 +242,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     ----------
     x : array, shape (N, d)
     config : AutoencoderConfig or dict, optional
-        The run's options (a dict names some fields, the rest take their defaults). Not
-        allowed with ``state``: a resumed run keeps the checkpoint's settings.
+        The run's options (a dict names some fields, the rest take their defaults). With
+        ``state``, every field but ``max_iter`` must equal the state's (a resumed run keeps
+        the checkpoint's settings), and ``max_iter`` is the total to reach.
     state : TrainState, optional
         A run to continue (from :func:`load_state`); its epochs count toward ``max_iter``.
     device : {"cpu", "gpu"}
@@ -292,10 +293,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         state = new_state(x.shape[1], check_config(config).replace(
             **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
-        if config is not None:
-            raise ValueError("give config for a new run or state to resume one, not both; "
-                             "a resumed run keeps the checkpoint's settings (pass max_iter to extend it)")
-        extend(state, x.shape[1], max_iter)
+        extend(state, x.shape[1], max_iter, config)
     cfg = state.config
     step = step or default_step()
     if cfg.center and state.x_mean is None:
@@ -346,11 +344,27 @@ def schedule_at(state, epoch):
             linear_lr(epoch, n, cfg.lr, cfg.lr_final))
 
 
-def extend(state, d, max_iter=None):
-    """Check that ``state`` can continue on data of dimension ``d``; raise its ``max_iter`` to
-    ``max_iter`` (the total number of epochs to reach) when given. In place; returns None."""
+def extend(state, d, max_iter=None, config=None):
+    """Check that ``state`` can continue on data of dimension ``d`` (and with ``config``, whose
+    fields but ``max_iter`` must equal the state's); set its ``max_iter``, the total number of
+    epochs to reach, to ``max_iter`` or else ``config.max_iter`` when given. In place; None.
+
+    Raises
+    ------
+    ksparse.config.ConfigError
+        Naming the first field of ``config`` that differs from the state's, or a
+        ``max_iter`` below the epochs already run.
+    """
     if state.params["W"].shape[0] != d:
         raise ValueError(f"the model expects {state.params['W'].shape[0]} features, the data has {d}")
+    if config is not None:
+        config = check_config(config)
+        for name in AutoencoderConfig.names():
+            mine, kept = getattr(config, name), getattr(state.config, name)
+            if name != "max_iter" and mine != kept:
+                raise ConfigError(name, f"must equal the checkpoint's {kept!r} to resume it (a resumed "
+                                  "run keeps every setting but max_iter)", mine)
+        max_iter = config.max_iter if max_iter is None else max_iter
     if max_iter is None:
         return
     if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < state.epoch:
