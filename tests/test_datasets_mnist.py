@@ -52,7 +52,7 @@ def write_files(folder, files, gz=True):
     for name, (_, raw) in files.items():
         if gz:
             with open(os.path.join(folder, name + ".gz"), "wb") as f:
-                f.write(gzip.compress(raw))
+                f.write(gzip.compress(raw, mtime=0))  # the same bytes in every folder
         else:
             with open(os.path.join(folder, name), "wb") as f:
                 f.write(raw)

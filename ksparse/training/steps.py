@@ -13,7 +13,11 @@ A step is an object with a ``name`` and a ``kernel`` and three methods:
 
 ``batch`` is a tuple of row blocks (``(x,)`` for an autoencoder, ``(x, y)`` for the
 classifier); ``settings`` holds the epoch's values of the schedules (:class:`StepSettings`).
-To add a model, subclass :class:`Step` and write ``forward_backward``.
+To add a model, subclass :class:`Step` and write ``forward_backward``. A step may keep
+state between calls (:class:`BaselineStep` keeps its mask generator; a step that needs
+a running statistic of the units, such as which were dead over the last T samples, can
+keep it the same way), and may report more numbers through ``StepOutput.metrics``,
+which :func:`ksparse.training.epoch.run_epoch` averages into the epoch's record.
 """
 
 import dataclasses
