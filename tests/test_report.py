@@ -61,3 +61,13 @@ def test_report_fills_blocks_and_check_catches_a_hand_edit(smoke_results, tmp_pa
 def test_report_without_docs_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         report.main(["--results", str(tmp_path), "--docs", str(tmp_path / "missing.md")])
+
+
+def test_targets_say_open_until_enough_seeds_ran(smoke_results):
+    results = report.load_results(smoke_results / "results")
+    table = report.targets_table(results)
+    assert table.count("not run") == 6  # no MNIST results in the smoke folder
+    k25 = [dict(r, meta=dict(r["meta"], profile="quick", data=dict(r["meta"]["data"], dataset="mnist")))
+           for r in results if r["result"]["key"] == "k25"]
+    line = next(l for l in report.targets_table(k25).splitlines() if l.startswith("| table1 k25, quick"))
+    assert line.endswith("| open (2 of 3 seeds) |")
