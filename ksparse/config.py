@@ -40,11 +40,20 @@ class ConfigTypeError(ConfigError, TypeError):
     """One option has a value of the wrong type (a float for an integer, a string for a number)."""
 
 
-def option(default, help, *, low=None, high=None, low_open=False, high_open=False, choices=None):
+_NO_LEGACY = object()
+
+
+def option(default, help, *, low=None, high=None, low_open=False, high_open=False, choices=None,
+           legacy=_NO_LEGACY):
     """A configuration field: its default, its range (``low``/``high``, inclusive unless
-    ``*_open``) or ``choices``, and a one-line ``help`` (the docs and ``--help`` show it)."""
+    ``*_open``) or ``choices``, and a one-line ``help`` (the docs and ``--help`` show it).
+
+    ``legacy`` is the value that a file written before the field existed stands for (see
+    :meth:`Config.from_saved`); give it when the default changes what such a file means, e.g.
+    a new remedy on by default that old models were trained without.
+    """
     meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
-            "choices": choices}
+            "choices": choices, "legacy": legacy}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -120,8 +129,21 @@ class Config:
             object.__setattr__(self, f.name, check_value(f, getattr(self, f.name)))
         self.check_together()
 
+    RENAMED = {}  # old name -> field, for files written with an older name
+
     def check_together(self):
         """Checks that involve several fields; raise :class:`ConfigError` naming one of them."""
+
+    @classmethod
+    def from_saved(cls, values):
+        """An instance from a saved dict (a checkpoint's), possibly written by an older ksparse:
+        old names are renamed (:attr:`RENAMED`), and a missing field takes its ``legacy`` value
+        if it has one, else its default."""
+        values = {cls.RENAMED.get(name, name): value for name, value in dict(values).items()}
+        for f in dataclasses.fields(cls):
+            if f.name not in values and f.metadata["legacy"] is not _NO_LEGACY:
+                values[f.name] = f.metadata["legacy"]
+        return cls.from_dict(values)
 
     @classmethod
     def from_dict(cls, values):
@@ -221,6 +243,8 @@ class AutoencoderConfig(Config):
     >>> AutoencoderConfig(k=10).replace(max_iter=5).max_iter
     5
     """
+
+    RENAMED = {"n_epochs": "max_iter", "seed": "random_state"}  # the names of ksparse 0.1.0
 
     n_hidden: int = option(1000, "number of hidden units H", low=1)
     k: int = option(20, "sparsity level: units kept per sample in training, Sec. 2.2; k <= n_hidden",

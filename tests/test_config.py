@@ -118,3 +118,19 @@ def test_alpha_k_check_rounds_half_up_as_alpha_k():
         alpha_k(5, 2.5, 12)
     with pytest.raises(ConfigError, match="alpha must keep alpha k <= n_hidden = 12"):
         AutoencoderConfig(n_hidden=12, k=5, alpha=2.5)
+
+
+def test_from_saved_reads_old_names_and_legacy_values():
+    from ksparse.config import option
+
+    old = {"n_hidden": 30, "k": 5, "n_epochs": 7, "seed": 2}
+    cfg = AutoencoderConfig.from_saved(old)
+    assert (cfg.max_iter, cfg.random_state, cfg.n_hidden) == (7, 2, 30)
+
+    @dataclasses.dataclass(frozen=True)
+    class WithRemedy(AutoencoderConfig):
+        pre_bias: bool = option(True, "a remedy, on by default", legacy=False)
+
+    assert WithRemedy.from_saved(old).pre_bias is False  # a file from before the field: trained without
+    assert WithRemedy.from_saved(dict(old, pre_bias=True)).pre_bias is True
+    assert WithRemedy().pre_bias is True

@@ -229,3 +229,16 @@ def test_fit_resume_rejects_other_settings_and_too_small_max_iter(digits):
     assert train.fit(digits[:100], dict(SMALL, max_iter=3), state=state).epoch == 3
     with pytest.raises(ValueError, match="max_iter must be >= the 3 epochs already run, got 1"):
         train.fit(digits[:100], state=state, max_iter=1)
+
+
+def test_load_state_reads_a_checkpoint_written_by_0_1_0(digits, tmp_path):
+    from ksparse.training.checkpoint import save_checkpoint
+
+    state = train.fit(digits[:100], dict(SMALL, max_iter=1))
+    old = state.config.to_dict()
+    old["n_epochs"], old["seed"] = old.pop("max_iter"), old.pop("random_state")
+    save_checkpoint(tmp_path / "old.npz", state.params, state.velocity,
+                    {"config": old, "epoch": 1, "rng_state": state.rng_state, "history": state.history,
+                     "x_mean": None})
+    loaded = train.load_state(tmp_path / "old.npz")
+    assert loaded.config == state.config and loaded.schedule_length == 1 and loaded.epoch == 1

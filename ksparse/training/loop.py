@@ -162,7 +162,7 @@ def save_state(path, state):
 
 def _check_meta(meta, params):
     """Validate a checkpoint's metadata against its arrays; return (config, epoch, x_mean)."""
-    cfg = check_config(_renamed(meta["config"]))
+    cfg = AutoencoderConfig.from_saved(meta["config"])
     if cfg.dtype != params["W"].dtype.name:
         raise ValueError(f"its config says dtype {cfg.dtype} but W is {params['W'].dtype}")
     epoch = meta["epoch"]
@@ -199,12 +199,6 @@ def load_state(path, device="cpu"):
                       {n: to_device(velocity[n], device) for n in PARAM_NAMES},
                       cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
                       _schedule_length(meta, cfg), str(meta.get("version")))
-
-
-def _renamed(config):
-    """A checkpoint's config with the names of ksparse 0.1.0 (n_epochs, seed) updated."""
-    old = {"n_epochs": "max_iter", "seed": "random_state"}
-    return {old.get(name, name): value for name, value in dict(config).items()}
 
 
 def _schedule_length(meta, cfg):
