@@ -66,7 +66,7 @@ CASES = {
     "alpha inf": (["train", *TINY, "--alpha", "inf"], ["--alpha", "finite"]),
     "alpha 1e400": (["train", *TINY, "--alpha", "1e400"], ["--alpha", "finite"]),
     "alpha nan": (["train", *TINY, "--alpha", "nan"], ["--alpha"]),
-    "hidden 1e8": (["train", *TINY, "--dataset", X, "--n-hidden", "100000000", "--out", "{d}/big"],
+    "hidden 1e12": (["train", *TINY, "--dataset", X, "--n-hidden", "1000000000000", "--out", "{d}/big"],
                    ["needs about", "is available", "lower n_hidden"]),
     "k-start -1": (["train", *TINY, "--k-start", "-1"], ["--k-start"]),
     "momentum 2.5": (["train", *TINY, "--momentum", "2.5"], ["--momentum"]),
