@@ -101,7 +101,7 @@ def targets(results):
         for c in enc["cases"]:
             r = c["methods"]["scikit-learn orthogonal_mp_gram"]["ratio"]
             out.append((f"encoding, H={c['H']}: at least 100× faster than scikit-learn OMP",
-                        f"{r:.0f}×", r >= 100))
+                        f"{r:.0f}×", _yes(r >= 100)))
     if results.get("gpu") and "train" in results["gpu"]:
         out += gpu_targets(results["gpu"])
     return out
