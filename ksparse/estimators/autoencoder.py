@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ksparse.backend import check_device, device_of, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
 from ksparse.errors import reject_complex
-from ksparse.kernels.encode import alpha_k, encode
+from ksparse.kernels.encode import encode
 from ksparse.nn.layers import decode_forward
 from ksparse.training import loop as train
 from ksparse.training.finetune import transform_batched
@@ -251,7 +251,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _encode(self, X):
         """transform on an already validated X."""
         p, cfg = self.state_.params, self.state_.config
-        alpha_k(cfg.k, self.alpha, cfg.n_hidden)  # a bad alpha fails before any work
+        cfg.replace(alpha=self.alpha)  # a bad alpha fails before any work, as a ConfigError
         device = device_of(p["W"])
 
         def block(xb):
