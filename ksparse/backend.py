@@ -46,10 +46,12 @@ def check_device(device):
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "gpu" and not gpu_available():
-        raise ValueError(
-            "device='gpu' needs CuPy and a CUDA GPU; install the extra with "
-            "`pip install -e \".[gpu]\"` on a machine with an NVIDIA GPU, or use device='cpu'"
-        )
+        try:
+            import cupy  # noqa: F401
+        except Exception:
+            raise ValueError("device 'gpu' needs CuPy, which is not installed here; install it with "
+                             "`pip install -e \".[gpu]\"`") from None
+        raise ValueError("device 'gpu' needs a CUDA GPU and this machine shows none; use device 'cpu'")
     return device
 
 

@@ -11,6 +11,7 @@ still writes its summary.
 """
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -238,12 +239,15 @@ def cmd_encode(args):
                             "choose another OUTPUT")
     if os.path.isdir(args.output):
         raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features.npy")
+    check_writable(os.path.dirname(os.path.abspath(args.output)), "OUTPUT's folder")
     est = KSparseAutoencoder.load(args.model, args.device)
     x = check_data(load_matrix(args.input).X_train, name=args.input)
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
     if args.alpha is not None:
+        if not (math.isfinite(args.alpha) and args.alpha >= 1):
+            raise ConfigError("alpha", "must be a finite number >= 1", args.alpha)
         est.set_params(alpha=args.alpha)
     h = est.transform(x)
     atomic_write(args.output, lambda f: np.save(f, h))

@@ -32,10 +32,25 @@ def test_check_device_unknown_name_raises(device):
 
 @pytest.mark.skipif(gpu_available(), reason="a GPU is present")
 def test_gpu_without_cupy_is_a_clear_error():
-    with pytest.raises(ValueError, match="needs CuPy and a CUDA GPU"):
+    with pytest.raises(ValueError, match="device 'gpu' needs (CuPy|a CUDA GPU)"):
         check_device("gpu")
-    with pytest.raises(ValueError, match="needs CuPy"):
+    with pytest.raises(ValueError, match="device 'gpu' needs"):
         to_device(np.ones(2), "gpu")
+
+
+def test_missing_gpu_message_gives_the_one_fix_that_applies(monkeypatch):
+    import sys
+    import types
+
+    import ksparse.backend
+
+    monkeypatch.setattr(ksparse.backend, "gpu_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import fails: CuPy is missing
+    with pytest.raises(ValueError, match=r"needs CuPy, which is not installed here; install it with"):
+        check_device("gpu")
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))  # CuPy there, no device
+    with pytest.raises(ValueError, match=r"needs a CUDA GPU and this machine shows none; use device 'cpu'$"):
+        check_device("gpu")
 
 
 # -- parity, float64 --------------------------------------------------------------------------

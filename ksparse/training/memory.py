@@ -35,7 +35,7 @@ def training_bytes(d, n_hidden, batch_size, dtype):
 
 def _size(n):
     """Bytes as a short decimal string: '805 MB', '77.6 GB'."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n} bytes"
