@@ -150,10 +150,22 @@ SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrai
     (np.zeros((10, 3)), np.arange(9) % 2, "inconsistent numbers of samples"),
     (np.zeros((10, 3)), np.ones(10), "1 class"),
     (np.full((10, 3), np.nan), np.arange(10) % 2, "NaN"),
+    (np.ones((10, 3)) + 1j, np.arange(10) % 2, "^Complex data not supported: X holds complex numbers; pass"),
 ])
 def test_classifier_rejects_bad_input(X, y, match):
     with pytest.raises(ValueError, match=match):
         KSparseClassifier(**SMALL).fit(X, y)
+
+
+def test_classifier_predict_and_validation_refuse_complex(digits):
+    from ksparse.errors import ComplexDataError
+
+    X, y = digits.X_train[:200], digits.y_train[:200]
+    with pytest.raises(ComplexDataError, match="X_val holds complex numbers"):
+        KSparseClassifier(**SMALL).fit(X, y, X_val=X[:20] + 1j, y_val=y[:20])
+    clf = KSparseClassifier(**dict(SMALL, max_iter=1)).fit(X, y)
+    with pytest.raises(ComplexDataError, match="X holds complex numbers"):
+        clf.predict(X + 1j)
 
 
 def test_classifier_rejects_bad_settings():

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ksparse.backend import check_device, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
+from ksparse.errors import reject_complex
 from ksparse.estimators.autoencoder import seed_from
 from ksparse.nn.supervised import softmax
 from ksparse.training.finetune import (
@@ -178,7 +179,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
 
     def _split(self, X, y, X_val, y_val, seed):
         if X_val is not None:
-            X_val, y_val = validate_data(self, X_val, y_val, reset=False, dtype=[np.float64, np.float32])
+            X_val, y_val = validate_data(self, reject_complex(X_val, "X_val"), y_val, reset=False,
+                                         dtype=[np.float64, np.float32])
             unknown = np.setdiff1d(y_val, self.classes_)
             if unknown.size:
                 raise ValueError(f"y_val holds classes not in y: {unknown[:5]}")
@@ -220,7 +222,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         """
         seed = seed_from(self.random_state)
         sizes, n_keep, (config, stage_epochs) = self._check_params(seed)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, reject_complex(X, "X"), y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
@@ -246,7 +248,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities softmax(s) (S3), shape (N, C), columns in the order of ``classes_``."""
         check_is_fitted(self, "params_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, reject_complex(X, "X"), reset=False, dtype=[np.float64, np.float32])
         params = {n: a.astype(self.dtype, copy=False) for n, a in self.params_.items()}
         s = scores(X.astype(self.dtype, copy=False), params, self.n_keep_)
         return softmax(s.astype(np.float64))
