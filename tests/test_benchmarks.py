@@ -97,3 +97,15 @@ def test_gpu_benchmark_dry_run_takes_every_path_on_the_cpu(one_blas_thread):
     assert any("faster than PyTorch CUDA TopK" in t for t, _, _ in rows)
     assert "Card: **CPU, dry run**" in gpu.report(results)
     assert (open(run_all.PAGE).read() if before is not None else None) == before
+
+
+def test_compile_target_reads_cpu_seconds_on_a_busy_machine():
+    from benchmarks import compile as compile_bench
+
+    fake = {"cold": {"wall": 20.0, "cpu": 3.4}, "warm": {"wall": 18.0, "cpu": 1.0}, "compile_wall_s": 2.0,
+            "compile_cpu_s": 2.4, "busy": True}
+    rows = run_all.targets({"compile": fake})
+    assert rows == [("first run after an install: at most 3 s compiling", "2.0 s wall, 2.4 s CPU",
+                     "yes (judged by the CPU time: busy machine)")]
+    assert run_all.targets({"compile": dict(fake, busy=False, compile_wall_s=3.5)})[0][2] == "**no**"
+    assert "2.4 s of CPU" in compile_bench.report(fake)

@@ -19,49 +19,10 @@ import numpy as np
 # training can detect divergence.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH}
+_INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their own
 
 
-@numba.njit(**_JIT)
-def _sift_down(keys, index, pos, k):
-    """Restore the min-heap property of ``keys[:k]`` below ``pos``, moving ``index`` along."""
-    v = keys[pos]
-    j = index[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            break
-        if child + 1 < k and keys[child + 1] < keys[child]:
-            child += 1
-        if keys[child] < v:
-            keys[pos] = keys[child]
-            index[pos] = index[child]
-            pos = child
-        else:
-            break
-    keys[pos] = v
-    index[pos] = j
-
-
-@numba.njit(**_JIT)
-def _heap_topk(keys, index, n, k, top_keys, top_index):
-    """The k largest of ``keys[:n]`` (labels ``index[:n]``), by a min-heap of size k.
-
-    An entry replaces the root only when strictly larger, so ties keep the earlier entry.
-    O(n log k). Leaves the k-th largest key in ``top_keys[0]``.
-    """
-    for j in range(k):
-        top_keys[j] = keys[j]
-        top_index[j] = index[j]
-    for pos in range(k // 2 - 1, -1, -1):
-        _sift_down(top_keys, top_index, pos, k)
-    for j in range(k, n):
-        if keys[j] > top_keys[0]:
-            top_keys[0] = keys[j]
-            top_index[0] = index[j]
-            _sift_down(top_keys, top_index, 0, k)
-
-
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _key(bits, shift, mask):
     """Order-preserving integer key of a float's bits: negative floats get their magnitude
     bits flipped, so integer order is float order (-0 just below +0; NaN at the ends)."""
@@ -69,18 +30,43 @@ def _key(bits, shift, mask):
 
 
 @numba.njit(**_JIT)
-def topk_row(bits, k, shift, mask, Gamma_row, scratch):
-    """D2 on one row: the indices of the k largest entries, exactly, in O(H) plus a small heap.
+def _kth_largest(keys, n, k):
+    """The k-th largest of ``keys[:n]`` (1 <= k <= n) by quickselect; reorders ``keys[:n]``."""
+    lo, hi, target = 0, n - 1, k - 1  # target: a position in descending order
+    while lo < hi:
+        pivot = keys[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:  # Hoare partition, descending: keys[lo:i] >= pivot >= keys[j + 1:hi + 1]
+            while keys[i] > pivot:
+                i += 1
+            while keys[j] < pivot:
+                j -= 1
+            if i <= j:
+                keys[i], keys[j] = keys[j], keys[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:  # between the parts: equal to the pivot
+            return pivot
+    return keys[target]
+
+
+@numba.njit(**_JIT)
+def topk_row(bits, k, shift, mask, Gamma_row, cand_key, cand_index, spare):
+    """D2 on one row: the indices of the k largest entries, exactly, in O(H).
 
     ``bits`` is the row's float bits viewed as integers (int32 for float32, int64 for
     float64) and is compared through :func:`_key`, because integer max-reductions
     vectorise where float ones do not. Pass 1 takes the maximum of each block of B
     entries; the k-th largest of those block maxima, t0, is a lower bound of the k-th
-    largest entry (k distinct entries reach it). Pass 2 scans only the blocks whose
-    maximum reaches t0 and keeps their entries >= t0; a heap of size k picks the result.
-    ``scratch`` is a tuple of integer buffers (keys, indices, block maxima) of length H.
+    largest entry (k distinct entries reach it). Pass 2 keeps the entries >= t0 of the
+    blocks whose maximum reaches t0; a quickselect finds the k-th largest of them, t, and
+    the row's support is every candidate above t and, in index order, as many equal to t
+    as are needed. ``cand_key``, ``cand_index`` and ``spare`` are buffers of length H.
     """
-    cand_key, cand_index, block_max = scratch
     H = bits.shape[0]
     if k == H:
         for j in range(H):
@@ -88,31 +74,44 @@ def topk_row(bits, k, shift, mask, Gamma_row, scratch):
         return
     B = max(16, H // (4 * k))
     n_blocks = (H + B - 1) // B
-    for c in range(n_blocks):
-        m = _key(bits[c * B], shift, mask)
-        for j in range(c * B + 1, min(H, c * B + B)):
-            m = max(m, _key(bits[j], shift, mask))
-        block_max[c] = m
+    n = 0
     if n_blocks < k:  # too few blocks for a bound: every entry is a candidate
         for j in range(H):
             cand_key[j] = _key(bits[j], shift, mask)
             cand_index[j] = j
-        _heap_topk(cand_key, cand_index, H, k, block_max, Gamma_row)
-        return
-    for c in range(n_blocks):
-        cand_index[c] = c
-    _heap_topk(block_max, cand_index, n_blocks, k, cand_key, Gamma_row)
-    t0 = cand_key[0]
-    n = 0
-    for c in range(n_blocks):
-        if block_max[c] >= t0:
-            for j in range(c * B, min(H, c * B + B)):
-                v = _key(bits[j], shift, mask)
-                if v >= t0:
-                    cand_key[n] = v
-                    cand_index[n] = j
-                    n += 1
-    _heap_topk(cand_key, cand_index, n, k, block_max, Gamma_row)
+        n = H
+    else:
+        for c in range(n_blocks):
+            m = _key(bits[c * B], shift, mask)
+            for j in range(c * B + 1, min(H, c * B + B)):
+                m = max(m, _key(bits[j], shift, mask))
+            cand_key[c] = m
+            spare[c] = m
+        t0 = _kth_largest(spare, n_blocks, k)
+        for c in range(n_blocks):
+            if cand_key[c] >= t0:
+                for j in range(c * B, min(H, c * B + B)):
+                    v = _key(bits[j], shift, mask)
+                    if v >= t0:
+                        spare[n] = v
+                        cand_index[n] = j
+                        n += 1
+        for i in range(n):
+            cand_key[i] = spare[i]
+    for i in range(n):
+        spare[i] = cand_key[i]
+    t = _kth_largest(spare, n, k)
+    m = 0
+    for i in range(n):  # above t: fewer than k of them
+        if cand_key[i] > t:
+            Gamma_row[m] = cand_index[i]
+            m += 1
+    for i in range(n):  # equal to t, in index order, up to k
+        if m == k:
+            break
+        if cand_key[i] == t:
+            Gamma_row[m] = cand_index[i]
+            m += 1
 
 
 @numba.njit(**_JIT)
@@ -120,9 +119,9 @@ def topk_rows(bits, shift, mask, Gamma, lo, hi):
     """D2 for rows ``lo:hi`` of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
     H = bits.shape[1]
     k = Gamma.shape[1]
-    scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
+    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
     for i in range(lo, hi):
-        topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
+        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
 
 
 @numba.njit(**_JIT)
@@ -139,19 +138,19 @@ def forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_ha
     twice, while they are in cache.
     """
     H = z.shape[1]
-    scratch = (np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype))
+    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
     for i in range(lo, hi):
         z_row = z[i]
         for j in range(H):
             z_row[j] += b[j]
-        topk_row(bits[i], k, shift, mask, Gamma[i], scratch)
+        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
         err[i] = _sample(x[i], z_row, WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
         r = dx_hat[i]
         for t in range(db_prime.shape[0]):
             db_prime[t] += r[t]
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
     """D3-D6 for one sample; returns ||x_hat - x||^2 and leaves dx_hat in ``r``."""
     d = x_row.shape[0]
@@ -200,7 +199,7 @@ def by_unit(Gamma, H):
     return start, entries
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _unit_grad(h, start, entries, x, z, dx_hat, dz, acc):
     """D7 and D8 for one unit h: acc = dW[:, h] = sum over its entries, returns db[h]."""
     k = dz.shape[1]
