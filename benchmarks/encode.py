@@ -1,6 +1,15 @@
-"""Encoding: the ksparse encoder against scikit-learn OMP and reference/ batch OMP.
+"""Encoding: the ksparse encoder against one product of its shape, and against OMP.
 
-    python -m benchmarks.encode [--quick] [--threads 2]
+    python -m benchmarks.encode --product [--quick]   # encode / one product, 1 and 2 threads
+    python -m benchmarks.encode [--quick] [--threads 2]   # against scikit-learn and reference OMP
+
+``--product`` (issue #13, item 4): transform of the 10,000 MNIST test images with a
+dictionary trained by ksparse for one epoch (H = 1000 and 4000, k = 25, alpha = 3, so 75
+units per row), against one product ``x @ W`` of the same shape. Each method runs in its
+own block of calls (as an epoch would), blocks alternate over several rounds; figures are
+min and median per call, in wall time and (one thread) in process CPU time, with the load
+average before and after. It also records the encoder's peak memory beyond its output
+(tracemalloc) and writes docs/encode_product.json and docs/encode_product.md.
 
 On an MNIST dictionary learned by ksparse (H = 1000 and 4000, k = 25), encode MNIST test
 images with h = supp_k(W^T x + b) (Sec. 2.2), with scikit-learn's ``orthogonal_mp_gram``
@@ -12,15 +21,19 @@ are per-round ratios of the time per image to the ksparse encoder's, medians ove
 the errors compare the methods on the same first ``n_omp`` images.
 """
 
+import json
 import os
+import sys
+import time
 
 import numpy as np
 
 from benchmarks import common
-from ksparse.kernels.encode import encode
+from ksparse.kernels.encode import default_block_rows, encode
 from ksparse.training.loop import fit
 
 K = 25
+ALPHA = 3.0
 
 
 def mnist(n_train, n_test, data_dir=None):
@@ -106,7 +119,120 @@ def report(results):
     return "\n".join(text)
 
 
+def _blocks(fns, rounds, reps, clock):
+    """Each callable ``reps`` times in a row per round (its own block); per-call seconds per round."""
+    out = {n: [] for n in fns}
+    for f in fns.values():
+        f()  # warm-up: compile, fault in the pages
+    for _ in range(rounds):
+        for n, f in fns.items():
+            t0 = clock()
+            for _ in range(reps):
+                f()
+            out[n].append((clock() - t0) / reps)
+    return {n: np.array(t) for n, t in out.items()}
+
+
+def _peak_beyond_output(f, out_bytes):
+    """Peak bytes NumPy allocated during ``f()`` (tracemalloc), less the output's own bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    f()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak - out_bytes
+
+
+def against_product(X, params, threads, rounds, reps):
+    """Encode (dense and top-k) against one product x @ W of the same shape; wall and CPU times."""
+    W, b = params["W"], params["b"]
+    common.set_threads(threads)
+    fns = {"product x @ W": lambda: X @ W,
+           "encode, dense": lambda: encode(X, W, b, K, ALPHA),
+           "encode, topk": lambda: encode(X, W, b, K, ALPHA, output="topk")}
+    res = {"threads": threads, "loadavg_before": list(os.getloadavg())}
+    clocks = {"wall": time.perf_counter}
+    if threads == 1:
+        clocks["cpu"] = time.process_time
+    for clock_name, clock in clocks.items():
+        t = _blocks(fns, rounds, reps, clock)
+        base = t["product x @ W"]
+        res[clock_name] = {n: {"ms_min": float(v.min() * 1e3), "ms_median": float(np.median(v) * 1e3),
+                               "ratio_min": float(v.min() / base.min()),
+                               "ratio_median": float(np.median(v) / np.median(base))}
+                           for n, v in t.items()}
+    res["loadavg_after"] = list(os.getloadavg())
+    return res
+
+
+def _product_case(X, params, quick):
+    """Timings on 1 and 2 threads and peak memory of the encoder for one dictionary."""
+    W, b = params["W"], params["b"]
+    H = W.shape[1]
+    case = {"H": H, "block_rows": default_block_rows(H), "timings": [],
+            "extra_bytes_dense": _peak_beyond_output(lambda: encode(X, W, b, K, ALPHA), X.shape[0] * H * 4),
+            "extra_bytes_topk": _peak_beyond_output(lambda: encode(X, W, b, K, ALPHA, output="topk"),
+                                                    X.shape[0] * int(K * ALPHA) * 8)}
+    for threads in (1, 2):
+        case["timings"].append(against_product(X, params, threads, rounds=3 if quick else 5,
+                                               reps=2 if quick else 5))
+    return case
+
+
+def run_product(quick=False, data_dir=None):
+    """The ``--product`` benchmark for H = 1000 and 4000 on 1 and 2 threads."""
+    X_train, X_test = mnist(5000 if quick else 10000, 2000 if quick else 10000, data_dir)
+    results = {"machine": common.machine(), "k": K, "alpha": ALPHA, "n": X_test.shape[0],
+               "d": X_test.shape[1], "dtype": "float32", "cases": []}
+    for H in (1000, 4000):
+        params, _ = learn_dictionary(X_train, H, n_epochs=1)
+        results["cases"].append(_product_case(X_test, params, quick))
+    return results
+
+
+def report_product(results):
+    rows = []
+    for c in results["cases"]:
+        for t in c["timings"]:
+            for clock in ("wall", "cpu"):
+                if clock not in t:
+                    continue
+                for name, m in t[clock].items():
+                    rows.append([c["H"], t["threads"], clock, name, f"{m['ms_min']:.1f}",
+                                 f"{m['ms_median']:.1f}", f"{m['ratio_min']:.2f}×",
+                                 f"{m['ratio_median']:.2f}×",
+                                 f"{t['loadavg_before'][0]:.1f} / {t['loadavg_after'][0]:.1f}"])
+    header = ["H", "threads", "clock", "method", "ms min", "ms median", "/ product (min)",
+              "/ product (median)", "load before / after"]
+    r = results
+    lines = [f"# Encoding against one product ({r['machine']['date']})", "",
+             f"`python -m benchmarks.encode --product`: {r['n']} MNIST test images (d = {r['d']}), "
+             f"float32, k = {r['k']}, alpha = {r['alpha']} ({int(r['k'] * r['alpha'])} units per row); "
+             f"CPU: {r['machine']['cpu']}, {r['machine']['cores']} cores.", "",
+             common.table(header, rows), ""]
+    for c in results["cases"]:
+        mib = {n: c[n] / 2**20 for n in ("extra_bytes_dense", "extra_bytes_topk")}
+        lines.append(f"- H = {c['H']}: blocks of {c['block_rows']} rows; peak memory beyond the output "
+                     f"{mib['extra_bytes_dense']:.1f} MiB (dense), {mib['extra_bytes_topk']:.1f} MiB (topk); "
+                     f"one block of z is {c['block_rows'] * c['H'] * 4 / 2**20:.1f} MiB.")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--product" in argv:
+        argv.remove("--product")
+        args = common.parse_args(__doc__, argv)
+        results = run_product(args.quick, args.data_dir)
+        text = report_product(results)
+        print(text)
+        if not args.no_save:
+            for ext, data in (("json", json.dumps(results, indent=1)), ("md", text)):
+                with open(os.path.join(common.ROOT, "docs", f"encode_product.{ext}"), "w") as f:
+                    f.write(data)
+        return results
     args = common.parse_args(__doc__, argv)
     results = run(args.quick, args.threads, args.data_dir)
     print(report(results))

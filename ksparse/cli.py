@@ -21,7 +21,7 @@ import numpy as np
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
-from ksparse.io import atomic_write, check_writable, same_file
+from ksparse.io import check_writable, same_file
 from ksparse.kernels.encode import alpha_k
 
 
@@ -71,10 +71,15 @@ def build_parser():
     run.add_argument("--quiet", action="store_true", help="no progress output")
     enc = sub.add_parser("encode", help="write the alpha*k features of a data matrix",
                          description="Write features h = supp_{alpha k}(W^T x + b) (Sec. 2.2) of each row of "
-                         "INPUT to OUTPUT (.npy): KSparseAutoencoder.transform.")
+                         "INPUT to OUTPUT: KSparseAutoencoder.transform, block by block (a .npy INPUT is "
+                         "read through a memory map, the codes are written as they come).")
     enc.add_argument("model", metavar="MODEL", help="model file written by `ksparse train` (model.npz)")
     enc.add_argument("input", metavar="INPUT", help=".npy or .npz matrix, one sample per row")
-    enc.add_argument("output", metavar="OUTPUT", help="where to write the (N, n_hidden) features as .npy")
+    enc.add_argument("output", metavar="OUTPUT", help="where to write the codes: .npy for --form dense, "
+                     ".npz for sparse (scipy.sparse.load_npz reads it) and topk (arrays index, value)")
+    enc.add_argument("--form", choices=("dense", "sparse", "topk"), default="dense",
+                     help="dense (N, n_hidden) array; sparse CSR with alpha*k entries per row; or topk: "
+                     "(N, alpha*k) column indices and values (default: dense)")
     enc.add_argument("--alpha", type=float, default=None, help="multiplier of k (default: the model's alpha)")
     enc.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                      help="where to compute (default: cpu)")
@@ -87,12 +92,24 @@ def build_parser():
 
 
 def _data(args):
-    """The data set, its checked training matrix and the image shape to draw filters with."""
-    from ksparse.datasets import load_dataset
-    from ksparse.training.loop import check_data
+    """The data set, its checked training matrix and the image shape to draw filters with.
 
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
+    A ``.npy`` path is read by rows through a memory map (:class:`ksparse.blockio.NpyRows`),
+    never loaded whole; its rows are checked block by block as training reads them.
+    """
+    from ksparse.blockio import NpyRows
+    from ksparse.datasets import Dataset, load_dataset
+    from ksparse.training.loop import check_data
+    from ksparse.training.stream import check_rows
+
+    if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
+        x = check_rows(NpyRows(args.dataset), name=args.dataset)
+        side = int(round(np.sqrt(x.shape[1])))
+        ds = Dataset(os.path.basename(args.dataset), x, None,
+                     image_shape=(side, side) if side * side == x.shape[1] else None)
+    else:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir)
+        x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
     if args.image_shape is None:
         return ds, x, ds.image_shape
     try:
@@ -117,20 +134,27 @@ def _estimator(args, options, model_path):
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
 
 
-def _progress(args, est):
-    """A callback that draws a tqdm bar over the epochs (it opens on the first epoch)."""
+def _progress(args, est, n_rows):
+    """A tqdm bar over the samples of all epochs to run (``progress``), with the last epoch's
+    metrics (``callback``); it opens on the first minibatch."""
     from tqdm import tqdm
 
     bar = []
 
-    def callback(record):
+    def progress(rows):
         if not bar:
-            bar.append(tqdm(total=est.max_iter, initial=record["epoch"] - 1, desc="epoch", unit="epoch",
-                            file=sys.stderr, disable=args.quiet, dynamic_ncols=True))
-        bar[0].set_postfix({"loss": f"{record['loss']:.4g}", "dead": f"{record['dead_fraction']:.3f}",
-                            "k": record["k"]}, refresh=False)
-        bar[0].update(1)
-    return callback, bar
+            done = est.state_.epoch if resumed[0] else 0
+            bar.append(tqdm(total=est.max_iter * n_rows, initial=done * n_rows, desc="training",
+                            unit="sample", unit_scale=True, file=sys.stderr, disable=args.quiet,
+                            dynamic_ncols=True))
+        bar[0].update(rows)
+
+    def callback(record):
+        if bar:
+            bar[0].set_postfix({"epoch": record["epoch"], "loss": f"{record['loss']:.4g}",
+                                "dead": f"{record['dead_fraction']:.3f}", "k": record["k"]}, refresh=False)
+    resumed = [args.resume is not None]
+    return callback, progress, bar
 
 
 def _fit(est, x, resume, model_path, args):
@@ -187,8 +211,8 @@ def cmd_train(args):
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
     _check_outputs(args, model_path)
     ds, x, shape = _data(args)
-    callback, bar = _progress(args, est)
-    est.set_params(callback=callback)
+    callback, progress, bar = _progress(args, est, x.shape[0])
+    est.set_params(callback=callback, progress=progress)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
     try:
         _fit(est, x, resume, model_path, args)
@@ -227,30 +251,43 @@ def _evaluate(est, ds, x, shape, args, record):
 
 
 def cmd_encode(args):
-    """``ksparse encode MODEL INPUT OUTPUT``: write ``transform(INPUT)`` as .npy."""
-    from ksparse.datasets import load_matrix
+    """``ksparse encode MODEL INPUT OUTPUT``: write ``transform(INPUT)`` block by block."""
     from ksparse.estimators.autoencoder import KSparseAutoencoder
-    from ksparse.training.loop import check_data
+    from ksparse.estimators.codes import save_codes
 
+    want = ".npy" if args.form == "dense" else ".npz"
     for option, path in (("MODEL", args.model), ("INPUT", args.input)):
         if same_file(path, args.output) or os.path.abspath(path) == os.path.abspath(args.output):
             raise UserError(f"OUTPUT {args.output} is the {option} file and would be overwritten; "
                             "choose another OUTPUT")
     if os.path.isdir(args.output):
-        raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features.npy")
+        raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features{want}")
+    if not args.output.endswith(want):
+        raise UserError(f"--form {args.form} writes {want}; name OUTPUT {args.output!r} with {want}")
     check_writable(os.path.dirname(os.path.abspath(args.output)), "OUTPUT's folder")
     est = KSparseAutoencoder.load(args.model, args.device)
-    x = check_data(load_matrix(args.input).X_train, name=args.input)
+    x = _encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
     if args.alpha is not None:  # checked by transform, through the config's rule for alpha
         est.set_params(alpha=args.alpha)
-    h = est.transform(x)
-    atomic_write(args.output, lambda f: np.save(f, h))
-    print(f"wrote {args.output}: {h.shape[0]} x {h.shape[1]} features, "
-          f"{alpha_k(est.k, est.alpha, est.n_hidden)} nonzero per row")
+    ak = alpha_k(est.k, est.alpha, est.n_hidden)
+    save_codes(args.output, est.state_, x, est.alpha, args.form)
+    print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")
     return 0
+
+
+def _encode_input(path):
+    """INPUT of ``encode``: a .npy read by rows through a memory map, or a loaded .npz."""
+    from ksparse.blockio import NpyRows
+    from ksparse.datasets import load_matrix
+    from ksparse.training.loop import check_data
+    from ksparse.training.stream import check_rows
+
+    if path.endswith(".npy") and os.path.isfile(path):
+        return check_rows(NpyRows(path), name=path)
+    return check_data(load_matrix(path).X_train, name=path)
 
 
 def cmd_info(args):

@@ -70,6 +70,36 @@ def _read_into(f, n, what, error):
     return buf
 
 
+def read_npy_header(f, size, what, error=DataFileError):
+    """The header of the ``.npy`` data at ``f``: ``(shape, fortran_order, dtype, n_bytes)``.
+
+    Checks what :func:`read_npy` checks before reading the data (magic string, readable
+    header, no Python objects, ``n_bytes`` of data after the header in a file of ``size``
+    bytes) and leaves ``f`` at the start of the data.
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+        start = f.tell()
+    except Exception:  # numpy's header parser raises many kinds (tokenize.TokenError, ...)
+        raise error(f"{what} is not a .npy array file (its header is missing or unreadable); "
+                    "write it with numpy.save") from None
+    if dtype.hasobject:
+        raise error(f"{what} holds Python objects, which ksparse never loads (unpickling can run code); "
+                    "save it as an array of numbers")
+    n_bytes = int(np.prod([int(s) for s in shape], dtype=object)) * dtype.itemsize
+    if n_bytes != size - start:
+        raise error(f"{what} holds {max(size - start, 0)} bytes of data but its header (shape {shape}, "
+                    f"{dtype}) describes {n_bytes}; the file is truncated or corrupt, write it again")
+    return shape, fortran, dtype, n_bytes
+
+
 def read_npy(f, size, what, error=DataFileError):
     """Read one ``.npy`` array from the binary file object ``f`` that holds ``size`` bytes.
 
@@ -93,26 +123,7 @@ def read_npy(f, size, what, error=DataFileError):
         For a wrong magic string, an unreadable header, Python objects (pickles), or a
         header whose shape and dtype describe other than the bytes that follow.
     """
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unknown .npy version {version}")
-        start = f.tell()
-    except Exception:  # numpy's header parser raises many kinds (tokenize.TokenError, ...)
-        raise error(f"{what} is not a .npy array file (its header is missing or unreadable); "
-                    "write it with numpy.save") from None
-    if dtype.hasobject:
-        raise error(f"{what} holds Python objects, which ksparse never loads (unpickling can run code); "
-                    "save it as an array of numbers")
-    n_bytes = int(np.prod([int(s) for s in shape], dtype=object)) * dtype.itemsize
-    if n_bytes != size - start:
-        raise error(f"{what} holds {max(size - start, 0)} bytes of data but its header (shape {shape}, "
-                    f"{dtype}) describes {n_bytes}; the file is truncated or corrupt, write it again")
+    shape, fortran, dtype, n_bytes = read_npy_header(f, size, what, error)
     try:
         buf = _read_into(f, n_bytes, what, error)
         if n_bytes == 0:

@@ -303,7 +303,8 @@ def test_parameters_are_the_config_fields_with_its_defaults():
     params = KSparseAutoencoder().get_params()
     fields = {f.name: f.default for f in dataclasses.fields(AutoencoderConfig)}
     assert {n: params[n] for n in fields} == fields
-    assert set(params) - set(fields) == {"device", "checkpoint_path", "checkpoint_every", "callback"}
+    assert set(params) - set(fields) == {"device", "checkpoint_path", "checkpoint_every", "callback",
+                                         "progress"}
     assert KSparseAutoencoder().random_state == KSparseClassifier().random_state == 0
     assert "max_iter : an integer >= 0, default 100" in KSparseAutoencoder.__doc__
 

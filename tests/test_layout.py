@@ -12,12 +12,14 @@ LAYERS = {
     "ksparse": 0,               # the package itself: __version__ (its lazy __getattr__ is exempt)
     "ksparse.backend": 0,
     "ksparse.io": 0,
+    "ksparse.blockio": 0,       # .npy/.npz written one block of rows at a time
     "ksparse.config": 0,
     "ksparse.errors": 0,
     "ksparse.interrupts": 0,
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules
     "ksparse.kernels": 2,       # the same math on the support only, compiled
     "ksparse.training": 3,      # steps, the epoch loop, checkpoints, fine-tuning
+    "ksparse.parallel": 3,      # Dask: encoding of Dask arrays, data-parallel steps
     "ksparse.estimators": 4,    # scikit-learn estimators
     "ksparse.testing": 4,
     "ksparse.datasets": 5,      # data and files

@@ -14,13 +14,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ksparse.backend import check_device, device_of, to_device, to_numpy
+from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
 from ksparse.errors import reject_complex
-from ksparse.kernels.encode import encode
-from ksparse.nn.layers import decode_forward
+from ksparse.estimators import codes as _codes
 from ksparse.training import loop as train
-from ksparse.training.finetune import transform_batched
 
 _FLOATS = (np.float64, np.float32)
 
@@ -36,12 +34,13 @@ def seed_from(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-_RUN_PARAMS = {"device": "cpu", "checkpoint_path": None, "checkpoint_every": 0, "callback": None}
+_RUN_PARAMS = {"device": "cpu", "checkpoint_path": None, "checkpoint_every": 0, "callback": None,
+               "progress": None}
 
 _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha k features.
 
     The parameters are the fields of :class:`ksparse.config.AutoencoderConfig` (the same
-    names, defaults and ranges as the options of ``ksparse train``), then four that say
+    names, defaults and ranges as the options of ``ksparse train``), then five that say
     how a run is carried out and not what is learned.
 
     Parameters
@@ -56,6 +55,8 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
         0 writes only at the end.
     callback : callable or None, default None
         Called as ``callback(record)`` after each epoch with that epoch's metrics.
+    progress : callable or None, default None
+        Called as ``progress(rows)`` after each minibatch: training's progress in samples.
 
     ``random_state`` may also be None or a ``numpy.random.RandomState``, as in scikit-learn:
     the seed is then drawn from it (from NumPy's global RNG for None) on each :meth:`fit`.
@@ -129,7 +130,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         try:
             state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
                               checkpoint_path=self.checkpoint_path, checkpoint_every=self.checkpoint_every,
-                              epochs=epochs)
+                              epochs=epochs, progress=self.progress)
         except (train.TrainingDiverged, train.TrainingInterrupted) as e:
             if e.state is not None:
                 self.state_ = e.state
@@ -148,6 +149,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
+            In memory, or read one block of rows at a time without being loaded whole: a
+            ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array (see
+            :mod:`ksparse.training.stream`; the model equals the in-memory fit bit for bit).
         y : ignored
         resume_from : path, optional
             A checkpoint (from :meth:`save` or ``checkpoint_path``) to continue until
@@ -239,50 +243,53 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return self.state_.config.n_hidden
 
     # -- using the model ---------------------------------------------------------------
-    def transform(self, X):
-        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), shape (n_samples, n_hidden).
+    def transform(self, X, output="dense"):
+        """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), alpha k units per row.
 
-        With ``center=True``, x is the input minus the training mean. Rows are encoded in
-        blocks of 4096, so that only one block's z (and x on the device) is held at a time.
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            In memory, streamed by rows (memmap, h5py, zarr) or a Dask array. With
+            ``center=True``, x is the input minus the training mean.
+        output : {"dense", "sparse", "topk"}, default "dense"
+            ``"dense"``: an (n_samples, n_hidden) array; ``"sparse"``: a
+            ``scipy.sparse.csr_array`` with exactly alpha k stored entries per row;
+            ``"topk"``: ``(index, value)``, two (n_samples, alpha k) arrays, columns
+            ascending. A Dask ``X`` gives a lazy Dask array (or pair), ``"dense"`` or ``"topk"``.
+
+        Rows are encoded in blocks (:mod:`ksparse.kernels.encode`): beyond the codes, only
+        one block's x and z are held at a time.
         """
         check_is_fitted(self, "state_")
-        return self._encode(self._validate(X))
+        return self._encode(self._validate(X), output)
 
-    def _encode(self, X):
+    def _encode(self, X, output="dense"):
         """transform on an already validated X."""
-        p, cfg = self.state_.params, self.state_.config
-        cfg.replace(alpha=self.alpha)  # a bad alpha fails before any work, as a ConfigError
-        device = device_of(p["W"])
-
-        def block(xb):
-            xb = to_device(train.centered(xb, self.state_), device, dtype=cfg.dtype)
-            return to_numpy(encode(xb, p["W"], p["b"], cfg.k, self.alpha))
-
-        return transform_batched(block, X, batch=4096)
+        self.state_.config.replace(alpha=self.alpha)  # a bad alpha fails before any work, as a ConfigError
+        return _codes.encode_rows(self.state_, X, self.alpha, output)
 
     def inverse_transform(self, X):
-        """D3: reconstruct x_hat = W h + b' from codes (n_samples, n_hidden); + the mean if ``center``."""
-        check_is_fitted(self, "state_")
-        return self._decode(self._validate(X, codes=True))
+        """D3: reconstruct x_hat = W h + b' (+ the mean if ``center``) from codes in any form.
 
-    def _decode(self, h):
-        """inverse_transform on already validated codes."""
-        p, cfg = self.state_.params, self.state_.config
-        h = to_device(h, device_of(p["W"]), dtype=cfg.dtype)
-        x_hat = to_numpy(decode_forward(h, p["W"], p["b_prime"])[0])
-        if self.state_.x_mean is not None:
-            x_hat += self.state_.x_mean.astype(x_hat.dtype)
-        return x_hat
+        ``X`` is what :meth:`transform` returns: an (n_samples, n_hidden) array, a
+        ``scipy.sparse`` matrix or array, or an ``(index, value)`` pair.
+        """
+        check_is_fitted(self, "state_")
+        return _codes.decode_codes(self.state_, self._validate(X, codes=True))
 
     def score(self, X, y=None):
         """Negative reconstruction error per element, -mean((x_hat - x)^2) = -D4 / d.
 
         ``x_hat`` is ``inverse_transform(transform(X))``, so it uses alpha k units (rounded half up);
-        with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``.
+        with alpha = 1 this is the training loss in the units of ``history_[i]["mse"]``. An ``X``
+        read by rows is scored block by block.
         """
         check_is_fitted(self, "state_")
         X = self._validate(X)
-        x_hat = self._decode(self._encode(X))
+        if _codes.is_large(X):
+            total, n = _codes.squared_error_rows(self.state_, X, self.alpha)
+            return -total / (n * X.shape[1])
+        x_hat = _codes.decode_codes(self.state_, self._encode(X))
         return -float(np.mean((x_hat.astype(np.float64) - X) ** 2))
 
     # -- input -------------------------------------------------------------------------
@@ -297,7 +304,11 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             reject_complex(np.zeros(1, complex), "X")  # a DataFrame with a complex column
         reject_complex(X, "codes" if codes else "X")
         if not codes:
+            if _codes.is_large(X):  # read by rows: shape and dtype here, finiteness block by block
+                return _codes.check_rows_of(self, X, reset)
             return validate_data(self, X, dtype=_FLOATS, reset=reset)
+        if isinstance(X, tuple) or hasattr(X, "tocsr"):
+            return X  # top-k pairs and scipy.sparse codes: checked by ksparse.estimators.codes.decode_codes
         h = check_array(X, dtype=_FLOATS)
         if h.shape[1] != self.state_.config.n_hidden:
             raise ValueError(f"codes must have n_hidden = {self.state_.config.n_hidden} columns, "

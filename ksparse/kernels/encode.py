@@ -1,12 +1,30 @@
-"""Sparse encoding, Sec. 2.2: features h = supp_{alpha k}(W^T x + b)."""
+"""Sparse encoding, Sec. 2.2: features h = supp_{alpha k}(W^T x + b), in row blocks, in three forms.
+
+The encoder reads ``x`` one block of rows at a time (``x`` may be any array sliced by
+rows: NumPy, a ``numpy.memmap``, an h5py dataset, a zarr array), computes that block's
+z = x W + b with one BLAS product and selects each row's alpha k largest entries while
+the block is in cache. Its memory beyond the output is one block of z (``block_rows``
+rows of H numbers) and the block of x; for the dense form the block of z is the output
+itself. The codes come in three forms (:data:`OUTPUTS`):
+
+- ``"dense"``: h, shape (N, H), zero off the support (the default);
+- ``"sparse"``: h as a ``scipy.sparse.csr_array`` with exactly alpha k stored entries per
+  row, columns ascending;
+- ``"topk"``: a pair ``(index, value)`` of (N, alpha k) arrays, columns ascending per row,
+  the layout top-k autoencoder libraries hand to downstream code.
+
+:func:`decode` (D3) accepts all three.
+"""
 
 import math
 
 import numpy as np
 
-from ksparse.backend import get_array_module
+from ksparse.backend import device_of, get_array_module, to_device, to_numpy
 from ksparse.kernels.fast import supp_k
-from ksparse.nn.layers import encode_forward, support_mask
+
+OUTPUTS = ("dense", "sparse", "topk")
+BLOCK_ENTRIES = 1 << 21  # numbers of z per block (8 MiB of float32); see default_block_rows
 
 
 def alpha_k(k, alpha, n_hidden):
@@ -32,24 +50,178 @@ def alpha_k(k, alpha, n_hidden):
     return int(ak)
 
 
-def encode(x, W, b, k, alpha=1.0):
+def default_block_rows(n_hidden):
+    """Rows per block: BLOCK_ENTRIES // H, clipped to [64, 1024].
+
+    Below a few hundred rows the BLAS product loses speed (measured in
+    ``benchmarks/encode.py``: 64-row blocks cost 1.4x one product at H = 4000, 512-row
+    blocks 1.1x); above 1024 rows nothing is gained and the block grows.
+    """
+    return min(1024, max(64, BLOCK_ENTRIES // max(1, n_hidden)))
+
+
+def _numba_select():
+    try:
+        from ksparse.kernels import _encode_numba
+    except ImportError:
+        return None
+    return _encode_numba
+
+
+def _check(x, W, b, output, kernel):
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if kernel not in ("auto", "numba", "numpy"):
+        raise ValueError(f"kernel must be 'auto', 'numba' or 'numpy', got {kernel!r}")
+    if len(x.shape) != 2 or W.ndim != 2 or x.shape[1] != W.shape[0] or b.shape != (W.shape[1],):
+        raise ValueError(f"x must be (N, d), W (d, H) and b (H,) with matching d and H; got "
+                         f"{tuple(x.shape)}, {W.shape} and {b.shape}")
+    impl = _numba_select() if kernel != "numpy" and get_array_module(W) is np else None
+    if impl is None and kernel == "numba" and get_array_module(W) is np:
+        raise ValueError("kernel='numba' needs numba: `pip install -e \".[fast]\"`, or use kernel='numpy'")
+    return impl
+
+
+def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"):
     """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), zero off the support.
 
     Parameters
     ----------
-    x : array, shape (N, d)
+    x : array-like, shape (N, d)
+        Read by rows, one block at a time (NumPy, CuPy, memmap, h5py, zarr).
     W : array, shape (d, H)
     b : array, shape (H,)
     k : int
         Training sparsity level.
     alpha : float >= 1, default 1
-        Multiplier of k at test time; round(alpha k) units are kept.
+        Multiplier of k at test time; alpha k units are kept, rounded half up (:func:`alpha_k`).
+    output : {"dense", "sparse", "topk"}, default "dense"
+        The form of the codes (see the module's docstring).
+    block_rows : int, optional
+        Rows per block; default :func:`default_block_rows`. Only memory and speed depend on it.
+    kernel : {"auto", "numba", "numpy"}, default "auto"
+        The selection on CPU: the compiled kernel of :mod:`ksparse.kernels._encode_numba`
+        when numba is installed, else ``argpartition``. CuPy arrays use the CUDA top-k.
 
     Returns
     -------
-    h : array, shape (N, H)
+    h : array (N, H), or ``scipy.sparse.csr_array`` (N, H), or ``(index, value)``
+        ``index`` is int32 (int64 when H >= 2^31), ``value`` has W's dtype, both (N, alpha k).
+        The sparse form is built on the host even for CuPy weights.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, an unknown ``output`` or ``kernel``, or alpha k outside [1, H].
     """
-    get_array_module(x, W)
-    z, _ = encode_forward(x, W, b)
-    Gamma = supp_k(z, alpha_k(k, alpha, W.shape[1]))
-    return z * support_mask(Gamma, z.shape[1])
+    impl = _check(x, W, b, output, kernel)
+    N, H = x.shape[0], W.shape[1]
+    ak = alpha_k(k, alpha, H)
+    xp = get_array_module(W)
+    rows = int(block_rows or default_block_rows(H))
+    if rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    index_type = np.int32 if H < 2**31 else np.int64
+    if output == "dense":
+        h = xp.empty((N, H), dtype=W.dtype)
+    else:
+        index, value = xp.empty((N, ak), index_type), xp.empty((N, ak), W.dtype)
+        z = xp.empty((min(rows, N), H), dtype=W.dtype)
+    for lo in range(0, N, rows):
+        hi = min(N, lo + rows)
+        xb = _block(x, lo, hi, W)
+        zb = h[lo:hi] if output == "dense" else z[:hi - lo]
+        xp.matmul(xb, W, out=zb)  # D1 for the block, (rows, H)
+        zb += b
+        _select(zb, ak, impl, None if output == "dense" else (index[lo:hi], value[lo:hi]))
+    if output == "dense":
+        return h
+    if output == "topk":
+        return index, value
+    return _csr(to_numpy(index), to_numpy(value), H)
+
+
+def _block(x, lo, hi, W):
+    """Rows lo:hi of ``x`` on W's device, in W's dtype (one read from a memmap, h5py or zarr)."""
+    xp = get_array_module(W)
+    if get_array_module(x) is xp:
+        return xp.asarray(x[lo:hi], dtype=W.dtype)
+    return to_device(to_numpy(x[lo:hi]), device_of(W), dtype=W.dtype)
+
+
+def _select(z, ak, impl, topk):
+    """D2 with alpha k on one block: write (index, value) into ``topk``, or zero z off the support."""
+    if impl is not None:
+        int_type = np.int32 if z.dtype == np.float32 else np.int64
+        bits, shift, mask = z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
+        if topk is None:
+            impl.select_rows_dense(z, bits, shift, mask, ak)
+        else:
+            impl.select_rows_topk(z, bits, shift, mask, *topk)
+        return
+    xp = get_array_module(z)
+    Gamma = xp.sort(supp_k(z, ak, kernel="numpy"), axis=1)
+    values = xp.take_along_axis(z, Gamma, axis=1)
+    if topk is None:
+        z[...] = 0
+        z[xp.arange(z.shape[0])[:, None], Gamma] = values
+    else:
+        topk[0][...] = Gamma
+        topk[1][...] = values
+
+
+def _csr(index, value, n_hidden):
+    """The (index, value) pair as an (N, H) ``scipy.sparse.csr_array``, alpha k entries per row."""
+    from scipy import sparse
+
+    N, ak = index.shape
+    indptr = np.arange(0, N * ak + 1, ak, dtype=np.int64 if N * ak >= 2**31 else index.dtype)
+    return sparse.csr_array((value.ravel(), index.ravel(), indptr), shape=(N, n_hidden))
+
+
+def decode(codes, W, b_prime):
+    """D3 for codes in any of the three forms: x_hat = h W^T + b', shape (N, d).
+
+    Parameters
+    ----------
+    codes : array (N, H), ``scipy.sparse`` array or matrix (N, H), or ``(index, value)``
+        As returned by :func:`encode`; ``index`` and ``value`` are (N, m) for any m <= H.
+    W : array, shape (d, H)
+    b_prime : array, shape (d,)
+
+    Raises
+    ------
+    ValueError
+        When the codes' shape does not match H, or an index lies outside [0, H).
+    """
+    H = W.shape[1]
+    if isinstance(codes, tuple):
+        index, value = codes
+        if index.ndim != 2 or index.shape != value.shape:
+            raise ValueError(f"top-k codes need index and value of one (N, m) shape, got "
+                             f"{index.shape} and {value.shape}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= H):
+            raise ValueError(f"top-k indices must lie in [0, {H}) (n_hidden), got "
+                             f"[{int(index.min())}, {int(index.max())}]")
+        if get_array_module(W) is np:
+            codes = _csr(np.asarray(index), np.asarray(value), H)
+        else:
+            return _decode_topk_device(index, value, W, b_prime)
+    if codes.shape[-1] != H or len(codes.shape) != 2:
+        raise ValueError(f"codes must be (N, n_hidden = {H}), got shape {codes.shape}")
+    if hasattr(codes, "tocsr"):  # scipy.sparse, computed on the host
+        return to_device(codes.tocsr() @ to_numpy(W).T + to_numpy(b_prime), device_of(W))
+    return codes @ W.T + b_prime
+
+
+def _decode_topk_device(index, value, W, b_prime):
+    """D3 from (index, value) on the device: x_hat_i = sum_j value_ij W[:, index_ij] + b'."""
+    xp = get_array_module(W)
+    index, value = xp.asarray(index), xp.asarray(value, dtype=W.dtype)
+    WT = W.T
+    rows = max(1, BLOCK_ENTRIES // max(1, index.shape[1] * W.shape[0]))
+    x_hat = xp.empty((index.shape[0], W.shape[0]), W.dtype)
+    for lo in range(0, index.shape[0], rows):
+        sl = slice(lo, lo + rows)
+        x_hat[sl] = xp.einsum("nm,nmd->nd", value[sl], WT[index[sl]]) + b_prime
+    return x_hat

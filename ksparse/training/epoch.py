@@ -4,32 +4,82 @@ The loop meets the data through one seam, :func:`minibatches`: it turns blocks o
 indices (:func:`index_blocks`) into tuples of rows with :func:`take_rows`. Everything
 that decides where rows come from (an in-memory array, a device array, a file read in
 row blocks) lives there; :func:`run_epoch` only sees minibatches.
+
+The epoch's order, :func:`windows`, is one for every source, so that a source read in
+row blocks (:mod:`ksparse.training.stream`) gives the same minibatches as the same rows
+in memory:
+
+- data of at most :data:`SHUFFLE_ROWS` rows: one permutation of all rows,
+  ``rng.permutation(n_rows)``, cut into minibatches;
+- larger data: the blocks of :data:`BLOCK_ROWS` consecutive rows are permuted
+  (``rng.permutation(n_blocks)``) and taken ``SHUFFLE_ROWS // BLOCK_ROWS`` at a time as
+  one window, whose rows are permuted (``rng.permutation``): a minibatch mixes rows of
+  several blocks from anywhere in the data, and a streamed source is read in contiguous
+  blocks. Minibatches run on across windows.
 """
+
+import math
 
 import numpy as np
 
 from ksparse.backend import get_array_module
 
+BLOCK_ROWS = 4096          # rows read at a time from a streamed source
+SHUFFLE_ROWS = 1 << 16     # rows shuffled together (one window); smaller data: one permutation
 
-def index_blocks(n_rows, batch_size, rng):
-    """Row indices of one epoch's minibatches: a permutation drawn from ``rng``, cut in blocks.
+
+def windows(n_rows, rng, block_rows=None, shuffle_rows=None):
+    """One epoch's order as windows: yield ``(ranges, perm)``, see the module docstring.
+
+    ``block_rows`` and ``shuffle_rows`` default to :data:`BLOCK_ROWS` and :data:`SHUFFLE_ROWS`.
+
+    ``ranges`` lists the (lo, hi) row blocks of the window, in reading order; ``perm``
+    permutes the window's rows (their concatenation). The epoch's order is the
+    concatenation over windows of ``rows[perm]``.
+    """
+    block_rows, shuffle_rows = block_rows or BLOCK_ROWS, shuffle_rows or SHUFFLE_ROWS
+    if n_rows <= shuffle_rows:
+        yield [(0, n_rows)], rng.permutation(n_rows)
+        return
+    n_blocks = math.ceil(n_rows / block_rows)
+    per_window = max(1, shuffle_rows // block_rows)
+    order = rng.permutation(n_blocks)
+    for g in range(0, n_blocks, per_window):
+        ranges = [(int(b) * block_rows, min(n_rows, (int(b) + 1) * block_rows))
+                  for b in order[g:g + per_window]]
+        yield ranges, rng.permutation(sum(hi - lo for lo, hi in ranges))
+
+
+def index_blocks(n_rows, batch_size, rng, block_rows=None, shuffle_rows=None):
+    """Row indices of one epoch's minibatches, in the order of :func:`windows`, cut in blocks.
 
     Parameters
     ----------
     n_rows : int
     batch_size : int
         The last block holds the remainder (fewer rows) when ``batch_size`` does not divide
-        ``n_rows``.
+        ``n_rows``; minibatches run on across windows.
     rng : numpy.random.Generator
-        Advanced by one ``permutation(n_rows)``.
+        Advanced by :func:`windows`' draws: one ``permutation(n_rows)`` for data of at most
+        ``shuffle_rows`` rows.
+    block_rows, shuffle_rows : int, optional
+        Default :data:`BLOCK_ROWS` and :data:`SHUFFLE_ROWS`.
 
     Yields
     ------
     idx : int64 NumPy array, shape (<= batch_size,)
     """
-    order = rng.permutation(n_rows)
-    for start in range(0, n_rows, batch_size):
-        yield order[start:start + batch_size]
+    carry = np.zeros(0, dtype=np.int64)
+    for ranges, perm in windows(n_rows, rng, block_rows, shuffle_rows):
+        rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])[perm]
+        if carry.size:
+            rows = np.concatenate([carry, rows])
+        cut = rows.size - rows.size % batch_size
+        for start in range(0, cut, batch_size):
+            yield rows[start:start + batch_size]
+        carry = rows[cut:]
+    if carry.size:
+        yield carry
 
 
 def take_rows(a, idx):

@@ -29,6 +29,13 @@ from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_check
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
+from ksparse.training.stream import (
+    StreamedData,
+    check_rows,
+    column_stats,
+    counted,
+    is_streamed,
+)
 
 DEFAULTS = AutoencoderConfig()
 """The default configuration (the estimator's and ``ksparse train``'s defaults)."""
@@ -215,26 +222,55 @@ def default_step():
     return AutoencoderStep()
 
 
-def train_epoch(x, state, k, lr, step):
-    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device), its
-    minibatches drawn from ``state.rng_state``, updating ``state``. Returns the epoch's record."""
+def train_epoch(x, state, k, lr, step, progress=None):
+    """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device, or a
+    :class:`ksparse.training.stream.StreamedData`), its minibatches drawn from
+    ``state.rng_state`` in the order of :func:`ksparse.training.epoch.windows`, updating
+    ``state``. Returns the epoch's record."""
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
-    batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    if isinstance(x, StreamedData):
+        batches = x.batches(cfg.batch_size, rng)
+    else:
+        batches = minibatches((x,), index_blocks(x.shape[0], cfg.batch_size, rng))
+    if progress is not None:
+        batches = counted(batches, progress)
     settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
     record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
     state.rng_state = rng.bit_generator.state
     return record
 
 
+def _training_data(x, state, device):
+    """``x`` as training reads it (on the device, or streamed by rows) and the variance for fvu.
+
+    Sets ``state.x_mean`` when the model centres its inputs and has no mean yet.
+    """
+    cfg = state.config
+    if isinstance(x, StreamedData):
+        mean64, variance = column_stats(x.source)
+        if cfg.center and state.x_mean is None:
+            state.x_mean = mean64
+        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
+                                                                dtype=cfg.dtype)), variance
+    if cfg.center and state.x_mean is None:
+        state.x_mean = x.mean(axis=0, dtype=np.float64)
+    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
+    return xd, float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
-        checkpoint_every=0, step=None, epochs=None, max_iter=None):
+        checkpoint_every=0, step=None, epochs=None, max_iter=None, progress=None):
     """Train a k-sparse autoencoder on ``x`` (N, d); start fresh or continue ``state``.
 
     Parameters
     ----------
-    x : array, shape (N, d)
+    x : array or array-like, shape (N, d)
+        In memory (NumPy, CuPy), or streamed by rows without being loaded whole (a
+        ``numpy.memmap``, an h5py dataset, a zarr array, a Dask array,
+        :class:`ksparse.blockio.NpyRows`; see :mod:`ksparse.training.stream`).
+        Both give the same minibatches, so the same model bit for bit on CPU.
     config : AutoencoderConfig or dict, optional
         The run's options (a dict names some fields, the rest take their defaults). With
         ``state``, every field but ``max_iter`` must equal the state's (a resumed run keeps
@@ -257,6 +293,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         With ``state``: the total number of epochs to reach, at least the epochs already
         run; it may exceed the run's first ``max_iter``, and the extra epochs run at the
         schedules' final k and lr (see the module's notes on resume). Default: the state's.
+    progress : callable, optional
+        Called as ``progress(rows)`` after each minibatch: progress in samples.
 
     Returns
     -------
@@ -282,7 +320,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     units alive under the Sec. 4.2.1 schedule.
     """
     check_device(device)
-    x = check_data(x)
+    x = StreamedData(check_rows(reject_complex(x)), None) if is_streamed(x) else check_data(x)
     if state is None:
         state = new_state(x.shape[1], check_config(config).replace(
             **({} if max_iter is None else {"max_iter": max_iter})), device)
@@ -290,16 +328,13 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         extend(state, x.shape[1], max_iter, config)
     cfg = state.config
     step = step or default_step()
-    if cfg.center and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
-    variance = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    xd, variance = _training_data(x, state, device)
     last_good = state.copy()
     stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
         while state.epoch < stop:
             last_good = _epoch(xd, x.shape[1], variance, state, step, last_good, checkpoint_path,
-                               checkpoint_every, callback)
+                               checkpoint_every, callback, progress)
         if checkpoint_path:
             save_state(checkpoint_path, state)
     except KeyboardInterrupt:
@@ -307,12 +342,13 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     return state
 
 
-def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback):
+def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback,
+           progress=None):
     """One epoch of :func:`fit`: train, check for divergence, record, checkpoint, call back.
     Returns the new last good state (a copy of ``state`` after the epoch)."""
     cfg, e = state.config, state.epoch
     k, lr = schedule_at(state, e)
-    record = train_epoch(xd, state, k, lr, step)
+    record = train_epoch(xd, state, k, lr, step, progress)
     if not (math.isfinite(record["loss"]) and all(
             bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
         raise TrainingDiverged(

@@ -1,0 +1,144 @@
+"""The autoencoder's codes for inputs of any size: in memory, streamed by rows, or Dask.
+
+:func:`encode_rows` is :meth:`KSparseAutoencoder.transform` for every input: it reads
+``X`` one block of rows at a time, centres it and moves it to the device as training
+does, and assembles the codes in one of the three forms of
+:mod:`ksparse.kernels.encode` (``"dense"``, ``"sparse"``, ``"topk"``); :func:`iter_codes`
+yields them block by block for writers that never hold them whole. :func:`decode_codes`
+is :meth:`KSparseAutoencoder.inverse_transform` for the three forms.
+"""
+
+import numpy as np
+from scipy import sparse
+
+from ksparse.backend import device_of, to_device, to_numpy
+from ksparse.blockio import write_npy_blocks, write_npz_blocks
+from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
+from ksparse.parallel.dask_encode import encode_dask, is_dask_array
+from ksparse.training.loop import centered
+from ksparse.training.stream import check_rows, is_streamed, read_block
+
+
+def check_rows_of(est, X, reset):
+    """Shape and dtype checks of a streamed ``X`` (nothing read); sets or checks ``n_features_in_``."""
+    check_rows(X)
+    d = int(X.shape[1])
+    if reset:
+        est.n_features_in_ = d
+    elif d != est.n_features_in_:
+        raise ValueError(f"X has {d} features, but {type(est).__name__} is expecting "
+                         f"{est.n_features_in_} features as input")
+    return X
+
+
+def iter_codes(state, X, alpha, output="dense", block_rows=None):
+    """Yield ``(lo, codes of rows lo:lo+n)`` over ``X`` in order, each block as ``output`` gives it.
+
+    For ``"sparse"`` a block is its ``(index, value)`` pair (the CSR arrays of those rows).
+    """
+    p, cfg = state.params, state.config
+    rows = block_rows or max(default_block_rows(cfg.n_hidden), 4096)
+    device = device_of(p["W"])
+    form = "topk" if output == "sparse" else output
+    for lo in range(0, X.shape[0], rows):
+        xb = read_block(X, lo, min(X.shape[0], lo + rows))
+        if not np.all(np.isfinite(xb)):
+            raise ValueError(f"X contains NaN or inf in rows {lo}-{lo + len(xb) - 1}; "
+                             "clean or impute the data first")
+        xb = to_device(centered(xb, state), device, dtype=cfg.dtype)
+        codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
+        yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))
+
+
+def encode_rows(state, X, alpha, output="dense"):
+    """Sec. 2.2's codes of every row of ``X`` (in memory, streamed or Dask), in ``output``'s form.
+
+    Returns
+    -------
+    ndarray (N, H), ``scipy.sparse.csr_array`` (N, H) or ``(index, value)`` (N, alpha k);
+    for a Dask ``X``, a lazy Dask array or pair (``"dense"`` or ``"topk"``).
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    cfg, p = state.config, state.params
+    ak = alpha_k(cfg.k, alpha, cfg.n_hidden)
+    if is_dask_array(X):
+        if state.x_mean is not None:
+            X = X - state.x_mean
+        return encode_dask(X.astype(cfg.dtype), to_numpy(p["W"]), to_numpy(p["b"]), cfg.k, alpha, output)
+    N, H = X.shape[0], cfg.n_hidden
+    if output == "dense":
+        h = np.empty((N, H), dtype=cfg.dtype)
+    else:
+        index, value = np.empty((N, ak), np.int32 if H < 2**31 else np.int64), np.empty((N, ak), cfg.dtype)
+    for lo, codes in iter_codes(state, X, alpha, output):
+        if output == "dense":
+            h[lo:lo + codes.shape[0]] = codes
+        else:
+            index[lo:lo + codes[0].shape[0]], value[lo:lo + codes[0].shape[0]] = codes
+    if output == "dense":
+        return h
+    if output == "topk":
+        return index, value
+    indptr = np.arange(0, N * ak + 1, ak, dtype=np.int64 if N * ak >= 2**31 else index.dtype)
+    return sparse.csr_array((value.ravel(), index.ravel(), indptr), shape=(N, H))
+
+
+def decode_codes(state, codes):
+    """D3 for codes in any of the three forms; adds the training mean back when the model centres.
+
+    Raises
+    ------
+    ValueError
+        When the codes do not have ``n_hidden`` columns (or indices outside [0, n_hidden)).
+    """
+    p, cfg = state.params, state.config
+    if isinstance(codes, tuple) and len(codes) == 2:
+        codes = tuple(np.asarray(c) for c in codes)
+        codes = (codes[0], codes[1].astype(cfg.dtype, copy=False))
+    elif not sparse.issparse(codes):
+        codes = to_device(np.asarray(codes), device_of(p["W"]), dtype=cfg.dtype)
+    if not isinstance(codes, tuple) and (codes.ndim != 2 or codes.shape[1] != cfg.n_hidden):
+        raise ValueError(f"codes must have n_hidden = {cfg.n_hidden} columns, got shape {codes.shape}")
+    x_hat = to_numpy(decode(codes, p["W"], p["b_prime"]))
+    if state.x_mean is not None:
+        x_hat += state.x_mean.astype(x_hat.dtype)
+    return x_hat
+
+
+def squared_error_rows(state, X, alpha):
+    """Sum over the rows of ``X`` of ||x_hat - x||^2 in float64, block by block, and the row count."""
+    total = 0.0
+    for lo, codes in iter_codes(state, X, alpha, "topk"):
+        xb = read_block(X, lo, lo + codes[0].shape[0]).astype(np.float64)
+        total += float(((decode_codes(state, codes).astype(np.float64) - xb) ** 2).sum())
+    return total, X.shape[0]
+
+
+def is_large(X):
+    """True for inputs read by rows (memmap, h5py, zarr, Dask): the estimator never loads them whole."""
+    return is_streamed(X) or is_dask_array(X)
+
+
+def save_codes(path, state, X, alpha, output="dense"):
+    """Encode ``X`` block by block and write the codes as they come; memory: one block.
+
+    ``"dense"`` writes an (N, H) ``.npy``; ``"sparse"`` an ``.npz`` in the layout of
+    ``scipy.sparse.save_npz`` (``scipy.sparse.load_npz`` reads it back as a ``csr_array``);
+    ``"topk"`` an ``.npz`` with ``index`` and ``value`` (N, alpha k) and ``n_hidden``.
+    """
+    cfg = state.config
+    N, H, ak = X.shape[0], cfg.n_hidden, alpha_k(cfg.k, alpha, cfg.n_hidden)
+    blocks = (codes for _, codes in iter_codes(state, X, alpha, output))
+    if output == "dense":
+        return write_npy_blocks(path, cfg.dtype, (N, H), blocks)
+    index_type = np.int32 if H < 2**31 else np.int64
+    if output == "topk":
+        specs = {"index": (index_type, (N, ak)), "value": (cfg.dtype, (N, ak))}
+        return write_npz_blocks(path, specs, ({"index": i, "value": v} for i, v in blocks),
+                                extra={"n_hidden": np.array(H)})
+    specs = {"indices": (index_type, (N * ak,)), "data": (cfg.dtype, (N * ak,))}
+    indptr = np.arange(0, N * ak + 1, ak, dtype=np.int64 if N * ak >= 2**31 else index_type)
+    return write_npz_blocks(path, specs, ({"indices": i.ravel(), "data": v.ravel()} for i, v in blocks),
+                            extra={"indptr": indptr, "format": np.array("csr"), "shape": np.array([N, H]),
+                                   "_is_array": np.array(True)})

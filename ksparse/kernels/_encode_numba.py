@@ -1,0 +1,135 @@
+"""Compiled top-(alpha k) selection for :mod:`ksparse.kernels.encode` (optional; needs numba).
+
+The encoder computes one block of z = x W + b with a BLAS product, then calls
+:func:`select_rows_dense` or :func:`select_rows_topk` on that block while it is in
+cache. Each row's selection is exact and O(H): a strided sample of the row's keys gives
+a threshold that about 1.25 alpha k entries pass; one branch-free pass keeps the entries
+above it; bisection on counts among those few finds the exact (alpha k)-th largest key t
+(branch-free passes, where a quickselect mispredicts a branch per entry); the entries
+above t, then those equal to t in column order, make the support (so the kept columns
+come out in ascending order, and ties keep the earlier column). When the sampled
+threshold lets fewer than alpha k entries through, the row is selected among all H.
+
+Keys are the floats' bits as integers, flipped for negative numbers so that integer
+order is float order (as in :mod:`ksparse.kernels._numba`). Importing this module
+compiles nothing: numba compiles each kernel on its first call and caches it on disk.
+"""
+
+import numba
+import numpy as np
+
+_JIT = {"nogil": True, "cache": True}
+SAMPLE = 128  # entries of a row sampled for the threshold estimate
+
+
+@numba.njit(**_JIT)
+def _key(bits, shift, mask):
+    """Order-preserving integer key of a float's bits (negative floats: magnitude flipped)."""
+    return bits ^ ((bits >> shift) & mask)
+
+
+@numba.njit(**_JIT)
+def _count_at_least(keys, n, t):
+    """How many of ``keys[:n]`` are >= t (a branch-free pass that vectorises)."""
+    count = 0
+    for c in range(n):
+        count += np.int64(keys[c]) >= t
+    return count
+
+
+@numba.njit(**_JIT)
+def _kth_largest_by_count(keys, n, r):
+    """The r-th largest of ``keys[:n]`` (1 <= r <= n), by bisection on counts.
+
+    Keeps count(keys >= lo) >= r > count(keys >= hi); each count is a branch-free pass
+    that vectorises, so the ~32 passes over a few hundred candidates cost less than the
+    mispredicted branches of a quickselect.
+    """
+    lo = np.int64(keys[0])
+    hi = np.int64(keys[0])
+    for c in range(n):
+        lo = min(lo, np.int64(keys[c]))
+        hi = max(hi, np.int64(keys[c]))
+    if _count_at_least(keys, n, hi) >= r:
+        return hi
+    while lo < hi - 1:
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+        if _count_at_least(keys, n, mid) >= r:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(**_JIT)
+def _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index):
+    """Entries of the row whose key reaches a sampled threshold; returns how many (>= ak)."""
+    H = bits.shape[0]
+    m = min(H, SAMPLE)
+    stride = H // m
+    r = min(m, (5 * ak * m) // (4 * H) + 4)
+    n = 0
+    if r < m:
+        for t in range(m):
+            scratch[t] = _key(bits[t * stride], shift, mask)
+        t_est = _kth_largest_by_count(scratch, m, r)
+        for j in range(H):  # branch-free compaction: always store, advance when kept
+            v = _key(bits[j], shift, mask)
+            cand_key[n] = v
+            cand_index[n] = j
+            n += v >= t_est
+    if n < ak:  # the estimate was too high (or H is small): every entry is a candidate
+        for j in range(H):
+            cand_key[j] = _key(bits[j], shift, mask)
+            cand_index[j] = j
+        n = H
+    return n
+
+
+@numba.njit(**_JIT)
+def _select_row(z, bits, shift, mask, index_row, value_row, scratch, cand_key, cand_index):
+    """Sec. 2.2 on one row: the alpha k largest entries of ``z`` (their columns ascending)."""
+    ak = index_row.shape[0]
+    n = _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index)
+    t = _kth_largest_by_count(cand_key, n, ak)
+    ties = ak
+    for c in range(n):
+        ties -= np.int64(cand_key[c]) > t
+    o = 0
+    for c in range(n):
+        v = np.int64(cand_key[c])
+        if v > t or (v == t and ties > 0):
+            if v == t:
+                ties -= 1
+            index_row[o] = cand_index[c]
+            value_row[o] = z[cand_index[c]]
+            o += 1
+
+
+@numba.njit(parallel=True, **_JIT)
+def select_rows_topk(z, bits, shift, mask, index, value):
+    """Each row's alpha k largest entries of ``z`` (N, H) into ``index`` and ``value`` (N, alpha k)."""
+    N, H = z.shape
+    n_chunks = min(N, 64)
+    for c in numba.prange(n_chunks):
+        scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
+        cand_index = np.empty(H, np.int32)
+        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
+            _select_row(z[i], bits[i], shift, mask, index[i], value[i], scratch, cand_key, cand_index)
+
+
+@numba.njit(parallel=True, **_JIT)
+def select_rows_dense(z, bits, shift, mask, ak):
+    """In place: keep each row's alpha k largest entries of ``z`` (N, H), zero the rest."""
+    N, H = z.shape
+    n_chunks = min(N, 64)
+    for c in numba.prange(n_chunks):
+        scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
+        cand_index = np.empty(H, np.int32)
+        index_row, value_row = np.empty(ak, np.int64), np.empty(ak, z.dtype)
+        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
+            row = z[i]
+            _select_row(row, bits[i], shift, mask, index_row, value_row, scratch, cand_key, cand_index)
+            row[:] = 0
+            for o in range(ak):
+                row[index_row[o]] = value_row[o]
