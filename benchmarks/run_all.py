@@ -8,6 +8,7 @@ it, with the GPU section that ``python -m benchmarks.gpu`` stored there, if any.
 
 import os
 import time
+import traceback
 
 from benchmarks import common
 from ksparse.io import atomic_write
@@ -101,7 +102,7 @@ def targets(results):
         for c in enc["cases"]:
             r = c["methods"]["scikit-learn orthogonal_mp_gram"]["ratio"]
             out.append((f"encoding, H={c['H']}: at least 100× faster than scikit-learn OMP",
-                        f"{r:.0f}×", r >= 100))
+                        f"{r:.0f}×", _yes(r >= 100)))
     if results.get("gpu") and "train" in results["gpu"]:
         out += gpu_targets(results["gpu"])
     return out
@@ -211,6 +212,10 @@ def write_page(results, page=None, figures=None):
                  f"a budget of {dct['budget_s']:g} s of training per method; test MSE per pixel on "
                  f"{dct['n_eval']} test images.", "",
                  dictionary.report(dct), "", "![error against time](figures/bench_dictionary.png)", ""]
+    if results.get("failed"):
+        text += ["## Sections that failed in the last run", "",
+                 "Their figures above, if any, come from an earlier run (see each section's date):", ""]
+        text += [f"- {name}: `{error}`" for name, error in results["failed"].items()] + [""]
     text += ["## Notes and limits", "",
              "- On a busy machine a two-thread BLAS product of batch 128 takes many times its idle",
              "  time (its threads poll for work and wait for each other), while the ksparse step,",
@@ -258,14 +263,22 @@ def main(argv=None):
             ("encode", encode.run, {"data_dir": args.data_dir}),
             ("dictionary", dictionary.run, {"data_dir": args.data_dir}))
     only = set(args.only.split(",")) if args.only else {name for name, _, _ in runs}
+    failed = {}
     for name, run, kwargs in (r for r in runs if r[0] in only):
         t = time.perf_counter()
-        results[name] = run(args.quick, args.threads, **kwargs)
+        try:
+            results[name] = run(args.quick, args.threads, **kwargs)
+        except Exception as e:  # one broken section must not cost the others: say so, keep going
+            traceback.print_exc()
+            failed[name] = f"{type(e).__name__}: {e}"
+            continue
         results[name]["seconds"] = time.perf_counter() - t
         print(f"{name}: {results[name]['seconds']:.0f} s", flush=True)
         if not args.no_save:
             common.save_results(name, results[name], drop=("step_1thread",))
+    results["failed"] = failed
     if not args.no_save:
+        common.save_results("failed", failed)
         print("wrote", write_page(results))
     print(f"total {time.perf_counter() - t0:.0f} s")
     return results

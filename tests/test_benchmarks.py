@@ -109,3 +109,14 @@ def test_compile_target_reads_cpu_seconds_on_a_busy_machine():
                      "yes (judged by the CPU time: busy machine)")]
     assert run_all.targets({"compile": dict(fake, busy=False, compile_wall_s=3.5)})[0][2] == "**no**"
     assert "2.4 s of CPU" in compile_bench.report(fake)
+
+
+def test_run_all_reports_a_failing_section_and_goes_on(monkeypatch):
+    from benchmarks import compile as compile_bench
+
+    def broken():
+        raise ValueError("this section is broken")
+
+    monkeypatch.setattr(compile_bench, "run", broken)
+    results = run_all.main(["--only", "compile", "--no-save"])
+    assert results["failed"] == {"compile": "ValueError: this section is broken"}
