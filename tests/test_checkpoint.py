@@ -250,3 +250,19 @@ def test_resume_after_crash_equals_uninterrupted_training(x, tmp_path):
     assert state.epoch == 2
     resumed = train.fit(x, state=state)
     assert np.array_equal(resumed.params["W"], whole.params["W"])
+
+
+def test_atomic_write_defers_a_signal_until_the_file_is_in_place(tmp_path):
+    import signal
+
+    path = tmp_path / "out.bin"
+
+    def write(f):
+        f.write(b"first half ")
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives mid-write
+        f.write(b"second half")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, write)
+    assert path.read_bytes() == b"first half second half"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

@@ -199,6 +199,5 @@ def main(argv):
                      json.dumps(stats, indent=1, default=_runs.jsonable))
     record = dict(stats, key="all")
     _runs.write_result(_runs.result_path(args.results, name, args.profile, "all", args.seed), meta, record)
-    print(
-                     json.dumps(stats, indent=1, default=_runs.jsonable))
+    print(json.dumps(stats, indent=1, default=_runs.jsonable))
     return 0

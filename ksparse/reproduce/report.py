@@ -170,8 +170,53 @@ def epochs_table(results):
     return "\n".join(lines) + "\n"
 
 
+# issue 15's targets: (target, row, profile or None for the longest one, limit, seeds needed)
+TARGETS = [("table1", "k25", "quick", 0.016, 3), ("table1", "k25c", "quick", 0.016, 3),
+           ("table1", "k25", None, 0.0135, 1), ("table1", "k25c", None, 0.0135, 1),
+           ("table3", "shallow", None, 0.012, 3), ("table3", "deep", None, 0.011, 3)]
+
+
+def targets_table(results):
+    """Each target against the result files: the mean test error, the seeds, met or not."""
+    lines = ["| Target | Profile (pre-training epochs) | Ours: test error | Seeds | Met? |",
+             "|---|---|---|---|---|"]
+    for target, key, profile, limit, n_seeds in TARGETS:
+        runs = [r for r in results if r["meta"]["target"] == target and r["result"]["key"] == key
+                and r["meta"]["data"]["dataset"] == "mnist"]
+        if profile is None and runs:  # the longest profile that has results
+            profile = max(runs, key=eval_epochs)["meta"]["profile"]
+        runs = sorted((r for r in runs if r["meta"]["profile"] == profile), key=lambda r: r["meta"]["seed"])
+        what = (f"{target} {key}, " + ("longest" if n_seeds == 1 or profile is None else profile) + " profile"
+                + f": test error <= {pct(limit)}, "
+                + ("one seed enough" if n_seeds == 1 else f"mean of {n_seeds} seeds"))
+        if not runs:
+            lines.append(_row([what, "-", "not run", "-", "-"]))
+            continue
+        errors = [r["result"]["test_error"] for r in runs]
+        met = "yes" if len(runs) >= n_seeds and sum(errors) / len(errors) <= limit else (
+            "no" if len(runs) >= n_seeds else f"open ({len(runs)} of {n_seeds} seeds)")
+        lines.append(_row([what, f"{profile} ({_epochs(runs[0])})", mean_sd(errors),
+                           ", ".join(str(r["meta"]["seed"]) for r in runs), met]))
+    return "\n".join(lines) + "\n"
+
+
+def eval_epochs(run):
+    """The pre-training epochs of a run, summed over its autoencoders."""
+    res = run["result"]
+    models = [res["model"]] if "model" in res else res.get("pretrain", [])
+    return sum(m.get("epochs") or 0 for m in models)
+
+
+def _epochs(run):
+    res = run["result"]
+    models = [res["model"]] if "model" in res else res.get("pretrain", [])
+    return " + ".join(str(m.get("epochs") or 0) for m in models) or "0"
+
+
 def runs_table(results):
     """Every result file: the command that wrote it, the code version, when, and how long."""
+    if not results:
+        return "(no results yet)\n"
     lines = ["| File | Command | Code (commit, source digest) | Started (UTC) | Wall time | Load average |",
              "|---|---|---|---|---|---|"]
     for r in results:
@@ -206,7 +251,7 @@ def _fmt(v):
 def blocks(results):
     """``{name: markdown}`` of every block the result files can fill."""
     out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
-           "figures": figures_table(results)}
+           "figures": figures_table(results), "targets": targets_table(results)}
     for target, render in (("table1", table1), ("table3", table3)):
         for profile in {r["meta"]["profile"] for r in results if r["meta"]["target"] == target}:
             out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target

@@ -70,6 +70,9 @@ PROFILES = {
     # long: quick with more epochs (what fits in about an hour on one busy core)
     "long": dict(QUICK, ae_epochs=(80, 30), ft_epochs={"no_pretrain": (60,), "shallow": (50,),
                                                       "deep": (10, 20, 40)}),
+    # budget: the autoencoders of table1's budget profile, fine-tuning as long
+    "budget": dict(QUICK, ae_epochs=(200, 60), ft_epochs={"no_pretrain": (60,), "shallow": (50,),
+                                                          "deep": (10, 20, 40)}),
     # smoke: the paper's schedule for seconds, on a smaller network
     "smoke": dict(PAPER, ae_epochs=(2, 2), n_train=600, n_hidden=100, k=10,
                   ft_epochs={"no_pretrain": (3,), "shallow": (3,), "deep": (2, 2, 2)}),

@@ -1,0 +1,73 @@
+"""``ksparse reproduce report``: the docs' tables come from the result files, and only from them."""
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from ksparse.reproduce import main as reproduce_main
+from ksparse.reproduce import report
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = ["--profile", "smoke", "--dataset", "digits"]
+
+
+def test_docs_results_md_is_what_the_result_files_give():
+    """docs/results.md's tables equal what `ksparse reproduce report` makes from docs/results/*.json."""
+    docs = ROOT / "docs"
+    argv = ["--results", str(docs / "results"), "--docs", str(docs / "results.md"), "--check"]
+    assert report.main(argv) == 0, "run `ksparse reproduce report` after adding result files"
+
+
+def test_every_result_file_names_its_command_and_code():
+    for r in report.load_results(ROOT / "docs" / "results"):
+        meta = r["meta"]
+        assert meta["command"].startswith(f"ksparse reproduce {meta['target']} ")
+        assert meta["profile"].split("-")[0] in meta["command"]
+        assert len(meta["code"]["source_sha1"]) == 40 and meta["code"]["ksparse"]
+        assert r["file"] == f"{meta['target']}-{meta['profile']}-{r['result']['key']}-seed{meta['seed']}.json"
+
+
+def test_mean_sd_is_the_sample_standard_deviation():
+    assert report.mean_sd([0.01, 0.02, 0.03]) == "2.00% ± 1.00"
+    assert report.mean_sd([0.0165]) == "1.65%"
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    argv = ["table1", *SMOKE, "--out", str(out), "--rows", "raw,k25", "--seeds", "0", "1"]
+    assert reproduce_main(argv) == 0
+    return out
+
+
+def test_report_fills_blocks_and_check_catches_a_hand_edit(smoke_results, tmp_path):
+    docs = tmp_path / "results.md"
+    docs.write_text("# R\n\nkept\n\n<!-- report:table1:smoke -->\nold\n<!-- /report:table1:smoke -->\n\n"
+                    "<!-- report:table3:smoke -->\n<!-- /report:table3:smoke -->\n")
+    results = str(smoke_results / "results")
+    assert report.main(["--results", results, "--docs", str(docs), "--check"]) == 1
+    assert report.main(["--results", results, "--docs", str(docs)]) == 0
+    text = docs.read_text()
+    assert "kept" in text and "old" not in text and "(no results yet)" in text  # table3: no files
+    k25 = json.load(open(os.path.join(results, "table1-smoke-k25-seed1.json")))["result"]
+    assert f"{100 * k25['test_error']:.2f}%" in text
+    assert report.main(["--results", results, "--docs", str(docs), "--check"]) == 0
+    docs.write_text(text.replace("| 0, 1 |", "| 0, 1, 2 |", 1))
+    assert report.main(["--results", results, "--docs", str(docs), "--check"]) == 1
+
+
+def test_report_without_docs_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        report.main(["--results", str(tmp_path), "--docs", str(tmp_path / "missing.md")])
+
+
+def test_targets_say_open_until_enough_seeds_ran(smoke_results):
+    results = report.load_results(smoke_results / "results")
+    table = report.targets_table(results)
+    assert table.count("not run") == 6  # no MNIST results in the smoke folder
+    k25 = [dict(r, meta=dict(r["meta"], profile="quick", data=dict(r["meta"]["data"], dataset="mnist")))
+           for r in results if r["result"]["key"] == "k25"]
+    line = next(l for l in report.targets_table(k25).splitlines() if l.startswith("| table1 k25, quick"))
+    assert line.endswith("| open (2 of 3 seeds) |")
