@@ -61,7 +61,8 @@ def compare(X, params, n_omp, rounds):
     from reference.omp import batch_omp
 
     W, b, b_prime = params["W"], params["b"], params["b_prime"]
-    Wn = (W / np.linalg.norm(W, axis=0)).astype(np.float64)
+    W64 = W.astype(np.float64)
+    Wn = W64 / np.linalg.norm(W64, axis=0)  # unit columns in float64 (reference.omp checks them)
     gram = Wn.T @ Wn
     xs64 = X[:n_omp].astype(np.float64)
     out = {}

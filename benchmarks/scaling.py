@@ -141,7 +141,7 @@ def project(d, P, c=CLUSTER):
         "sharded_traffic_GiB": (ring * B * P * d * nb + B * P * k * P * 8) / 2**30,
         "d1_s": 2 * B * d * H / (c["gemm_TFLOPs"] * 1e12),
         "dense_rest_s": 8 * B * d * H / (c["gemm_TFLOPs"] * 1e12),
-        "support_rest_s": 8 * B * k * d / (c["gemm_TFLOPs"] * 1e12),
+        "support_rest_s": 4 * B * k * d * nb / (c["hbm_TBps"] * 1e12),  # gathers: memory-bound
         "update_pass_s": 4 * weights / (c["hbm_TBps"] * 1e12),
         "allreduce_dense_s": ring * weights / (link * 1e9),
         "allgather_support_s": sparse / (link * 1e9),

@@ -19,7 +19,9 @@ def _measured(r):
         f"`DaskDataParallelStep` on float32 data with d = {r['d']}, k = {r['k']}. Each minibatch is split "
         "in two shards; each worker computes its shard's support-only gradient and returns only the "
         "columns of dW of the units its shard used. \"Exchange alone\" is the same traffic with no compute "
-        "(scatter W, b, b' to both workers, gather the two replies).", "",
+        "(scatter W, b, b' to both workers, gather the two replies). The data and W are random "
+        "(uniform x, Gaussian W), so few units win: the units used per shard are those of this data, "
+        "not of a trained model.", "",
         table(header, rows), "",
         f"Load average before / after: {m['loadavg_before'][0]:.1f} / {m['loadavg_after'][0]:.1f} on "
         f"{r['machine']['cores']} cores ({r['machine']['cpu']}), shared with other jobs: the times are "
@@ -57,7 +59,7 @@ def _projection(r):
     header = ["d", "GPUs", "global batch", "steps / epoch", "replica: W + v + dW, + z (GiB)",
               "H-sharded: W + v + dW per GPU (GiB)", "dense all-reduce per GPU (GiB, time)",
               "support-only all-gather per GPU (GiB, time)", "H-sharded traffic per GPU (GiB)",
-              "D1 (ms)", "D3, D6, D8 dense (ms)", "D3, D6, D8 on the support (ms)",
+              "D1 (ms)", "D3, D6, D8 dense (ms)", "D3, D6, D8 on the support, memory-bound (ms)",
               "Eq. (11) pass over W, v (ms)"]
     return [
         "## 2. The next scale on paper: H = 2^20, N = 10^9", "",
@@ -74,10 +76,13 @@ def _projection(r):
         "`ksparse.kernels.encode` does. Sharding the hidden units across the GPUs divides all three by "
         "the number of GPUs.",
         "- **All-reduce.** A dense all-reduce of dW moves 2 (P-1)/P d H numbers per GPU per step, "
-        "more time than D1 itself at this batch. The support-only step changes this: dW is zero outside "
-        "the units some row selected, so each GPU needs to send only min(H, rows k) columns (an "
-        "all-gather of (unit, column) pairs); and the rest of the step (D3, D6, D8) costs rows k d "
-        "instead of rows H d, so D1 and the exchange are all that is left.",
+        "more time than D1 itself at this batch. The support-only step changes this while the GPUs' "
+        "supports together cover little of H (P x rows x k < H): dW is zero outside the units some "
+        "row selected, so each GPU sends only min(H, rows k) columns, an all-gather of (unit, column) "
+        "pairs (the 8-GPU rows). At 64 GPUs the supports cover H and the all-gather moves as much as "
+        "the dense all-reduce. The rest of the step (D3, D6, D8) reads rows x k columns of W instead "
+        "of three more dense products (timed above as memory-bound gathers), so D1 and the exchange "
+        "are what is left.",
         "- **Sharding H instead of the batch** removes the exchange of dW altogether: each GPU owns H/P "
         "units and their columns of W; per step it exchanges only its candidates for the global top-k "
         "(rows x k x P pairs) and the partial reconstructions (an all-reduce of rows x d), the last "

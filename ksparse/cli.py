@@ -11,7 +11,6 @@ still writes its summary.
 """
 
 import argparse
-import math
 import os
 import shlex
 import sys
@@ -271,10 +270,8 @@ def cmd_encode(args):
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
-    if args.alpha is not None:
-        if not (math.isfinite(args.alpha) and args.alpha >= 1):
-            raise ConfigError("alpha", "must be a finite number >= 1", args.alpha)
-        est.set_params(alpha=args.alpha)
+    if args.alpha is not None:  # checked by the config's rule for alpha (a ConfigError names it)
+        est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
     print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")

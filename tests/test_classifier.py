@@ -110,12 +110,14 @@ def digits():
 
 
 def test_classifier_beats_chance_on_digits(digits):
-    clf = KSparseClassifier(n_hidden=(100,), k=10, alpha=2, pretrain_max_iter=5, max_iter=8,
+    clf = KSparseClassifier(n_hidden=100, k=10, alpha=2, pretrain_max_iter=5, max_iter=8,
                             random_state=0).fit(digits.X_train, digits.y_train)
     assert clf.score(digits.X_test, digits.y_test) > 0.85  # chance is 0.1
     proba = clf.predict_proba(digits.X_test)
     np.testing.assert_allclose(proba.sum(axis=1), 1)
     assert clf.n_stages_ == 2 and len(clf.pretrain_history_) == 1
+    assert clf.n_iter_ == 16 == len(clf.history_)  # 8 epochs in each of the 2 stages
+    assert clf.params_["W1"].shape == (64, 100)  # an int n_hidden is one hidden layer
 
 
 def test_classifier_deep_and_without_pretraining_on_digits(digits):

@@ -233,7 +233,8 @@ def test_encode_rejects_corrupt_or_missing_model(broken_models, capsys, name):
 
 
 @pytest.mark.parametrize("kind, words", [
-    ("d", ["64", "10"]), ("nan", ["NaN"]), ("missing", ["does not exist"]), ("alpha", ["alpha"]),
+    ("d", ["64", "10"]), ("nan", ["NaN"]), ("missing", ["does not exist"]),
+    ("alpha", ["--alpha must keep alpha k <= n_hidden = 40"]),
 ])
 def test_encode_rejects_bad_input(trained, tmp_path, capsys, kind, words):
     data = {"d": np.zeros((5, 10)), "nan": np.full((5, 64), np.nan)}.get(kind, np.zeros((5, 64)))

@@ -18,7 +18,6 @@ from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
 from ksparse.errors import reject_complex
 from ksparse.estimators import codes as _codes
-from ksparse.kernels.encode import alpha_k
 from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
@@ -275,8 +274,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _encode(self, X, output="dense"):
         """transform on an already validated X."""
-        cfg = self.state_.config
-        alpha_k(cfg.k, self.alpha, cfg.n_hidden)  # a bad alpha fails before any work
+        self.state_.config.replace(alpha=self.alpha)  # a bad alpha fails before any work, as a ConfigError
         return _codes.encode_rows(self.state_, X, self.alpha, output)
 
     def inverse_transform(self, X):

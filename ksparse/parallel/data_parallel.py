@@ -130,9 +130,13 @@ class DaskDataParallelStep(Step):
         n_shards = max(1, min(n, self.n_shards or len(workers)))
         p = (params["W"], params["b"], params["b_prime"])
         [p_future] = self.client.scatter([p], broadcast=True, hash=False)
-        futures = [self.client.submit(shard_gradient, shard, p_future, k, n, self.kernel,
-                                      workers=[workers[i % len(workers)]], pure=False)
-                   for i, shard in enumerate(np.array_split(x, n_shards))]
+        shards = np.array_split(x, n_shards)
+        futures = []
+        for i, shard in enumerate(shards):  # data as futures, not in the task graph
+            w = [workers[i % len(workers)]]
+            [s] = self.client.scatter([shard], workers=w, hash=False)
+            futures.append(self.client.submit(shard_gradient, s, p_future, k, n, self.kernel,
+                                              workers=w, pure=False))
         parts = self.client.gather(futures)
         return combine(parts, params, n)
 
