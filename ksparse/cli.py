@@ -21,12 +21,15 @@ import numpy as np
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
-from ksparse.io import check_writable, same_file
 from ksparse.kernels.encode import alpha_k
-
-
-class UserError(Exception):
-    """Bad input found by the command itself; reported like ValueError."""
+from ksparse.runfiles import (
+    UserError,
+    check_encode_output,
+    check_outputs,
+    progress_bar,
+    read_dataset,
+    read_encode_input,
+)
 
 
 class _Reported(KeyboardInterrupt):
@@ -91,37 +94,6 @@ def build_parser():
     return parser
 
 
-def _data(args):
-    """The data set, its checked training matrix and the image shape to draw filters with.
-
-    A ``.npy`` path is read by rows through a memory map (:class:`ksparse.blockio.NpyRows`),
-    never loaded whole; its rows are checked block by block as training reads them.
-    """
-    from ksparse.blockio import NpyRows
-    from ksparse.datasets import Dataset, load_dataset
-    from ksparse.training.loop import check_data
-    from ksparse.training.stream import check_rows
-
-    if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
-        x = check_rows(NpyRows(args.dataset), name=args.dataset)
-        side = int(round(np.sqrt(x.shape[1])))
-        ds = Dataset(os.path.basename(args.dataset), x, None,
-                     image_shape=(side, side) if side * side == x.shape[1] else None)
-    else:
-        ds = load_dataset(args.dataset, data_dir=args.data_dir)
-        x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
-    if args.image_shape is None:
-        return ds, x, ds.image_shape
-    try:
-        shape = tuple(int(s) for s in args.image_shape.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {args.image_shape!r}") from None
-    if int(np.prod(shape)) != x.shape[1] or len(shape) not in (2, 3):
-        raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
-                        f"the data has {x.shape[1]} features per row")
-    return ds, x, shape
-
-
 def _estimator(args, options, model_path):
     """A KSparseAutoencoder from the options, or from the checkpoint's settings on --resume."""
     from ksparse.estimators.autoencoder import KSparseAutoencoder
@@ -132,29 +104,6 @@ def _estimator(args, options, model_path):
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
-
-
-def _progress(args, est, n_rows):
-    """A tqdm bar over the samples of all epochs to run (``progress``), with the last epoch's
-    metrics (``callback``); it opens on the first minibatch."""
-    from tqdm import tqdm
-
-    bar = []
-
-    def progress(rows):
-        if not bar:
-            done = est.state_.epoch if resumed[0] else 0
-            bar.append(tqdm(total=est.max_iter * n_rows, initial=done * n_rows, desc="training",
-                            unit="sample", unit_scale=True, file=sys.stderr, disable=args.quiet,
-                            dynamic_ncols=True))
-        bar[0].update(rows)
-
-    def callback(record):
-        if bar:
-            bar[0].set_postfix({"epoch": record["epoch"], "loss": f"{record['loss']:.4g}",
-                                "dead": f"{record['dead_fraction']:.3f}", "k": record["k"]}, refresh=False)
-    resumed = [args.resume is not None]
-    return callback, progress, bar
 
 
 def _fit(est, x, resume, model_path, args):
@@ -183,23 +132,6 @@ def _stopped(args):
     return "terminated" if received is not None and received.exit_code == 143 else "interrupted"
 
 
-def _check_outputs(args, model_path):
-    """Before any work: no output replaces an input or, unasked, an earlier model; --out writable."""
-    outputs = [model_path] + [os.path.join(args.out, n) for n in ("filters.png", "summary.json")]
-    inputs = [("--dataset", args.dataset)]
-    if isinstance(args.resume, str):
-        inputs.append(("--resume", args.resume))
-    for option, path in inputs:
-        for out in outputs:
-            if same_file(path, out) and not (option == "--resume" and out == model_path):
-                raise UserError(f"{option} {path} would be overwritten by this run's {out}; "
-                                "choose another --out")
-    if args.resume is None and os.path.exists(model_path) and not args.overwrite:
-        raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
-                        "(or --resume to continue it)")
-    check_writable(args.out)
-
-
 def cmd_train(args):
     """``ksparse train``: fit, then write model.npz, filters.png and summary.json to --out."""
     from ksparse import summary
@@ -209,9 +141,9 @@ def cmd_train(args):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
-    _check_outputs(args, model_path)
-    ds, x, shape = _data(args)
-    callback, progress, bar = _progress(args, est, x.shape[0])
+    check_outputs(args, model_path)
+    ds, x, shape = read_dataset(args)
+    callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
     try:
@@ -255,18 +187,9 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.estimators.codes import save_codes
 
-    want = ".npy" if args.form == "dense" else ".npz"
-    for option, path in (("MODEL", args.model), ("INPUT", args.input)):
-        if same_file(path, args.output) or os.path.abspath(path) == os.path.abspath(args.output):
-            raise UserError(f"OUTPUT {args.output} is the {option} file and would be overwritten; "
-                            "choose another OUTPUT")
-    if os.path.isdir(args.output):
-        raise UserError(f"OUTPUT {args.output} is a folder; give a file name such as features{want}")
-    if not args.output.endswith(want):
-        raise UserError(f"--form {args.form} writes {want}; name OUTPUT {args.output!r} with {want}")
-    check_writable(os.path.dirname(os.path.abspath(args.output)), "OUTPUT's folder")
+    check_encode_output(args.model, args.input, args.output, args.form)
     est = KSparseAutoencoder.load(args.model, args.device)
-    x = _encode_input(args.input)
+    x = read_encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
@@ -276,18 +199,6 @@ def cmd_encode(args):
     save_codes(args.output, est.state_, x, est.alpha, args.form)
     print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")
     return 0
-
-
-def _encode_input(path):
-    """INPUT of ``encode``: a .npy read by rows through a memory map, or a loaded .npz."""
-    from ksparse.blockio import NpyRows
-    from ksparse.datasets import load_matrix
-    from ksparse.training.loop import check_data
-    from ksparse.training.stream import check_rows
-
-    if path.endswith(".npy") and os.path.isfile(path):
-        return check_rows(NpyRows(path), name=path)
-    return check_data(load_matrix(path).X_train, name=path)
 
 
 def cmd_info(args):

@@ -27,6 +27,7 @@ LAYERS = {
     "ksparse.summary": 5,       # what `ksparse train` records about a fitted estimator
     "ksparse.cli": 6,           # the command line and the reproductions
     "ksparse.reproduce": 6,
+    "ksparse.runfiles": 6,
 }
 
 

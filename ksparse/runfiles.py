@@ -1,0 +1,112 @@
+"""The files of a command-line run: reading ``--dataset`` and ``encode``'s INPUT, and checking,
+before any work, that no output replaces an input or (unasked) an earlier model and that every
+output folder can be written. :mod:`ksparse.cli` parses and prints; this module decides.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from ksparse.io import check_writable, same_file
+
+
+class UserError(Exception):
+    """Bad input found by the command itself; reported like ValueError."""
+
+
+def read_dataset(args):
+    """The data set, its checked training matrix and the image shape to draw filters with.
+
+    A ``.npy`` path is read by rows through a memory map (:class:`ksparse.blockio.NpyRows`),
+    never loaded whole; its rows are checked block by block as training reads them.
+    """
+    from ksparse.blockio import NpyRows
+    from ksparse.datasets import Dataset, load_dataset
+    from ksparse.training.loop import check_data
+    from ksparse.training.stream import check_rows
+
+    if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
+        x = check_rows(NpyRows(args.dataset), name=args.dataset)
+        side = int(round(np.sqrt(x.shape[1])))
+        ds = Dataset(os.path.basename(args.dataset), x, None,
+                     image_shape=(side, side) if side * side == x.shape[1] else None)
+    else:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir)
+        x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
+    if args.image_shape is None:
+        return ds, x, ds.image_shape
+    try:
+        shape = tuple(int(s) for s in args.image_shape.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {args.image_shape!r}") from None
+    if int(np.prod(shape)) != x.shape[1] or len(shape) not in (2, 3):
+        raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
+                        f"the data has {x.shape[1]} features per row")
+    return ds, x, shape
+
+
+def check_outputs(args, model_path):
+    """Before any work: no output replaces an input or, unasked, an earlier model; --out writable."""
+    outputs = [model_path] + [os.path.join(args.out, n) for n in ("filters.png", "summary.json")]
+    inputs = [("--dataset", args.dataset)]
+    if isinstance(args.resume, str):
+        inputs.append(("--resume", args.resume))
+    for option, path in inputs:
+        for out in outputs:
+            if same_file(path, out) and not (option == "--resume" and out == model_path):
+                raise UserError(f"{option} {path} would be overwritten by this run's {out}; "
+                                "choose another --out")
+    if args.resume is None and os.path.exists(model_path) and not args.overwrite:
+        raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
+                        "(or --resume to continue it)")
+    check_writable(args.out)
+
+
+def check_encode_output(model, input, output, form):
+    """Before any work: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``, writable."""
+    want = ".npy" if form == "dense" else ".npz"
+    for option, path in (("MODEL", model), ("INPUT", input)):
+        if same_file(path, output) or os.path.abspath(path) == os.path.abspath(output):
+            raise UserError(f"OUTPUT {output} is the {option} file and would be overwritten; "
+                            "choose another OUTPUT")
+    if os.path.isdir(output):
+        raise UserError(f"OUTPUT {output} is a folder; give a file name such as features{want}")
+    if not output.endswith(want):
+        raise UserError(f"--form {form} writes {want}; name OUTPUT {output!r} with {want}")
+    check_writable(os.path.dirname(os.path.abspath(output)), "OUTPUT's folder")
+
+
+def read_encode_input(path):
+    """INPUT of ``encode``: a .npy read by rows through a memory map, or a loaded .npz."""
+    from ksparse.blockio import NpyRows
+    from ksparse.datasets import load_matrix
+    from ksparse.training.loop import check_data
+    from ksparse.training.stream import check_rows
+
+    if path.endswith(".npy") and os.path.isfile(path):
+        return check_rows(NpyRows(path), name=path)
+    return check_data(load_matrix(path).X_train, name=path)
+
+
+def progress_bar(args, est, n_rows):
+    """A tqdm bar over the samples of all epochs to run (``progress``), with the last epoch's
+    metrics (``callback``); it opens on the first minibatch."""
+    from tqdm import tqdm
+
+    bar = []
+
+    def progress(rows):
+        if not bar:
+            done = est.state_.epoch if resumed[0] else 0
+            bar.append(tqdm(total=est.max_iter * n_rows, initial=done * n_rows, desc="training",
+                            unit="sample", unit_scale=True, file=sys.stderr, disable=args.quiet,
+                            dynamic_ncols=True))
+        bar[0].update(rows)
+
+    def callback(record):
+        if bar:
+            bar[0].set_postfix({"epoch": record["epoch"], "loss": f"{record['loss']:.4g}",
+                                "dead": f"{record['dead_fraction']:.3f}", "k": record["k"]}, refresh=False)
+    resumed = [args.resume is not None]
+    return callback, progress, bar
