@@ -122,7 +122,6 @@ def pretrain(args, prof, X, deep, seed=0):
         time as measured when it was trained, epochs, per-epoch history.
     """
     from ksparse.kernels.encode import encode
-    from ksparse.training.finetune import transform_batched
 
     arrays, info1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, seed,
                                           callback=lambda r: log.info("AE 1 %s", _brief(r)),
@@ -133,7 +132,7 @@ def pretrain(args, prof, X, deep, seed=0):
     encoders, infos = [(W, b)], [info1]
     if not deep:
         return encoders, infos
-    codes = transform_batched(lambda xb: encode(xb, W, b, prof["k"], prof["alpha"]), X)
+    codes = encode(X, W, b, prof["k"], prof["alpha"])
     config = _common.autoencoder_config(prof, prof["k"], prof["ae_epochs"][1], seed + 1,
                                         alpha=prof["alpha"]).to_dict()
     settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X),

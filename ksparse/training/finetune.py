@@ -75,7 +75,7 @@ def pretrain_stack(x, hidden_sizes, k, alpha, config=None, device="cpu", callbac
         states.append(state)
         if l < len(hidden_sizes):
             W, b = encoder_params(state)  # D1 or D9, with the data scale folded in
-            h = transform_batched(lambda xb, W=W, b=b: encode(xb, W, b, k, alpha), np.asarray(h))
+            h = encode(np.asarray(h), W, b, k, alpha)  # block-wise (kernels.encode)
     return states
 
 
@@ -119,7 +119,10 @@ def init_network(d, n_classes, hidden_sizes, encoders=None, sigma=0.01, rng=None
 
 
 def transform_batched(fn, x, batch=10000):
-    """Apply a row-wise function to ``x`` in blocks of ``batch`` rows and stack the results."""
+    """Apply a row-wise function to ``x`` in blocks of ``batch`` rows and stack the results.
+
+    For the network's scores; the encoder batches itself (:func:`ksparse.kernels.encode.encode`).
+    """
     xp = get_array_module(x)
     return xp.concatenate([fn(x[i:i + batch]) for i in range(0, x.shape[0], batch)], axis=0)
 
@@ -128,7 +131,7 @@ def features_below(x, params, n_keep, first):
     """The input of layer ``first``: x passed through the (frozen) layers 1 .. first-1, S1."""
     for l in range(1, first):
         W, b, n = params[f"W{l}"], params[f"b{l}"], n_keep[l - 1]
-        x = transform_batched(lambda xb, W=W, b=b, n=n: encode(xb, W, b, n), x)
+        x = encode(x, W, b, n)  # block-wise (kernels.encode)
     return x
 
 
