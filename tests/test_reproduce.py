@@ -267,3 +267,13 @@ def test_profiles_are_derived_from_the_paper_config():
     assert (cfg.alpha, cfg.lr, cfg.momentum, cfg.batch_size) == (1.0, 0.01, 0.9, 64)
     paper = _common.autoencoder_config(P["paper"], 25, P["paper"]["ksparse_epochs"], 0)
     assert paper == _common.SEC_4_2_2.replace(random_state=0)
+
+
+@pytest.mark.parametrize("key", ["k25c", "k25d"])
+def test_table1_rows_beyond_the_paper_run_and_record_their_settings(tmp_path, key):
+    out = str(tmp_path)
+    assert main(["table1", *SMOKE, "--out", out, "--rows", key]) == 0
+    data = _results(os.path.join(out, "results"))[f"table1-smoke-{key}-seed0.json"]
+    assert 0 <= data["result"]["test_error"] <= 1
+    settings = json.dumps(data)
+    assert ('"paper": false' in settings) == (key == "k25d")

@@ -53,8 +53,8 @@ PROFILES = {
 def autoencoder_config(prof, k, max_iter, seed, **changes):
     """The AutoencoderConfig of a k-sparse model of profile ``prof``: :data:`SEC_4_2_2` with the
     profile's options (:data:`AE_OPTIONS`), ``k``, ``max_iter`` epochs and seed ``seed``."""
-    return SEC_4_2_2.replace(**{n: prof[n] for n in AE_OPTIONS}, k=k, max_iter=max_iter,
-                             random_state=seed, **changes)
+    options = dict({n: prof[n] for n in AE_OPTIONS}, k=k, max_iter=max_iter, random_state=seed)
+    return SEC_4_2_2.replace(**dict(options, **changes))  # ``changes`` may override the profile
 
 
 def parser(prog, description, profile_default="quick"):
