@@ -84,6 +84,8 @@ def build_parser():
                      help="dense (N, n_hidden) array; sparse CSR with alpha*k entries per row; or topk: "
                      "(N, alpha*k) column indices and values (default: dense)")
     enc.add_argument("--alpha", type=float, default=None, help="multiplier of k (default: the model's alpha)")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (without it, "
+                     "encode refuses to write over any file)")
     enc.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                      help="where to compute (default: cpu)")
     info = sub.add_parser("info", help="describe a model file", description="Print a model's shape, "
@@ -187,7 +189,7 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.estimators.codes import save_codes
 
-    check_encode_output(args.model, args.input, args.output, args.form)
+    check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)
     est = KSparseAutoencoder.load(args.model, args.device)
     x = read_encode_input(args.input)
     if x.shape[1] != est.n_features_in_:

@@ -63,8 +63,9 @@ def check_outputs(args, model_path):
     check_writable(args.out)
 
 
-def check_encode_output(model, input, output, form):
-    """Before any work: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``, writable."""
+def check_encode_output(model, input, output, form, overwrite=False):
+    """Before any work: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``, writable,
+    and, unless ``overwrite``, not an existing file (an earlier model or earlier codes)."""
     want = ".npy" if form == "dense" else ".npz"
     for option, path in (("MODEL", model), ("INPUT", input)):
         if same_file(path, output) or os.path.abspath(path) == os.path.abspath(output):
@@ -74,6 +75,9 @@ def check_encode_output(model, input, output, form):
         raise UserError(f"OUTPUT {output} is a folder; give a file name such as features{want}")
     if not output.endswith(want):
         raise UserError(f"--form {form} writes {want}; name OUTPUT {output!r} with {want}")
+    if os.path.lexists(output) and not overwrite:
+        raise UserError(f"OUTPUT {output} already exists; add --overwrite to replace it, or choose "
+                        "another OUTPUT")
     check_writable(os.path.dirname(os.path.abspath(output)), "OUTPUT's folder")
 
 

@@ -148,6 +148,11 @@ def test_encode_writes_alpha_k_features(trained, tmp_path, capsys):
     assert np.all((h != 0).sum(axis=1) <= 10) and np.mean((h != 0).sum(axis=1)) > 9
     assert run(["encode", trained / "model.npz", x, tmp_path / "h3.npy", "--alpha", "3"], capsys)[0] == 0
     assert np.all((np.load(tmp_path / "h3.npy") != 0).sum(axis=1) <= 15)
+    # an existing OUTPUT is replaced only when asked
+    assert run(["encode", trained / "model.npz", x, tmp_path / "h3.npy"], capsys)[0] == 2
+    assert np.all((np.load(tmp_path / "h3.npy") != 0).sum(axis=1) > 10)  # still the alpha 3 codes
+    assert run(["encode", trained / "model.npz", x, tmp_path / "h3.npy", "--overwrite"], capsys)[0] == 0
+    assert np.all((np.load(tmp_path / "h3.npy") != 0).sum(axis=1) <= 10)
 
 
 def bad_data(tmp_path, kind):
