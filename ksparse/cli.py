@@ -144,6 +144,9 @@ def cmd_train(args):
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
     check_outputs(args, model_path)
+    if resume is not None and est.state_.epoch >= est.max_iter:
+        print(f"ksparse: note: {resume} has run all {est.max_iter} epochs; nothing to train (raise "
+              "--max-iter to continue); the summary is written again", file=sys.stderr)
     ds, x, shape = read_dataset(args)
     callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)

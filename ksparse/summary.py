@@ -93,7 +93,7 @@ def brief(record):
 def describe(est):
     """Lines that say what a fitted (or loaded) estimator is and how it was trained."""
     state, last = est.state_, (est.history_[-1] if est.history_ else {})
-    settings = " ".join(f"--{n.replace('_', '-')} {v}" for n, v in state.config.to_dict().items())
+    settings = " ".join(_option(n, v) for n, v in state.config.to_dict().items() if v is not None)
     return [f"written by ksparse {state.written_by}",
             f"shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})",
             f"k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
@@ -103,6 +103,14 @@ def describe(est):
             f"dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}",
             "last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"),
             f"settings: {settings}"]
+
+
+def _option(name, value):
+    """``--name value`` as ``ksparse train`` takes it back (``--name`` / ``--no-name`` for a flag)."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value}"
 
 
 def write_json(path, record):

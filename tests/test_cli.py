@@ -380,6 +380,23 @@ def test_info_describes_the_model(trained, capsys):
     assert_user_error(*run(["info", trained / "absent.npz"], capsys)[::2], "absent.npz", "does not exist")
 
 
+def test_info_settings_line_trains_the_same_model_again(trained, tmp_path, capsys):
+    out = run(["info", trained / "model.npz"], capsys)[1]
+    settings = out.split("settings: ", 1)[1].split()
+    code, _, err = run(["train", *settings, "--quiet", "--no-logreg", "--out", tmp_path / "again"], capsys)
+    assert code == 0, err
+    first = np.load(trained / "model.npz")["W"]
+    assert np.array_equal(np.load(tmp_path / "again" / "model.npz")["W"], first)
+
+
+def test_train_resume_of_a_finished_run_says_there_is_nothing_to_train(trained, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "run")
+    code, _, err = run(["train", "--out", tmp_path / "run", "--resume", "--quiet", "--no-logreg"], capsys)
+    assert code == 0 and "nothing to train" in err and "--max-iter" in err
+
+
 def test_train_image_shape_draws_images_and_logreg_says_what_it_does(tmp_path, capsys):
     data = save(tmp_path / "x.npy", np.random.default_rng(0).random((120, 12)))
     code, _, err = run(["train", *FAST, "--dataset", data, "--image-shape", "3x4", "--out", tmp_path / "a"],
