@@ -36,8 +36,14 @@ class _Reported(KeyboardInterrupt):
     """An interrupt whose message (what was saved) has been printed already."""
 
 
+RENAMED_OPTIONS = {"--epochs": "--max-iter", "--hidden": "--n-hidden", "--seed": "--random-state"}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one "ksparse: error:" line, like every other bad input
+        old = [o for o in RENAMED_OPTIONS if o in message.split()]
+        if message.startswith("unrecognized arguments") and old:
+            message = f"{old[0]} is now {RENAMED_OPTIONS[old[0]]} (the first round's name); use that"
         raise UserError(message)
 
 

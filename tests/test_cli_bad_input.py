@@ -98,6 +98,8 @@ CASES = {
     "encode over model via link": (["encode", M, X, "{d}/link.npy"],
                                    ["model file", "overwritten"]),
     "encode into a folder": (["encode", M, X, "{d}/run"], ["is a folder"]),
+    "old option name": (["train", "--dataset", X, "--out", "{d}/o", "--epochs", "3"],
+                        ["--epochs is now --max-iter"]),
     "encode over another model": (["encode", M, X, "{d}/newer.npz", "--form", "topk"],
                                   ["already exists", "--overwrite"]),
     "encode over earlier codes": (["encode", M, X, "{d}/cube.npy"],
