@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one "ksparse: error:" line, like every other bad input
         old = [o for o in RENAMED_OPTIONS if o in message.split()]
         if message.startswith("unrecognized arguments") and old:
-            message = f"{old[0]} is now {RENAMED_OPTIONS[old[0]]} (the first round's name); use that"
+            message = f"{message}; {old[0]} is now {RENAMED_OPTIONS[old[0]]}"
         raise UserError(message)
 
 
