@@ -1,6 +1,8 @@
 """Shared fixtures: the numba kernels compiled once per session, inputs with a wide top-k gap,
 one BLAS thread. Gradient checks use :func:`ksparse.testing.check_grad` (tests/test_testing.py)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,14 @@ def one_blas_thread():
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def rewrite_model(path, out=None, **changes):
+    """Write the model file at ``path`` to ``out`` (default: in place) with some arrays, or
+    ``meta`` fields, replaced: how the tests make invalid model files."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"][()]))
+    meta.update(changes.pop("meta", {}))
+    arrays.update(changes, meta=np.array(json.dumps(meta)))
+    np.savez(path if out is None else out, **arrays)

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import rewrite_model
 
 from ksparse import __version__
 from ksparse.datasets import load_digits
@@ -128,14 +129,6 @@ def test_load_invalid_config_raises(tmp_path):
         train.load_state(path)
 
 
-def _rewrite(path, **changes):
-    """Rewrite the model file at ``path`` with some arrays (or ``meta`` fields) replaced."""
-    with np.load(path) as data:
-        arrays = dict(data)
-    meta = json.loads(str(arrays["meta"][()]))
-    meta.update(changes.pop("meta", {}))
-    arrays.update(changes, meta=np.array(json.dumps(meta)))
-    np.savez(path, **arrays)
 
 
 @pytest.mark.parametrize("name", ["W", "b", "b_prime", "v_W", "v_b", "v_b_prime"])
@@ -146,7 +139,7 @@ def test_load_non_finite_array_raises(saved, tmp_path, name, bad):
     with np.load(path) as data:
         a = data[name].copy()
     a.flat[len(a.flat) // 2] = bad
-    _rewrite(path, **{name: a})
+    rewrite_model(path, **{name: a})
     with pytest.raises(ModelFileError, match=f"NaN or inf in {name}; the model is unusable"):
         train.load_state(path)
 
@@ -158,7 +151,7 @@ def test_load_wrong_dtype_raises(saved, tmp_path, name, dtype):
     path.write_bytes(saved[0].read_bytes())
     with np.load(path) as data:
         a = data[name].astype(dtype)
-    _rewrite(path, **{name: a})
+    rewrite_model(path, **{name: a})
     with pytest.raises(ModelFileError, match=f"holds {name} of dtype {dtype}"):
         train.load_state(path)
 
@@ -166,7 +159,7 @@ def test_load_wrong_dtype_raises(saved, tmp_path, name, dtype):
 def test_load_velocity_of_wrong_shape_raises(saved, tmp_path):
     path = tmp_path / "m.npz"
     path.write_bytes(saved[0].read_bytes())
-    _rewrite(path, v_W=np.zeros((3, 3), np.float32))
+    rewrite_model(path, v_W=np.zeros((3, 3), np.float32))
     with pytest.raises(ModelFileError, match=r"holds v_W of shape \(3, 3\)"):
         train.load_state(path)
 
@@ -182,7 +175,7 @@ def test_load_velocity_of_wrong_shape_raises(saved, tmp_path):
 def test_load_invalid_meta_raises(saved, tmp_path, meta, match):
     path = tmp_path / "m.npz"
     path.write_bytes(saved[0].read_bytes())
-    _rewrite(path, meta=meta)
+    rewrite_model(path, meta=meta)
     with pytest.raises(ModelFileError, match=match):
         train.load_state(path)
 
@@ -190,7 +183,7 @@ def test_load_invalid_meta_raises(saved, tmp_path, meta, match):
 def test_load_newer_format_says_upgrade(saved, tmp_path):
     path = tmp_path / "m.npz"
     path.write_bytes(saved[0].read_bytes())
-    _rewrite(path, meta={"format": "ksparse-checkpoint-7"})
+    rewrite_model(path, meta={"format": "ksparse-checkpoint-7"})
     with pytest.raises(ModelFileError, match="upgrade ksparse to read it$"):
         load_checkpoint(path)
 
@@ -207,7 +200,7 @@ def test_load_on_missing_gpu_says_gpu_not_invalid_file(saved, monkeypatch):
 def test_load_pickled_array_is_refused_without_allow_pickle_advice(saved, tmp_path):
     path = tmp_path / "m.npz"
     path.write_bytes(saved[0].read_bytes())
-    _rewrite(path, W=np.array([{"a": 1}], dtype=object))
+    rewrite_model(path, W=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ModelFileError, match="holds Python objects") as info:
         train.load_state(path)
     assert "allow_pickle" not in str(info.value)

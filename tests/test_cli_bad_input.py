@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import rewrite_model
 
 import ksparse.summary
 from ksparse.backend import gpu_available
@@ -26,14 +27,6 @@ TINY = ["--n-hidden", "12", "--k", "3", "--k-start", "6", "--max-iter", "2", "--
         "--quiet", "--no-logreg"]
 
 
-def _rewrite(path, out, **changes):
-    """Copy the model at ``path`` to ``out`` with some arrays or meta fields replaced."""
-    with np.load(path) as data:
-        arrays = dict(data)
-    meta = json.loads(str(arrays["meta"][()]))
-    meta.update(changes.pop("meta", {}))
-    arrays.update(changes, meta=np.array(json.dumps(meta)))
-    np.savez(out, **arrays)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +48,8 @@ def base(tmp_path_factory):
     with np.load(model) as data:
         W = data["W"].copy()
     W[0, 0] = np.nan
-    _rewrite(model, d / "nan_model.npz", W=W)
-    _rewrite(model, d / "newer.npz", meta={"format": "ksparse-checkpoint-9"})
+    rewrite_model(model, d / "nan_model.npz", W=W)
+    rewrite_model(model, d / "newer.npz", meta={"format": "ksparse-checkpoint-9"})
     os.symlink(model, d / "link.npy")
     return d
 
