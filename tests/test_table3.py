@@ -135,3 +135,36 @@ def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
     k, alpha = prof["k"], prof["alpha"]
     np.testing.assert_allclose(encode(X, W, b_folded, k, alpha), encode(X - x_mean, W, b, k, alpha),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_table3_dropout_and_denoising_rows_on_digits(tmp_path):
+    out = str(tmp_path / "out")
+    assert reproduce_main(["table3", "--profile", "smoke", "--dataset", "digits", "--out", out,
+                           "--rows", "dropout,denoising"]) == 0
+    result, md = read_result(out)
+    dropout, denoising = result["rows"]
+    assert (dropout["p_hidden"], dropout["p_input"]) == (0.5, 0.0)  # Sec. 4.5: their pre-training noise
+    assert (denoising["p_hidden"], denoising["p_input"]) == (0.0, 0.2)
+    for r in result["rows"]:
+        assert r["n_stages"] == 1 and 0 <= r["test_error"] < 0.9
+        assert r["pretrain"][0]["settings"]["method"] == r["key"]
+    assert "Shallow dropout AE + F.T." in md and "Denoising AE + F.T." in md
+
+
+def test_sweep_records_validation_errors_only_and_the_report_tabulates_them(tmp_path):
+    import json
+
+    from ksparse.reproduce import report
+
+    out = str(tmp_path / "out")
+    assert reproduce_main(["sweep", "--profile", "smoke", "--dataset", "digits", "--out", out,
+                           "--rows", "shallow,denoising", "--lrs", "0.1", "1e6"]) == 0
+    files = sorted(os.listdir(os.path.join(out, "results")))
+    assert files == ["sweep-smoke-denoising-seed0.json", "sweep-smoke-shallow-seed0.json"]
+    with open(os.path.join(out, "results", files[1])) as f:
+        run = json.load(f)
+    runs = run["result"]["runs"]
+    assert [r["lr"] for r in runs] == [0.1, 1e6] and runs[1]["diverged"] and not runs[0]["diverged"]
+    assert run["result"]["chosen_lr"] == 0.1 and "\"test_error\"" not in json.dumps(run["result"])
+    table = report.blocks(report.load_results(os.path.join(out, "results")))["sweep:smoke"]
+    assert "| k-sparse AE + F.T. (k = 25) | 0 | " in table and "1e+06: diverged" in table

@@ -177,14 +177,16 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
             raise _renamed(e, {}) from None
         return cfg, stages
 
-    def _pretrain_configs(self, sizes, seed):
-        """One AutoencoderConfig per hidden layer (seeds seed, seed + 1, ...)."""
+    def _pretrain_configs(self, sizes, seed, sparse=True):
+        """One AutoencoderConfig per hidden layer (seeds seed, seed + 1, ...); ``sparse=False``
+        leaves k and alpha out (k = 1, alpha = 1: a ReLU network has no alpha k)."""
         L = len(sizes)
         rows = zip(sizes, _per_layer(self.pretrain_max_iter, L, "pretrain_max_iter"),
                    _per_layer(self.pretrain_lr, L, "pretrain_lr"),
                    _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True)
         try:
-            return [AutoencoderConfig(n_hidden=H, k=self.k, alpha=self.alpha, k_start=self.k_start,
+            k, alpha = (self.k, self.alpha) if sparse else (1, 1.0)
+            return [AutoencoderConfig(n_hidden=H, k=k, alpha=alpha, k_start=self.k_start,
                                       max_iter=e, lr=lr, momentum=m, sigma=self.sigma,
                                       batch_size=self.batch_size, dtype=self.dtype, random_state=seed + l,
                                       paper=bool(self.paper))
@@ -197,9 +199,10 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         check_device(self.device)
-        self._pretrain_configs(sizes, seed)  # validates k, alpha, sigma, dtype, ... for every layer
         if self.hidden not in ("ksparse", "relu"):
             raise ValueError(f"hidden must be 'ksparse' or 'relu', got {self.hidden!r}")
+        # validates k, alpha (k-sparse layers only), sigma, dtype, ... for every layer
+        self._pretrain_configs(sizes, seed, sparse=self.hidden == "ksparse")
         if self.hidden == "relu" and self.pretrain and self.encoders is None:
             raise ValueError("hidden='relu' pre-trains nothing: give encoders=[(W, b), ...] "
                              "(e.g. from ksparse.training.baselines.fit_baseline) or pretrain=False")

@@ -28,6 +28,8 @@ def _parser():
     for action in p._actions:
         if action.dest == "profile":
             action.choices = sorted(set(action.choices) | set(table3.PROFILES))
+    p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist",
+                   help="mnist: Table 3's data; digits: scikit-learn's small set, for smoke tests")
     p.add_argument("--rows", default="no_pretrain,shallow", help="comma-separated rows of table3")
     p.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="start lrs to try")
     p.add_argument("--ft-n-train", type=int, default=10000,
@@ -66,15 +68,16 @@ def main(argv):
     known = [k for k, _, _ in table3.ROWS["mnist"]]
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
-    args.dataset, args.center = "mnist", False
+    args.center = False
     _common.finish_args(args)
-    prof = dict(table3.settings(args.profile, "mnist"), dataset="mnist")
+    prof = dict(table3.settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_epochs is not None:
         prof["ft_epochs"] = {k: (args.ft_epochs,) * len(v) for k, v in prof["ft_epochs"].items()}
-    _, (X, y), val, _ = _common.load_mnist_split("mnist", args.data_dir, prof["n_train"])
+    _, (X, y), val, _ = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     n_ft = min(args.ft_n_train or len(X), len(X))
-    data = {"dataset": "mnist", "n_train": len(X), "n_finetune": n_ft, "n_val": len(val[0]),
-            "n_test": 0, "val_split": _common.VAL_SPLIT}
+    split = _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"
+    data = {"dataset": args.dataset, "n_train": len(X), "n_finetune": n_ft, "n_val": len(val[0]),
+            "n_test": 0, "val_split": split}
     for seed in args.seeds:
         made = {}
         for key in keys:
