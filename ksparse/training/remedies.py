@@ -113,10 +113,9 @@ class DeadTracker:
             self.last_active[Gamma] = self.seen + N
             self.seen += N
             return
-        N, k = Gamma.shape
-        flat = Gamma.ravel()[::-1]  # the first occurrence in reverse is the last sample per unit
-        units, first = np.unique(flat, return_index=True)
-        self.last_active[units] = self.seen + (N - 1 - first // k) + 1
+        N, k = Gamma.shape  # sample i of the batch is number seen + i + 1; the latest one wins
+        sample = np.repeat(np.arange(self.seen + 1, self.seen + N + 1), k)
+        np.maximum.at(self.last_active, Gamma.ravel(), sample)
         self.seen += N
 
     def dead(self):
