@@ -23,7 +23,7 @@ import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError
-from ksparse.errors import ModelFileError, reject_complex
+from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
@@ -193,8 +193,7 @@ def check_data(x, name="X"):
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {x.ndim}-D shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {x.shape}; need at least one sample and one feature")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf; clean or impute the data first")
+    reject_nonfinite(x, name)
     return x
 
 
