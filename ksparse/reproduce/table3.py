@@ -202,6 +202,7 @@ def classifier(key, prof, encoders, seed, lr=None):
         max_iter=list(prof["ft_epochs"][key]), lr=_for_row(prof["ft_lr"], key) if lr is None else lr,
         lr_final=prof["ft_lr_final"], momentum=prof["ft_momentum"], batch_size=prof["batch_size"],
         sigma=prof["sigma"], layerwise=key == "deep", random_state=seed,
+        paper=True,  # raw inputs, the pixels the encoders were trained on (no standardisation)
         hidden="relu" if key in NOISY else "ksparse", **NOISY.get(key, {}),
         callback=lambda r: log.info("%s %s", key, _brief(r)))
 
