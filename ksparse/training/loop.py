@@ -23,7 +23,7 @@ import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError
-from ksparse.errors import ModelFileError, reject_complex
+from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
@@ -194,8 +194,7 @@ def check_data(x, name="X"):
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {x.ndim}-D shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {x.shape}; need at least one sample and one feature")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf; clean or impute the data first")
+    reject_nonfinite(x, name)
     return x
 
 
@@ -354,22 +353,29 @@ def train_epoch(x, state, k, lr, step, progress=None):
     return record
 
 
-def _training_data(x, state, device):
-    """``x`` as training reads it (on the device, or streamed by rows) and the variance for fvu.
+def _data_stats(x):
+    """The column means (float64) of ``x`` and the mean squared distance of its rows to them.
+
+    One pass each, for arrays and streamed data alike (:func:`ksparse.training.stream.column_stats`
+    gives the same numbers bit for bit); computed once per :func:`fit`.
+    """
+    if isinstance(x, StreamedData):
+        return column_stats(x.source)
+    return x.mean(axis=0, dtype=np.float64), float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+
+def _training_data(x, state, device, stats):
+    """``x`` as training reads it (on the device, or streamed by rows); ``stats`` from :func:`_data_stats`.
 
     Sets ``state.x_mean`` when the model centres its inputs and has no mean yet.
     """
     cfg = state.config
-    if isinstance(x, StreamedData):
-        mean64, variance = column_stats(x.source)
-        if cfg.center and state.x_mean is None:
-            state.x_mean = mean64
-        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
-                                                                dtype=cfg.dtype)), variance
     if cfg.center and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
-    return xd, float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+        state.x_mean = stats[0]
+    if isinstance(x, StreamedData):
+        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
+                                                                dtype=cfg.dtype))
+    return to_device(centered(x, state), device, dtype=cfg.dtype)
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
@@ -439,8 +445,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     else:
         extend(state, x.shape[1], max_iter, config)
     cfg = state.config
-    step = _training_step(state, x, step)  # sets the scale, b' and x_mean of a fresh run first
-    xd, variance = _training_data(x, state, device)
+    stats = _data_stats(x)
+    step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
+    xd, variance = _training_data(x, state, device, stats), stats[1]
     last_good = state.copy()
     stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
@@ -516,7 +523,7 @@ def extend(state, d, max_iter=None, config=None):
     state.config = state.config.replace(max_iter=max_iter)
 
 
-def _training_step(state, x, step):
+def _training_step(state, x, step, stats):
     """Start the Round 2 state of a fresh run (s, b', the dead-unit clock); return the step object.
 
     On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
@@ -531,11 +538,7 @@ def _training_step(state, x, step):
     cfg = state.config
     rem = remedies_in_force(cfg, x.shape[1])
     streamed = isinstance(x, StreamedData)
-    if streamed:  # the column means and the mean squared distance to them, as for arrays below
-        mean64, energy = column_stats(x.source)
-    else:
-        mean64 = x.mean(axis=0, dtype=np.float64)
-        energy = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    mean64, energy = stats  # the column means and the mean squared distance to them
     if cfg.center and state.x_mean is None:
         state.x_mean = mean64
     if state.tracker is None:
