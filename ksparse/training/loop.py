@@ -361,7 +361,9 @@ def _data_stats(x):
     """
     if isinstance(x, StreamedData):
         return column_stats(x.source)
-    return x.mean(axis=0, dtype=np.float64), float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    mean, rows = x.mean(axis=0), max(1, (1 << 20) // x.shape[1])  # row blocks: temporaries stay in cache
+    distances = np.concatenate([((x[lo:lo + rows] - mean) ** 2).sum(axis=1) for lo in range(0, len(x), rows)])
+    return x.mean(axis=0, dtype=np.float64), float(distances.mean())
 
 
 def _training_data(x, state, device, stats):
