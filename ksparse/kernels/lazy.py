@@ -1,7 +1,7 @@
 """Lazy momentum: Eq. (11) for the units outside a batch's support, in closed form (needs numba).
 
 A unit h that gets no gradient for s steps follows v <- m v, W[:, h] <- W[:, h] + v, so after
-the s steps (docs/equations.md, D11)
+the s steps (docs/equations.md, D12)
 
     v = m^s v_0,    W[:, h] = W_0[:, h] + (m + m^2 + ... + m^s) v_0.
 

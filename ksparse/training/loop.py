@@ -25,6 +25,7 @@ from ksparse.backend import check_device, device_of, get_array_module, to_device
 from ksparse.config import AutoencoderConfig, ConfigError
 from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
+from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
@@ -52,7 +53,7 @@ def remedies_in_force(cfg, d):
     -------
     dict
         ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
-        ``resample``, all off under ``paper=True``. ``k_aux=None`` becomes
+        ``resample`` and ``step_bound``, all off under ``paper=True``. ``k_aux=None`` becomes
         ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
         which a unit active at the average rate k / H is active about 100 times.
     """
@@ -63,7 +64,7 @@ def remedies_in_force(cfg, d):
             "k_aux": max(1, min(H, d) // 2) if cfg.k_aux is None else cfg.k_aux,
             "c_aux": cfg.c_aux if on else 0.0,
             "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
-            "resample": on and cfg.resample}
+            "resample": on and cfg.resample, "step_bound": on and cfg.step_bound}
 
 
 def effective_lr(cfg, d, k=None):
@@ -330,7 +331,9 @@ def train_epoch(x, state, k, lr, step, progress=None):
     """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device, or a
     :class:`ksparse.training.stream.StreamedData`), its minibatches drawn from
     ``state.rng_state`` in the order of :func:`ksparse.training.epoch.windows`, updating
-    ``state``. Returns the epoch's record."""
+    ``state``; with ``step_bound``, each minibatch's lr is capped by D11
+    (:class:`ksparse.training.bound.BoundedStep`, the record's ``bounded``: the fraction of
+    minibatches it lowered). Returns the epoch's record."""
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
@@ -341,7 +344,11 @@ def train_epoch(x, state, k, lr, step, progress=None):
     if progress is not None:
         batches = counted(batches, progress)
     settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
-    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
+    rem = remedies_in_force(cfg, state.params["W"].shape[0])
+    run = BoundedStep(step, rem["pre_bias"]) if rem["step_bound"] else step  # D11
+    record = run_epoch(run, batches, state.params, state.velocity, settings, cfg.n_hidden)
+    if rem["step_bound"]:
+        record["bounded"] = run.n_bounded / max(1, run.n_steps)
     state.rng_state = rng.bit_generator.state
     return record
 
@@ -561,16 +568,23 @@ def _training_step(state, x, step, stats):
 
 
 def _divergence_advice(state, xd, lr):
-    """What to do after a divergence: scale the data when it is not, else lower the rate.
+    """What to do after a divergence, naming the option: scale the data when it is not, bound the
+    step (D11) when it is not, else lower the learning rate.
 
     ``xd`` is the training data as the model sees it (in the data's units when not scaled).
     """
     cfg = state.config
-    if not remedies_in_force(cfg, xd.shape[1])["scale"] and not isinstance(xd, StreamedData):
+    rem = remedies_in_force(cfg, xd.shape[1])
+    if not rem["scale"] and not isinstance(xd, StreamedData):
         xp = get_array_module(xd)
         spread = float(xp.sqrt(((xd - xd.mean(axis=0)) ** 2).mean()))
         return (f"the inputs were not scaled (paper={cfg.paper}, scale={cfg.scale}) and their typical "
                 f"deviation from the mean is {spread:.3g}: train with scale=True and paper=False (the "
                 f"defaults), or divide X by about {spread:.3g}")
-    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean); lower the "
-            f"learning rate (lr={lr:.4g}) or sigma")
+    if not rem["step_bound"]:
+        return (f"the steps were not bounded (step_bound={cfg.step_bound}): train with step_bound=True "
+                f"(the default), which shrinks the step of minibatches holding rows far from the "
+                f"others' scale, or lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
+    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
+            f"step bounded (D11); lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or the "
+            f"momentum (momentum={cfg.momentum})")
