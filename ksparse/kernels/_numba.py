@@ -15,113 +15,13 @@ for the types of that call only, and caches it on disk (``cache=True``).
 import numba
 import numpy as np
 
+from ksparse.kernels._encode_numba import _select_row
+
 # Every fast-math flag except 'nnan' and 'ninf': NaN and inf must still propagate, so that
 # training can detect divergence.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
-_JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH}
+_JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their own
-
-
-@numba.njit(**_INLINE)
-def _key(bits, shift, mask):
-    """Order-preserving integer key of a float's bits: negative floats get their magnitude
-    bits flipped, so integer order is float order (-0 just below +0; NaN at the ends)."""
-    return bits ^ ((bits >> shift) & mask)
-
-
-@numba.njit(**_JIT)
-def _kth_largest(keys, n, k):
-    """The k-th largest of ``keys[:n]`` (1 <= k <= n) by quickselect; reorders ``keys[:n]``."""
-    lo, hi, target = 0, n - 1, k - 1  # target: a position in descending order
-    while lo < hi:
-        pivot = keys[(lo + hi) >> 1]
-        i, j = lo, hi
-        while i <= j:  # Hoare partition, descending: keys[lo:i] >= pivot >= keys[j + 1:hi + 1]
-            while keys[i] > pivot:
-                i += 1
-            while keys[j] < pivot:
-                j -= 1
-            if i <= j:
-                keys[i], keys[j] = keys[j], keys[i]
-                i += 1
-                j -= 1
-        if target <= j:
-            hi = j
-        elif target >= i:
-            lo = i
-        else:  # between the parts: equal to the pivot
-            return pivot
-    return keys[target]
-
-
-@numba.njit(**_JIT)
-def topk_row(bits, k, shift, mask, Gamma_row, cand_key, cand_index, spare):
-    """D2 on one row: the indices of the k largest entries, exactly, in O(H).
-
-    ``bits`` is the row's float bits viewed as integers (int32 for float32, int64 for
-    float64) and is compared through :func:`_key`, because integer max-reductions
-    vectorise where float ones do not. Pass 1 takes the maximum of each block of B
-    entries; the k-th largest of those block maxima, t0, is a lower bound of the k-th
-    largest entry (k distinct entries reach it). Pass 2 keeps the entries >= t0 of the
-    blocks whose maximum reaches t0; a quickselect finds the k-th largest of them, t, and
-    the row's support is every candidate above t and, in index order, as many equal to t
-    as are needed. ``cand_key``, ``cand_index`` and ``spare`` are buffers of length H.
-    """
-    H = bits.shape[0]
-    if k == H:
-        for j in range(H):
-            Gamma_row[j] = j
-        return
-    B = max(16, H // (4 * k))
-    n_blocks = (H + B - 1) // B
-    n = 0
-    if n_blocks < k:  # too few blocks for a bound: every entry is a candidate
-        for j in range(H):
-            cand_key[j] = _key(bits[j], shift, mask)
-            cand_index[j] = j
-        n = H
-    else:
-        for c in range(n_blocks):
-            m = _key(bits[c * B], shift, mask)
-            for j in range(c * B + 1, min(H, c * B + B)):
-                m = max(m, _key(bits[j], shift, mask))
-            cand_key[c] = m
-            spare[c] = m
-        t0 = _kth_largest(spare, n_blocks, k)
-        for c in range(n_blocks):
-            if cand_key[c] >= t0:
-                for j in range(c * B, min(H, c * B + B)):
-                    v = _key(bits[j], shift, mask)
-                    if v >= t0:
-                        spare[n] = v
-                        cand_index[n] = j
-                        n += 1
-        for i in range(n):
-            cand_key[i] = spare[i]
-    for i in range(n):
-        spare[i] = cand_key[i]
-    t = _kth_largest(spare, n, k)
-    m = 0
-    for i in range(n):  # above t: fewer than k of them
-        if cand_key[i] > t:
-            Gamma_row[m] = cand_index[i]
-            m += 1
-    for i in range(n):  # equal to t, in index order, up to k
-        if m == k:
-            break
-        if cand_key[i] == t:
-            Gamma_row[m] = cand_index[i]
-            m += 1
-
-
-@numba.njit(**_JIT)
-def topk_rows(bits, shift, mask, Gamma, lo, hi):
-    """D2 for rows ``lo:hi`` of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
-    H = bits.shape[1]
-    k = Gamma.shape[1]
-    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
-    for i in range(lo, hi):
-        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
 
 
 @numba.njit(**_JIT)
@@ -131,19 +31,21 @@ def forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_ha
 
     ``z`` holds ``x W`` on entry; each row gets ``b`` added (D1) while it is in cache.
     ``bits`` is ``z`` viewed as integers of its width, ``shift`` their width - 1 and
-    ``mask`` their largest value (see :func:`topk_row`); ``scale`` is 2 / N for the whole
+    ``mask`` their largest value (see :mod:`ksparse.kernels._encode_numba`, whose exact
+    O(H) selection the training and the encoder share); ``scale`` is 2 / N for the whole
     batch. Writes ``Gamma`` (N, k), ``dx_hat`` (N, d), ``dz`` (N, k) and
     ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those rows, and adds their dx_hat to
     ``db_prime`` (d,). Reads only the k rows ``WT[Gamma_i]`` of the weights per sample,
     twice, while they are in cache.
     """
     H = z.shape[1]
-    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
+    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
+    value_row = np.empty(k, z.dtype)
     for i in range(lo, hi):
         z_row = z[i]
         for j in range(H):
             z_row[j] += b[j]
-        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
+        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)  # D2
         err[i] = _sample(x[i], z_row, WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
         r = dx_hat[i]
         for t in range(db_prime.shape[0]):
@@ -226,29 +128,97 @@ def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi):
 
 
 @numba.njit(**_JIT)
-def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, norms2, lo, hi):
+def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, stats, lazy,
+                        lo, hi):
     """D7, D8 and Eq. (11) fused for the units ``lo:hi``: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
 
     The gradient row lives only in a buffer of d numbers, so W and its velocity are each
     read and written once. While a column is at hand the kernel also adds
     ``db[h] W[:, h]`` (before the update) to ``wdb`` (d,), the encoder's share of db' under
-    D9, and writes the squared norm of the updated column to ``norms2[h]`` (for resampling).
+    D9, and writes ``stats[h] = (||w||^2, w . v, ||v||^2)`` of the updated column and
+    velocity (the squared norm for resampling; all three for lazy momentum). With ``lazy``
+    the columns of units outside the support are left as they are (b is always updated).
     """
     acc = np.empty(WT.shape[1], dtype=WT.dtype)
     for h in range(lo, hi):
         g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
+        vb[h] = momentum * vb[h] - lr * g
+        b[h] += vb[h]
+        if start[h + 1] == start[h] and lazy:
+            continue
         w = WT[h]
         v = VT[h]
         if start[h + 1] > start[h]:  # D9: W db over the units on the support (db is 0 elsewhere)
             for t in range(w.shape[0]):
                 wdb[t] += g * w[t]
-        s = lr - lr
+        ww = wv = vv = lr - lr
         for t in range(w.shape[0]):
             vt = momentum * v[t] - lr * acc[t]
             v[t] = vt
             wt = w[t] + vt
             w[t] = wt
-            s += wt * wt
-        norms2[h] = s
-        vb[h] = momentum * vb[h] - lr * g
-        b[h] += vb[h]
+            ww += wt * wt
+            wv += wt * vt
+            vv += vt * vt
+        stats[h, 0] = ww
+        stats[h, 1] = wv
+        stats[h, 2] = vv
+
+
+@numba.njit(**_JIT)
+def lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi):
+    """D1 with idle units brought up to date, then D2, for rows ``lo:hi``.
+
+    On entry ``z = x W`` and ``y = x V`` with W and V as last written; a unit idle for s
+    steps has W + S V with S = m + ... + m^s, so ``z[i] += S y[i] + b`` (S = 0 for a unit
+    that is up to date), then the top-k of the row into ``Gamma``.
+    """
+    H = z.shape[1]
+    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
+    value_row = np.empty(Gamma.shape[1], z.dtype)
+    for i in range(lo, hi):
+        z_row = z[i]
+        y_row = y[i]
+        for j in range(H):
+            z_row[j] += S[j] * y_row[j] + b[j]
+        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)
+
+
+@numba.njit(**_JIT)
+def sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime, lo, hi):
+    """D3-D6 for the rows ``lo:hi`` whose support Gamma is known (see :func:`forward_rows`)."""
+    for i in range(lo, hi):
+        err[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
+        r = dx_hat[i]
+        for t in range(db_prime.shape[0]):
+            db_prime[t] += r[t]
+
+
+@numba.njit(**_JIT)
+def materialize_units(start, WT, VT, S, P, stats, every, lo, hi):
+    """Lazy momentum's closed form for the units ``lo:hi`` on the support (``every``: all of them).
+
+    A unit idle for s steps: W[:, h] += S[h] V[:, h] and V[:, h] *= P[h], with
+    S = m + ... + m^s and P = m^s; with ``every`` also ``stats[h]`` as in
+    :func:`weight_grads_update`.
+    """
+    for h in range(lo, hi):
+        if not every and start[h + 1] == start[h]:
+            continue
+        w = WT[h]
+        v = VT[h]
+        a = S[h]
+        p = P[h]
+        ww = wv = vv = a - a
+        for t in range(w.shape[0]):
+            wt = w[t] + a * v[t]
+            vt = v[t] * p
+            w[t] = wt
+            v[t] = vt
+            ww += wt * wt
+            wv += wt * vt
+            vv += vt * vt
+        if every:
+            stats[h, 0] = ww
+            stats[h, 1] = wv
+            stats[h, 2] = vv
