@@ -258,8 +258,8 @@ class AutoencoderConfig(Config):
     max_iter: int = option(100, "number of epochs (passes over the training data); the length of "
                            "the k and lr schedules", low=0)
     batch_size: int = option(64, "minibatch size", low=1)
-    lr: float | None = option(None, "learning rate of SGD with momentum, Eq. (11); None: 0.5 (times "
-                              "min(1, d / k) and min(1, batch_size / 128)) on the scaled inputs, 0.01 "
+    lr: float | None = option(None, "learning rate of SGD with momentum, Eq. (11); None: 0.25 (times "
+                              "min(1, d / k) and min(1, batch_size / 32)) on the scaled inputs, 0.01 "
                               "(the paper's) with paper=True",
                               low=0)
     lr_final: float | None = option(None, "learning rate of the last epoch, reached linearly from lr; "
@@ -282,7 +282,7 @@ class AutoencoderConfig(Config):
     c_aux: float = option(0.0, "D10's weight (Gao et al.: 1/32); 0 turns AuxK off (with resampling it "
                           "measured no better, and slower)", low=0)
     dead_window: int | None = option(None, "T: a unit is dead when in no support of the last T training "
-                                     "samples; None: 1000 n_hidden / k", low=1)
+                                     "samples; None: 100 n_hidden / k", low=1)
     resample: bool = option(True, "point units dead for T samples at the inputs of the minibatch "
                             "reconstructed worst, velocities reset (deterministic)")
     step_bound: bool = option(True, "D11: cap each minibatch's lr at (1 - momentum) N / (2 max_i "

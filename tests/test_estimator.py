@@ -171,8 +171,7 @@ def test_partial_fit_past_max_iter_holds_k_and_uses_new_params(X):
     est = KSparseAutoencoder(**dict(SMALL, max_iter=2))
     est.partial_fit(X).partial_fit(X)
     est.set_params(lr=0.005, k=3).partial_fit(X)
-    loop = ksparse.training.loop  # min(1, d / k) = 1 for d = 64, k <= 16; batch 64
-    default = loop.LR_SCALED * min(1, est.batch_size / loop.LR_BATCH)
+    default = ksparse.training.loop.LR_SCALED  # min(1, d / k) = 1 for d = 64, k <= 16
     assert [(h["k"], h["lr"]) for h in est.history_] == [(16, default), (4, default), (3, 0.005)]
     with pytest.raises(ValueError, match="n_hidden changed"):
         est.set_params(n_hidden=40).partial_fit(X)

@@ -106,8 +106,7 @@ def test_fit_history_records_schedule_and_metrics(digits):
     h = state.history
     assert [r["epoch"] for r in h] == [1, 2, 3, 4, 5]
     assert [r["k"] for r in h] == [32, 20, 8, 8, 8]
-    default = train.LR_SCALED * 64 / train.LR_BATCH  # batch 64: the linear scaling rule
-    assert h[0]["lr"] == pytest.approx(default) and h[-1]["lr"] == pytest.approx(0.001)
+    assert h[0]["lr"] == pytest.approx(train.LR_SCALED) and h[-1]["lr"] == pytest.approx(0.001)
     paper = train.fit(digits[:200], dict(SMALL, max_iter=1, paper=True)).history
     assert paper[0]["lr"] == pytest.approx(train.LR_PAPER)
     for r in h:

@@ -42,9 +42,8 @@ DEFAULTS = AutoencoderConfig()
 """The default configuration (the estimator's and ``ksparse train``'s defaults)."""
 
 #: learning rates when ``lr`` is None: on data scaled by s (mean squared distance to the mean 1),
-#: LR_SCALED * min(1, d / k) * min(1, batch_size / LR_BATCH); the paper's Sec. 4.2.2 value on raw
-#: inputs (``benchmarks/remedies.py``, ``benchmarks/dead_window.py``)
-LR_SCALED, LR_BATCH, LR_PAPER = 0.5, 128, 0.01
+#: LR_SCALED * min(1, d / k); the paper's Sec. 4.2.2 value on raw inputs (``benchmarks/remedies.py``)
+LR_SCALED, LR_PAPER = 0.25, 0.01
 
 
 def remedies_in_force(cfg, d):
@@ -55,9 +54,8 @@ def remedies_in_force(cfg, d):
     dict
         ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
         ``resample`` and ``step_bound``, all off under ``paper=True``. ``k_aux=None`` becomes
-        ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``1000 H / k`` samples, in
-        which a unit active at a tenth of the average rate k / H is active about 100 times
-        (100 H / k resampled too many rare but useful units: ``benchmarks/dead_window.py``).
+        ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
+        which a unit active at the average rate k / H is active about 100 times.
     """
     H, k = cfg.n_hidden, cfg.k
     on = not cfg.paper
@@ -65,15 +63,15 @@ def remedies_in_force(cfg, d):
             "b_prime_init": cfg.b_prime_init if on and cfg.pre_bias else "zero",
             "k_aux": max(1, min(H, d) // 2) if cfg.k_aux is None else cfg.k_aux,
             "c_aux": cfg.c_aux if on else 0.0,
-            "dead_window": -(-1000 * H // k) if cfg.dead_window is None else cfg.dead_window,
+            "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
             "resample": on and cfg.resample, "step_bound": on and cfg.step_bound}
 
 
 def effective_lr(cfg, d, k=None):
     """``cfg.lr``, or when it is None the default for the data the model sees.
 
-    On scaled data: ``LR_SCALED * min(1, d / k) * min(1, batch_size / LR_BATCH)`` for the epoch's
-    k (``cfg.k`` when None): 0.25 at the default batch of 64, 0.5 at 128 and above.
+    On scaled data: ``LR_SCALED * min(1, d / k) * min(1, batch_size / 32)`` for the epoch's k
+    (``cfg.k`` when None).
     Through the tied encoder, a step moves x_hat by W_Gamma W_Gamma^T times it, whose largest
     eigenvalue grows like k / d once k > d (k columns in d dimensions cannot be orthogonal);
     the factor keeps low-dimensional data (iris: d = 4 under k = 100) as stable as images.
@@ -83,10 +81,9 @@ def effective_lr(cfg, d, k=None):
         return cfg.lr
     if not remedies_in_force(cfg, d)["scale"]:
         return LR_PAPER
-    # and the linear scaling rule below batch LR_BATCH (Goyal et al. 2017): the step per sample,
-    # lr / batch_size, stays 1/256 (a batch of 8 of 16-dimensional uniform data diverged at 0.25
-    # and trained at 0.1 and 0.05; batches of 128 at 0.25 learned more slowly than batches of 64)
-    return LR_SCALED * min(1.0, d / (cfg.k if k is None else k)) * min(1.0, cfg.batch_size / LR_BATCH)
+    # and the linear scaling rule below batch 32 (Goyal et al. 2017): a batch of 8 of 16-dimensional
+    # uniform data diverged at 0.25 and trained at 0.1 and 0.05
+    return LR_SCALED * min(1.0, d / (cfg.k if k is None else k)) * min(1.0, cfg.batch_size / 32)
 
 
 class TrainingDiverged(RuntimeError):
