@@ -120,3 +120,30 @@ def test_run_all_reports_a_failing_section_and_goes_on(monkeypatch):
     monkeypatch.setattr(compile_bench, "run", broken)
     results = run_all.main(["--only", "compile", "--no-save"])
     assert results["failed"] == {"compile": "ValueError: this section is broken"}
+
+
+def _clock(epoch_s):
+    """A fake clock for :func:`benchmarks.dictionary.spend`, read twice per epoch (start, end):
+    each epoch takes ``epoch_s`` seconds, and nothing is timed."""
+    calls = iter(range(10**6))
+    return lambda: epoch_s * ((next(calls) + 1) // 2)
+
+
+def test_spend_runs_epochs_while_another_fits_in_the_budget():
+    from benchmarks.dictionary import spend
+
+    seen = []
+    assert spend(lambda: None, 7.0, _clock(2.0), after=seen.append) == (3, 6.0)  # a 4th would end at 8
+    assert seen == [2.0, 4.0, 6.0]
+    assert spend(lambda: None, 1.0, _clock(2.0)) == (1, 2.0)  # the first epoch always runs
+
+
+def test_ksparse_budget_run_spans_its_schedule_over_the_budget():
+    from benchmarks.dictionary import ksparse_budget_run
+
+    X = np.random.default_rng(0).random((200, 16)).astype(np.float32)
+    state, epochs, seconds = ksparse_budget_run(X, 9.0, {"n_hidden": 20, "k": 3}, clock=_clock(2.0))
+    assert (epochs, seconds, state.epoch, state.schedule_length) == (4, 8.0, 4, 4)
+    assert state.history[0]["k"] == 20 and state.history[-1]["k"] == 3  # k_start (capped at H) to k
+    longer, epochs, _ = ksparse_budget_run(X, 9.0, {"n_hidden": 20, "k": 3, "k_start": 10}, clock=_clock(4.0))
+    assert (epochs, longer.schedule_length) == (2, 2) and [h["k"] for h in longer.history] == [10, 3]
