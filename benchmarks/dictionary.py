@@ -157,8 +157,9 @@ def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
     fit(X[:256], {"n_hidden": H, "k": K, "max_iter": 1}, device=device)  # compile the kernels, off the clock
     runs, own, omp, points = [], [], [], []
 
-    def evaluate(state, t):  # the longest run's curve, off the clock
-        points.append((t, ksparse_errors(state, X_eval)))
+    def evaluate(state, t):  # the longest run's curve at geometrically spaced times, off the clock
+        if not points or t >= 1.25 * points[-1][0] or t + t / state.epoch > max(marks):
+            points.append((t, ksparse_errors(state, X_eval)))
 
     for b in sorted(marks):
         points.clear()
