@@ -114,14 +114,17 @@ def _estimator(args, options, model_path):
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
 
 
-def _fit(est, x, resume, model_path, args):
-    """Fit; on divergence or Ctrl-C save the last finished epoch and say so."""
+def _fit(est, x, resume, model_path, args, bar):
+    """Fit; on divergence or Ctrl-C save the last finished epoch and say so (on its own line:
+    the progress ``bar`` is closed first)."""
     from ksparse.training.loop import TrainingDiverged
 
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             return est.fit(x, resume_from=resume)
     except (TrainingDiverged, KeyboardInterrupt) as e:
+        if bar:
+            bar[0].close()
         state = getattr(e, "state", None)
         kept = "no epoch had finished, so no model was saved"
         if state is not None and state.epoch > 0:
@@ -158,7 +161,7 @@ def cmd_train(args):
     est.set_params(callback=callback, progress=progress)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
     try:
-        _fit(est, x, resume, model_path, args)
+        _fit(est, x, resume, model_path, args, bar)
     except BaseException:
         if created and os.path.isdir(args.out) and not os.listdir(args.out):
             os.rmdir(args.out)  # leave no trace of a run that saved nothing

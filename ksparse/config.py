@@ -270,7 +270,7 @@ class AutoencoderConfig(Config):
     center: bool = option(False, "subtract the training mean from every input (stored with the model; "
                           "not in the paper; keeps more units alive on non-negative data)")
     paper: bool = option(False, "the paper's model on the raw inputs: turns off scale, pre_bias, "
-                         "c_aux and resample (docs/training.md)", legacy=True)
+                         "c_aux, resample and step_bound (docs/training.md)", legacy=True)
     scale: bool = option(True, "train on x / s, s stored with the model (the mean squared distance of "
                          "the samples to their mean becomes 1), so that lr means the same for any units")
     pre_bias: bool = option(True, "D9: encode x - b' (the decoder's bias, learned, started from the "
@@ -285,6 +285,10 @@ class AutoencoderConfig(Config):
                                      "samples; None: 100 n_hidden / k", low=1)
     resample: bool = option(True, "point units dead for T samples at the inputs of the minibatch "
                             "reconstructed worst, velocities reset (deterministic)")
+    step_bound: bool = option(True, "D11: cap each minibatch's lr at (1 - momentum) N / (2 max_i "
+                              "||x_i - b'||^2), so that rows far outside the others' scale (e.g. "
+                              "standardized pixels of tiny variance) cannot make training diverge",
+                              legacy=False)
     dtype: str = option("float32", "floating-point type of the weights and of the data in training",
                         choices=("float32", "float64"))
     random_state: int = option(0, "seed of the initial weights and of the minibatch order", low=0)

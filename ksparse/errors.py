@@ -6,6 +6,8 @@ exactly the faults this library reports. Every message names the one thing that 
 and the one thing to do.
 """
 
+import numpy as np
+
 
 class KSparseError(Exception):
     """Base class of every error that ksparse raises on purpose."""
@@ -62,3 +64,26 @@ def _any_complex(x):
     if isinstance(x, (list, tuple)):
         return any(_any_complex(v) for v in x)
     return False
+
+
+def reject_nonfinite(x, name="X", first_row=0):
+    """Raise ``ValueError`` naming the first row and column of ``x`` that holds NaN or inf.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_rows, n_features)
+        A block of data (NumPy).
+    name : str
+        The argument's name in the message.
+    first_row : int
+        The index of ``x``'s first row in the whole data set (for blocks of a stream).
+    """
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    where = np.argwhere(bad)
+    row, col = (int(i) for i in where[0]) if bad.ndim == 2 else (int(where[0][0]), None)
+    at = f"row {first_row + row}" + ("" if col is None else f", column {col}")
+    more = f" (and {len(where) - 1} more value{'s' if len(where) > 2 else ''})" if len(where) > 1 else ""
+    value = float(x[tuple(where[0])])
+    raise ValueError(f"{name} contains NaN or inf: {value} at {at}{more}; clean or impute the data first")

@@ -80,7 +80,8 @@ def run_summary(est, ds, x, command, device, image_shape=None):
 def brief(record):
     """One line of a :func:`run_summary` record (with ``logistic_regression`` and ``wall_time_s``)."""
     last, lr = record["last_epoch"] or {}, record["logistic_regression"]
-    line = f"{record['n_iter']} epochs, score {record['score']:.4g} (minus the MSE per element)"
+    epochs = f"{record['n_iter']} epoch{'' if record['n_iter'] == 1 else 's'}"
+    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element)"
     if last:
         line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
     line += f", {record['wall_time_s']:.1f} s"

@@ -38,12 +38,14 @@ def test_epoch_case_runs_every_method_and_reports(monkeypatch, one_blas_thread):
     monkeypatch.setattr(step, "D", 12)
     X = np.random.default_rng(0).random((40, 12)).astype(np.float32)
     case = step.run_case(X, 16, 30, threads=1, rounds=2, with_torch=False)
-    assert set(case["methods"]) >= {step.PRODUCT, step.PASS, step.STEP, step.CLOCKED, step.FIT}
+    assert set(case["methods"]) >= {step.PRODUCT, step.PASS, step.STEP, step.CLOCKED, step.FIT, step.FIT_STEP}
     assert all(m["rounds"] == 2 and m["ms"] > 0 for m in case["methods"].values())
+    fit = case["methods"][step.FIT]
+    assert fit["fit_s"] > fit["epoch_s"] > 0 and fit["first_epoch_s"] > 0
     assert set(case["phases_ms"]) == set(step.PHASES) and all(v > 0 for v in case["phases_ms"].values())
     results = {"cases": [case, dict(case, threads=2, busy=True)], "busy_share": 0.1, "k": step.K}
     text = step.report(results)
-    assert "**busy**" in text and "fit / steps" in text
+    assert "**busy**" in text and "epoch / steps" in text
     rows = run_all.step_targets(json.loads(json.dumps(results)))
     assert any("not slower than 1" in t for t, _, _ in rows)
     assert all(ok.endswith("(busy machine: not a verdict)") for t, _, ok in rows if t.startswith("2 "))
@@ -53,7 +55,8 @@ def test_step_targets_compare_with_the_issue():
     def case(threads, ms_step, busy=False):
         methods = {step.PRODUCT: {"ms": 1.0, "ratio": 1.0}, step.PASS: {"ms": 0.1},
                    step.STEP: {"ms": ms_step, "ratio": ms_step, "epoch_s": ms_step},
-                   step.FIT: {"epoch_s": 1.05 * ms_step}, "PyTorch TopK": {"ms": 8.0}}
+                   step.FIT: {"epoch_s": 1.05 * ms_step}, step.FIT_STEP: {"epoch_s": ms_step},
+                   "PyTorch TopK": {"ms": 8.0}}
         return {"threads": threads, "N": 128, "H": 1000, "methods": methods, "busy": busy}
 
     rows = run_all.step_targets({"cases": [case(1, 1.7), case(2, 1.9)]})
@@ -75,7 +78,7 @@ def test_page_is_written_from_the_results(tmp_path, monkeypatch, one_blas_thread
                         "momentum": step.MOMENTUM, "rounds": 1, "busy_share": 0.1, "cases": [case],
                         "loadavg_after": common.loadavg(), "seconds": 1.0}}
     page = open(run_all.write_page(results)).read()
-    assert "## Training step over whole epochs (CPU)" in page and "fit / steps" in page
+    assert "## Training step over whole epochs (CPU)" in page and "epoch / steps" in page
     assert (tmp_path / "figures" / "bench_step.png").exists()
 
 

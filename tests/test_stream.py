@@ -68,7 +68,7 @@ def test_column_stats_equal_numpy_bit_for_bit():
 def test_column_stats_names_rows_with_nan():
     x = np.ones((100, 3))
     x[57, 1] = np.nan
-    with pytest.raises(ValueError, match="rows 50-99"):
+    with pytest.raises(ValueError, match="nan at row 57, column 1;"):
         stream.column_stats(_Rows(x), block_rows=50)
 
 

@@ -13,6 +13,7 @@ from scipy import sparse
 
 from ksparse.backend import device_of, to_device, to_numpy
 from ksparse.blockio import write_npy_blocks, write_npz_blocks
+from ksparse.errors import reject_nonfinite
 from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
 from ksparse.training.loop import encoder_params, model_input, uncentered
@@ -42,9 +43,7 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None):
     form = "topk" if output == "sparse" else output
     for lo in range(0, X.shape[0], rows):
         xb = read_block(X, lo, min(X.shape[0], lo + rows))
-        if not np.all(np.isfinite(xb)):
-            raise ValueError(f"X contains NaN or inf in rows {lo}-{lo + len(xb) - 1}; "
-                             "clean or impute the data first")
+        reject_nonfinite(xb, "X", lo)
         xb = to_device(model_input(xb, state), device, dtype=cfg.dtype)  # (x - mean) / s - b' (D9)
         codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))

@@ -151,8 +151,22 @@ def step(x, WT, b, b_prime, k):
     return x.dtype.type(err.sum() / N), grads, Gamma
 
 
-def train_step_(x, params, velocity, k, lr, momentum, profile=None):
-    """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major. (E, Gamma).
+def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=False):
+    """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major.
+
+    With ``pre_bias`` the model is D9's: the step runs on u = x - b' with no output bias,
+    and b' gets sum_rows dX_hat - W db, W before the update (accumulated by the units
+    phase while each column is at hand).
+
+    Returns
+    -------
+    E : scalar
+        The loss D4 before the update.
+    Gamma : int64 array, shape (N, k)
+    dx_hat : array, shape (N, d)
+        D5, (2 / N)(x_hat - x), of this step (for resampling dead units).
+    norms2 : array, shape (H,)
+        The squared norm of every column of W after the update.
 
     ``profile``, when given, is a float array of 3 to which the seconds of the rows phase,
     the grouping by unit and the units phase are added (see the module's notes).
@@ -160,21 +174,31 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None):
     N, d = x.shape
     W, b, b_prime = params["W"], params["b"], params["b_prime"]
     WT, VT = W.T, velocity["W"].T
-    n = threads_for(N, d, WT.shape[0])
+    H = WT.shape[0]
+    n = threads_for(N, d, H)
     clock = [time.perf_counter()]
+    if pre_bias:  # D9: u = x - b', decoded without b'
+        x, b_dec = x - b_prime, np.zeros_like(b_prime)
+    else:
+        b_dec = b_prime
+    wdb = np.zeros((n, d), dtype=x.dtype)
+    norms2 = np.empty(H, dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
-        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
+        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_dec, k, n)
         clock.append(time.perf_counter())
-        start, entries = nk.by_unit(Gamma, WT.shape[0])
+        start, entries = nk.by_unit(Gamma, H)
         clock.append(time.perf_counter())
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
-                                                            velocity["b"], lr, momentum, lo, hi),
+                                                            velocity["b"], lr, momentum, wdb[c], norms2,
+                                                            lo, hi),
                    _unit_bounds(start, d, n))
     clock.append(time.perf_counter())
     if profile is not None:
         profile += np.diff(clock)
+    if pre_bias:  # D9: the encoder's share of db'
+        db_prime -= wdb.sum(axis=0)
     sgd_momentum_(params, {"b_prime": db_prime}, velocity, lr, momentum)  # Eq. (11) for b'
-    return x.dtype.type(err.sum() / N), Gamma
+    return x.dtype.type(err.sum() / N), Gamma, dx_hat, norms2
 
 
 def momentum_pass_(W, V, momentum):
@@ -191,6 +215,8 @@ def momentum_pass_(W, V, momentum):
     zero = W.dtype.type(0)
     b = np.zeros(H, dtype=W.dtype)
     n = max(1, min(numba.get_num_threads(), H))
+    wdb, norms2 = np.zeros((n, d), dtype=W.dtype), np.empty(H, dtype=W.dtype)
     run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, none, empty, empty, empty, empty, WT, b, VT,
-                                                        b.copy(), zero, W.dtype.type(momentum), lo, hi),
+                                                        b.copy(), zero, W.dtype.type(momentum), wdb[c],
+                                                        norms2, lo, hi),
                [H * c // n for c in range(n + 1)])

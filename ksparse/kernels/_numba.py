@@ -226,20 +226,29 @@ def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi):
 
 
 @numba.njit(**_JIT)
-def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, lo, hi):
+def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, norms2, lo, hi):
     """D7, D8 and Eq. (11) fused for the units ``lo:hi``: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
 
     The gradient row lives only in a buffer of d numbers, so W and its velocity are each
-    read and written once.
+    read and written once. While a column is at hand the kernel also adds
+    ``db[h] W[:, h]`` (before the update) to ``wdb`` (d,), the encoder's share of db' under
+    D9, and writes the squared norm of the updated column to ``norms2[h]`` (for resampling).
     """
     acc = np.empty(WT.shape[1], dtype=WT.dtype)
     for h in range(lo, hi):
         g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
         w = WT[h]
         v = VT[h]
+        if start[h + 1] > start[h]:  # D9: W db over the units on the support (db is 0 elsewhere)
+            for t in range(w.shape[0]):
+                wdb[t] += g * w[t]
+        s = lr - lr
         for t in range(w.shape[0]):
             vt = momentum * v[t] - lr * acc[t]
             v[t] = vt
-            w[t] += vt
+            wt = w[t] + vt
+            w[t] = wt
+            s += wt * wt
+        norms2[h] = s
         vb[h] = momentum * vb[h] - lr * g
         b[h] += vb[h]

@@ -190,7 +190,7 @@ def fast_train_step_(x, params, velocity, k, lr, momentum, kernel="auto"):
         E, grads, Gamma = _numpy_step(x, W.T, b, b_prime, k)
         sgd_momentum_(params, grads, velocity, lr, momentum)
         return E, Gamma
-    return impl.train_step_(x, params, velocity, k, lr, momentum)
+    return impl.train_step_(x, params, velocity, k, lr, momentum)[:2]
 
 
 def _numpy_step(x, WT, b, b_prime, k, chunk=1 << 20):

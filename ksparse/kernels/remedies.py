@@ -16,7 +16,7 @@ without any dense product beyond D1 and one over the dead units:
 import numpy as np
 
 from ksparse.backend import get_array_module
-from ksparse.kernels.fast import fast_step
+from ksparse.kernels.fast import _check, fast_step
 from ksparse.nn import layers
 from ksparse.nn.optim import sgd_momentum_
 
@@ -116,7 +116,7 @@ def remedies_step(x, W, b, b_prime, k, pre_bias=False, dead=None, k_aux=0, c_aux
     x = xp.asarray(x, dtype=W.dtype)
     u = x - b_prime if pre_bias else x
     E, grads, Gamma = fast_step(u, W, b, xp.zeros_like(b_prime) if pre_bias else b_prime, k, kernel)
-    n_aux = 0 if dead is None or c_aux <= 0 else min(int(k_aux), int(dead.sum()))
+    n_aux = _n_aux(dead, k_aux, c_aux)
     if n_aux > 0:
         e = residual_on_support(u, W, b, Gamma)
         if not pre_bias:
@@ -129,16 +129,45 @@ def remedies_step(x, W, b, b_prime, k, pre_bias=False, dead=None, k_aux=0, c_aux
     return E, grads, Gamma
 
 
-def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", **remedies):
-    """:func:`remedies_step`, then Eq. (11) in place; returns (E, Gamma).
+def _n_aux(dead, k_aux, c_aux):
+    """How many dead units D10 uses per sample (0: AuxK off)."""
+    return 0 if dead is None or c_aux <= 0 else min(int(k_aux), int(dead.sum()))
 
-    ``params["W"]`` and ``velocity["W"]`` are switched, once, to column-major order, as
-    :func:`ksparse.kernels.fast.fast_train_step_` does.
+
+def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", residual=False, **remedies):
+    """:func:`remedies_step`, then Eq. (11) in place; returns (E, Gamma, e, norms2).
+
+    On the compiled CPU kernels and without D10 (the defaults), the gradient is fused with
+    the update as in :func:`ksparse.kernels.fast.fast_train_step_`, D9 included
+    (:func:`ksparse.kernels._cpu.train_step_`). ``params["W"]`` and ``velocity["W"]`` are
+    switched, once, to column-major order.
+
+    Returns
+    -------
+    E : scalar
+        The loss D4 before the update.
+    Gamma : int array, shape (N, k)
+    e : array, shape (N, d), or None
+        With ``residual``: e = x - x_hat of this step, under the parameters before the update.
+    norms2 : array, shape (H,), or None
+        The squared norms of the columns of W after the update, where the kernel has them.
     """
     for store in (params, velocity):
         if not store["W"].T.flags.c_contiguous:
             store["W"] = get_array_module(store["W"]).asfortranarray(store["W"])
-    E, grads, Gamma = remedies_step(x, params["W"], params["b"], params["b_prime"], k, kernel=kernel,
-                                    **remedies)
+    W, b, b_prime = params["W"], params["b"], params["b_prime"]
+    _, xc, impl = _check(x, W, k, kernel)
+    pre_bias = bool(remedies.get("pre_bias", False))
+    n_aux = _n_aux(remedies.get("dead"), remedies.get("k_aux", 0), remedies.get("c_aux", 0.0))
+    if impl not in ("numpy", "cupy") and n_aux == 0:  # the fused compiled step
+        lr, momentum = W.dtype.type(lr), W.dtype.type(momentum)
+        E, Gamma, dx_hat, norms2 = impl.train_step_(xc, params, velocity, k, lr, momentum, pre_bias=pre_bias)
+        return E, Gamma, (dx_hat * W.dtype.type(-xc.shape[0] / 2) if residual else None), norms2
+    E, grads, Gamma = remedies_step(xc, W, b, b_prime, k, kernel=kernel, **remedies)
+    e = None
+    if residual:  # before the update: e = u - z_k W^T (- b' without D9)
+        e = residual_on_support(xc - b_prime if pre_bias else xc, W, b, Gamma)
+        if not pre_bias:
+            e -= b_prime
     sgd_momentum_(params, grads, velocity, lr, momentum)
-    return E, Gamma
+    return E, Gamma, e, None

@@ -23,8 +23,9 @@ import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError
-from ksparse.errors import ModelFileError, reject_complex
+from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
+from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
@@ -52,7 +53,7 @@ def remedies_in_force(cfg, d):
     -------
     dict
         ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
-        ``resample``, all off under ``paper=True``. ``k_aux=None`` becomes
+        ``resample`` and ``step_bound``, all off under ``paper=True``. ``k_aux=None`` becomes
         ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
         which a unit active at the average rate k / H is active about 100 times.
     """
@@ -63,7 +64,7 @@ def remedies_in_force(cfg, d):
             "k_aux": max(1, min(H, d) // 2) if cfg.k_aux is None else cfg.k_aux,
             "c_aux": cfg.c_aux if on else 0.0,
             "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
-            "resample": on and cfg.resample}
+            "resample": on and cfg.resample, "step_bound": on and cfg.step_bound}
 
 
 def effective_lr(cfg, d, k=None):
@@ -193,8 +194,7 @@ def check_data(x, name="X"):
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {x.ndim}-D shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {x.shape}; need at least one sample and one feature")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf; clean or impute the data first")
+    reject_nonfinite(x, name)
     return x
 
 
@@ -331,7 +331,9 @@ def train_epoch(x, state, k, lr, step, progress=None):
     """One epoch of :func:`ksparse.training.epoch.run_epoch` over ``x`` (on the device, or a
     :class:`ksparse.training.stream.StreamedData`), its minibatches drawn from
     ``state.rng_state`` in the order of :func:`ksparse.training.epoch.windows`, updating
-    ``state``. Returns the epoch's record."""
+    ``state``; with ``step_bound``, each minibatch's lr is capped by D11
+    (:class:`ksparse.training.bound.BoundedStep`, the record's ``bounded``: the fraction of
+    minibatches it lowered). Returns the epoch's record."""
     cfg = state.config
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
@@ -342,27 +344,40 @@ def train_epoch(x, state, k, lr, step, progress=None):
     if progress is not None:
         batches = counted(batches, progress)
     settings = StepSettings(lr=lr, momentum=cfg.momentum, k=k)
-    record = run_epoch(step, batches, state.params, state.velocity, settings, cfg.n_hidden)
+    rem = remedies_in_force(cfg, state.params["W"].shape[0])
+    run = BoundedStep(step, rem["pre_bias"]) if rem["step_bound"] else step  # D11
+    record = run_epoch(run, batches, state.params, state.velocity, settings, cfg.n_hidden)
+    if rem["step_bound"]:
+        record["bounded"] = run.n_bounded / max(1, run.n_steps)
     state.rng_state = rng.bit_generator.state
     return record
 
 
-def _training_data(x, state, device):
-    """``x`` as training reads it (on the device, or streamed by rows) and the variance for fvu.
+def _data_stats(x):
+    """The column means (float64) of ``x`` and the mean squared distance of its rows to them.
+
+    One pass each, for arrays and streamed data alike (:func:`ksparse.training.stream.column_stats`
+    gives the same numbers bit for bit); computed once per :func:`fit`.
+    """
+    if isinstance(x, StreamedData):
+        return column_stats(x.source)
+    mean, rows = x.mean(axis=0), max(1, (1 << 20) // x.shape[1])  # row blocks: temporaries stay in cache
+    distances = np.concatenate([((x[lo:lo + rows] - mean) ** 2).sum(axis=1) for lo in range(0, len(x), rows)])
+    return x.mean(axis=0, dtype=np.float64), float(distances.mean())
+
+
+def _training_data(x, state, device, stats):
+    """``x`` as training reads it (on the device, or streamed by rows); ``stats`` from :func:`_data_stats`.
 
     Sets ``state.x_mean`` when the model centres its inputs and has no mean yet.
     """
     cfg = state.config
-    if isinstance(x, StreamedData):
-        mean64, variance = column_stats(x.source)
-        if cfg.center and state.x_mean is None:
-            state.x_mean = mean64
-        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
-                                                                dtype=cfg.dtype)), variance
     if cfg.center and state.x_mean is None:
-        state.x_mean = x.mean(axis=0, dtype=np.float64)
-    xd = to_device(centered(x, state), device, dtype=cfg.dtype)
-    return xd, float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+        state.x_mean = stats[0]
+    if isinstance(x, StreamedData):
+        return StreamedData(x.source, lambda block: to_device(centered(block, state), device,
+                                                                dtype=cfg.dtype))
+    return to_device(centered(x, state), device, dtype=cfg.dtype)
 
 
 def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path=None,
@@ -432,8 +447,9 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     else:
         extend(state, x.shape[1], max_iter, config)
     cfg = state.config
-    step = _training_step(state, x, step)  # sets the scale, b' and x_mean of a fresh run first
-    xd, variance = _training_data(x, state, device)
+    stats = _data_stats(x)
+    step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
+    xd, variance = _training_data(x, state, device, stats), stats[1]
     last_good = state.copy()
     stop = cfg.max_iter if epochs is None else min(cfg.max_iter, state.epoch + int(epochs))
     try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
@@ -509,7 +525,7 @@ def extend(state, d, max_iter=None, config=None):
     state.config = state.config.replace(max_iter=max_iter)
 
 
-def _training_step(state, x, step):
+def _training_step(state, x, step, stats):
     """Start the Round 2 state of a fresh run (s, b', the dead-unit clock); return the step object.
 
     On a fresh state (epoch 0) the scale s and D9's b' come from ``x``; the tracker is made
@@ -524,11 +540,7 @@ def _training_step(state, x, step):
     cfg = state.config
     rem = remedies_in_force(cfg, x.shape[1])
     streamed = isinstance(x, StreamedData)
-    if streamed:  # the column means and the mean squared distance to them, as for arrays below
-        mean64, energy = column_stats(x.source)
-    else:
-        mean64 = x.mean(axis=0, dtype=np.float64)
-        energy = float(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+    mean64, energy = stats  # the column means and the mean squared distance to them
     if cfg.center and state.x_mean is None:
         state.x_mean = mean64
     if state.tracker is None:
@@ -556,16 +568,23 @@ def _training_step(state, x, step):
 
 
 def _divergence_advice(state, xd, lr):
-    """What to do after a divergence: scale the data when it is not, else lower the rate.
+    """What to do after a divergence, naming the option: scale the data when it is not, bound the
+    step (D11) when it is not, else lower the learning rate.
 
     ``xd`` is the training data as the model sees it (in the data's units when not scaled).
     """
     cfg = state.config
-    if not remedies_in_force(cfg, xd.shape[1])["scale"] and not isinstance(xd, StreamedData):
+    rem = remedies_in_force(cfg, xd.shape[1])
+    if not rem["scale"] and not isinstance(xd, StreamedData):
         xp = get_array_module(xd)
         spread = float(xp.sqrt(((xd - xd.mean(axis=0)) ** 2).mean()))
         return (f"the inputs were not scaled (paper={cfg.paper}, scale={cfg.scale}) and their typical "
                 f"deviation from the mean is {spread:.3g}: train with scale=True and paper=False (the "
                 f"defaults), or divide X by about {spread:.3g}")
-    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean); lower the "
-            f"learning rate (lr={lr:.4g}) or sigma")
+    if not rem["step_bound"]:
+        return (f"the steps were not bounded (step_bound={cfg.step_bound}): train with step_bound=True "
+                f"(the default), which shrinks the step of minibatches holding rows far from the "
+                f"others' scale, or lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
+    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
+            f"step bounded (D11); lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or the "
+            f"momentum (momentum={cfg.momentum})")

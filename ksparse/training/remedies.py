@@ -12,9 +12,9 @@
 import numpy as np
 
 from ksparse.backend import get_array_module, to_numpy
-from ksparse.kernels.remedies import remedies_step, remedies_train_step_, residual_on_support
+from ksparse.kernels.remedies import remedies_step, remedies_train_step_
 from ksparse.nn import layers
-from ksparse.training.steps import AutoencoderStep, Step, StepOutput
+from ksparse.training.steps import AutoencoderStep, StepOutput
 
 
 def data_scale(x):
@@ -113,10 +113,9 @@ class DeadTracker:
             self.last_active[Gamma] = self.seen + N
             self.seen += N
             return
-        N, k = Gamma.shape
-        flat = Gamma.ravel()[::-1]  # the first occurrence in reverse is the last sample per unit
-        units, first = np.unique(flat, return_index=True)
-        self.last_active[units] = self.seen + (N - 1 - first // k) + 1
+        N, k = Gamma.shape  # sample i of the batch is number seen + i + 1; the latest one wins
+        sample = np.repeat(np.arange(self.seen + 1, self.seen + N + 1), k)
+        np.maximum.at(self.last_active, Gamma.ravel(), sample)
         self.seen += N
 
     def dead(self):
@@ -139,12 +138,13 @@ class DeadTracker:
                    np.asarray(data["last_reset"], np.int64), data.get("n_resampled", 0))
 
 
-def resample_(params, velocity, tracker, x, Gamma, dead, pre_bias=True):
+def resample_(params, velocity, tracker, e, dead, norms2=None):
     """Point units dead for T samples at the worst-reconstructed inputs of the minibatch, in place.
 
     The n = min(#dead, N) dead units of lowest index take, in order, the n inputs of the
-    largest residual norm ||e_i|| (e = x - x_hat): ``W[:, j] = e_i / ||e_i|| * r``
-    with r the mean norm of the live columns, ``b[j] = 0``, and their velocities zero.
+    largest residual norm ||e_i|| (e = x - x_hat of the step just taken, under the
+    parameters before its update): ``W[:, j] = e_i / ||e_i|| * r`` with r the mean norm
+    of the live columns (after the update), ``b[j] = 0``, and their velocities zero.
     Deterministic: no random numbers.
 
     Parameters
@@ -153,13 +153,12 @@ def resample_(params, velocity, tracker, x, Gamma, dead, pre_bias=True):
         ``{"W": (d, H), "b": (H,), "b_prime": (d,)}``, changed in place.
     tracker : DeadTracker
         The resampled units' clocks restart.
-    x : array, shape (N, d)
-        The minibatch.
-    Gamma : int array, shape (N, k)
-        Its support under the current parameters.
+    e : array, shape (N, d)
+        The minibatch's residual x - x_hat.
     dead : bool array, shape (H,)
-    pre_bias : bool
-        Whether the encoder is D9's.
+    norms2 : array, shape (H,), optional
+        ``||W[:, j]||^2`` for every column, when the step has them (the fused kernel does);
+        else computed here, without copying W.
 
     Returns
     -------
@@ -168,17 +167,14 @@ def resample_(params, velocity, tracker, x, Gamma, dead, pre_bias=True):
     """
     xp = get_array_module(params["W"])
     W, b = params["W"], params["b"]
-    units = np.flatnonzero(dead)[:x.shape[0]]
+    units = np.flatnonzero(dead)[:e.shape[0]]
     if units.size == 0 or units.size == dead.size:
         return 0
-    u = x - params["b_prime"] if pre_bias else x
-    e = residual_on_support(u, W, b, Gamma)  # e = u - z_k W^T, = x - x_hat under D9
-    if not pre_bias:
-        e = e - params["b_prime"]
-    norms = xp.sqrt((e * e).sum(axis=1))
-    rows = to_numpy(xp.argsort(-norms))[:units.size]
-    live = xp.asarray(~dead)
-    radius = xp.sqrt((W[:, live] ** 2).sum(axis=0)).mean()
+    norms = xp.sqrt(xp.einsum("ij,ij->i", e, e))
+    rows = to_numpy(xp.argsort(-norms, kind="stable"))[:units.size]
+    if norms2 is None:
+        norms2 = xp.einsum("ij,ij->j", W, W)
+    radius = xp.sqrt(norms2[xp.asarray(~dead)]).mean()
     cols = xp.asarray(units)
     W[:, cols] = (e[rows] / xp.maximum(norms[rows], 1e-12)[:, None]).T * radius
     b[cols] = 0  # the mean of the live b made CIFAR-10 patches diverge (docs/training.md)
@@ -249,27 +245,41 @@ class RemedyStep(AutoencoderStep):
         return StepOutput(E, Gamma), grads
 
     def __call__(self, batch, params, velocity, settings):
-        """One step in place, then the dead-unit count and resampling."""
+        """One step in place, then the dead-unit count and resampling (from the step's own residual)."""
         (x,) = batch
+        norms2 = None
         if self.inner is not None:
             out = self.inner(batch, params, velocity, settings)
+            e = None
         elif self.kernel == "plain":
-            out = Step.__call__(self, batch, params, velocity, settings)
+            out, grads = self.forward_backward(batch, params, settings)
+            e = plain_residual(x, params, out.active, self.pre_bias) if self.resample else None
+            self.update_(params, grads, velocity, settings)
         else:
-            kw = self._remedies(params)
-            if kw:
-                E, Gamma = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
-                                                settings.momentum, kernel=self.kernel, **kw)
-                out = StepOutput(E, Gamma)
-            else:  # the paper's step: the fused support-only form
-                out = AutoencoderStep.__call__(self, batch, params, velocity, settings)
+            E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
+                                                       settings.momentum, kernel=self.kernel,
+                                                       residual=self.resample, **self._remedies(params))
+            out = StepOutput(E, Gamma)
         self.tracker.update(out.active, x.shape[0])
         if self.resample:
             dead = self.tracker.dead()
             if dead.any():
-                resample_(params, velocity, self.tracker, x, _support(x, params, settings.k, self.pre_bias),
-                          dead, self.pre_bias)
+                if e is None:  # another step: the residual under the updated parameters
+                    Gamma = _support(x, params, settings.k, self.pre_bias)
+                    e = plain_residual(x, params, Gamma, self.pre_bias)
+                resample_(params, velocity, self.tracker, e, dead, norms2)
         return out
+
+
+def plain_residual(x, params, Gamma, pre_bias):
+    """e = x - x_hat on the support Gamma, equation by equation (D1 or D9, D2's mask, D3), (N, d)."""
+    xp = get_array_module(x, params["W"])
+    W, b, b_prime = params["W"], params["b"], params["b_prime"]
+    z = (x - b_prime if pre_bias else x) @ W + b
+    z_k = xp.zeros_like(z)
+    rows = xp.arange(z.shape[0])[:, None]
+    z_k[rows, Gamma] = z[rows, Gamma]
+    return x - (z_k @ W.T + b_prime)
 
 
 def _support(x, params, k, pre_bias):

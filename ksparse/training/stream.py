@@ -16,6 +16,7 @@ import numpy as np
 
 from ksparse.backend import get_array_module
 from ksparse.blockio import NpyRows
+from ksparse.errors import reject_nonfinite
 from ksparse.training import epoch
 
 __all__ = ["NpyRows", "StreamedData", "check_rows", "column_stats", "is_streamed", "read_block",
@@ -80,9 +81,7 @@ def column_stats(x, name="X", block_rows=None):
     own = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
     sums = {np.dtype(np.float64): np.zeros(d), own: np.zeros(d, own)}
     for lo, block in blocks(x, block_rows):
-        if not np.all(np.isfinite(block)):
-            raise ValueError(f"{name} contains NaN or inf in rows {lo}-{lo + len(block) - 1}; "
-                             "clean or impute the data first")
+        reject_nonfinite(block, name, lo)
         for dt in sums:  # ((s + x_lo) + x_lo+1) + ...: NumPy's order for an axis-0 sum
             sums[dt] = np.add.reduce(np.concatenate([sums[dt][None], block.astype(dt)]), axis=0)
     mean64 = np.true_divide(sums[np.dtype(np.float64)], n)
