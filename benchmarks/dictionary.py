@@ -150,7 +150,7 @@ def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
         Per budget: ``budget_s``, ``epochs``, ``seconds`` (training time spent),
         ``schedule_length``, and the test MSE of its own encoder and of OMP codes.
     curves : (own, omp)
-        [(seconds, error)] after each epoch of the longest run.
+        [(seconds, error)] of the longest run, at geometrically spaced times and at its end.
     """
     from ksparse.training.loop import fit
 
@@ -158,14 +158,16 @@ def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
     runs, own, omp, points = [], [], [], []
 
     def evaluate(state, t):  # the longest run's curve at geometrically spaced times, off the clock
-        if not points or t >= 1.25 * points[-1][0] or t + t / state.epoch > max(marks):
+        if not points or t >= 1.25 * points[-1][0]:
             points.append((t, ksparse_errors(state, X_eval)))
 
     for b in sorted(marks):
         points.clear()
         state, epochs, spent = ksparse_budget_run(X, b, device=device, clock=clock,
                                                   after=evaluate if b == max(marks) else None)
-        errors = points[-1][1] if points else ksparse_errors(state, X_eval)
+        if b == max(marks) and (not points or points[-1][0] != spent):
+            points.append((spent, ksparse_errors(state, X_eval)))  # the run's end is on the curve
+        errors = points[-1][1] if b == max(marks) else ksparse_errors(state, X_eval)
         runs.append({"budget_s": b, "epochs": epochs, "seconds": spent,
                      "schedule_length": state.schedule_length, "own": errors[0], "omp": errors[1]})
         own, omp = [(t, e[0]) for t, e in points], [(t, e[1]) for t, e in points]
