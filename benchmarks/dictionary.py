@@ -2,6 +2,8 @@
 
     python -m benchmarks.dictionary [--quick] [--threads 1]
 
+writes the ``dictionary`` section of docs/benchmarks.json and rewrites docs/benchmarks.md.
+
 On 10,000 MNIST training images, each method learns H = 256 atoms for a budget of wall time,
 and is scored by the MSE per pixel, in the data's units ([0, 1] pixels), of the first 1,000
 MNIST test images coded with k = 25 non-zeros:
@@ -294,8 +296,10 @@ def main(argv=None):
     results = run(args.quick, args.threads, args.data_dir)
     print(report(results))
     if not args.no_save:
+        from benchmarks import run_all
+
         common.save_results("dictionary", results)
-        plot(results, os.path.join(common.ROOT, "docs", "figures", "bench_dictionary.png"))
+        run_all.write_page(common.load_results())  # docs/benchmarks.md and its figures
     return results
 
 

@@ -150,3 +150,31 @@ def test_ksparse_budget_run_spans_its_schedule_over_the_budget():
     assert state.history[0]["k"] == 20 and state.history[-1]["k"] == 3  # k_start (capped at H) to k
     longer, epochs, _ = ksparse_budget_run(X, 9.0, {"n_hidden": 20, "k": 3, "k_start": 10}, clock=_clock(4.0))
     assert (epochs, longer.schedule_length) == (2, 2) and [h["k"] for h in longer.history] == [10, 3]
+
+
+def test_dictionary_target_needs_ksparse_at_or_below_the_baseline_at_every_budget():
+    base = "scikit-learn MiniBatchDictionaryLearning"
+    dct = {"ksparse_runs": [], "at_budget": {"ksparse": {"4": 0.011, "40": 0.0085},
+                                             base: {"4": None, "40": 0.0086}}}
+    [(what, figure, met)] = run_all.dictionary_targets(dct)
+    assert figure == "4 s: 0.0110 vs —, 40 s: 0.0085 vs 0.0086" and met == "yes"
+    dct["at_budget"][base]["4"] = 0.0099
+    assert run_all.dictionary_targets(dct)[0][2] == "**no**"
+    assert run_all.dictionary_targets({"at_budget": {}}) == []  # a section from the fixed-epoch protocol
+
+
+def test_fig3_variants_are_valid_configs_and_the_report_says_which_diverged():
+    from benchmarks import fig3_variants as fv
+    from ksparse.reproduce._common import QUICK, autoencoder_config
+
+    for _, changes, _ in fv.VARIANTS.values():
+        autoencoder_config(QUICK, 50, 20, 0, **dict(changes, lr=0.7 if changes.get("lr") == "s2"
+                                                     else changes.get("lr")))
+    ok = {"what": "w", "history": [{"fvu": 0.12, "dead_fraction": 0.0, "resampled": 3}],
+          "seconds": {"wall": 90.0, "cpu": 40.0}, "n_used_filters": 1000,
+          "fraction_below_1st_percentile_of_random_spread": 0.845,
+          "fraction_above_99th_percentile_of_random_selectivity": 0.68}
+    bad = {"what": "v", "history": [{"resampled": 2706}] * 3, "diverged": "nan"}
+    table = fv.report({"variants": {"paper": ok, "defaults": bad}})
+    assert "| paper | w | 1 | 0.1200 | 0.000 | 3 | 90 s (40 s) | 1000 | 84.5% / 68.0% |" in table
+    assert "| defaults | v | diverged in epoch 4 |" in table
