@@ -181,7 +181,8 @@ def parse_args(description, argv=None, epoch=False):
     p.add_argument("--no-save", action="store_true", help="do not write docs/benchmarks.json")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
     p.add_argument("--only", default=None,
-                   help="run_all: only these comma-separated sections (compile, step, encode, dictionary)")
+                   help="run_all: only these comma-separated sections "
+                   "(compile, step, lazy, encode, dictionary)")
     if epoch:
         p.add_argument("--images", type=int, default=None,
                        help="MNIST training images per epoch (default: all 50,000)")

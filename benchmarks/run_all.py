@@ -98,6 +98,14 @@ def targets(results):
         out.append(("first run after an install: at most 3 s compiling",
                     f"{c['compile_wall_s']:.1f} s wall, {c['compile_cpu_s']:.1f} s CPU",
                     _yes(figure <= 3.0) + " (judged by the CPU time: busy machine)" * c["busy"]))
+    lz = results.get("lazy")
+    if lz and lz.get("cases"):
+        for c in lz["cases"]:
+            pays = c["lazy_over_plain"] < 1
+            out.append((f"{c['threads']} thread(s), batch {c['N']}, H={c['H']}: lazy momentum used "
+                        "automatically where it pays", f"lazy / plain {c['lazy_over_plain']:.2f}×, auto: "
+                        + ("lazy" if c["auto_lazy"] else "plain"),
+                        _verdict(c["auto_lazy"] == pays, c["busy"])))
     enc = results.get("encode")
     if enc:
         for c in enc["cases"]:
@@ -185,7 +193,7 @@ def _dictionary_notes(dct):
 def write_page(results, page=None, figures=None):
     """Rewrite docs/benchmarks.md (or ``page``) and the figures (in ``figures``) from the results."""
     from benchmarks import compile as compile_bench
-    from benchmarks import dictionary, encode, gpu, step
+    from benchmarks import dictionary, encode, gpu, lazy, step
 
     page, figures = page or PAGE, figures or FIGURES
     os.makedirs(figures, exist_ok=True)
@@ -227,6 +235,11 @@ def write_page(results, page=None, figures=None):
                  f"{max(c['threads'] for c in s['cases'])} threads in every pool (threadpoolctl for both "
                  "OpenBLAS copies, numba, torch); every step includes the momentum update.", "",
                  step.report(s), "", "![step ratios](figures/bench_step.png)", ""]
+    lz = results.get("lazy")
+    if lz and lz.get("cases"):
+        text += ["## Lazy momentum (CPU)", "", _machine(lz["machine"]), f"- {_load(lz)}",
+                 "- Command: `python -m benchmarks.lazy` (or `python -m benchmarks.run_all --only lazy`).",
+                 "", lazy.report(lz), ""]
     c = results.get("compile")
     if c:
         text += ["## Compile time (CPU)", "", _machine(c["machine"]), "", compile_bench.report(c), ""]
@@ -261,11 +274,10 @@ def write_page(results, page=None, figures=None):
              "  of microseconds.",
              "- The floor column is one product plus one pass over W and its velocity, each in its own",
              "  block. Lazy momentum for the units outside a batch's support (v <- m^s v and",
-             "  W <- W + v (m + ... + m^s) after s idle steps) is not used: the next step's product D1",
-             "  reads every column of W, so an exact deferral must bring every idle column up to date",
-             "  before each product, which is that same pass (or a second product, x V). Deferring only",
-             "  the velocity (W = U - m/(1-m) V with U changing on the support alone) still writes W",
-             "  each step: three streams of d H numbers instead of four, at most a quarter of the pass.",
+             "  W <- W + v (m + ... + m^s) after s idle steps, `ksparse.kernels.lazy`) skips that pass",
+             "  for idle units but needs their current W in the next product D1: it computes",
+             "  x W + (x V) diag(m + ... + m^s), a second product in place of the pass. Where that pays",
+             "  is measured in the section 'Lazy momentum' above (when `python -m benchmarks.lazy` has run).",
              "- OMP is timed on a subset of the test images (it takes milliseconds per image); ratios",
              "  are per image. scikit-learn's `orthogonal_mp_gram` copies the Gram matrix for every",
              "  signal, which dominates at H = 4000.",
@@ -288,13 +300,14 @@ def write_page(results, page=None, figures=None):
 def main(argv=None):
     args = common.parse_args(__doc__, argv)
     from benchmarks import compile as compile_bench
-    from benchmarks import dictionary, encode, step
+    from benchmarks import dictionary, encode, lazy, step
 
     t0 = time.perf_counter()
     results = common.load_results()
     results.pop("step_1thread", None)  # folded into "step" (1 and 2 threads)
     runs = (("compile", lambda quick, threads: compile_bench.run(), {}),
             ("step", step.run, {"data_dir": args.data_dir}),
+            ("lazy", lazy.run, {"data_dir": args.data_dir}),
             ("encode", encode.run, {"data_dir": args.data_dir}),
             ("dictionary", dictionary.run, {"data_dir": args.data_dir}))
     only = set(args.only.split(",")) if args.only else {name for name, _, _ in runs}

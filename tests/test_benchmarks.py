@@ -178,3 +178,18 @@ def test_fig3_variants_are_valid_configs_and_the_report_says_which_diverged():
     table = fv.report({"variants": {"paper": ok, "defaults": bad}})
     assert "| paper | w | 1 | 0.1200 | 0.000 | 3 | 90 s (40 s) | 1000 | 84.5% / 68.0% |" in table
     assert "| defaults | v | diverged in epoch 4 |" in table
+
+
+def test_lazy_benchmark_case_and_its_targets(monkeypatch, one_blas_thread):
+    from benchmarks import lazy
+
+    monkeypatch.setattr(lazy, "STEPS", 3)
+    X = np.random.default_rng(2).random((40, step.D)).astype(np.float32)
+    case = lazy.run_case(X, 4, 300, threads=1, rounds=1)
+    assert set(case["methods"]) == {lazy.PLAIN, lazy.LAZY, lazy.PRODUCT}
+    assert case["lazy_over_plain"] > 0 and case["auto_lazy"] == lazy.lazy.lazy_pays(4, 300, step.K)
+    results = {"cases": [case], "steps": 3, "d": step.D, "k": step.K, "rounds": 1, "max_batch": 0,
+               "max_support": 0.1}
+    assert "lazy / plain" in lazy.report(results)
+    rows = run_all.targets({"lazy": results})
+    assert len(rows) == 1 and "lazy momentum used automatically" in rows[0][0]

@@ -182,15 +182,15 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
     else:
         b_dec = b_prime
     wdb = np.zeros((n, d), dtype=x.dtype)
-    norms2 = np.empty(H, dtype=x.dtype)
+    stats = np.empty((H, 3), dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
         z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_dec, k, n)
         clock.append(time.perf_counter())
         start, entries = nk.by_unit(Gamma, H)
         clock.append(time.perf_counter())
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
-                                                            velocity["b"], lr, momentum, wdb[c], norms2,
-                                                            lo, hi),
+                                                            velocity["b"], lr, momentum, wdb[c], stats,
+                                                            False, lo, hi),
                    _unit_bounds(start, d, n))
     clock.append(time.perf_counter())
     if profile is not None:
@@ -198,7 +198,7 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
     if pre_bias:  # D9: the encoder's share of db'
         db_prime -= wdb.sum(axis=0)
     sgd_momentum_(params, {"b_prime": db_prime}, velocity, lr, momentum)  # Eq. (11) for b'
-    return x.dtype.type(err.sum() / N), Gamma, dx_hat, norms2
+    return x.dtype.type(err.sum() / N), Gamma, dx_hat, stats[:, 0]
 
 
 def momentum_pass_(W, V, momentum):
@@ -215,8 +215,8 @@ def momentum_pass_(W, V, momentum):
     zero = W.dtype.type(0)
     b = np.zeros(H, dtype=W.dtype)
     n = max(1, min(numba.get_num_threads(), H))
-    wdb, norms2 = np.zeros((n, d), dtype=W.dtype), np.empty(H, dtype=W.dtype)
+    wdb, stats = np.zeros((n, d), dtype=W.dtype), np.empty((H, 3), dtype=W.dtype)
     run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, none, empty, empty, empty, empty, WT, b, VT,
                                                         b.copy(), zero, W.dtype.type(momentum), wdb[c],
-                                                        norms2, lo, hi),
+                                                        stats, False, lo, hi),
                [H * c // n for c in range(n + 1)])

@@ -226,29 +226,97 @@ def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi):
 
 
 @numba.njit(**_JIT)
-def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, norms2, lo, hi):
+def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, stats, lazy,
+                        lo, hi):
     """D7, D8 and Eq. (11) fused for the units ``lo:hi``: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
 
     The gradient row lives only in a buffer of d numbers, so W and its velocity are each
     read and written once. While a column is at hand the kernel also adds
     ``db[h] W[:, h]`` (before the update) to ``wdb`` (d,), the encoder's share of db' under
-    D9, and writes the squared norm of the updated column to ``norms2[h]`` (for resampling).
+    D9, and writes ``stats[h] = (||w||^2, w . v, ||v||^2)`` of the updated column and
+    velocity (the squared norm for resampling; all three for lazy momentum). With ``lazy``
+    the columns of units outside the support are left as they are (b is always updated).
     """
     acc = np.empty(WT.shape[1], dtype=WT.dtype)
     for h in range(lo, hi):
         g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
+        vb[h] = momentum * vb[h] - lr * g
+        b[h] += vb[h]
+        if start[h + 1] == start[h] and lazy:
+            continue
         w = WT[h]
         v = VT[h]
         if start[h + 1] > start[h]:  # D9: W db over the units on the support (db is 0 elsewhere)
             for t in range(w.shape[0]):
                 wdb[t] += g * w[t]
-        s = lr - lr
+        ww = wv = vv = lr - lr
         for t in range(w.shape[0]):
             vt = momentum * v[t] - lr * acc[t]
             v[t] = vt
             wt = w[t] + vt
             w[t] = wt
-            s += wt * wt
-        norms2[h] = s
-        vb[h] = momentum * vb[h] - lr * g
-        b[h] += vb[h]
+            ww += wt * wt
+            wv += wt * vt
+            vv += vt * vt
+        stats[h, 0] = ww
+        stats[h, 1] = wv
+        stats[h, 2] = vv
+
+
+@numba.njit(**_JIT)
+def lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi):
+    """D1 with idle units brought up to date, then D2, for rows ``lo:hi``.
+
+    On entry ``z = x W`` and ``y = x V`` with W and V as last written; a unit idle for s
+    steps has W + S V with S = m + ... + m^s, so ``z[i] += S y[i] + b`` (S = 0 for a unit
+    that is up to date), then the top-k of the row into ``Gamma``.
+    """
+    H = z.shape[1]
+    k = Gamma.shape[1]
+    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
+    for i in range(lo, hi):
+        z_row = z[i]
+        y_row = y[i]
+        for j in range(H):
+            z_row[j] += S[j] * y_row[j] + b[j]
+        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
+
+
+@numba.njit(**_JIT)
+def sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime, lo, hi):
+    """D3-D6 for the rows ``lo:hi`` whose support Gamma is known (see :func:`forward_rows`)."""
+    for i in range(lo, hi):
+        err[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
+        r = dx_hat[i]
+        for t in range(db_prime.shape[0]):
+            db_prime[t] += r[t]
+
+
+@numba.njit(**_JIT)
+def materialize_units(start, WT, VT, S, P, stats, every, lo, hi):
+    """Lazy momentum's closed form for the units ``lo:hi`` on the support (``every``: all of them).
+
+    A unit idle for s steps: W[:, h] += S[h] V[:, h] and V[:, h] *= P[h], with
+    S = m + ... + m^s and P = m^s; with ``every`` also ``stats[h]`` as in
+    :func:`weight_grads_update`.
+    """
+    for h in range(lo, hi):
+        if not every and start[h + 1] == start[h]:
+            continue
+        w = WT[h]
+        v = VT[h]
+        a = S[h]
+        p = P[h]
+        ww = wv = vv = a - a
+        for t in range(w.shape[0]):
+            wt = w[t] + a * v[t]
+            vt = v[t] * p
+            w[t] = wt
+            v[t] = vt
+            ww += wt * wt
+            wv += wt * vt
+            vv += vt * vt
+        if every:
+            stats[h, 0] = ww
+            stats[h, 1] = wv
+            stats[h, 2] = vv

@@ -90,3 +90,9 @@ class BoundedStep:
             self.n_bounded += 1
             settings = dataclasses.replace(settings, lr=lr)
         return self.step(batch, params, velocity, settings)
+
+    def end_epoch_(self, params, velocity):
+        """The wrapped step's end of an epoch (e.g. lazy momentum brings every unit up to date)."""
+        end = getattr(self.step, "end_epoch_", None)
+        if end is not None:
+            end(params, velocity)

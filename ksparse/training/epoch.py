@@ -134,6 +134,9 @@ def run_epoch(step, batches, params, velocity, settings, n_hidden=None):
             if used is None:
                 used = get_array_module(out.active).zeros(n_hidden, dtype=bool)
             used[out.active.ravel()] = True
+    end = getattr(step, "end_epoch_", None)  # e.g. lazy momentum brings every unit up to date
+    if end is not None:
+        end(params, velocity)
     if n == 0:
         raise ValueError("the epoch had no minibatches: the data has no rows")
     record = {name: float(total) / n for name, total in totals.items()}

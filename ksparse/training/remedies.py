@@ -208,12 +208,18 @@ class RemedyStep(AutoencoderStep):
     inner : ksparse.training.steps.Step, optional
         Another step to run instead (its ``forward_backward`` and ``update_``), used as is: it
         must do D9 itself when ``pre_bias``; AuxK is not applied through it.
+    lazy : {"auto", True, False}
+        Lazy momentum (:mod:`ksparse.kernels.lazy`) on the compiled kernels without D10:
+        ``"auto"`` where :func:`ksparse.kernels.lazy.lazy_pays` says it is faster; the
+        parameters are brought up to date at the end of every epoch (:meth:`end_epoch_`).
     """
 
     def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, kernel="auto",
-                 inner=None):
+                 inner=None, lazy="auto"):
         super().__init__(kernel)
-        self.inner = inner
+        if lazy not in ("auto", True, False):
+            raise ValueError(f"lazy must be 'auto', True or False, got {lazy!r}")
+        self.inner, self.lazy, self._lazy = inner, lazy, None
         self.configure(tracker, pre_bias, k_aux, c_aux, resample)
         if inner is not None:
             self.name = inner.name
@@ -256,9 +262,17 @@ class RemedyStep(AutoencoderStep):
             e = plain_residual(x, params, out.active, self.pre_bias) if self.resample else None
             self.update_(params, grads, velocity, settings)
         else:
-            E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
-                                                       settings.momentum, kernel=self.kernel,
-                                                       residual=self.resample, **self._remedies(params))
+            kw = self._remedies(params)
+            lazy = self._lazy_momentum(x, params, velocity, settings, kw)
+            if lazy is not None:
+                E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
+                                              pre_bias=self.pre_bias)
+                e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
+                norms2 = _LazyNorms(lazy, params["W"])
+            else:
+                E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
+                                                           settings.momentum, kernel=self.kernel,
+                                                           residual=self.resample, **kw)
             out = StepOutput(E, Gamma)
         self.tracker.update(out.active, x.shape[0])
         if self.resample:
@@ -267,8 +281,52 @@ class RemedyStep(AutoencoderStep):
                 if e is None:  # another step: the residual under the updated parameters
                     Gamma = _support(x, params, settings.k, self.pre_bias)
                     e = plain_residual(x, params, Gamma, self.pre_bias)
-                resample_(params, velocity, self.tracker, e, dead, norms2)
+                if isinstance(norms2, _LazyNorms):
+                    norms2 = norms2.lazy.norms2(params["W"])
+                n = resample_(params, velocity, self.tracker, e, dead, norms2)
+                if self._lazy is not None and n:
+                    self._lazy.reset_units_(np.flatnonzero(dead)[:n], params["W"])
         return out
+
+    def _lazy_momentum(self, x, params, velocity, settings, kw):
+        """The :class:`ksparse.kernels.lazy.LazyMomentum` to step with, or None for the plain update.
+
+        ``lazy="auto"`` follows :func:`ksparse.kernels.lazy.lazy_pays` for the batch's shape;
+        lazy momentum needs the compiled CPU kernels and runs without D10. A lazy state that
+        is not used this step is materialised first.
+        """
+        from ksparse.kernels import fast
+
+        usable = (self.kernel in ("auto", "numba") and fast.has_numba() and "dead" not in kw
+                  and get_array_module(params["W"]) is np)
+        if usable and self.lazy == "auto":
+            from ksparse.kernels.lazy import lazy_pays
+
+            usable = lazy_pays(x.shape[0], params["W"].shape[1], settings.k)
+        if not usable or self.lazy is False:
+            self.end_epoch_(params, velocity)
+            return None
+        if self._lazy is None:
+            from ksparse.kernels.lazy import LazyMomentum
+
+            self._lazy = LazyMomentum(params["W"].shape[1], settings.momentum)
+        for store in (params, velocity):
+            if not store["W"].T.flags.c_contiguous:
+                store["W"] = np.asfortranarray(store["W"])
+        return self._lazy
+
+    def end_epoch_(self, params, velocity):
+        """Bring every unit up to date under lazy momentum (W and V as the plain update leaves them)."""
+        if self._lazy is not None:
+            self._lazy.materialize_(params, velocity)
+            self._lazy = None
+
+
+class _LazyNorms:
+    """The column norms of W under lazy momentum, computed only if resampling asks for them."""
+
+    def __init__(self, lazy, W):
+        self.lazy, self.W = lazy, W
 
 
 def plain_residual(x, params, Gamma, pre_bias):

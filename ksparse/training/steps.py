@@ -86,6 +86,9 @@ class Step:
         self.update_(params, grads, velocity, settings)
         return out
 
+    def end_epoch_(self, params, velocity):
+        """Called after an epoch's last step: leave ``params`` and ``velocity`` complete (no-op here)."""
+
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, kernel={self.kernel!r})"
 
