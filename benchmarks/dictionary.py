@@ -265,9 +265,14 @@ def plot(results, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, curve in results["curves"].items():
         t, e = zip(*curve, strict=True)
-        ax.plot(t, e, marker="o", ms=3, label=name)
+        longest = " (the longest run)" if name.startswith("ksparse") else ""
+        ax.plot(t, e, marker="o", ms=3, label=name + longest)
+    for key, name in (("own", "ksparse"), ("omp", "ksparse dictionary, OMP codes")):
+        runs = results.get("ksparse_runs", [])
+        ax.plot([r["seconds"] for r in runs], [r[key] for r in runs], "*", ms=10, ls="none",
+                label=f"{name}: one run per budget" if runs else None)
     ax.set_xscale("log")
-    ax.set_xlabel("training wall time (s)")
+    ax.set_xlabel("training time (s, %s clock)" % ("CPU" if results.get("clock") == "cpu" else "wall"))
     ax.set_ylabel("test MSE per pixel (k = %d)" % results["k"])
     ax.set_title(f"MNIST, {results['n_train']} images, H = {results['H']}")
     ax.grid(True, alpha=0.3)

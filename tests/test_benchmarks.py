@@ -155,9 +155,11 @@ def test_ksparse_budget_run_spans_its_schedule_over_the_budget():
 def test_dictionary_target_needs_ksparse_at_or_below_the_baseline_at_every_budget():
     base = "scikit-learn MiniBatchDictionaryLearning"
     dct = {"ksparse_runs": [], "at_budget": {"ksparse": {"4": 0.011, "40": 0.0085},
+                                             "ksparse dictionary, OMP codes": {"4": 0.0084, "40": 0.0087},
                                              base: {"4": None, "40": 0.0086}}}
-    [(what, figure, met)] = run_all.dictionary_targets(dct)
-    assert figure == "4 s: 0.0110 vs —, 40 s: 0.0085 vs 0.0086" and met == "yes"
+    [(what, figure, met), (_, omp, omp_met)] = run_all.dictionary_targets(dct)
+    assert figure == "4 s: 0.0110 vs —, 40 s: 0.0085 vs 0.0086" and met == "yes" and "own encoder" in what
+    assert omp == "4 s: 0.0084 vs —, 40 s: 0.0087 vs 0.0086" and omp_met == "**no**"
     dct["at_budget"][base]["4"] = 0.0099
     assert run_all.dictionary_targets(dct)[0][2] == "**no**"
     assert run_all.dictionary_targets({"at_budget": {}}) == []  # a section from the fixed-epoch protocol
