@@ -311,3 +311,30 @@ def test_table1_rows_beyond_the_paper_run_and_record_their_settings(tmp_path, ke
     assert 0 <= data["result"]["test_error"] <= 1
     settings = json.dumps(data)
     assert ('"paper": false' in settings) == (key == "k25d")
+
+
+def test_fig3_records_a_row_that_diverges_and_draws_the_others(tmp_path, monkeypatch):
+    from ksparse.reproduce import _common
+    from ksparse.training.loop import TrainingDiverged
+
+    train = _common.ksparse_model
+
+    def diverging_defaults(*args, paper=True, **kw):
+        if not paper:
+            last_good = type("State", (), {"epoch": 1})
+            raise TrainingDiverged("training diverged at epoch 2: the loss became nan", last_good)
+        return train(*args, paper=paper, **kw)
+
+    monkeypatch.setattr(_common, "ksparse_model", diverging_defaults)
+    assert main(["fig3", *SMOKE, "--out", str(tmp_path)]) == 0
+    stats = json.load(open(tmp_path / "fig3.json"))["stats"]
+    assert stats["defaults"] == {"paper_setting": False, "epochs": 1,
+                                 "diverged": "training diverged at epoch 2: the loss became nan"}
+    assert stats["paper"]["n_used_filters"] > 0 and (tmp_path / "fig3_paper.png").exists()
+    assert not (tmp_path / "fig3_defaults.png").exists()
+
+
+def test_fig3_rows_option_refuses_an_unknown_row(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["fig3", *SMOKE, "--out", str(tmp_path), "--rows", "paper,zca"])
+    assert e.value.code == 2
