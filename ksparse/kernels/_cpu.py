@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from ksparse.kernels import _numba as nk
+from ksparse.kernels._encode_numba import select_rows_topk
 from ksparse.nn.optim import sgd_momentum_
 
 # Below this many multiply-adds in the product x W a step runs in the calling thread:
@@ -100,7 +101,8 @@ def topk(z, k, n_threads):
     Gamma = np.empty((N, k), dtype=np.int64)
     bits, shift, mask = _int_view(z)
     n = max(1, min(n_threads, N))
-    run_ranges(lambda c, lo, hi: nk.topk_rows(bits, shift, mask, Gamma, lo, hi),
+    values = np.empty((N, k), dtype=z.dtype)
+    run_ranges(lambda c, lo, hi: select_rows_topk(z, bits, shift, mask, Gamma, values, lo, hi),
                [N * c // n for c in range(n + 1)])
     return Gamma
 

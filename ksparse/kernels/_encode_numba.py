@@ -1,4 +1,7 @@
-"""Compiled top-(alpha k) selection for :mod:`ksparse.kernels.encode` (optional; needs numba).
+"""Compiled exact top-k selection (optional; needs numba): the encoder's alpha k and the training's k.
+
+One selection, compiled once per process, for :mod:`ksparse.kernels.encode` and for D2 in
+the training step (:mod:`ksparse.kernels._numba` calls :func:`_select_row`).
 
 The encoder computes one block of z = x W + b with a BLAS product, then calls
 :func:`select_rows_dense` or :func:`select_rows_topk` on that block while it is in
@@ -11,14 +14,17 @@ come out in ascending order, and ties keep the earlier column). When the sampled
 threshold lets fewer than alpha k entries through, the row is selected among all H.
 
 Keys are the floats' bits as integers, flipped for negative numbers so that integer
-order is float order (as in :mod:`ksparse.kernels._numba`). Importing this module
-compiles nothing: numba compiles each kernel on its first call and caches it on disk.
+order is float order (as in :mod:`ksparse.kernels._numba`). The kernels are serial, release
+the GIL and work on a range of rows, so that :mod:`ksparse.kernels.encode` runs them with the
+BLAS product of the same rows on the threads of :mod:`ksparse.kernels._cpu` (one pool, as the
+training step). Importing this module compiles nothing: numba compiles each kernel on its
+first call and caches it on disk.
 """
 
 import numba
 import numpy as np
 
-_JIT = {"nogil": True, "cache": True}
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 SAMPLE = 128  # entries of a row sampled for the threshold estimate
 
 
@@ -106,30 +112,26 @@ def _select_row(z, bits, shift, mask, index_row, value_row, scratch, cand_key, c
             o += 1
 
 
-@numba.njit(parallel=True, **_JIT)
-def select_rows_topk(z, bits, shift, mask, index, value):
-    """Each row's alpha k largest entries of ``z`` (N, H) into ``index`` and ``value`` (N, alpha k)."""
-    N, H = z.shape
-    n_chunks = min(N, 64)
-    for c in numba.prange(n_chunks):
-        scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
-        cand_index = np.empty(H, np.int32)
-        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
-            _select_row(z[i], bits[i], shift, mask, index[i], value[i], scratch, cand_key, cand_index)
+@numba.njit(**_JIT)
+def select_rows_topk(z, bits, shift, mask, index, value, lo, hi):
+    """The alpha k largest entries of the rows ``lo:hi`` of ``z`` (N, H) into ``index`` and ``value``."""
+    H = z.shape[1]
+    scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
+    cand_index = np.empty(H, np.int32)
+    for i in range(lo, hi):
+        _select_row(z[i], bits[i], shift, mask, index[i], value[i], scratch, cand_key, cand_index)
 
 
-@numba.njit(parallel=True, **_JIT)
-def select_rows_dense(z, bits, shift, mask, ak):
-    """In place: keep each row's alpha k largest entries of ``z`` (N, H), zero the rest."""
-    N, H = z.shape
-    n_chunks = min(N, 64)
-    for c in numba.prange(n_chunks):
-        scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
-        cand_index = np.empty(H, np.int32)
-        index_row, value_row = np.empty(ak, np.int64), np.empty(ak, z.dtype)
-        for i in range(c * N // n_chunks, (c + 1) * N // n_chunks):
-            row = z[i]
-            _select_row(row, bits[i], shift, mask, index_row, value_row, scratch, cand_key, cand_index)
-            row[:] = 0
-            for o in range(ak):
-                row[index_row[o]] = value_row[o]
+@numba.njit(**_JIT)
+def select_rows_dense(z, bits, shift, mask, ak, lo, hi):
+    """In place: keep the alpha k largest entries of each row ``lo:hi`` of ``z`` (N, H), zero the rest."""
+    H = z.shape[1]
+    scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
+    cand_index = np.empty(H, np.int32)
+    index_row, value_row = np.empty(ak, np.int64), np.empty(ak, z.dtype)
+    for i in range(lo, hi):
+        row = z[i]
+        _select_row(row, bits[i], shift, mask, index_row, value_row, scratch, cand_key, cand_index)
+        row[:] = 0
+        for o in range(ak):
+            row[index_row[o]] = value_row[o]

@@ -15,113 +15,13 @@ for the types of that call only, and caches it on disk (``cache=True``).
 import numba
 import numpy as np
 
+from ksparse.kernels._encode_numba import _select_row
+
 # Every fast-math flag except 'nnan' and 'ninf': NaN and inf must still propagate, so that
 # training can detect divergence.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
-_JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH}
+_JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their own
-
-
-@numba.njit(**_INLINE)
-def _key(bits, shift, mask):
-    """Order-preserving integer key of a float's bits: negative floats get their magnitude
-    bits flipped, so integer order is float order (-0 just below +0; NaN at the ends)."""
-    return bits ^ ((bits >> shift) & mask)
-
-
-@numba.njit(**_JIT)
-def _kth_largest(keys, n, k):
-    """The k-th largest of ``keys[:n]`` (1 <= k <= n) by quickselect; reorders ``keys[:n]``."""
-    lo, hi, target = 0, n - 1, k - 1  # target: a position in descending order
-    while lo < hi:
-        pivot = keys[(lo + hi) >> 1]
-        i, j = lo, hi
-        while i <= j:  # Hoare partition, descending: keys[lo:i] >= pivot >= keys[j + 1:hi + 1]
-            while keys[i] > pivot:
-                i += 1
-            while keys[j] < pivot:
-                j -= 1
-            if i <= j:
-                keys[i], keys[j] = keys[j], keys[i]
-                i += 1
-                j -= 1
-        if target <= j:
-            hi = j
-        elif target >= i:
-            lo = i
-        else:  # between the parts: equal to the pivot
-            return pivot
-    return keys[target]
-
-
-@numba.njit(**_JIT)
-def topk_row(bits, k, shift, mask, Gamma_row, cand_key, cand_index, spare):
-    """D2 on one row: the indices of the k largest entries, exactly, in O(H).
-
-    ``bits`` is the row's float bits viewed as integers (int32 for float32, int64 for
-    float64) and is compared through :func:`_key`, because integer max-reductions
-    vectorise where float ones do not. Pass 1 takes the maximum of each block of B
-    entries; the k-th largest of those block maxima, t0, is a lower bound of the k-th
-    largest entry (k distinct entries reach it). Pass 2 keeps the entries >= t0 of the
-    blocks whose maximum reaches t0; a quickselect finds the k-th largest of them, t, and
-    the row's support is every candidate above t and, in index order, as many equal to t
-    as are needed. ``cand_key``, ``cand_index`` and ``spare`` are buffers of length H.
-    """
-    H = bits.shape[0]
-    if k == H:
-        for j in range(H):
-            Gamma_row[j] = j
-        return
-    B = max(16, H // (4 * k))
-    n_blocks = (H + B - 1) // B
-    n = 0
-    if n_blocks < k:  # too few blocks for a bound: every entry is a candidate
-        for j in range(H):
-            cand_key[j] = _key(bits[j], shift, mask)
-            cand_index[j] = j
-        n = H
-    else:
-        for c in range(n_blocks):
-            m = _key(bits[c * B], shift, mask)
-            for j in range(c * B + 1, min(H, c * B + B)):
-                m = max(m, _key(bits[j], shift, mask))
-            cand_key[c] = m
-            spare[c] = m
-        t0 = _kth_largest(spare, n_blocks, k)
-        for c in range(n_blocks):
-            if cand_key[c] >= t0:
-                for j in range(c * B, min(H, c * B + B)):
-                    v = _key(bits[j], shift, mask)
-                    if v >= t0:
-                        spare[n] = v
-                        cand_index[n] = j
-                        n += 1
-        for i in range(n):
-            cand_key[i] = spare[i]
-    for i in range(n):
-        spare[i] = cand_key[i]
-    t = _kth_largest(spare, n, k)
-    m = 0
-    for i in range(n):  # above t: fewer than k of them
-        if cand_key[i] > t:
-            Gamma_row[m] = cand_index[i]
-            m += 1
-    for i in range(n):  # equal to t, in index order, up to k
-        if m == k:
-            break
-        if cand_key[i] == t:
-            Gamma_row[m] = cand_index[i]
-            m += 1
-
-
-@numba.njit(**_JIT)
-def topk_rows(bits, shift, mask, Gamma, lo, hi):
-    """D2 for rows ``lo:hi`` of ``bits`` (z viewed as integers, see :func:`topk_row`) into Gamma."""
-    H = bits.shape[1]
-    k = Gamma.shape[1]
-    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
-    for i in range(lo, hi):
-        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
 
 
 @numba.njit(**_JIT)
@@ -131,19 +31,21 @@ def forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_ha
 
     ``z`` holds ``x W`` on entry; each row gets ``b`` added (D1) while it is in cache.
     ``bits`` is ``z`` viewed as integers of its width, ``shift`` their width - 1 and
-    ``mask`` their largest value (see :func:`topk_row`); ``scale`` is 2 / N for the whole
+    ``mask`` their largest value (see :mod:`ksparse.kernels._encode_numba`, whose exact
+    O(H) selection the training and the encoder share); ``scale`` is 2 / N for the whole
     batch. Writes ``Gamma`` (N, k), ``dx_hat`` (N, d), ``dz`` (N, k) and
     ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those rows, and adds their dx_hat to
     ``db_prime`` (d,). Reads only the k rows ``WT[Gamma_i]`` of the weights per sample,
     twice, while they are in cache.
     """
     H = z.shape[1]
-    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
+    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
+    value_row = np.empty(k, z.dtype)
     for i in range(lo, hi):
         z_row = z[i]
         for j in range(H):
             z_row[j] += b[j]
-        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
+        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)  # D2
         err[i] = _sample(x[i], z_row, WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
         r = dx_hat[i]
         for t in range(db_prime.shape[0]):
@@ -272,14 +174,14 @@ def lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi):
     that is up to date), then the top-k of the row into ``Gamma``.
     """
     H = z.shape[1]
-    k = Gamma.shape[1]
-    cand_key, cand_index, spare = np.empty(H, bits.dtype), np.empty(H, Gamma.dtype), np.empty(H, bits.dtype)
+    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
+    value_row = np.empty(Gamma.shape[1], z.dtype)
     for i in range(lo, hi):
         z_row = z[i]
         y_row = y[i]
         for j in range(H):
             z_row[j] += S[j] * y_row[j] + b[j]
-        topk_row(bits[i], k, shift, mask, Gamma[i], cand_key, cand_index, spare)
+        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)
 
 
 @numba.njit(**_JIT)

@@ -16,6 +16,7 @@ itself. The codes come in three forms (:data:`OUTPUTS`):
 :func:`decode` (D3) accepts all three.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -131,9 +132,13 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
         hi = min(N, lo + rows)
         xb = _block(x, lo, hi, W)
         zb = h[lo:hi] if output == "dense" else z[:hi - lo]
+        topk = None if output == "dense" else (index[lo:hi], value[lo:hi])
+        if impl is not None:
+            _compiled_block(xb, W, b, zb, ak, impl, topk)
+            continue
         xp.matmul(xb, W, out=zb)  # D1 for the block, (rows, H)
         zb += b
-        _select(zb, ak, impl, None if output == "dense" else (index[lo:hi], value[lo:hi]))
+        _select(zb, ak, topk)
     if output == "dense":
         return h
     if output == "topk":
@@ -149,16 +154,35 @@ def _block(x, lo, hi, W):
     return to_device(to_numpy(x[lo:hi]), device_of(W), dtype=W.dtype)
 
 
-def _select(z, ak, impl, topk):
-    """D2 with alpha k on one block: write (index, value) into ``topk``, or zero z off the support."""
-    if impl is not None:
-        int_type = np.int32 if z.dtype == np.float32 else np.int64
-        bits, shift, mask = z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
+def _compiled_block(xb, W, b, z, ak, impl, topk):
+    """D1 and D2 (alpha k) on one block with the compiled selection, split over rows.
+
+    Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of its rows (BLAS
+    on one thread in each, as in the training step), adds b, and selects those rows while
+    they are in cache: both the product and the top-k use every thread, from one pool.
+    """
+    from ksparse.kernels import _cpu
+
+    N = xb.shape[0]
+    n = _cpu.threads_for(N, xb.shape[1], W.shape[1])
+    int_type = np.int32 if z.dtype == np.float32 else np.int64
+    bits, shift, mask = z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
+
+    def rows(c, lo, hi):
+        np.matmul(xb[lo:hi], W, out=z[lo:hi])  # D1 for these rows
+        z[lo:hi] += b
         if topk is None:
-            impl.select_rows_dense(z, bits, shift, mask, ak)
+            impl.select_rows_dense(z, bits, shift, mask, ak, lo, hi)
         else:
-            impl.select_rows_topk(z, bits, shift, mask, *topk)
-        return
+            impl.select_rows_topk(z, bits, shift, mask, topk[0], topk[1], lo, hi)
+
+    with _cpu._one_blas_thread() if n > 1 else contextlib.nullcontext():
+        _cpu.run_ranges(rows, [N * c // n for c in range(n + 1)])
+
+
+def _select(z, ak, topk):
+    """D2 with alpha k on one block (NumPy or CuPy): write (index, value) into ``topk``, or zero z
+    off the support."""
     xp = get_array_module(z)
     Gamma = xp.sort(supp_k(z, ak, kernel="numpy"), axis=1)
     values = xp.take_along_axis(z, Gamma, axis=1)
