@@ -171,7 +171,7 @@ def resample_(params, velocity, tracker, e, dead, norms2=None):
     if units.size == 0 or units.size == dead.size:
         return 0
     norms = xp.sqrt(xp.einsum("ij,ij->i", e, e))
-    rows = to_numpy(xp.argsort(-norms, kind="stable"))[:units.size]
+    rows = to_numpy(xp.argsort(-norms))[:units.size]
     if norms2 is None:
         norms2 = xp.einsum("ij,ij->j", W, W)
     radius = xp.sqrt(norms2[xp.asarray(~dead)]).mean()
