@@ -290,10 +290,12 @@ def report(results):
              f"scikit-learn OMP on the host: {1e6 * e['sklearn_omp_s_per_image']:.0f} µs per image):", "",
              common.table(list(e["methods"]), [[f"{m['ratio']:.2f}× ({m['ms']:.3f} ms)"
                                                 for m in e["methods"].values()]]), ""]
+    from benchmarks.dictionary import calls_text
+
     dct = results["dictionary"]
     marks = list(next(iter(dct["at_budget"].values())))
-    rows = [[n] + [f"{v:.4f}" if v is not None else "—" for v in b.values()] + [dct["training_calls"][n]]
-            for n, b in dct["at_budget"].items()]
+    rows = [[n] + [f"{v:.4f}" if v is not None else "—" for v in b.values()]
+            + [calls_text(dct["training_calls"][n])] for n, b in dct["at_budget"].items()]
     text += [f"**Dictionary learning**, {dct['n_train']} images, H = {dct['H']}, k = {dct['k']}, test "
              f"MSE per pixel on {dct['n_eval']} images, host on {dct['threads']} threads:", "",
              common.table(["method"] + [f"error within {m} s" for m in marks] + ["epochs or iterations"],

@@ -125,6 +125,63 @@ def test_run_all_reports_a_failing_section_and_goes_on(monkeypatch):
     assert results["failed"] == {"compile": "ValueError: this section is broken"}
 
 
+def _clock(epoch_s):
+    """A fake clock for :func:`benchmarks.dictionary.spend`, read twice per epoch (start, end):
+    each epoch takes ``epoch_s`` seconds, and nothing is timed."""
+    calls = iter(range(10**6))
+    return lambda: epoch_s * ((next(calls) + 1) // 2)
+
+
+def test_spend_runs_epochs_while_another_fits_in_the_budget():
+    from benchmarks.dictionary import spend
+
+    seen = []
+    assert spend(lambda: None, 7.0, _clock(2.0), after=seen.append) == (3, 6.0)  # a 4th would end at 8
+    assert seen == [2.0, 4.0, 6.0]
+    assert spend(lambda: None, 1.0, _clock(2.0)) == (1, 2.0)  # the first epoch always runs
+
+
+def test_ksparse_budget_run_spans_its_schedule_over_the_budget():
+    from benchmarks.dictionary import ksparse_budget_run
+
+    X = np.random.default_rng(0).random((200, 16)).astype(np.float32)
+    state, epochs, seconds = ksparse_budget_run(X, 9.0, {"n_hidden": 20, "k": 3}, clock=_clock(2.0))
+    assert (epochs, seconds, state.epoch, state.schedule_length) == (4, 8.0, 4, 4)
+    assert state.history[0]["k"] == 20 and state.history[-1]["k"] == 3  # k_start (capped at H) to k
+    longer, epochs, _ = ksparse_budget_run(X, 9.0, {"n_hidden": 20, "k": 3, "k_start": 10}, clock=_clock(4.0))
+    assert (epochs, longer.schedule_length) == (2, 2) and [h["k"] for h in longer.history] == [10, 3]
+
+
+def test_dictionary_target_needs_ksparse_at_or_below_the_baseline_at_every_budget():
+    base = "scikit-learn MiniBatchDictionaryLearning"
+    dct = {"ksparse_runs": [], "at_budget": {"ksparse": {"4": 0.011, "40": 0.0085},
+                                             "ksparse dictionary, OMP codes": {"4": 0.0084, "40": 0.0087},
+                                             base: {"4": None, "40": 0.0086}}}
+    [(what, figure, met), (_, omp, omp_met)] = run_all.dictionary_targets(dct)
+    assert figure == "4 s: 0.0110 vs —, 40 s: 0.0085 vs 0.0086" and met == "yes" and "own encoder" in what
+    assert omp == "4 s: 0.0084 vs —, 40 s: 0.0087 vs 0.0086" and omp_met == "**no**"
+    dct["at_budget"][base]["4"] = 0.0099
+    assert run_all.dictionary_targets(dct)[0][2] == "**no**"
+    assert run_all.dictionary_targets({"at_budget": {}}) == []  # a section from the fixed-epoch protocol
+
+
+def test_fig3_variants_are_valid_configs_and_the_report_says_which_diverged():
+    from benchmarks import fig3_variants as fv
+    from ksparse.reproduce._common import QUICK, autoencoder_config
+
+    for _, changes, _ in fv.VARIANTS.values():
+        autoencoder_config(QUICK, 50, 20, 0, **dict(changes, lr=0.7 if changes.get("lr") == "s2"
+                                                     else changes.get("lr")))
+    ok = {"what": "w", "history": [{"fvu": 0.12, "dead_fraction": 0.0, "resampled": 3}],
+          "seconds": {"wall": 90.0, "cpu": 40.0}, "n_used_filters": 1000,
+          "fraction_below_1st_percentile_of_random_spread": 0.845,
+          "fraction_above_99th_percentile_of_random_selectivity": 0.68}
+    bad = {"what": "v", "history": [{"resampled": 2706}] * 3, "diverged": "nan"}
+    table = fv.report({"variants": {"paper": ok, "defaults": bad}})
+    assert "| paper | w | 1 | 0.1200 | 0.000 | 3 | 90 s (40 s) | 1000 | 84.5% / 68.0% |" in table
+    assert "| defaults | v | diverged in epoch 4 |" in table
+
+
 def test_lazy_benchmark_case_and_its_targets(monkeypatch, one_blas_thread):
     from benchmarks import lazy
 

@@ -71,3 +71,23 @@ def test_targets_say_open_until_enough_seeds_ran(smoke_results):
            for r in results if r["result"]["key"] == "k25"]
     line = next(l for l in report.targets_table(k25).splitlines() if l.startswith("| table1 k25, quick"))
     assert line.endswith("| open (2 of 3 seeds) |")
+
+
+def _fig3_run(row, stats):
+    meta = {"target": "fig3", "profile": "quick", "seed": 0}
+    return {"meta": meta, "result": {"key": row, "stats": {row: stats}}}
+
+
+def test_fig3_table_judges_both_statistics_against_the_target():
+    seconds = {"wall": 60.0, "cpu": 40.0}
+    good = {"epochs": 20, "train_seconds": seconds, "n_used_filters": 1000,
+            "fraction_below_1st_percentile_of_random_spread": 0.95,
+            "fraction_above_99th_percentile_of_random_selectivity": 0.91}
+    half = dict(good, fraction_above_99th_percentile_of_random_selectivity=0.68)
+    lines = report.fig3_table([_fig3_run("defaults", good), _fig3_run("paper", half),
+                               _fig3_run("defaults", {"epochs": 3, "diverged": "the loss became nan"})]
+                              ).splitlines()[2:]
+    assert lines[0] == "| defaults (quick, seed 0) | 20 | 60 s (40 s) | 1000 | 95.00% | 91.00% | yes |"
+    assert lines[1].endswith("| 68.00% | no |")
+    assert lines[2].endswith("| no: the loss became nan |")
+    assert report.fig3_table([]) == "(no results yet)\n"

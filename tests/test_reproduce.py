@@ -10,7 +10,7 @@ from ksparse.reproduce import main
 from ksparse.reproduce import table1 as t1
 from ksparse.reproduce._common import cached_model
 from ksparse.reproduce._runs import source_digest
-from ksparse.reproduce.figures import orientation_selectivity, spatial_spread
+from ksparse.reproduce.figures import filter_statistics, orientation_selectivity, spatial_spread
 
 SMOKE = ["--profile", "smoke", "--dataset", "digits"]
 
@@ -97,14 +97,21 @@ def test_table1_rejects_unknown_rows(out):
 @pytest.mark.parametrize("name", ["fig1", "fig3", "fig4"])
 def test_figures_write_png_and_numbers(out, name):
     assert main([name, *SMOKE, "--out", out]) == 0
-    pngs = [f"fig1_k{k}.png" for k in (70, 40, 25, 10)] if name == "fig1" else [f"{name}.png"]
+    pngs = {"fig1": [f"fig1_k{k}.png" for k in (70, 40, 25, 10)], "fig3": ["fig3_paper.png"]}.get(
+        name, [f"{name}.png"])
     for png in (os.path.join(out, p) for p in pngs):
         assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) < 200_000
     stats = json.load(open(os.path.join(out, f"{name}.json")))["stats"]
     if name == "fig1":
         assert set(stats) == {"k70", "k40", "k25", "k10"}
     elif name == "fig3":
-        assert stats["median_spread_px_random"] > 0 and 0 <= stats["median_orientation_selectivity"] <= 1
+        assert set(stats) == {"paper", "defaults"}
+        assert stats["paper"]["paper_setting"] and not stats["defaults"]["paper_setting"]
+        for row in stats.values():
+            assert row["median_spread_px_random"] > 0 and 0 <= row["median_orientation_selectivity"] <= 1
+        assert os.path.exists(os.path.join(out, "fig3_defaults.png"))
+        results = _results(os.path.join(out, "results"))
+        assert {"fig3-smoke-paper-seed0.json", "fig3-smoke-defaults-seed0.json"} <= set(results)
     else:
         assert stats["k15"]["mean_active_per_sample"] == 15.0
         assert stats["k15"]["zero_fraction"] > stats["relu"]["zero_fraction"]
@@ -130,6 +137,33 @@ def test_orientation_selectivity_separates_gratings_from_noise():
     noise = np.random.default_rng(0).normal(size=(64, 200))
     assert orientation_selectivity(grating, (8, 8))[0] > 0.7
     assert np.median(orientation_selectivity(noise, (8, 8))) < 0.4
+
+
+def _edges(n, shape=(8, 8, 3)):
+    """``n`` small oriented edges, (prod(shape), n): a 2 x 3 step at a random place and angle."""
+    rng = np.random.default_rng(1)
+    W = np.zeros(shape + (n,))
+    for j in range(n):
+        r, c = rng.integers(1, 5, size=2)
+        patch = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]])
+        W[r:r + 2, c:c + 3, :, j] = (patch if j % 2 else -patch)[..., None] * rng.uniform(0.5, 1, 3)
+        if j % 3 == 0:  # some vertical ones
+            W[..., j] = W[..., j].transpose(1, 0, 2)
+    return W.reshape(-1, n)
+
+
+def test_filter_statistics_pass_edges_and_fail_noise():
+    shape = (8, 8, 3)
+    edges, noise = _edges(40), np.random.default_rng(2).normal(size=(192, 40))
+    good = filter_statistics(edges, shape)
+    assert good["fraction_below_1st_percentile_of_random_spread"] == 1.0
+    assert good["fraction_above_99th_percentile_of_random_selectivity"] == 1.0
+    bad = filter_statistics(noise, shape)
+    assert bad["fraction_below_1st_percentile_of_random_spread"] <= 0.1
+    assert bad["fraction_above_99th_percentile_of_random_selectivity"] <= 0.1
+    mixed = filter_statistics(np.hstack([edges, noise]), shape, used=np.arange(80) < 60)
+    assert mixed["n_used_filters"] == 60  # the 40 edges and the first 20 noise filters
+    assert 0.6 <= mixed["fraction_below_1st_percentile_of_random_spread"] <= 0.75
 
 
 def test_cached_model_trains_once(tmp_path):
@@ -277,3 +311,30 @@ def test_table1_rows_beyond_the_paper_run_and_record_their_settings(tmp_path, ke
     assert 0 <= data["result"]["test_error"] <= 1
     settings = json.dumps(data)
     assert ('"paper": false' in settings) == (key == "k25d")
+
+
+def test_fig3_records_a_row_that_diverges_and_draws_the_others(tmp_path, monkeypatch):
+    from ksparse.reproduce import _common
+    from ksparse.training.loop import TrainingDiverged
+
+    train = _common.ksparse_model
+
+    def diverging_defaults(*args, paper=True, **kw):
+        if not paper:
+            last_good = type("State", (), {"epoch": 1})
+            raise TrainingDiverged("training diverged at epoch 2: the loss became nan", last_good)
+        return train(*args, paper=paper, **kw)
+
+    monkeypatch.setattr(_common, "ksparse_model", diverging_defaults)
+    assert main(["fig3", *SMOKE, "--out", str(tmp_path)]) == 0
+    stats = json.load(open(tmp_path / "fig3.json"))["stats"]
+    assert stats["defaults"] == {"paper_setting": False, "epochs": 1,
+                                 "diverged": "training diverged at epoch 2: the loss became nan"}
+    assert stats["paper"]["n_used_filters"] > 0 and (tmp_path / "fig3_paper.png").exists()
+    assert not (tmp_path / "fig3_defaults.png").exists()
+
+
+def test_fig3_rows_option_refuses_an_unknown_row(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["fig3", *SMOKE, "--out", str(tmp_path), "--rows", "paper,zca"])
+    assert e.value.code == 2

@@ -1,15 +1,18 @@
 """Figures 1, 3 and 4 of the paper (Sec. 4.3): filters for several k, patch filters, activity histograms.
 
 ``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR] [--seed S]`` writes
-``DIR/figN.png`` (fig1: one ``DIR/fig1_kK.png`` per k) with :mod:`ksparse.plots`, and the
-numbers in ``DIR/figN.json`` and in the result file ``RESULTS/figN-PROFILE-all-seedS.json``
-(:mod:`ksparse.reproduce._runs`). A figure is drawn for one seed (default 0). Models are
+``DIR/figN.png`` (fig1: one ``DIR/fig1_kK.png`` per k; fig3: one ``DIR/fig3_ROW.png`` per row)
+with :mod:`ksparse.plots`, and the numbers in ``DIR/figN.json`` and in the result file
+``RESULTS/figN-PROFILE-all-seedS.json`` (fig3: ``RESULTS/fig3-PROFILE-ROW-seedS.json``,
+:mod:`ksparse.reproduce._runs`). A figure is drawn for one seed (default 0). Models are
 shared with ``table1`` through the cache (``--cache``, default ``DIR/models``).
 
 - Fig. 1: MNIST filters of k = 70, 40, 25, 10 (1000 hidden units), with each filter's
   spatial spread: smaller k should give larger, more global strokes.
 - Fig. 3: CIFAR-10 patch filters, k = 50, with two numbers per filter against random
-  filters of the same size: spatial spread (localisation) and orientation selectivity.
+  filters of the same size: spatial spread (localisation) and orientation selectivity
+  (:func:`filter_statistics`). Two rows (``--rows paper,defaults``): the paper's setting
+  (Sec. 4.2.2 on the raw whitened patches) and the library's defaults, for the same epochs.
 - Fig. 4: log histograms of hidden activity on the MNIST test set for a ReLU autoencoder,
   the dropout (50% hidden, 20% input) autoencoder and k-sparse k = 70 and k = 15.
 """
@@ -24,6 +27,9 @@ from ksparse.reproduce import _common, _runs
 
 FIG1_KS = (70, 40, 25, 10)
 FIG3_K = 50
+# Fig. 3's rows: key -> (label, paper); paper=True is Sec. 4.2.2's model on the raw patches,
+# False the library's defaults (scale, D9, resampling, their own lr), the same epochs
+FIG3_ROWS = {"paper": ("paper's setting", True), "defaults": ("library defaults", False)}
 FIG4_MODELS = (("relu", "ReLU autoencoder"), ("k70", "k-sparse, k = 70"), ("k15", "k-sparse, k = 15"),
                ("dropout_denoising", "Dropout autoencoder, 50% hidden and 20% input"))
 
@@ -74,10 +80,16 @@ def orientation_selectivity(W, shape, pad=16):
     return np.abs((P * phase).sum(axis=(1, 2))) / np.maximum(P.sum(axis=(1, 2)), 1e-300)
 
 
-def _used(W, b, X, k):
-    """Boolean (H,): the units in Gamma = supp_k(z) of at least one of the first 10,000 samples."""
+def _used(arrays, X, k):
+    """Boolean (H,): the units in Gamma = supp_k(z) of at least one of the first 10,000 samples.
+
+    z is the model's own pre-activation on the raw samples: ``x W_enc + b_enc`` where the
+    arrays carry them (the scale, D9 and centring folded in,
+    :func:`ksparse.training.loop.encoder_params`), else ``x W + b`` (the paper's model).
+    """
     from ksparse.nn.layers import supp_k
 
+    W, b = (arrays["W_enc"], arrays["b_enc"]) if "W_enc" in arrays else (arrays["W"], arrays["b"])
     Gamma = supp_k(X[:10000] @ W + b, min(k, W.shape[1]))
     used = np.zeros(W.shape[1], dtype=bool)
     used[np.unique(Gamma)] = True
@@ -87,6 +99,46 @@ def _used(W, b, X, k):
 def _pick(W, used, n_show, rng):
     """Columns of W to show: a random sample of the used filters (dead ones are random noise)."""
     return W[:, rng.permutation(np.flatnonzero(used))[:n_show]]
+
+
+def filter_statistics(W, shape, used=None, seed=0):
+    """Localisation and orientation selectivity of the filters W against random filters (Fig. 3).
+
+    The random filters are as many i.i.d. N(0, 1) columns of the same shape, drawn from
+    ``np.random.default_rng(seed)``; a filter counts as localised when its
+    :func:`spatial_spread` is below the 1st percentile of theirs, and as orientation-selective
+    when its :func:`orientation_selectivity` is above their 99th percentile.
+
+    Parameters
+    ----------
+    W : array, shape (d, H)
+        One filter per column.
+    shape : tuple
+        (height, width) or (height, width, channels), prod(shape) = d.
+    used : bool array, shape (H,), optional
+        The filters to judge (e.g. the units that are ever in Gamma); default all.
+
+    Returns
+    -------
+    dict
+        ``n_used_filters``, the medians of both statistics for the filters and for the random
+        ones, ``fraction_below_1st_percentile_of_random_spread`` and
+        ``fraction_above_99th_percentile_of_random_selectivity`` (over the judged filters).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    used = np.ones(W.shape[1], dtype=bool) if used is None else np.asarray(used, dtype=bool)
+    rand = np.random.default_rng(seed).normal(size=W.shape)
+    spread, spread_rand = spatial_spread(W[:, used], shape), spatial_spread(rand, shape)
+    sel, sel_rand = orientation_selectivity(W[:, used], shape), orientation_selectivity(rand, shape)
+    return {"n_used_filters": int(used.sum()),
+            "median_spread_px": float(np.median(spread)),
+            "median_spread_px_random": float(np.median(spread_rand)),
+            "fraction_below_1st_percentile_of_random_spread":
+                float(np.mean(spread < np.percentile(spread_rand, 1))),
+            "median_orientation_selectivity": float(np.median(sel)),
+            "median_orientation_selectivity_random": float(np.median(sel_rand)),
+            "fraction_above_99th_percentile_of_random_selectivity":
+                float(np.mean(sel > np.percentile(sel_rand, 99)))}
 
 
 def fig1(args, prof):
@@ -100,7 +152,7 @@ def fig1(args, prof):
         arrays, info = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
                                              args.dataset, args.seed, resume=args.resume)
         W = arrays["W"]
-        used = _used(W, arrays["b"], train[0], k)
+        used = _used(arrays, train[0], k)
         filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
                     os.path.join(args.out, f"fig1_k{k}.png"), select="first", title=f"k = {k}")
         spread = spatial_spread(W[:, used], shape)
@@ -115,6 +167,7 @@ def fig3(args, prof):
     """Fig. 3: CIFAR-10 patch filters (k = 50) with spread and orientation selectivity vs random filters."""
     from ksparse.datasets import load_dataset
     from ksparse.plots import filter_grid
+    from ksparse.training.loop import TrainingDiverged
 
     if args.dataset == "digits":  # smoke tests: 8x8 digits stand in for patches
         ds = load_dataset("digits")
@@ -125,26 +178,31 @@ def fig3(args, prof):
     k = min(FIG3_K, prof["n_hidden"] // 2)
     patch_prof = dict(prof, ksparse_epochs=prof["patch_epochs"])
     name = "cifar10-patches" if args.dataset != "digits" else "digits-patches"
-    arrays, info = _common.ksparse_model(args.cache, X, k, patch_prof, name, args.seed, resume=args.resume)
-    W = arrays["W"]
-    used = _used(W, arrays["b"], X, k)
-    shown = _pick(W, used, 100, np.random.default_rng(args.seed))
-    title = f"k = {k}, {prof['n_hidden']} hidden units, {X.shape[0]} patches"
-    filter_grid(shown, shape, os.path.join(args.out, "fig3.png"), select="first", title=title)
-    rand = np.random.default_rng(args.seed).normal(size=W.shape)
-    spread, spread_rand = spatial_spread(W[:, used], shape), spatial_spread(rand, shape)
-    sel, sel_rand = orientation_selectivity(W[:, used], shape), orientation_selectivity(rand, shape)
-    return {"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "train_seconds": info["seconds"],
-            "epochs": info["epochs"],
-            "n_used_filters": int(used.sum()),
-            "median_spread_px": float(np.median(spread)),
-            "median_spread_px_random": float(np.median(spread_rand)),
-            "fraction_below_1st_percentile_of_random_spread":
-                float(np.mean(spread < np.percentile(spread_rand, 1))),
-            "median_orientation_selectivity": float(np.median(sel)),
-            "median_orientation_selectivity_random": float(np.median(sel_rand)),
-            "fraction_above_99th_percentile_of_random_selectivity":
-                float(np.mean(sel > np.percentile(sel_rand, 99)))}
+    stats = {}
+    for row in args.rows.split(","):
+        paper = FIG3_ROWS[row][1]
+        try:
+            arrays, info = _common.ksparse_model(args.cache, X, k, patch_prof, name, args.seed,
+                                                 resume=args.resume, paper=paper)
+        except TrainingDiverged as e:  # a row that diverges is a result too: say so, draw the others
+            stats[row] = {"paper_setting": paper, "diverged": str(e), "epochs": e.state.epoch}
+            continue
+        W = arrays["W"]
+        used = _used(arrays, X, k)
+        title = f"{FIG3_ROWS[row][0]}: k = {k}, {prof['n_hidden']} units, {X.shape[0]} patches"
+        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
+                    os.path.join(args.out, f"fig3_{row}.png"), select="first", title=title)
+        stats[row] = dict({"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "paper_setting": paper,
+                           "train_seconds": info["seconds"], "epochs": info["epochs"],
+                           "dead_fraction_last_epoch": _last(info, "dead_fraction")},
+                          **filter_statistics(W, shape, used, args.seed))
+    return stats
+
+
+def _last(info, key):
+    """``key`` of the last epoch's record of a trained model, or None without a history."""
+    history = info.get("history") or []
+    return history[-1].get(key) if history else None
 
 
 def fig4(args, prof):
@@ -176,6 +234,16 @@ def fig4(args, prof):
     return stats
 
 
+def _fig3_rows(text):
+    """argparse type of fig3's --rows: known keys, comma-separated."""
+    import argparse
+
+    unknown = sorted(set(text.split(",")) - set(FIG3_ROWS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown rows {unknown}; choose from {list(FIG3_ROWS)}")
+    return text
+
+
 def main(argv):
     """``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR] [--dataset D]``."""
     targets = {"fig1": fig1, "fig3": fig3, "fig4": fig4}
@@ -185,6 +253,10 @@ def main(argv):
     p = _common.parser(name, targets[name].__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist",
                    help="digits: scikit-learn's 8x8 digits, for smoke tests (fig3: instead of CIFAR-10)")
+    if name == "fig3":
+        p.add_argument("--rows", default=",".join(FIG3_ROWS), type=_fig3_rows,
+                       help="comma-separated models to draw: paper (Sec. 4.2.2, raw patches, no "
+                       "remedies), defaults (the library's defaults); default: both")
     args = p.parse_args(argv[1:])
     prof = _common.finish_args(args)
     if len(args.seeds) != 1:
@@ -197,7 +269,10 @@ def main(argv):
     stats = {"profile": args.profile, "dataset": data, "seconds": meta["seconds"], "stats": stats}
     _runs.write_text(os.path.join(args.out, f"{name}.json"),
                      json.dumps(stats, indent=1, default=_runs.jsonable))
-    record = dict(stats, key="all")
-    _runs.write_result(_runs.result_path(args.results, name, args.profile, "all", args.seed), meta, record)
+    # one result file per run: fig3's rows each have their own, the other figures one for all
+    rows = {"all": stats["stats"]} if name != "fig3" else {row: {row: s} for row, s in stats["stats"].items()}
+    for row, row_stats in rows.items():
+        record = dict(stats, stats=row_stats, key=row)
+        _runs.write_result(_runs.result_path(args.results, name, args.profile, row, args.seed), meta, record)
     print(json.dumps(stats, indent=1, default=_runs.jsonable))
     return 0

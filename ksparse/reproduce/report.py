@@ -9,7 +9,7 @@ Reads every ``*.json`` result file (:mod:`ksparse.reproduce._runs`) of ``--resul
   validation error, choices, epochs and times;
 - ``epochs:table1``: Table 1's k-sparse test errors against the pre-training epochs of
   each profile;
-- ``figures``: the numbers of the figure files;
+- ``figures``: the numbers of the figure files; ``fig3``: Fig. 3's rows against issue 11's target;
 - ``runs``: every result file with the command that wrote it and the code version.
 
 With ``--check`` nothing is written; the exit code is 1 when the docs differ from what
@@ -239,9 +239,33 @@ def figures_table(results):
                   "| Model | Quantity | Value |", "|---|---|---|"]
         for model, stats in r["result"]["stats"].items():
             items = stats.items() if isinstance(stats, dict) else [("value", stats)]
+            items = [(f"{q} ({n})", x) for q, v in items if isinstance(v, dict) for n, x in v.items()] + [
+                (q, v) for q, v in items if not isinstance(v, dict)]  # e.g. train_seconds (wall), (cpu)
             lines += [f"| {model} | {q} | {_fmt(v)} |" for q, v in items if not isinstance(v, (dict, list))]
         lines.append("")
     return "\n".join(lines) or "(no results yet)\n"
+
+
+FIG3_TARGET = 0.90  # issue 11: at least 90% of the filters on both statistics, with the defaults
+
+
+def fig3_table(results):
+    """Fig. 3's rows side by side: epochs, training time, the two statistics, and the 90% target."""
+    lines = ["| Row (profile, seed) | Epochs | Training: wall (CPU) | Used filters | More localised than 99% "
+             "of random filters | More orientation-selective than 99% | Both >= 90%? |",
+             "|---|---|---|---|---|---|---|"]
+    for r in (r for r in results if r["meta"]["target"] == "fig3"):
+        for row, st in r["result"]["stats"].items():
+            name = f"{row} ({r['meta']['profile']}, seed {r['meta']['seed']})"
+            if "diverged" in st:
+                lines.append(_row([name, str(st["epochs"]), "-", "-", "-", "-", f"no: {st['diverged']}"]))
+                continue
+            local = st["fraction_below_1st_percentile_of_random_spread"]
+            oriented = st["fraction_above_99th_percentile_of_random_selectivity"]
+            met = "yes" if min(local, oriented) >= FIG3_TARGET else "no"
+            lines.append(_row([name, str(st["epochs"]), _secs(st["train_seconds"]),
+                               f"{st['n_used_filters']}", pct(local), pct(oriented), met]))
+    return "\n".join(lines) + "\n" if len(lines) > 2 else "(no results yet)\n"
 
 
 def _fmt(v):
@@ -251,7 +275,7 @@ def _fmt(v):
 def blocks(results):
     """``{name: markdown}`` of every block the result files can fill."""
     out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
-           "figures": figures_table(results), "targets": targets_table(results)}
+           "figures": figures_table(results), "targets": targets_table(results), "fig3": fig3_table(results)}
     for target, render in (("table1", table1), ("table3", table3)):
         for profile in {r["meta"]["profile"] for r in results if r["meta"]["target"] == target}:
             out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target
