@@ -55,9 +55,17 @@ def probe_stats(state, x_probe, x_mean):
     m = z.mean(axis=0)
     within = z.var(axis=0).mean()
     norms = np.linalg.norm(p["W"], axis=0) * np.linalg.norm(x_mean) + 1e-30  # cos(W_j, mean image)
+    cos = x_mean @ p["W"] / norms
     return {"shared": float(m.var() / (m.var() + within)), "b_mean": float(p["b"].mean()),
-            "b_std": float(p["b"].std()), "cos_mean": (x_mean @ p["W"] / norms).tolist(),
-            "unit_mean": m.tolist()}
+            "b_std": float(p["b"].std()), "cos_mean": _quantiles(cos), "unit_mean": _quantiles(m)}
+
+
+def _quantiles(v):
+    """A per-unit quantity summarised by its mean and 0/10/50/90/100th percentiles (the file keeps
+    summaries; only the last epoch's win counts are kept per unit, for the figure)."""
+    levels = (0, 10, 50, 90, 100)
+    q = np.percentile(v, levels)
+    return {"mean": float(np.mean(v)), **{f"p{p}": float(x) for p, x in zip(levels, q, strict=True)}}
 
 
 def run(name, config, center, x, x_probe, n_epochs, seed, window):
@@ -86,11 +94,11 @@ def run(name, config, center, x, x_probe, n_epochs, seed, window):
         wins[:] = 0
         state = loop.fit(xin, cfg if state is None else None, state=state, epochs=1, **hook)
         r = dict(state.history[-1], **probe_stats(state, probe, x_mean))
-        r["wins"] = wins.tolist()
         rec["epochs"].append(r)
         print(f"{name} epoch {e + 1}: k {r['k']} dead {r['dead_fraction']:.3f} shared {r['shared']:.3f} "
               f"b mean {r['b_mean']:+.4f} fvu {r['fvu']:.3f}", flush=True)
     rec["seconds"] = time.perf_counter() - t0
+    rec["last_epoch_wins"] = wins.tolist()  # per unit: times in Gamma during the last epoch
     return rec
 
 
@@ -123,7 +131,7 @@ def figure(results, path):
         x = [(i + 1) * rec["window"] / rec["n_train"] for i in range(len(w))]
         axes[0].plot(x, [v["dead"] for v in w],
                      label=rec["name"])
-        last = np.sort(rec["epochs"][-1]["wins"])[::-1]
+        last = np.sort(rec["last_epoch_wins"])[::-1]
         axes[1].plot(np.arange(1, H + 1), np.cumsum(last) / max(last.sum(), 1), label=rec["name"])
         axes[2].plot([r["epoch"] for r in rec["epochs"]], [r["shared"] for r in rec["epochs"]],
                      marker="o", label=rec["name"])
@@ -170,13 +178,14 @@ def main(argv=None):
     for name in names:
         config, center = todo[name]
         rec = run(name, config, center, x, x_probe, args.epochs, args.seed, args.window)
+        rec["windows"] = [dict(w, dead=round(w["dead"], 6)) for w in rec["windows"]]
         rec["n_train"], rec["window"] = len(x), args.window
         results.append(rec)
     os.makedirs(os.path.join(args.out, "figures"), exist_ok=True)
     meta = {"command": "python -m benchmarks.dead_units " + " ".join(argv or []), "machine": common.machine()
             if hasattr(common, "machine") else None, "threads": args.threads, "results": results}
     atomic_write(os.path.join(args.out, "dead_units.json"),
-                 lambda f: f.write(json.dumps(meta).encode()))
+                 lambda f: f.write(json.dumps(meta, indent=1).encode()))
     figure(results, os.path.join(args.out, "figures", "dead_units.png"))
 
 
