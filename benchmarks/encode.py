@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import atomic_write
 from ksparse.kernels.encode import default_block_rows, encode
 from ksparse.training.loop import fit
 
@@ -231,8 +232,8 @@ def main(argv=None):
         print(text)
         if not args.no_save:
             for ext, data in (("json", json.dumps(results, indent=1)), ("md", text)):
-                with open(os.path.join(common.ROOT, "docs", f"encode_product.{ext}"), "w") as f:
-                    f.write(data)
+                atomic_write(os.path.join(common.ROOT, "docs", f"encode_product.{ext}"),
+                             lambda f, data=data: f.write(data.encode()))
         return results
     args = common.parse_args(__doc__, argv)
     results = run(args.quick, args.threads, args.data_dir)

@@ -217,8 +217,9 @@ def write_page(results, page=None, figures=None):
              "W^T. With numba (`ksparse.kernels._cpu`), a step has two phases, each split into one",
              "range per thread and run on the same threads: (1) rows: the BLAS product of the",
              "range's samples (BLAS on one thread in each), then per sample the bias, an exact top-k",
-             "(block maxima on order-preserving integer keys bound the k-th largest value; a",
-             "quickselect picks among the few entries above it), the decode, the residual and dz on Gamma",
+             "(on order-preserving integer keys: a strided sample gives a threshold that a few more",
+             "than k entries pass; bisection on counts among those finds the k-th largest; the same",
+             "selection as the encoder's), the decode, the residual and dz on Gamma",
              "while those k rows of W^T are in cache (D2-D6); (2) units, after a counting sort of",
              "the support by unit: dW[:, j] and db_j accumulated in a buffer of d numbers and",
              "applied at once with Eq. (11), so W and its velocity are each read and written once",
@@ -226,7 +227,11 @@ def write_page(results, page=None, figures=None):
              "thread inside each range, its own thread pool is never woken and never spins on the",
              "cores the other phases need. Without numba a NumPy/SciPy path (CSR products)",
              "computes the same numbers. Tests hold both, and the split over threads, to",
-             "`ksparse.nn.layers.ksparse_step` at rtol 1e-10 in float64.", ""]
+             "`ksparse.nn.layers.ksparse_step` at rtol 1e-10 in float64. `fit` runs the same fused",
+             "step with D9 (u = x - b'; W db summed while each column is updated) and resamples dead",
+             "units from the step's own residual and the column norms the update leaves, with no",
+             "second product. The encoder splits each block's product and top-k over the same",
+             "threads in the same way.", ""]
     text += ["## Targets", ""]
     text += [common.table(["target", "measured", "met"], targets(results)), ""]
     s = results.get("step")

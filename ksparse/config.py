@@ -316,3 +316,7 @@ class FinetuneConfig(Config):
     momentum: float = option(0.25, "momentum of Eq. (11)", low=0, high=1, high_open=True)
     batch_size: int = option(128, "minibatch size", low=1)
     random_state: int = option(0, "seed of the minibatch order", low=0)
+    p_input: float = option(0.0, "drop rate of the input pixels in training (S6, the denoising row)",
+                            low=0, high=1, high_open=True)
+    p_hidden: float = option(0.0, "drop rate of the hidden units in training (S6, the dropout row)",
+                             low=0, high=1, high_open=True)

@@ -112,3 +112,10 @@ def test_paper_turns_the_bound_off():
     cfg = dataclasses.replace(train.DEFAULTS, paper=True)
     assert not train.remedies_in_force(cfg, 64)["step_bound"]
     assert train.remedies_in_force(train.DEFAULTS, 64)["step_bound"]
+
+
+def test_divergence_with_every_remedy_on_names_lr_and_dead_window():
+    # bounded steps can still diverge (lr far too high here; on CIFAR-10 patches, resampling churn)
+    with pytest.raises(train.TrainingDiverged, match=r"lr=.*dead_window=\d+"):
+        with np.errstate(all="ignore"):
+            train.fit(load_digits().X_train, {"lr": 1e4, "max_iter": 5})

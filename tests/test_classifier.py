@@ -142,6 +142,26 @@ def test_classifier_uses_given_encoders(digits):
         clf.set_params(n_hidden=(30, 30)).fit(digits.X_train, digits.y_train)
 
 
+def test_classifier_relu_with_dropout_and_input_noise_on_digits(digits):
+    from ksparse.training.baselines import fit_baseline
+
+    X, y = digits.X_train, digits.y_train
+    ae = fit_baseline(X, "dropout", {"n_hidden": 60, "max_iter": 3, "lr": 0.001})
+    enc = [(ae.params["W"], ae.params["b"])]
+    clf = KSparseClassifier(n_hidden=60, hidden="relu", encoders=enc, p_input=0.2, p_hidden=0.5,
+                            max_iter=10, layerwise=False).fit(X, y)
+    assert clf.n_keep_ == [None] and clf.n_stages_ == 1
+    assert clf.score(digits.X_test, digits.y_test) > 0.85
+    same = KSparseClassifier(**clf.get_params()).fit(X, y)  # the noise is drawn under the seed
+    np.testing.assert_array_equal(same.params_["W1"], clf.params_["W1"])
+    with pytest.raises(ValueError, match="hidden='relu' pre-trains nothing: give encoders"):
+        KSparseClassifier(hidden="relu").fit(X, y)
+    with pytest.raises(ValueError, match="hidden must be 'ksparse' or 'relu'"):
+        KSparseClassifier(hidden="tanh").fit(X, y)
+    with pytest.raises(ValueError, match="p_hidden"):
+        KSparseClassifier(hidden="relu", pretrain=False, p_hidden=1.0).fit(X, y)
+
+
 SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrain_lr": 1e-5,
          "max_iter": 10, "batch_size": 16, "lr": 0.5}
 

@@ -171,3 +171,23 @@ def test_encode_and_decode_reject_bad_input():
         decode((np.array([[0, 5]]), np.ones((1, 2))), W, np.zeros(3))
     with pytest.raises(ValueError, match="n_hidden = 5"):
         decode(np.zeros((2, 4)), W, np.zeros(3))
+
+
+@pytest.mark.skipif(not has_numba(), reason="needs numba (the `fast` extra)")
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("output", ["dense", "topk"])
+def test_encode_split_over_threads_equals_plain_path(gapped_problem, n_threads, output, monkeypatch,
+                                                     one_blas_thread):
+    """Each block's product and selection cut into row ranges, one per thread: the same codes."""
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: n_threads)
+    x, W, b, _ = gapped_problem(N=50, d=40, H=30)
+    expected = select_forward(encode_forward(x, W, b)[0], 12)[0]
+    for rows in (1, 7, None):
+        codes = encode(x, W, b, 4, 3.0, output=output, kernel="numba", block_rows=rows)
+        if output == "topk":
+            h = np.zeros_like(expected)
+            np.put_along_axis(h, codes[0].astype(np.int64), codes[1], axis=1)
+            codes = h
+        np.testing.assert_allclose(codes, expected, rtol=1e-12, atol=1e-12)

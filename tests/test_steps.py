@@ -87,6 +87,30 @@ def test_network_step_updates_only_the_trainable_layers():
         np.testing.assert_allclose(params[n], ref[n] - 0.5 * grads[n], rtol=1e-12)
 
 
+def test_network_step_noise_is_s6_with_fresh_masks_repeatable_under_the_seed():
+    rng = np.random.default_rng(3)
+    params = init_network(8, 3, [12], rng=rng, dtype="float64")
+    x, y = rng.normal(size=(20, 8)), rng.integers(0, 3, 20)
+    step = NetworkStep([None], p_input=0.2, p_hidden=0.5, random_state=7)
+    masks = step.masks(x, params)
+    assert set(masks) == {0, 1} and masks[0].shape == (20, 8) and masks[1].shape == (20, 12)
+    assert set(np.unique(masks[0])) <= {0.0, 1 / 0.8} and set(np.unique(masks[1])) <= {0.0, 2.0}
+    out, grads = step.forward_backward((x, y), params, StepSettings(0.1, 0.0))
+    E, expected = network_step(x, y, params, [None], 1, NetworkStep([None], p_input=0.2, p_hidden=0.5,
+                                                                     random_state=7).masks(x, params))
+    assert float(out.loss) != pytest.approx(float(E))  # the step drew new masks after the first
+    again = NetworkStep([None], p_input=0.2, p_hidden=0.5, random_state=7)
+    again.masks(x, params)
+    E2, grads2 = again.forward_backward((x, y), params, StepSettings(0.1, 0.0))
+    assert float(E2.loss) == float(out.loss)  # the same seed, the same masks
+    for n in grads:
+        np.testing.assert_array_equal(grads[n], grads2[n])
+    clean = NetworkStep([None])
+    assert clean.masks(x, params) is None
+    with pytest.raises(ValueError, match="p_hidden must satisfy 0 <= p_hidden < 1"):
+        NetworkStep([None], p_hidden=1.0)
+
+
 def test_baseline_step_reports_units_that_fired():
     x, params, velocity = _autoencoder(seed=2)
     params["b"][:5] = -100.0  # units 0-4 never fire

@@ -135,3 +135,58 @@ def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
     k, alpha = prof["k"], prof["alpha"]
     np.testing.assert_allclose(encode(X, W, b_folded, k, alpha), encode(X - x_mean, W, b, k, alpha),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_table3_dropout_and_denoising_rows_on_digits(tmp_path):
+    out = str(tmp_path / "out")
+    assert reproduce_main(["table3", "--profile", "smoke", "--dataset", "digits", "--out", out,
+                           "--rows", "dropout,denoising"]) == 0
+    result, md = read_result(out)
+    dropout, denoising = result["rows"]
+    assert (dropout["p_hidden"], dropout["p_input"]) == (0.5, 0.0)  # Sec. 4.5: their pre-training noise
+    assert (denoising["p_hidden"], denoising["p_input"]) == (0.0, 0.2)
+    for r in result["rows"]:
+        assert r["n_stages"] == 1 and 0 <= r["test_error"] < 0.9
+        assert r["pretrain"][0]["settings"]["method"] == r["key"]
+    assert "Shallow dropout AE + F.T." in md and "Denoising AE + F.T." in md
+
+
+def test_sweep_records_validation_errors_only_and_the_report_tabulates_them(tmp_path):
+    import json
+
+    from ksparse.reproduce import report
+
+    out = str(tmp_path / "out")
+    assert reproduce_main(["sweep", "--profile", "smoke", "--dataset", "digits", "--out", out,
+                           "--rows", "shallow,denoising", "--lrs", "0.1", "1e6"]) == 0
+    files = sorted(os.listdir(os.path.join(out, "results")))
+    assert files == ["sweep-smoke-denoising-seed0.json", "sweep-smoke-shallow-seed0.json"]
+    with open(os.path.join(out, "results", files[1])) as f:
+        run = json.load(f)
+    runs = run["result"]["runs"]
+    assert [r["lr"] for r in runs] == [0.1, 1e6] and runs[1]["diverged"] and not runs[0]["diverged"]
+    assert run["result"]["chosen_lr"] == 0.1 and "\"test_error\"" not in json.dumps(run["result"])
+    table = report.blocks(report.load_results(os.path.join(out, "results")))["sweep:smoke"]
+    assert "| k-sparse AE + F.T. (k = 25) | 0 | " in table and "1e+06: diverged" in table
+
+
+@pytest.mark.parametrize("key", ["shallow", "dropout"])
+def test_table3_networks_read_the_pixels_their_encoders_were_trained_on(key):
+    """The classifier standardizes its inputs by default; the rows' encoders were trained on raw
+    pixels, so the network must see raw pixels: before any fine-tuning it equals the encoder."""
+    from ksparse.datasets import load_digits
+    from ksparse.nn.supervised import hidden_layer_forward
+
+    ds = load_digits()
+    X, y = ds.X_train[:200], ds.y_train[:200]
+    prof = dict(table3.settings("smoke", "digits"), dataset="digits")
+    prof["ft_epochs"] = {k: (0,) * len(v) for k, v in prof["ft_epochs"].items()}
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(0, 0.1, (64, prof["n_hidden"])), rng.normal(0, 0.1, prof["n_hidden"])
+    clf = table3.classifier(key, prof, [(W, b)], 0).fit(X, y, X[:50], y[:50])
+    n_keep = None if key == "dropout" else clf.n_keep_[0]
+    h = hidden_layer_forward(X, W, b, n_keep)[0]
+    s = h @ clf.params_["W_out"].astype(np.float64) + clf.params_["b_out"]
+    expected = np.exp(s - s.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(clf.predict_proba(X), expected / expected.sum(axis=1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)

@@ -97,6 +97,14 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         None or a RandomState gives a seed drawn from it.
     callback : callable, optional
         Called with each epoch's record, for progress display.
+    hidden : {"ksparse", "relu"}, default "ksparse"
+        "ksparse": every hidden layer keeps its alpha k largest units (S1). "relu": every
+        positive unit (S5), the comparison networks of Table 3; it pre-trains nothing, so give
+        ``encoders`` (e.g. of :func:`ksparse.training.baselines.fit_baseline`) or ``pretrain=False``.
+    p_input, p_hidden : float in [0, 1), default 0.0
+        Drop rates of the input pixels and of the hidden units during fine-tuning (S6): the
+        paper fine-tunes the denoising network with input noise (0.2) and the dropout network
+        with dropout (0.5). Prediction uses no noise.
     paper : bool, default False
         False standardizes the inputs, x' = (x - mean) / s with one scalar s that makes the
         variance per feature 1 on average (``input_mean_``, ``input_scale_``; the fine-tuning
@@ -109,8 +117,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     classes_ : array, shape (C,)
     params_ : dict of NumPy arrays
         ``W1, b1, ..., W_out, b_out``.
-    n_keep_ : list of int
-        alpha k per hidden layer.
+    n_keep_ : list of int or None
+        alpha k per hidden layer (None for ReLU layers).
     n_iter_ : int
         Fine-tuning epochs run, over all stages.
     history_ : list of dict
@@ -122,7 +130,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
                  k_start=_AE.k_start, max_iter=_FT.max_iter, lr=_FT.lr, lr_final=_FT.lr_final,
                  momentum=_FT.momentum, batch_size=_FT.batch_size, sigma=_AE.sigma, layerwise=True,
                  validation_fraction=0.0, dtype=_AE.dtype, device="cpu", random_state=_AE.random_state,
-                 callback=None, paper=False):
+                 callback=None, paper=False, hidden="ksparse", p_input=0.0, p_hidden=0.0):
         self.n_hidden = n_hidden
         self.k = k
         self.alpha = alpha
@@ -145,6 +153,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.callback = callback
         self.paper = paper
+        self.hidden = hidden
+        self.p_input = p_input
+        self.p_hidden = p_hidden
 
     def _sizes(self):
         sizes = list(self.n_hidden) if isinstance(self.n_hidden, (list, tuple)) else [self.n_hidden]
@@ -159,20 +170,23 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         try:
             cfg = FinetuneConfig(max_iter=0 if per_stage else self.max_iter, lr=self.lr,
                                  lr_final=self.lr_final, momentum=self.momentum,
-                                 batch_size=self.batch_size, random_state=seed)
+                                 batch_size=self.batch_size, random_state=seed, p_input=self.p_input,
+                                 p_hidden=self.p_hidden)
             stages = [cfg.replace(max_iter=n).max_iter for n in self.max_iter] if per_stage else None
         except ConfigError as e:
             raise _renamed(e, {}) from None
         return cfg, stages
 
-    def _pretrain_configs(self, sizes, seed):
-        """One AutoencoderConfig per hidden layer (seeds seed, seed + 1, ...)."""
+    def _pretrain_configs(self, sizes, seed, sparse=True):
+        """One AutoencoderConfig per hidden layer (seeds seed, seed + 1, ...); ``sparse=False``
+        leaves k and alpha out (k = 1, alpha = 1: a ReLU network has no alpha k)."""
         L = len(sizes)
         rows = zip(sizes, _per_layer(self.pretrain_max_iter, L, "pretrain_max_iter"),
                    _per_layer(self.pretrain_lr, L, "pretrain_lr"),
                    _per_layer(self.pretrain_momentum, L, "pretrain_momentum"), strict=True)
         try:
-            return [AutoencoderConfig(n_hidden=H, k=self.k, alpha=self.alpha, k_start=self.k_start,
+            k, alpha = (self.k, self.alpha) if sparse else (1, 1.0)
+            return [AutoencoderConfig(n_hidden=H, k=k, alpha=alpha, k_start=self.k_start,
                                       max_iter=e, lr=lr, momentum=m, sigma=self.sigma,
                                       batch_size=self.batch_size, dtype=self.dtype, random_state=seed + l,
                                       paper=bool(self.paper))
@@ -185,8 +199,16 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         check_device(self.device)
-        self._pretrain_configs(sizes, seed)  # validates k, alpha, sigma, dtype, ... for every layer
-        return sizes, keep_counts(sizes, int(self.k), self.alpha), self._finetune_config(seed)
+        if self.hidden not in ("ksparse", "relu"):
+            raise ValueError(f"hidden must be 'ksparse' or 'relu', got {self.hidden!r}")
+        # validates k, alpha (k-sparse layers only), sigma, dtype, ... for every layer
+        self._pretrain_configs(sizes, seed, sparse=self.hidden == "ksparse")
+        if self.hidden == "relu" and self.pretrain and self.encoders is None:
+            raise ValueError("hidden='relu' pre-trains nothing: give encoders=[(W, b), ...] "
+                             "(e.g. from ksparse.training.baselines.fit_baseline) or pretrain=False")
+        relu = self.hidden == "relu"
+        n_keep = [None] * len(sizes) if relu else keep_counts(sizes, int(self.k), self.alpha)
+        return sizes, n_keep, self._finetune_config(seed)
 
     def _standardize(self, X):
         """x' = (x - input_mean_) / input_scale_ (the identity under ``paper=True``)."""

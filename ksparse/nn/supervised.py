@@ -13,12 +13,21 @@ layers. Rows are samples. The equations, with their ids (S1-S4):
   probabilities ``p = softmax(s)`` row-wise, and the cross-entropy
   ``E = -(1/N) sum_i log p[i, y_i]`` (mean over samples, as D4).
 - S4, backward of S3: ``ds = (p - onehot(y)) / N``.
+- S5, ReLU hidden layer of the comparison networks (Table 3's dropout and denoising rows):
+  ``h = max(W^T x + b, 0)``; backward ``dz = dh`` where ``z > 0``, 0 elsewhere, then as S2.
+- S6, the training-time noise of those rows (Sec. 4.5: fine-tuned "with the regularization of
+  their pre-training"): the input ``x~ = x * m_0`` (B3) and each hidden output
+  ``h~_l = h_l * m_l`` (B2), with scaled keep-masks ``m = Bernoulli(1 - p) / (1 - p)`` drawn
+  afresh for every minibatch; backward multiplies by the same masks. Evaluation uses no masks.
+
+A hidden layer whose ``n_keep`` is None is an S5 layer, otherwise S1.
 
 Parameters of a network with L hidden layers live in one flat dict:
 ``W1, b1, ..., WL, bL`` (layer l maps (N, H_{l-1}) to (N, H_l)) and ``W_out, b_out``.
 """
 
 from ksparse.backend import get_array_module
+from ksparse.nn.baselines import dropout_backward, dropout_forward, relu_backward, relu_forward
 from ksparse.nn.layers import encode_backward, encode_forward, select_backward, select_forward
 
 
@@ -75,6 +84,46 @@ def sparse_layer_backward(dh, cache, need_dx=True):
     return None, x.T @ dz, dz.sum(axis=0)
 
 
+def relu_layer_forward(x, W, b):
+    """S5: h = max(W^T x + b, 0), every positive unit kept (B1 after D1).
+
+    Parameters
+    ----------
+    x : array, shape (N, d)
+    W : array, shape (d, H)
+    b : array, shape (H,)
+
+    Returns
+    -------
+    h : array, shape (N, H)
+    cache : tuple
+        ``(enc_cache, positive)`` with the (N, H) mask z > 0.
+    """
+    z, enc_cache = encode_forward(x, W, b)
+    h, positive = relu_forward(z)
+    return h, (enc_cache, positive)
+
+
+def relu_layer_backward(dh, cache, need_dx=True):
+    """S5 backward: dz = dh where z > 0, then dW = x^T dz, db = sum_rows dz, dx = dz W^T.
+
+    Returns ``(dx, dW, db)``; dx is None when ``need_dx`` is False.
+    """
+    enc_cache, positive = cache
+    dz = relu_backward(dh, positive)  # (N, H)
+    if need_dx:
+        return encode_backward(dz, enc_cache)
+    x, _ = enc_cache
+    return None, x.T @ dz, dz.sum(axis=0)
+
+
+def hidden_layer_forward(x, W, b, n_keep):
+    """S1 when ``n_keep`` is an int (alpha k), S5 when it is None. Returns ``(h, cache)``."""
+    if n_keep is None:
+        return relu_layer_forward(x, W, b)
+    return sparse_layer_forward(x, W, b, n_keep)
+
+
 def softmax(s):
     """Row-wise softmax of scores ``s`` (N, C), shifted by the row maximum for stability."""
     xp = get_array_module(s)
@@ -117,8 +166,8 @@ def softmax_ce_backward(dE, cache):
     return ds * (dE / N)
 
 
-def network_forward(x, params, n_keep, first=1):
-    """S1 stacked, then the scores of S3: layers ``first .. L`` of the network and the head.
+def network_forward(x, params, n_keep, first=1, masks=None):
+    """S1/S5 stacked, then the scores of S3: layers ``first .. L`` of the network and the head.
 
     Parameters
     ----------
@@ -126,23 +175,33 @@ def network_forward(x, params, n_keep, first=1):
         The input of layer ``first`` (the data itself when ``first=1``).
     params : dict
         ``W1, b1, ..., WL, bL, W_out, b_out``.
-    n_keep : sequence of int, length L
-        alpha k of each hidden layer.
+    n_keep : sequence of int or None, length L
+        alpha k of each hidden layer (S1), or None for a ReLU layer (S5).
     first : int, default 1
         The lowest layer to run; ``first = L + 1`` runs the softmax head alone.
+    masks : dict, optional
+        S6's scaled keep-masks for training: ``masks[first - 1]`` (N, H_{first-1}) multiplies
+        the input, ``masks[l]`` (N, H_l) the output of layer l; a missing key means no noise.
 
     Returns
     -------
     s : array, shape (N, C)
     cache : tuple
     """
+    masks = masks or {}
     caches = []
-    h = x
+    h, in_cache = _noise(x, masks.get(first - 1))
     for l in range(first, len(n_keep) + 1):
-        h, c = sparse_layer_forward(h, params[f"W{l}"], params[f"b{l}"], n_keep[l - 1])
-        caches.append(c)
+        h, c = hidden_layer_forward(h, params[f"W{l}"], params[f"b{l}"], n_keep[l - 1])
+        h, m = _noise(h, masks.get(l))
+        caches.append((n_keep[l - 1] is None, c, m))
     s, head_cache = encode_forward(h, params["W_out"], params["b_out"])
     return s, (caches, head_cache, first)
+
+
+def _noise(a, mask):
+    """S6 forward (B2/B3): ``a * mask``, or ``a`` itself when there is no mask; returns (out, mask)."""
+    return (a, None) if mask is None else dropout_forward(a, mask)
 
 
 def network_backward(ds, cache):
@@ -159,22 +218,27 @@ def network_backward(ds, cache):
     dh, dW_out, db_out = encode_backward(ds, head_cache)
     grads = {"W_out": dW_out, "b_out": db_out}
     for l in range(first + len(caches) - 1, first - 1, -1):
-        dh, grads[f"W{l}"], grads[f"b{l}"] = sparse_layer_backward(
-            dh, caches[l - first], need_dx=l > first)
+        relu, c, mask = caches[l - first]
+        if mask is not None:
+            dh = dropout_backward(dh, mask)  # S6 backward
+        backward = relu_layer_backward if relu else sparse_layer_backward
+        dh, grads[f"W{l}"], grads[f"b{l}"] = backward(dh, c, need_dx=l > first)
     return grads
 
 
-def network_step(x, y, params, n_keep, first=1):
-    """Sec. 4.5-4.6, one fine-tuning step: S1-S3 forward, S4-S2 backward.
+def network_step(x, y, params, n_keep, first=1, masks=None):
+    """Sec. 4.5-4.6, one fine-tuning step: S1/S5 (and S6) and S3 forward, S4 and back.
 
     Parameters
     ----------
     x : array, shape (N, H_{first-1})
     y : int array, shape (N,)
     params : dict
-    n_keep : sequence of int
+    n_keep : sequence of int or None
     first : int, default 1
         Layers below ``first`` are frozen; their output ``x`` is given.
+    masks : dict, optional
+        S6's keep-masks (see :func:`network_forward`).
 
     Returns
     -------
@@ -183,6 +247,6 @@ def network_step(x, y, params, n_keep, first=1):
     grads : dict
         Gradients of the parameters of layers ``first .. L`` and the head.
     """
-    s, cache = network_forward(x, params, n_keep, first)
+    s, cache = network_forward(x, params, n_keep, first, masks)
     E, ce_cache = softmax_ce_forward(s, y)
     return E, network_backward(softmax_ce_backward(1.0, ce_cache), cache)

@@ -12,6 +12,7 @@ TARGETS = {
     "fig3": ("ksparse.reproduce.figures", "Fig. 3: CIFAR-10 patch filters, k = 50"),
     "fig4": ("ksparse.reproduce.figures", "Fig. 4: histograms of log hidden activity"),
     "table3": ("ksparse.reproduce.table3", "Table 3: supervised fine-tuning, MNIST"),
+    "sweep": ("ksparse.reproduce.sweep", "the fine-tuning lr of Table 3's rows, on validation error"),
     "report": ("ksparse.reproduce.report", "the tables of docs/results.md, from the result files"),
 }
 

@@ -10,6 +10,7 @@ Reads every ``*.json`` result file (:mod:`ksparse.reproduce._runs`) of ``--resul
 - ``epochs:table1``: Table 1's k-sparse test errors against the pre-training epochs of
   each profile;
 - ``figures``: the numbers of the figure files; ``fig3``: Fig. 3's rows against issue 11's target;
+- ``sweep:PROFILE``: the validation errors of ``ksparse reproduce sweep`` per row and start lr;
 - ``runs``: every result file with the command that wrote it and the code version.
 
 With ``--check`` nothing is written; the exit code is 1 when the docs differ from what
@@ -246,6 +247,20 @@ def figures_table(results):
     return "\n".join(lines) or "(no results yet)\n"
 
 
+def sweep_table(results):
+    """``ksparse reproduce sweep``'s files: the lowest validation error per row and start lr."""
+    lines = ["| Row | Seed | Fine-tuning images | Fine-tuning epochs per stage "
+             "| Validation error per start lr | Chosen lr |", "|---|---|---|---|---|---|"]
+    rank = {key: i for i, key in enumerate(ORDER["table3"])}
+    for r in sorted(results, key=lambda r: (rank.get(r["result"]["key"], 99), r["meta"]["seed"])):
+        res = r["result"]
+        errors = "; ".join(f"{x['lr']:g}: " + ("diverged" if x["diverged"] else pct(x["val_error"]))
+                           for x in res["runs"])
+        lines.append(_row([res["label"], str(r["meta"]["seed"]), str(r["meta"]["data"]["n_finetune"]),
+                           ", ".join(map(str, res["ft_epochs"])), errors, _fmt(res["chosen_lr"])]))
+    return "\n".join(lines) + "\n"
+
+
 FIG3_TARGET = 0.90  # issue 11: at least 90% of the filters on both statistics, with the defaults
 
 
@@ -276,7 +291,7 @@ def blocks(results):
     """``{name: markdown}`` of every block the result files can fill."""
     out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
            "figures": figures_table(results), "targets": targets_table(results), "fig3": fig3_table(results)}
-    for target, render in (("table1", table1), ("table3", table3)):
+    for target, render in (("table1", table1), ("table3", table3), ("sweep", sweep_table)):
         for profile in {r["meta"]["profile"] for r in results if r["meta"]["target"] == target}:
             out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target
                                                  and r["meta"]["profile"] == profile])

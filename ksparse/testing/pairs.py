@@ -176,12 +176,16 @@ def _softmax_ce():
 NETWORK_NAMES = ["W1", "b1", "W2", "b2", "W_out", "b_out"]
 
 
-def _network_case(first, composed, N=6, d=4, sizes=(12, 7), n_classes=3, n_keep=(3, 2)):
-    """Two k-sparse layers (H1 > d) and the softmax, layers below ``first`` frozen: the pairs
-    S1-S4 chained by hand, or (``composed``) :func:`ksparse.nn.supervised.network_step`."""
-    rng = np.random.default_rng(first)
+def _network_case(first, composed, N=6, d=4, sizes=(12, 7), n_classes=3, n_keep=(3, 2), noisy=False):
+    """Two hidden layers (H1 > d) and the softmax, layers below ``first`` frozen: the pairs
+    chained by hand, or (``composed``) :func:`ksparse.nn.supervised.network_step`. Layers
+    whose ``n_keep`` is None are ReLU layers (S5); ``noisy`` adds S6's masks on the input
+    of layer ``first`` and on every hidden output."""
+    rng = np.random.default_rng(first + 10 * noisy)
     dims = [d, *sizes, n_classes]
     y = rng.integers(0, n_classes, N)
+    masks = {l: baselines.dropout_mask((N, dims[l]), 0.5, rng, np.float64)
+             for l in range(first - 1, len(sizes) + 1)} if noisy else None
 
     def make(r):
         params = {}
@@ -194,9 +198,11 @@ def _network_case(first, composed, N=6, d=4, sizes=(12, 7), n_classes=3, n_keep=
         h, params = drawn
         gaps = []
         for l, keep in enumerate(n_keep, 1):
+            if masks is not None and l - 1 in masks:
+                h = h * masks[l - 1]
             z = h @ params[f"W{l}"] + params[f"b{l}"]
-            gaps.append(kink_gap(z, keep))
-            h = layers.select_forward(z, keep)[0]
+            gaps.append(np.abs(z).min() if keep is None else kink_gap(z, keep))
+            h = np.maximum(z, 0) if keep is None else layers.select_forward(z, keep)[0]
         return min(gaps)
 
     x, params = _draw(rng, make, gap)
@@ -206,8 +212,8 @@ def _network_case(first, composed, N=6, d=4, sizes=(12, 7), n_classes=3, n_keep=
     def forward(x, *values):
         p = dict(params, **dict(zip(names, values, strict=True)))
         if composed:
-            return supervised.network_step(x, y, p, list(n_keep), first)
-        s, cache = supervised.network_forward(x, p, list(n_keep), first)
+            return supervised.network_step(x, y, p, list(n_keep), first, masks)
+        s, cache = supervised.network_forward(x, p, list(n_keep), first, masks)
         E, ce_cache = supervised.softmax_ce_forward(s, y)
         return E, (cache, ce_cache)
 
@@ -222,10 +228,18 @@ def _network_case(first, composed, N=6, d=4, sizes=(12, 7), n_classes=3, n_keep=
 
 
 def _below(x, params, n_keep, first):
-    """The input of layer ``first``: x through the frozen layers below it (S1)."""
+    """The input of layer ``first``: x through the frozen (clean) layers below it (S1/S5)."""
     for l in range(1, first):
-        x = supervised.sparse_layer_forward(x, params[f"W{l}"], params[f"b{l}"], n_keep[l - 1])[0]
+        x = supervised.hidden_layer_forward(x, params[f"W{l}"], params[f"b{l}"], n_keep[l - 1])[0]
     return x
+
+
+def _relu_layer(shape):
+    rng = np.random.default_rng(sum(shape) + 5)
+    inputs = _draw(rng, lambda r: _normal(r, shape[:2], shape[1:], shape[2]),
+                   lambda a: np.abs(a[0] @ a[1] + a[2]).min())  # ReLU's kink at 0 stays far away
+    return (lambda x, W, b: supervised.hidden_layer_forward(x, W, b, None),
+            supervised.relu_layer_backward, inputs)
 
 
 def _activation(forward, backward):
@@ -257,8 +271,8 @@ def _ae_case(shape, kind, activation):
     return _step_case(step, inputs, None)
 
 
-def _case(name, covers, build, *args):
-    return GradCase(name, covers, functools.partial(build, *args))
+def _case(name, covers, build, *args, **kwargs):
+    return GradCase(name, covers, functools.partial(build, *args, **kwargs))
 
 
 def _registry():
@@ -275,7 +289,9 @@ def _registry():
                   _case(f"encode_params_{tag}", (B.encode_params_backward,), _encode, shape, True),
                   _case(f"decode_{tag}", (L.decode_forward, L.decode_backward), _decode, shape),
                   _case(f"sparse_layer_{tag}", (S.sparse_layer_forward, S.sparse_layer_backward),
-                        _sparse_layer, shape)]
+                        _sparse_layer, shape),
+                  _case(f"relu_layer_{tag}", (S.relu_layer_forward, S.relu_layer_backward,
+                                              S.hidden_layer_forward), _relu_layer, shape)]
         cases += [_case(f"pre_encode_{tag}", (L.pre_encode_forward, L.pre_encode_backward),
                         _pre_encode, shape)]
         for k_aux in (1, 2):
@@ -294,6 +310,12 @@ def _registry():
         cases += [_case(f"network_first{first}", (S.network_forward, S.network_backward),
                         _network_case, first, False),
                   _case(f"network_step_first{first}", (S.network_step,), _network_case, first, True)]
+        for n_keep in ((None, None), (3, None)):  # S5 layers, and S1 under S5, with S6's masks
+            tag = "_".join("relu" if n is None else f"keep{n}" for n in n_keep)
+            cases += [_case(f"network_noisy_{tag}_first{first}", (S.network_forward, S.network_backward),
+                            _network_case, first, False, n_keep=n_keep, noisy=True),
+                      _case(f"network_step_noisy_{tag}_first{first}", (S.network_step,), _network_case,
+                            first, True, n_keep=n_keep, noisy=True)]
     return cases
 
 

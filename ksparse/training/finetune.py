@@ -22,7 +22,7 @@ from ksparse.backend import get_array_module, to_numpy
 from ksparse.config import AutoencoderConfig, FinetuneConfig
 from ksparse.kernels.encode import alpha_k, encode
 from ksparse.nn.schedule import linear_lr
-from ksparse.nn.supervised import hidden_names, network_forward
+from ksparse.nn.supervised import hidden_layer_forward, hidden_names, network_forward
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.loop import TrainingDiverged, encoder_params, fit
 from ksparse.training.steps import NetworkStep, StepSettings
@@ -131,7 +131,10 @@ def features_below(x, params, n_keep, first):
     """The input of layer ``first``: x passed through the (frozen) layers 1 .. first-1, S1."""
     for l in range(1, first):
         W, b, n = params[f"W{l}"], params[f"b{l}"], n_keep[l - 1]
-        x = encode(x, W, b, n)  # block-wise (kernels.encode)
+        if n is None:  # S5
+            x = transform_batched(lambda xb, W=W, b=b: hidden_layer_forward(xb, W, b, None)[0], x)
+        else:
+            x = encode(x, W, b, n)  # block-wise (kernels.encode)
     return x
 
 
@@ -173,7 +176,9 @@ def finetune_stage(params, x, y, n_keep, first, cfg, x_val=None, y_val=None, rng
     x_in = features_below(x, params, n_keep, first)  # frozen layers, computed once
     v_in = None if x_val is None else features_below(x_val, params, n_keep, first)
     n_epochs = cfg.max_iter
-    step = NetworkStep(n_keep, first)
+    # S6's masks: their own generator, seeded by the run's seed and the stage
+    mask_seed = int(np.random.SeedSequence([cfg.random_state, stage]).generate_state(1)[0])
+    step = NetworkStep(n_keep, first, cfg.p_input, cfg.p_hidden, random_state=mask_seed)
     best, best_err, history = None, math.inf, []
     for e in range(n_epochs):
         lr = linear_lr(e, n_epochs, cfg.lr, cfg.lr_final)

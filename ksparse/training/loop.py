@@ -587,6 +587,10 @@ def _divergence_advice(state, xd, lr):
         return (f"the steps were not bounded (step_bound={cfg.step_bound}): train with step_bound=True "
                 f"(the default), which shrinks the step of minibatches holding rows far from the "
                 f"others' scale, or lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
-    return (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
-            f"step bounded (D11); lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or the "
-            f"momentum (momentum={cfg.momentum})")
+    advice = (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
+              f"step bounded (D11); lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or the "
+              f"momentum (momentum={cfg.momentum})")
+    if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
+        advice += (f", or resample fewer units with a longer window (dead_window="
+                   f"{10 * state.tracker['window']}; {state.tracker['n_resampled']} were resampled)")
+    return advice

@@ -174,7 +174,7 @@ def resample_(params, velocity, tracker, e, dead, norms2=None):
     if units.size == 0 or units.size == dead.size:
         return 0
     norms = xp.sqrt(xp.einsum("ij,ij->i", e, e))
-    rows = to_numpy(xp.argsort(-norms, kind="stable"))[:units.size]
+    rows = to_numpy(xp.argsort(-norms))[:units.size]
     if norms2 is None:
         norms2 = xp.einsum("ij,ij->j", W, W)
     radius = xp.sqrt(norms2[xp.asarray(~dead)]).mean()
@@ -224,7 +224,7 @@ class RemedyStep(AutoencoderStep):
         super().__init__(kernel)
         if lazy not in ("auto", True, False):
             raise ValueError(f"lazy must be 'auto', True or False, got {lazy!r}")
-        self.inner, self.lazy, self._lazy = inner, lazy, None
+        self.inner, self.lazy, self._lazy, self._lazy_choice = inner, lazy, None, {}
         self.configure(tracker, pre_bias, k_aux, c_aux, resample, bias_lr_ratio)
         if inner is not None:
             self.name = inner.name
@@ -312,15 +312,19 @@ class RemedyStep(AutoencoderStep):
         lazy momentum needs the compiled CPU kernels and runs without D10. A lazy state that
         is not used this step is materialised first.
         """
-        from ksparse.kernels import fast
+        if self.lazy is False:
+            return None
+        key = (x.shape[0], params["W"].shape[1], settings.k, self.kernel)
+        if key not in self._lazy_choice:  # decided once per shape
+            from ksparse.kernels import fast
 
-        usable = (self.kernel in ("auto", "numba") and fast.has_numba() and "dead" not in kw
-                  and get_array_module(params["W"]) is np)
-        if usable and self.lazy == "auto":
-            from ksparse.kernels.lazy import lazy_pays
+            usable = self.kernel in ("auto", "numba") and fast.has_numba()
+            if usable and self.lazy == "auto":
+                from ksparse.kernels.lazy import lazy_pays
 
-            usable = lazy_pays(x.shape[0], params["W"].shape[1], settings.k)
-        if not usable or self.lazy is False:
+                usable = lazy_pays(*key[:3])
+            self._lazy_choice[key] = usable
+        if not self._lazy_choice[key] or "dead" in kw or get_array_module(params["W"]) is not np:
             self.end_epoch_(params, velocity)
             return None
         if self._lazy is None:

@@ -135,26 +135,53 @@ class AutoencoderStep(Step):
 
 
 class NetworkStep(Step):
-    """A fine-tuning step of the k-sparse network, Sec. 4.5-4.6, on ``batch = (x, y)``.
+    """A fine-tuning step of the network, Sec. 4.5-4.6, on ``batch = (x, y)``.
 
     Parameters
     ----------
-    n_keep : sequence of int
-        alpha k of each hidden layer.
+    n_keep : sequence of int or None
+        alpha k of each hidden layer (S1), or None for a ReLU layer (S5).
     first : int, default 1
         The lowest trainable layer; ``x`` is the input of that layer and the layers below
         are frozen (they get no gradient, so Eq. (11) never touches them).
+    p_input, p_hidden : float in [0, 1), default 0
+        S6's drop rates: of the input of layer ``first`` (the pixels when ``first`` is 1:
+        the denoising row's noise) and of every trainable hidden layer's output (dropout).
+        Fresh masks every call, from the step's own generator (seeded by ``random_state``,
+        on the device of the data), so a run is repeatable under its seed.
+    random_state : int, default 0
     """
 
     name = "network"
 
-    def __init__(self, n_keep, first=1):
+    def __init__(self, n_keep, first=1, p_input=0.0, p_hidden=0.0, random_state=0):
+        for name, p in (("p_input", p_input), ("p_hidden", p_hidden)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must satisfy 0 <= {name} < 1, got {p!r}")
         self.n_keep = list(n_keep)
         self.first = int(first)
+        self.p_input, self.p_hidden, self.random_state = float(p_input), float(p_hidden), random_state
+        self._rng = None
+
+    def masks(self, x, params):
+        """S6's keep-masks for one minibatch (None when both rates are 0)."""
+        if not (self.p_input or self.p_hidden):
+            return None
+        xp = get_array_module(x)
+        if self._rng is None:
+            self._rng = xp.random.default_rng(self.random_state)
+        N, masks = x.shape[0], {}
+        if self.p_input:
+            masks[self.first - 1] = baselines.dropout_mask(x.shape, self.p_input, self._rng, x.dtype)
+        if self.p_hidden:
+            for l in range(self.first, len(self.n_keep) + 1):
+                shape = (N, params[f"W{l}"].shape[1])
+                masks[l] = baselines.dropout_mask(shape, self.p_hidden, self._rng, x.dtype)
+        return masks
 
     def forward_backward(self, batch, params, settings):
         x, y = batch
-        E, grads = supervised.network_step(x, y, params, self.n_keep, self.first)
+        E, grads = supervised.network_step(x, y, params, self.n_keep, self.first, self.masks(x, params))
         return StepOutput(E), grads
 
 
