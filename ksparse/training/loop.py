@@ -593,4 +593,8 @@ def _divergence_advice(state, xd, lr):
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
                    f"{10 * state.tracker['window']}; {state.tracker['n_resampled']} were resampled)")
+    default_ratio = AutoencoderConfig.__dataclass_fields__["bias_lr_ratio"].default
+    if rem["bias_lr_ratio"] > default_ratio:  # D13: the biases' steps, which D11 alone does not bound
+        advice += (f", or step the biases slower (bias_lr_ratio={default_ratio}, the default; it was "
+                   f"{rem['bias_lr_ratio']:.3g})")
     return advice
