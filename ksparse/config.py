@@ -273,7 +273,8 @@ class AutoencoderConfig(Config):
     center: bool = option(False, "subtract the training mean from every input (stored with the model; "
                           "not in the paper; keeps more units alive on non-negative data)")
     paper: bool = option(False, "the paper's model on the raw inputs: turns off scale, pre_bias, "
-                         "c_aux, resample and step_bound (docs/training.md)", legacy=True)
+                         "c_aux, resample and step_bound, and steps the biases at lr (bias_lr_ratio 1; "
+                         "docs/training.md)", legacy=True)
     scale: bool = option(True, "train on x / s, s stored with the model (the mean squared distance of "
                          "the samples to their mean becomes 1), so that lr means the same for any units")
     pre_bias: bool = option(True, "D9: encode x - b' (the decoder's bias, learned, started from the "
