@@ -48,7 +48,7 @@ def test_sklearn_estimator_checks(estimator, check):
 
 def test_estimator_exported_lazily_from_package():
     assert ksparse.KSparseAutoencoder is KSparseAutoencoder
-    assert ksparse.__version__ == "0.1.0"
+    assert ksparse.__version__ == "0.2.0"
     with pytest.raises(AttributeError):
         ksparse.NoSuchThing  # noqa: B018
 
