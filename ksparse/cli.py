@@ -228,7 +228,7 @@ def cmd_train(args):
         if bar:
             bar[0].close()
     if resume is not None and done >= est.max_iter:
-        print(f"ksparse: note: {resume} had run all {est.max_iter} epochs; nothing was trained (raise "
+        print(f"ksparse: note: {resume} has run all {est.max_iter} epochs; nothing to train (raise "
               "--max-iter to continue); the summary is written again", file=sys.stderr)
     record = {"train_time_s": time.perf_counter() - fit_started, "history": est.history_}
     try:
