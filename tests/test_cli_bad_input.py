@@ -116,16 +116,18 @@ CASES = {
     "paper scale": (["train", *TINY, "--paper", "--scale"], ["--scale has no effect with --paper"]),
     "paper pre-bias": (["train", *TINY, "--paper", "--pre-bias"], ["--pre-bias has no effect"]),
     "paper resample": (["train", *TINY, "--paper", "--resample"], ["--resample has no effect"]),
-    "paper b-prime-init": (["train", *TINY, "--paper", "--b-prime-init", "median"], ["--b-prime-init median"]),
+    "paper b-prime-init": (["train", *TINY, "--paper", "--b-prime-init", "median"],
+                           ["--b-prime-init median"]),
     "paper c-aux": (["train", *TINY, "--paper", "--c-aux", "0.03"], ["--c-aux"]),
     # resuming: on data of another scale; below the epochs run (the error alone, no note first)
-    "resume other data": (["train", "--dataset", "{d}/big.npy", "--out", "{d}/run", "--resume", "--max-iter", "4",
-                           "--quiet", "--no-logreg"], ["resume only on data of the kind", "new model"]),
+    "resume other data": (["train", "--dataset", "{d}/big.npy", "--out", "{d}/run", "--resume",
+                           "--max-iter", "4", "--quiet", "--no-logreg"],
+                          ["resume only on data of the kind", "new model"]),
     "resume max-iter below": (["train", "--dataset", X, "--out", "{d}/run", "--resume", "--max-iter", "1",
                                "--quiet", "--no-logreg"], ["--max-iter must be >= the 2 epochs"]),
     # options and data are checked before whether --out already holds a model
-    "out holds a model, bad image shape": (["train", *TINY, "--dataset", X, "--out", "{d}/run", "--image-shape",
-                                            "abc"], ["--image-shape must look like"]),
+    "out holds a model, bad image shape": (["train", *TINY, "--dataset", X, "--out", "{d}/run",
+                                            "--image-shape", "abc"], ["--image-shape must look like"]),
     "out holds a model, too big": (["train", *TINY, "--dataset", X, "--out", "{d}/run", "--n-hidden",
                                     "1000000000000"], ["needs about"]),
     "out holds a model, model as data": (["train", *TINY, "--dataset", "{d}/newer.npz", "--out", "{d}/run"],
@@ -267,7 +269,8 @@ def test_failed_resume_leaves_the_model_unchanged_and_advises_a_new_run(base, tm
     shutil.copytree(base, d, symlinks=True)
     before = _hashes(d)
     monkeypatch.setattr(train, "train_epoch", _diverge_at_once)
-    code = main(["train", "--dataset", str(d / "X.npy"), "--out", str(d / "run"), "--resume", "--max-iter", "5",
+    code = main(["train", "--dataset", str(d / "X.npy"), "--out", str(d / "run"), "--resume",
+                 "--max-iter", "5",
                  "--quiet", "--no-logreg"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -276,7 +279,8 @@ def test_failed_resume_leaves_the_model_unchanged_and_advises_a_new_run(base, tm
 
 
 @pytest.mark.parametrize("resume", [False, True])
-def test_ctrl_c_before_an_epoch_ends_says_to_run_the_same_command(base, tmp_path, capsys, monkeypatch, resume):
+def test_ctrl_c_before_an_epoch_ends_says_to_run_the_same_command(base, tmp_path, capsys, monkeypatch,
+                                                                   resume):
     d = tmp_path / "work"
     shutil.copytree(base, d, symlinks=True)
     before = _hashes(d)

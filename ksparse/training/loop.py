@@ -442,12 +442,13 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     """
     check_device(device)
     x = StreamedData(check_rows(reject_complex(x)), None) if is_streamed(x) else check_data(x)
+    given_state = state is not None
     if state is None:
         state = new_state(x.shape[1], check_config(config).replace(
             **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
         extend(state, x.shape[1], max_iter, config)
-    resumed = state.epoch > 0
+    resumed = given_state and config is not None and state.epoch > 0  # a resume keeps every setting
     cfg = state.config
     stats = _data_stats(x)
     if resumed:
@@ -589,18 +590,19 @@ def _divergence_advice(state, variance, lr, resumed=False):
                 f"{spread:.3g}, far outside the [0, 1] range the paper's setting assumes: scale X to "
                 f"[0, 1], or use paper=False to train on the data's own scale")
     new_run = "start a new run (without resuming) with " if resumed else "train with "
+    lower = "start a new run (without resuming) with a lower" if resumed else "lower the"
     if not rem["scale"] and spread > 1.0:
         return (f"the inputs were not scaled (scale=False) and their typical deviation from the mean "
                 f"is {spread:.3g}: {new_run}scale=True (the default), or divide X by about {spread:.3g}")
     if cfg.paper:
-        return (f"the paper's setting bounds no step: {new_run}a lower learning rate "
+        return (f"the paper's setting bounds no step: {lower} learning rate "
                 f"(lr={lr / 4:.3g}; it was {lr:.4g}), or paper=False (scaled inputs, bounded steps)")
     if not rem["step_bound"]:
         return (f"the steps were not bounded (step_bound=False): {new_run}step_bound=True (the default), "
                 f"which shrinks the step of minibatches holding rows far from the others' scale, or a "
                 f"lower learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
     advice = (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
-              f"step bounded (D11): {new_run}a lower learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or "
+              f"step bounded (D11): {lower} learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or "
               f"momentum (momentum={cfg.momentum})")
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
