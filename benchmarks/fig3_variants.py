@@ -30,6 +30,8 @@ VARIANTS = {
                          "times larger relative to W's", {"paper": True, "lr": "s2"}, "1/s"),
     "defaults": ("the library's defaults", {"paper": False}, 1.0),
     "defaults_no_resample": ("the defaults without resampling", {"paper": False, "resample": False}, 1.0),
+    "defaults_one_bias_rate": ("the defaults with the biases at W's rate (bias_lr_ratio 1, D13 off; the "
+                               "defaults before D13)", {"paper": False, "bias_lr_ratio": 1.0}, 1.0),
     "defaults_lr_0.0625": ("the defaults at the rate the divergence message advises (lr 0.0625)",
                            {"paper": False, "lr": 0.0625}, 1.0),
 }

@@ -1,6 +1,6 @@
 """ksparse: k-sparse autoencoders (Makhzani & Frey, 2014) in NumPy/CuPy with hand-written gradients."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["KSparseAutoencoder", "__version__"]
 

@@ -264,13 +264,17 @@ class AutoencoderConfig(Config):
                               low=0)
     lr_final: float | None = option(None, "learning rate of the last epoch, reached linearly from lr; "
                                     "None keeps lr constant", low=0)
+    bias_lr_ratio: float = option(0.1, "the biases' (b, b') learning rate as a fraction of lr (D13); 1 is "
+                                  "the paper's single rate (paper=True uses 1)", low=0, high=1,
+                                  low_open=True, legacy=1.0)
     momentum: float = option(0.9, "momentum of Eq. (11)", low=0, high=1, high_open=True)
     sigma: float = option(0.01, "standard deviation of the Gaussian initial weights, Sec. 4.2.2",
                           low=0)
     center: bool = option(False, "subtract the training mean from every input (stored with the model; "
                           "not in the paper; keeps more units alive on non-negative data)")
     paper: bool = option(False, "the paper's model on the raw inputs: turns off scale, pre_bias, "
-                         "c_aux, resample and step_bound (docs/training.md)", legacy=True)
+                         "c_aux, resample and step_bound, and steps the biases at lr (bias_lr_ratio 1; "
+                         "docs/training.md)", legacy=True)
     scale: bool = option(True, "train on x / s, s stored with the model (the mean squared distance of "
                          "the samples to their mean becomes 1), so that lr means the same for any units")
     pre_bias: bool = option(True, "D9: encode x - b' (the decoder's bias, learned, started from the "

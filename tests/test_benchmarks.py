@@ -195,3 +195,14 @@ def test_lazy_benchmark_case_and_its_targets(monkeypatch, one_blas_thread):
     assert "lazy / plain" in lazy.report(results)
     rows = run_all.targets({"lazy": results})
     assert len(rows) == 1 and "lazy momentum used automatically" in rows[0][0]
+
+
+def test_bias_rate_runs_a_ratio_and_reports_divergence(one_blas_thread):
+    from benchmarks import bias_rate
+    from ksparse.datasets import load_dataset
+
+    X = load_dataset("digits").X_train[:300]
+    record = bias_rate.run(X, {"max_iter": 2, "n_hidden": 50, "k": 5}, None, 0.1)
+    assert record["ratio"] == 0.1 and record["epochs"] == 2 and np.isfinite(record["fvu"])
+    text = bias_rate.report({"data": {"digits": [record, {"ratio": 1.0, "diverged": "nan", "epochs": 3}]}})
+    assert "diverged in epoch 4" in text and f"{record['fvu']:.4f}" in text

@@ -114,8 +114,16 @@ def test_paper_turns_the_bound_off():
     assert train.remedies_in_force(train.DEFAULTS, 64)["step_bound"]
 
 
-def test_divergence_with_every_remedy_on_names_lr_and_dead_window():
-    # bounded steps can still diverge (lr far too high here; on CIFAR-10 patches, resampling churn)
-    with pytest.raises(train.TrainingDiverged, match=r"lr=.*dead_window=\d+"):
+def test_divergence_with_every_remedy_on_names_lr_dead_window_and_bias_rate():
+    # with the biases at W's rate (D13 off) bounded steps still diverge: D11 bounds W's steps, not
+    # the biases' (lr far too high here; on CIFAR-10 patches, coherent resampled units)
+    with pytest.raises(train.TrainingDiverged, match=r"lr=.*dead_window=\d+.*bias_lr_ratio=0.1"):
         with np.errstate(all="ignore"):
-            train.fit(load_digits().X_train, {"lr": 1e4, "max_iter": 5})
+            train.fit(load_digits().X_train, {"lr": 1e4, "max_iter": 5, "bias_lr_ratio": 1.0})
+
+
+def test_far_too_high_lr_trains_at_the_defaults():
+    # D11 bounds W's steps and D13 ties the biases' steps to them: lr 1e4 cannot blow anything up
+    state = train.fit(load_digits().X_train, {"lr": 1e4, "max_iter": 5})
+    assert all(np.isfinite(h["loss"]) for h in state.history)
+    assert all(np.isfinite(p).all() for p in state.params.values())

@@ -1,4 +1,4 @@
-"""The package's layers, bottom to top (README, "Layout"): no module imports from a layer above it."""
+"""The package's layers, bottom to top (docs/layout.md): no module imports from a layer above it."""
 
 import ast
 import pathlib

@@ -10,15 +10,17 @@ from ksparse.training.steps import StepSettings
 KERNELS = ["numpy"] + (["numba"] if has_numba() else [])
 
 
-def _run(kernel, pre_bias, n_batches=40, N=16, d=10, H=40, k=3, window=48):
+def _run(kernel, pre_bias, n_batches=40, N=16, d=10, H=40, k=3, window=48, ratio=1.0, lazy="auto"):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n_batches * N, d))
     params = {"W": rng.normal(0, 0.3, (d, H)), "b": rng.normal(0, 0.1, H), "b_prime": rng.normal(0, 0.1, d)}
     velocity = {n: np.zeros_like(a) for n, a in params.items()}
-    step = RemedyStep(DeadTracker(H, window), pre_bias=pre_bias, resample=True, kernel=kernel)
+    step = RemedyStep(DeadTracker(H, window), pre_bias=pre_bias, resample=True, kernel=kernel,
+                      bias_lr_ratio=ratio, lazy=lazy)
     settings = StepSettings(lr=0.02, momentum=0.9, k=k)
     for i in range(n_batches):
         step((x[i * N:(i + 1) * N],), params, velocity, settings)
+    step.end_epoch_(params, velocity)  # lazy momentum: every unit up to date
     return params, velocity, step.tracker
 
 
@@ -35,6 +37,41 @@ def test_remedy_step_resampling_equals_plain(kernel, pre_bias, one_blas_thread):
     for name in want_p:
         np.testing.assert_allclose(got_p[name], want_p[name], rtol=1e-8, atol=1e-11)
         np.testing.assert_allclose(got_v[name], want_v[name], rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.parametrize("kernel,lazy", [("numpy", False)] + ([("numba", False), ("numba", True)]
+                                                               if has_numba() else []))
+def test_bias_lr_ratio_fused_equals_plain(kernel, lazy, one_blas_thread):
+    # D13 on the fused kernels (and lazy momentum) by rescaling the biases' velocities equals the
+    # plain update at lr for W and ratio * lr for b, b'; with units dying and resampled; float64
+    want_p, want_v, want_t = _run("plain", True, ratio=0.1)
+    got_p, got_v, got_t = _run(kernel, True, ratio=0.1, lazy=lazy)
+    assert want_t.n_resampled > 0
+    assert got_t.n_resampled == want_t.n_resampled
+    for name in want_p:
+        np.testing.assert_allclose(got_p[name], want_p[name], rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(got_v[name], want_v[name], rtol=1e-8, atol=1e-11)
+
+
+def test_bias_lr_ratio_plain_update_is_eq_11_per_group():
+    # the plain path: one step of Eq. (11) from zero velocity at lr for W, ratio * lr for the biases
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 5))
+    params = {"W": rng.normal(0, 0.3, (5, 12)), "b": rng.normal(0, 0.1, 12), "b_prime": rng.normal(0, 0.1, 5)}
+    start = {n: a.copy() for n, a in params.items()}
+    from ksparse.nn.layers import ksparse_step
+
+    _, grads, _ = ksparse_step(x, params["W"], params["b"], params["b_prime"], 3, pre_bias=True)
+    velocity = {n: np.zeros_like(a) for n, a in params.items()}
+    step = RemedyStep(DeadTracker(12, 10**6), pre_bias=True, kernel="plain", bias_lr_ratio=0.25)
+    step((x,), params, velocity, StepSettings(lr=0.1, momentum=0.9, k=3))
+    for name, lr in (("W", 0.1), ("b", 0.025), ("b_prime", 0.025)):
+        np.testing.assert_allclose(params[name], start[name] - lr * grads[name], rtol=1e-12, atol=1e-14)
+
+
+def test_bias_lr_ratio_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="bias_lr_ratio must be in"):
+        RemedyStep(DeadTracker(4, 10), bias_lr_ratio=0.0)
 
 
 def test_plain_residual_is_x_minus_x_hat_on_the_support():

@@ -54,7 +54,8 @@ def remedies_in_force(cfg, d):
     -------
     dict
         ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
-        ``resample`` and ``step_bound``, all off under ``paper=True``. ``k_aux=None`` becomes
+        ``resample``, ``step_bound`` and ``bias_lr_ratio`` (D13), all off (the ratio 1) under
+        ``paper=True``. ``k_aux=None`` becomes
         ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
         which a unit active at the average rate k / H is active about 100 times.
     """
@@ -65,7 +66,8 @@ def remedies_in_force(cfg, d):
             "k_aux": max(1, min(H, d) // 2) if cfg.k_aux is None else cfg.k_aux,
             "c_aux": cfg.c_aux if on else 0.0,
             "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
-            "resample": on and cfg.resample, "step_bound": on and cfg.step_bound}
+            "resample": on and cfg.resample, "step_bound": on and cfg.step_bound,
+            "bias_lr_ratio": cfg.bias_lr_ratio if on else 1.0}
 
 
 def effective_lr(cfg, d, k=None):
@@ -563,7 +565,7 @@ def _training_step(state, x, step, stats):
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
         state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
-    settings = (tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"])
+    settings = (tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"], rem["bias_lr_ratio"])
     if isinstance(step, remedies.RemedyStep):  # e.g. a subclass that observes each minibatch
         step.configure(*settings)
         return step
@@ -607,4 +609,8 @@ def _divergence_advice(state, variance, lr, resumed=False):
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
                    f"{10 * state.tracker['window']}; {state.tracker['n_resampled']} were resampled)")
+    default_ratio = AutoencoderConfig.__dataclass_fields__["bias_lr_ratio"].default
+    if rem["bias_lr_ratio"] > default_ratio:  # D13: the biases' steps, which D11 alone does not bound
+        advice += (f", or step the biases slower (bias_lr_ratio={default_ratio}, the default; it was "
+                   f"{rem['bias_lr_ratio']:.3g})")
     return advice

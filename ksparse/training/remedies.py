@@ -9,11 +9,14 @@
   resampling of units dead for T samples towards badly reconstructed inputs.
 """
 
+import contextlib
+
 import numpy as np
 
 from ksparse.backend import get_array_module, to_numpy
 from ksparse.kernels.remedies import remedies_step, remedies_train_step_
 from ksparse.nn import layers
+from ksparse.nn.optim import sgd_momentum_
 from ksparse.training.steps import AutoencoderStep, StepOutput
 
 
@@ -202,6 +205,8 @@ class RemedyStep(AutoencoderStep):
     c_aux : float
         D10 (off when ``c_aux == 0``).
     resample : bool
+    bias_lr_ratio : float in (0, 1]
+        D13: b and b' take Eq. (11) at this times the learning rate (1: one rate for all).
     kernel : {"auto", "numba", "numpy", "plain"}
         ``"plain"`` runs :func:`ksparse.nn.layers.ksparse_step`, the others
         :func:`ksparse.kernels.remedies.remedies_step` (the same math on the support).
@@ -214,19 +219,21 @@ class RemedyStep(AutoencoderStep):
         parameters are brought up to date at the end of every epoch (:meth:`end_epoch_`).
     """
 
-    def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, kernel="auto",
-                 inner=None, lazy="auto"):
+    def __init__(self, tracker, pre_bias=True, k_aux=0, c_aux=0.0, resample=False, bias_lr_ratio=1.0,
+                 kernel="auto", inner=None, lazy="auto"):
         super().__init__(kernel)
         if lazy not in ("auto", True, False):
             raise ValueError(f"lazy must be 'auto', True or False, got {lazy!r}")
         self.inner, self.lazy, self._lazy, self._lazy_choice = inner, lazy, None, {}
-        self.configure(tracker, pre_bias, k_aux, c_aux, resample)
+        self.configure(tracker, pre_bias, k_aux, c_aux, resample, bias_lr_ratio)
         if inner is not None:
             self.name = inner.name
 
-    def configure(self, tracker, pre_bias, k_aux, c_aux, resample):
+    def configure(self, tracker, pre_bias, k_aux, c_aux, resample, bias_lr_ratio=1.0):
         """Set the tracker and the remedies (``ksparse.training.loop.fit`` does, from the config)."""
-        self.tracker = tracker
+        if not 0 < bias_lr_ratio <= 1:
+            raise ValueError(f"bias_lr_ratio must be in (0, 1], got {bias_lr_ratio!r}")
+        self.tracker, self.bias_lr_ratio = tracker, float(bias_lr_ratio)
         self.pre_bias, self.k_aux, self.c_aux, self.resample = pre_bias, k_aux, c_aux, resample
 
     def _remedies(self, params):
@@ -254,26 +261,13 @@ class RemedyStep(AutoencoderStep):
         """One step in place, then the dead-unit count and resampling (from the step's own residual)."""
         (x,) = batch
         norms2 = None
-        if self.inner is not None:
-            out = self.inner(batch, params, velocity, settings)
-            e = None
-        elif self.kernel == "plain":
+        if self.kernel == "plain" and self.inner is None:
             out, grads = self.forward_backward(batch, params, settings)
             e = plain_residual(x, params, out.active, self.pre_bias) if self.resample else None
             self.update_(params, grads, velocity, settings)
         else:
-            kw = self._remedies(params)
-            lazy = self._lazy_momentum(x, params, velocity, settings, kw)
-            if lazy is not None:
-                E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
-                                              pre_bias=self.pre_bias)
-                e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
-                norms2 = _LazyNorms(lazy, params["W"])
-            else:
-                E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
-                                                           settings.momentum, kernel=self.kernel,
-                                                           residual=self.resample, **kw)
-            out = StepOutput(E, Gamma)
+            with _bias_steps_scaled(params, velocity, self.bias_lr_ratio):
+                out, e, norms2 = self._fused_step(x, batch, params, velocity, settings)
         self.tracker.update(out.active, x.shape[0])
         if self.resample:
             dead = self.tracker.dead()
@@ -287,6 +281,29 @@ class RemedyStep(AutoencoderStep):
                 if self._lazy is not None and n:
                     self._lazy.reset_units_(np.flatnonzero(dead)[:n], params["W"])
         return out
+
+    def update_(self, params, grads, velocity, settings):
+        """Eq. (11) in place, at ``settings.lr`` for W and ``bias_lr_ratio`` times it for b and b' (D13)."""
+        groups = ({n: g for n, g in grads.items() if n not in BIASES},
+                  {n: g for n, g in grads.items() if n in BIASES})
+        for group, lr in zip(groups, (settings.lr, settings.lr * self.bias_lr_ratio), strict=True):
+            sgd_momentum_(params, group, velocity, lr, settings.momentum)
+
+    def _fused_step(self, x, batch, params, velocity, settings):
+        """The step of ``inner`` or of the support-only kernels (fused update): (out, e, norms2)."""
+        if self.inner is not None:
+            return self.inner(batch, params, velocity, settings), None, None
+        kw = self._remedies(params)
+        lazy = self._lazy_momentum(x, params, velocity, settings, kw)
+        if lazy is not None:
+            E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
+                                          pre_bias=self.pre_bias)
+            e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
+            return StepOutput(E, Gamma), e, _LazyNorms(lazy, params["W"])
+        E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
+                                                   settings.momentum, kernel=self.kernel,
+                                                   residual=self.resample, **kw)
+        return StepOutput(E, Gamma), e, norms2
 
     def _lazy_momentum(self, x, params, velocity, settings, kw):
         """The :class:`ksparse.kernels.lazy.LazyMomentum` to step with, or None for the plain update.
@@ -324,6 +341,34 @@ class RemedyStep(AutoencoderStep):
         if self._lazy is not None:
             self._lazy.materialize_(params, velocity)
             self._lazy = None
+
+
+#: the parameters that D13 steps at ``bias_lr_ratio`` times the learning rate
+BIASES = ("b", "b_prime")
+
+
+@contextlib.contextmanager
+def _bias_steps_scaled(params, velocity, ratio):
+    """Run a step of Eq. (11) at one rate so that b and b' move at ``ratio`` times it (D13), in place.
+
+    Eq. (11) is linear in (v, lr g): with the biases' velocities divided by ``ratio`` before
+    the step, their change and new velocities times ``ratio`` are exactly those of the rate
+    ``ratio * lr`` (any step: the fused kernels, lazy momentum, another step). ``ratio == 1``
+    does nothing.
+    """
+    if ratio == 1:
+        yield
+        return
+    start = {n: params[n].copy() for n in BIASES}
+    for n in BIASES:
+        velocity[n] /= velocity[n].dtype.type(ratio)
+    try:
+        yield
+    finally:
+        for n in BIASES:
+            r = params[n].dtype.type(ratio)
+            params[n][...] = start[n] + r * (params[n] - start[n])
+            velocity[n] *= r
 
 
 class _LazyNorms:
