@@ -12,6 +12,7 @@ still writes its summary.
 
 import argparse
 import os
+import re
 import shlex
 import sys
 import time
@@ -25,7 +26,9 @@ from ksparse.kernels.encode import alpha_k
 from ksparse.runfiles import (
     UserError,
     check_encode_output,
+    check_not_inputs,
     check_outputs,
+    image_shape,
     progress_bar,
     read_dataset,
     read_encode_input,
@@ -102,23 +105,68 @@ def build_parser():
     return parser
 
 
+#: options that ``paper=True`` turns off: given on the command line with --paper they would be ignored
+PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
+
+
+def _check_paper(options):
+    """Refuse an option that --paper would override (e.g. --step-bound): it would be ignored."""
+    if not options.get("paper"):
+        return
+    for name in PAPER_OFF:
+        value = options.get(name)
+        if value is True or (name == "b_prime_init" and value is not None) or (name == "c_aux" and value):
+            given_as = flag(name) if value is True else f"{flag(name)} {value}"
+            raise UserError(f"{given_as} has no effect with --paper (the paper's setting turns it off); "
+                            f"drop {flag(name)}, or drop --paper to use it")
+
+
 def _estimator(args, options, model_path):
     """A KSparseAutoencoder from the options, or from the checkpoint's settings on --resume."""
     from ksparse.estimators.autoencoder import KSparseAutoencoder
 
     run = {"device": args.device, "checkpoint_path": model_path, "checkpoint_every": args.checkpoint_every}
     if args.resume is None:
+        _check_paper(options)
         AutoencoderConfig.from_dict(options)  # every option checked before the data is read
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
 
 
+def _check_run(est, resume, x, args):
+    """Before any output: the settings fit the data (features, memory; on --resume the checkpoint)."""
+    from ksparse.training.loop import extend
+    from ksparse.training.memory import check_memory
+
+    if resume is None:
+        check_memory(x.shape[1], est.n_hidden, est.batch_size, est.dtype, args.device)
+    else:  # raises what fit would: other features, a changed setting, --max-iter below the epochs run
+        extend(est.state_.copy(), x.shape[1], config=est._config())
+
+
+def _as_flags(text, resume):
+    """The advice of the library (``lr=0.01``, ``paper=False``) in the command line's words."""
+    names = set(AutoencoderConfig.names())
+
+    def say(m):
+        name, value = m.group(1), m.group(2)
+        if name not in names:
+            return m.group(0)
+        if value in ("True", "False"):
+            return flag(name) if value == "True" else "--no-" + flag(name)[2:]
+        return f"{flag(name)} {value}"
+
+    text = re.sub(r"\b([a-z_]+)=([^\s,;)]+)", say, text)
+    return text.replace("(without resuming)", "into a new --out (without --resume)") if resume else text
+
+
 def _fit(est, x, resume, model_path, args, bar):
-    """Fit; on divergence or Ctrl-C save the last finished epoch and say so (on its own line:
-    the progress ``bar`` is closed first)."""
+    """Fit; on divergence or Ctrl-C save the last finished epoch, if this run finished one, and
+    say so (on its own line: the progress ``bar`` is closed first)."""
     from ksparse.training.loop import TrainingDiverged
 
+    start = est.state_.epoch if resume is not None else 0
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             return est.fit(x, resume_from=resume)
@@ -126,14 +174,17 @@ def _fit(est, x, resume, model_path, args, bar):
         if bar:
             bar[0].close()
         state = getattr(e, "state", None)
-        kept = "no epoch had finished, so no model was saved"
-        if state is not None and state.epoch > 0:
+        again = shlex.join(args.argv)  # nothing new saved: the same command again
+        kept = (f"no new epoch had finished, so {resume} is unchanged" if resume is not None
+                else "no epoch had finished, so no model was saved")
+        if state is not None and state.epoch > start:
             est.save(model_path)
             kept = f"the last good state (epoch {state.epoch}) is in {model_path}"
+            again = shlex.join(["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"])
         if isinstance(e, TrainingDiverged):
-            raise UserError(f"{e}; {kept}") from None
-        words = ["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"]
-        print(f"ksparse: {_stopped(args)}; {kept}; continue with: {shlex.join(words)}", file=sys.stderr)
+            raise UserError(f"{_as_flags(str(e), resume is not None)}; {kept}") from None
+        verb = "continue with" if state is not None and state.epoch > start else "run it again with"
+        print(f"ksparse: {_stopped(args)}; {kept}; {verb}: {again}", file=sys.stderr)
         raise _Reported() from None
 
 
@@ -144,7 +195,12 @@ def _stopped(args):
 
 
 def cmd_train(args):
-    """``ksparse train``: fit, then write model.npz, filters.png and summary.json to --out."""
+    """``ksparse train``: fit, then write model.npz, filters.png and summary.json to --out.
+
+    Every check comes before any work, the cheap ones first: --out not a file, the options,
+    --image-shape, no output over an input, the data, the run's fit to the data (memory; on
+    --resume the checkpoint), and last whether --out already holds a model.
+    """
     from ksparse import summary
 
     started = time.perf_counter()
@@ -152,11 +208,13 @@ def cmd_train(args):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
-    check_outputs(args, model_path)
-    if resume is not None and est.state_.epoch >= est.max_iter:
-        print(f"ksparse: note: {resume} has run all {est.max_iter} epochs; nothing to train (raise "
-              "--max-iter to continue); the summary is written again", file=sys.stderr)
+    if args.image_shape is not None:
+        image_shape(args.image_shape)
+    check_not_inputs(args, model_path)
     ds, x, shape = read_dataset(args)
+    _check_run(est, resume, x, args)
+    check_outputs(args, model_path)
+    done = est.state_.epoch if resume is not None else 0
     callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)
     created, fit_started = not os.path.isdir(args.out), time.perf_counter()
@@ -169,6 +227,9 @@ def cmd_train(args):
     finally:
         if bar:
             bar[0].close()
+    if resume is not None and done >= est.max_iter:
+        print(f"ksparse: note: {resume} has run all {est.max_iter} epochs; nothing to train (raise "
+              "--max-iter to continue); the summary is written again", file=sys.stderr)
     record = {"train_time_s": time.perf_counter() - fit_started, "history": est.history_}
     try:
         _evaluate(est, ds, x, shape, args, record)

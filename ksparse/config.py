@@ -304,6 +304,9 @@ class AutoencoderConfig(Config):
         if math.floor(self.alpha * self.k + 0.5) > self.n_hidden:
             raise ConfigError("alpha", f"must keep alpha k <= n_hidden = {self.n_hidden} "
                               f"(k = {self.k})", self.alpha)
+        if self.paper and self.c_aux:  # the paper's setting has no AuxK: it would be ignored
+            raise ConfigError("c_aux", "must be 0 with paper=True (the paper's setting turns AuxK off; "
+                              "use paper=False for it)", self.c_aux)
 
 
 @dataclasses.dataclass(frozen=True)

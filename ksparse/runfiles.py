@@ -34,18 +34,15 @@ def read_dataset(args):
         x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
     if args.image_shape is None:
         return ds, x, ds.image_shape
-    try:
-        shape = tuple(int(s) for s in args.image_shape.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {args.image_shape!r}") from None
-    if int(np.prod(shape)) != x.shape[1] or len(shape) not in (2, 3):
+    shape = image_shape(args.image_shape)
+    if int(np.prod(shape)) != x.shape[1]:
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
                         f"the data has {x.shape[1]} features per row")
     return ds, x, shape
 
 
-def check_outputs(args, model_path):
-    """Before any work: no output replaces an input or, unasked, an earlier model; --out writable."""
+def check_not_inputs(args, model_path):
+    """Before reading anything: no output of the run replaces an input (--dataset, --resume's file)."""
     outputs = [model_path] + [os.path.join(args.out, n) for n in ("filters.png", "summary.json")]
     inputs = [("--dataset", args.dataset)]
     if isinstance(args.resume, str):
@@ -55,10 +52,27 @@ def check_outputs(args, model_path):
             if same_file(path, out) and not (option == "--resume" and out == model_path):
                 raise UserError(f"{option} {path} would be overwritten by this run's {out}; "
                                 "choose another --out")
+
+
+def check_outputs(args, model_path):
+    """The last check before work, once the options and the data are known good: no earlier model
+    is replaced unasked, and --out can be written."""
+    check_not_inputs(args, model_path)
     if args.resume is None and os.path.exists(model_path) and not args.overwrite:
         raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
                         "(or --resume to continue it)")
     check_writable(args.out)
+
+
+def image_shape(text):
+    """``--image-shape`` HxW[xC] as a tuple of 2 or 3 ints; UserError when it is not one."""
+    try:
+        shape = tuple(int(s) for s in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise UserError(f"--image-shape must look like 28x28 or 32x32x3, got {text!r}")
+    return shape
 
 
 def check_encode_output(model, input, output, form, overwrite=False):

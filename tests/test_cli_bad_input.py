@@ -43,6 +43,7 @@ def base(tmp_path_factory):
     np.save(d / "nan.npy", np.where(X > 0.9, np.nan, X))
     np.save(d / "cube.npy", X.reshape(4, 16, 16))
     np.save(d / "wrong_d.npy", X[:, :10])
+    np.save(d / "big.npy", X * 1000)  # the same kind of data at another scale (0-1000, not 0-1)
     (d / "corrupt.npz").write_bytes((d / "run" / "model.npz").read_bytes()[:500])
     model = d / "run" / "model.npz"
     with np.load(model) as data:
@@ -109,6 +110,28 @@ CASES = {
     "info corrupt": (["info", "{d}/corrupt.npz"], ["not a readable"]),
     "info nan model": (["info", "{d}/nan_model.npz"], ["nan or inf"]),
     "unknown option": (["train", "--hidden", "5"], ["unrecognized"]),
+    # an option that --paper turns off is refused, not ignored
+    "paper step-bound": (["train", *TINY, "--dataset", X, "--out", "{d}/o", "--paper", "--step-bound"],
+                         ["--step-bound has no effect with --paper", "drop --step-bound"]),
+    "paper scale": (["train", *TINY, "--paper", "--scale"], ["--scale has no effect with --paper"]),
+    "paper pre-bias": (["train", *TINY, "--paper", "--pre-bias"], ["--pre-bias has no effect"]),
+    "paper resample": (["train", *TINY, "--paper", "--resample"], ["--resample has no effect"]),
+    "paper b-prime-init": (["train", *TINY, "--paper", "--b-prime-init", "median"],
+                           ["--b-prime-init median"]),
+    "paper c-aux": (["train", *TINY, "--paper", "--c-aux", "0.03"], ["--c-aux"]),
+    # resuming: on data of another scale; below the epochs run (the error alone, no note first)
+    "resume other data": (["train", "--dataset", "{d}/big.npy", "--out", "{d}/run", "--resume",
+                           "--max-iter", "4", "--quiet", "--no-logreg"],
+                          ["resume only on data of the kind", "new model"]),
+    "resume max-iter below": (["train", "--dataset", X, "--out", "{d}/run", "--resume", "--max-iter", "1",
+                               "--quiet", "--no-logreg"], ["--max-iter must be >= the 2 epochs"]),
+    # options and data are checked before whether --out already holds a model
+    "out holds a model, bad image shape": (["train", *TINY, "--dataset", X, "--out", "{d}/run",
+                                            "--image-shape", "abc"], ["--image-shape must look like"]),
+    "out holds a model, too big": (["train", *TINY, "--dataset", X, "--out", "{d}/run", "--n-hidden",
+                                    "1000000000000"], ["needs about"]),
+    "out holds a model, model as data": (["train", *TINY, "--dataset", "{d}/newer.npz", "--out", "{d}/run"],
+                                         ["name the data array"]),
 }
 if not gpu_available():
     CASES["no gpu"] = (["train", *TINY, "--dataset", X, "--out", "{d}/o", "--device", "gpu"],
@@ -215,3 +238,62 @@ def test_signal_during_training_saves_the_last_epoch_and_exits_conventionally(ba
     state = train.load_state(out / "model.npz")
     assert state.epoch >= 1 and len(state.history) == state.epoch
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
+
+
+def _diverge_at_once(*args, **kwargs):
+    return {"loss": float("nan")}
+
+
+def test_paper_on_unscaled_data_names_the_cause_and_a_fix_in_flags(base, tmp_path, capsys):
+    out = tmp_path / "o"
+    code = main(["train", *TINY, "--dataset", str(base / "big.npy"), "--out", str(out), "--paper"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "[0, 1]" in err and "scale X to [0, 1]" in err and "--no-paper" in err
+    assert "lr=" not in err and "step_bound" not in err and "paper=" not in err
+
+
+def test_paper_divergence_from_python_names_the_parameters(base):
+    with pytest.raises(train.TrainingDiverged, match=r"scale X to \[0, 1\], or use paper=False"):
+        with np.errstate(all="ignore"):
+            train.fit(np.load(base / "big.npy"), {"paper": True, "n_hidden": 12, "k": 3, "max_iter": 50})
+
+
+def test_c_aux_with_paper_is_refused_by_the_estimator_too():
+    with pytest.raises(ValueError, match="c_aux"):
+        KSparseAutoencoder(paper=True, c_aux=0.03).fit(np.random.default_rng(0).random((40, 8)))
+
+
+def test_failed_resume_leaves_the_model_unchanged_and_advises_a_new_run(base, tmp_path, capsys, monkeypatch):
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+    before = _hashes(d)
+    monkeypatch.setattr(train, "train_epoch", _diverge_at_once)
+    code = main(["train", "--dataset", str(d / "X.npy"), "--out", str(d / "run"), "--resume",
+                 "--max-iter", "5",
+                 "--quiet", "--no-logreg"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "new --out (without --resume)" in err and "--lr " in err and "is unchanged" in err
+    assert _hashes(d) == before
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_ctrl_c_before_an_epoch_ends_says_to_run_the_same_command(base, tmp_path, capsys, monkeypatch,
+                                                                   resume):
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+    before = _hashes(d)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_epoch", interrupted)
+    argv = ["train", "--dataset", str(d / "X.npy"), "--out", str(d / ("run" if resume else "new")), "--quiet"]
+    argv += ["--resume", "--max-iter", "5"] if resume else ["--n-hidden", "12", "--k", "3"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().endswith("run it again with: " + " ".join(["ksparse", *argv])), err
+    assert ("is unchanged" if resume else "no model was saved") in err
+    assert _hashes(d) == before

@@ -27,6 +27,7 @@ from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
+from ksparse.training.datacheck import check_same_data
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
@@ -443,13 +444,17 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     """
     check_device(device)
     x = StreamedData(check_rows(reject_complex(x)), None) if is_streamed(x) else check_data(x)
+    given_state = state is not None
     if state is None:
         state = new_state(x.shape[1], check_config(config).replace(
             **({} if max_iter is None else {"max_iter": max_iter})), device)
     else:
         extend(state, x.shape[1], max_iter, config)
+    resumed = given_state and config is not None and state.epoch > 0  # a resume keeps every setting
     cfg = state.config
     stats = _data_stats(x)
+    if resumed:
+        check_same_data(state, stats)
     step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
     xd, variance = _training_data(x, state, device, stats), stats[1]
     last_good = state.copy()
@@ -457,7 +462,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     try:  # Ctrl-C or SIGTERM anywhere in the loop (an epoch, a checkpoint, the callback)
         while state.epoch < stop:
             last_good = _epoch(xd, x.shape[1], variance, state, step, last_good, checkpoint_path,
-                               checkpoint_every, callback, progress)
+                               checkpoint_every, callback, progress, resumed)
         if checkpoint_path:
             save_state(checkpoint_path, state)
     except KeyboardInterrupt:
@@ -466,7 +471,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
 
 
 def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_every, callback,
-           progress=None):
+           progress=None, resumed=False):
     """One epoch of :func:`fit`: train, check for divergence, record, checkpoint, call back.
     Returns the new last good state (a copy of ``state`` after the epoch)."""
     e = state.epoch
@@ -476,7 +481,7 @@ def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_
     if not (math.isfinite(record["loss"]) and all(
             bool(get_array_module(p).isfinite(p).all()) for p in state.params.values())):
         raise TrainingDiverged(f"training diverged at epoch {e + 1}: the loss became {record['loss']}; "
-                               + _divergence_advice(state, xd, lr), last_good)
+                               + _divergence_advice(state, variance, lr, resumed), last_good)
     record.update(epoch=e + 1, k=k, lr=lr, mse=record["loss"] / d,
                   fvu=record["loss"] / variance if variance > 0 else float("nan"),
                   dead_window=step.tracker.dead_fraction(), resampled=step.tracker.n_resampled)
@@ -569,26 +574,37 @@ def _training_step(state, x, step, stats):
                                inner=None if plain else step)
 
 
-def _divergence_advice(state, xd, lr):
-    """What to do after a divergence, naming the option: scale the data when it is not, bound the
-    step (D11) when it is not, else lower the learning rate.
+def _divergence_advice(state, variance, lr, resumed=False):
+    """What to do after a divergence, naming the one option that fixes its likely cause: the
+    paper's setting (no remedies) on inputs far outside [0, 1], unscaled inputs, unbounded steps,
+    else a lower learning rate (or momentum, or fewer resampled units).
 
-    ``xd`` is the training data as the model sees it (in the data's units when not scaled).
+    ``variance`` is the data's mean squared distance of a row to the mean (in its units). The
+    options are written ``name=value`` (the CLI says them as flags). A ``resumed`` run keeps its
+    checkpoint's settings, so a change of setting means a new run.
     """
     cfg = state.config
-    rem = remedies_in_force(cfg, xd.shape[1])
-    if not rem["scale"] and not isinstance(xd, StreamedData):
-        xp = get_array_module(xd)
-        spread = float(xp.sqrt(((xd - xd.mean(axis=0)) ** 2).mean()))
-        return (f"the inputs were not scaled (paper={cfg.paper}, scale={cfg.scale}) and their typical "
-                f"deviation from the mean is {spread:.3g}: train with scale=True and paper=False (the "
-                f"defaults), or divide X by about {spread:.3g}")
+    d = state.params["W"].shape[0]
+    rem = remedies_in_force(cfg, d)
+    spread = math.sqrt(max(variance, 0.0) / d)  # typical deviation of one value from its mean
+    if cfg.paper and spread > 1.0:
+        return (f"the inputs are not scaled (paper=True) and their typical deviation from the mean is "
+                f"{spread:.3g}, far outside the [0, 1] range the paper's setting assumes: scale X to "
+                f"[0, 1], or use paper=False to train on the data's own scale")
+    new_run = "start a new run (without resuming) with " if resumed else "train with "
+    lower = "start a new run (without resuming) with a lower" if resumed else "lower the"
+    if not rem["scale"] and spread > 1.0:
+        return (f"the inputs were not scaled (scale=False) and their typical deviation from the mean "
+                f"is {spread:.3g}: {new_run}scale=True (the default), or divide X by about {spread:.3g}")
+    if cfg.paper:
+        return (f"the paper's setting bounds no step: {lower} learning rate "
+                f"(lr={lr / 4:.3g}; it was {lr:.4g}), or paper=False (scaled inputs, bounded steps)")
     if not rem["step_bound"]:
-        return (f"the steps were not bounded (step_bound={cfg.step_bound}): train with step_bound=True "
-                f"(the default), which shrinks the step of minibatches holding rows far from the "
-                f"others' scale, or lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
+        return (f"the steps were not bounded (step_bound=False): {new_run}step_bound=True (the default), "
+                f"which shrinks the step of minibatches holding rows far from the others' scale, or a "
+                f"lower learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
     advice = (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
-              f"step bounded (D11); lower the learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or the "
+              f"step bounded (D11): {lower} learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or "
               f"momentum (momentum={cfg.momentum})")
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
