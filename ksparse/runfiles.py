@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from ksparse.config import flag
 from ksparse.io import check_writable, same_file
 
 
@@ -39,6 +40,22 @@ def read_dataset(args):
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
                         f"the data has {x.shape[1]} features per row")
     return ds, x, shape
+
+
+#: options that ``paper=True`` turns off: given on the command line with --paper they would be ignored
+PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
+
+
+def check_paper(options):
+    """Refuse an option that --paper would override (e.g. --step-bound): it would be ignored."""
+    if not options.get("paper"):
+        return
+    for name in PAPER_OFF:
+        value = options.get(name)
+        if value is True or (name == "b_prime_init" and value is not None) or (name == "c_aux" and value):
+            given_as = flag(name) if value is True else f"{flag(name)} {value}"
+            raise UserError(f"{given_as} has no effect with --paper (the paper's setting turns it off); "
+                            f"drop {flag(name)}, or drop --paper to use it")
 
 
 def check_not_inputs(args, model_path):
