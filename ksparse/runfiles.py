@@ -32,7 +32,8 @@ def read_dataset(args):
         ds = Dataset(os.path.basename(args.dataset), x, None, image_shape=None)  # no guess from the width
     else:
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
-        x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
+        own = args.dataset.endswith((".npy", ".npz"))  # a user's file is named by its path
+        x = check_data(ds.X_train, name=args.dataset if own else f"the training data of {args.dataset!r}")
     if args.image_shape is None:
         return ds, x, ds.image_shape
     shape = image_shape(args.image_shape)

@@ -54,3 +54,16 @@ def test_missing_mnist_offline_is_one_short_line_and_makes_no_folder(folder, cap
     msg = _one_error([*argv, "--data-dir", folder / "nodata"], folder, capsys, "train-images-idx3-ubyte.gz",
                      str(folder / "nodata" / "mnist"), "docs/data.md", "no connection")
     assert len(msg) < 800 and msg.count("no connection") <= 2, msg
+
+
+@pytest.mark.parametrize("command", ["train", "encode"])
+@pytest.mark.parametrize("ext", [".npy", ".npz"])
+def test_nonfinite_data_is_named_by_its_file(folder, capsys, command, ext):
+    x = np.random.default_rng(1).random((40, 16))
+    x[5, 3] = np.nan
+    path = folder / f"nan{ext}"
+    np.savez(path, X=x) if ext == ".npz" else np.save(path, x)
+    argv = (["train", *TINY, "--dataset", path, "--out", "o"] if command == "train"
+            else ["encode", folder / "run" / "model.npz", path, "h.npy"])
+    _one_error(argv, folder, capsys, f"{path} contains NaN or inf: nan at row 5, column 3",
+               "clean or impute the data first")

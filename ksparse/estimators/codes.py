@@ -43,7 +43,7 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None):
     form = "topk" if output == "sparse" else output
     for lo in range(0, X.shape[0], rows):
         xb = read_block(X, lo, min(X.shape[0], lo + rows))
-        reject_nonfinite(xb, "X", lo)
+        reject_nonfinite(xb, getattr(X, "path", None) or "X", lo)  # a file read by rows is named
         xb = to_device(model_input(xb, state), device, dtype=cfg.dtype)  # (x - mean) / s - b' (D9)
         codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))

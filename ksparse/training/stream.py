@@ -64,7 +64,7 @@ def blocks(x, block_rows=None):
         yield lo, read_block(x, lo, min(x.shape[0], lo + block_rows))
 
 
-def column_stats(x, name="X", block_rows=None):
+def column_stats(x, name=None, block_rows=None):
     """Mean (float64) and the mean squared distance of the rows to the mean, in two passes.
 
     Equal bit for bit to the in-memory ``x.mean(axis=0, dtype=np.float64)`` and
@@ -75,8 +75,10 @@ def column_stats(x, name="X", block_rows=None):
     Raises
     ------
     ValueError
-        When a block holds NaN or inf (naming the rows).
+        When a block holds NaN or inf (naming the rows, and the file of a source read from
+        one, such as :class:`ksparse.blockio.NpyRows`).
     """
+    name = name or getattr(x, "path", None) or "X"  # a file read by rows (NpyRows) is named
     n, d = x.shape
     own = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
     sums = {np.dtype(np.float64): np.zeros(d), own: np.zeros(d, own)}
