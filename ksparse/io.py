@@ -227,6 +227,23 @@ def same_file(a, b):
         return False
 
 
+def check_parent(path, option):
+    """Raise OSError unless the folder that is to hold the output FILE ``path`` exists.
+
+    Output files are never given folders of their own: a missing folder is usually a typo.
+
+    Raises
+    ------
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) Naming the option, the file and its missing folder.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise OutputNotWritableError(f"{option} {os.fspath(path)!r}: its folder {folder!r} does not exist; "
+                                     "create it first or choose another path")
+    check_writable(folder, option + "'s folder")
+
+
 def check_writable(folder, option="--out"):
     """Raise OSError unless files can be created in ``folder`` (made if missing), before any work.
 

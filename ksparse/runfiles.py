@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ksparse.config import flag
-from ksparse.io import check_writable, same_file
+from ksparse.io import check_parent, check_writable, same_file
 
 
 class UserError(Exception):
@@ -108,7 +108,7 @@ def check_encode_output(model, input, output, form, overwrite=False):
     if os.path.lexists(output) and not overwrite:
         raise UserError(f"OUTPUT {output} already exists; add --overwrite to replace it, or choose "
                         "another OUTPUT")
-    check_writable(os.path.dirname(os.path.abspath(output)), "OUTPUT's folder")
+    check_parent(output, "OUTPUT")
 
 
 def read_encode_input(path):

@@ -67,3 +67,16 @@ def test_nonfinite_data_is_named_by_its_file(folder, capsys, command, ext):
             else ["encode", folder / "run" / "model.npz", path, "h.npy"])
     _one_error(argv, folder, capsys, f"{path} contains NaN or inf: nan at row 5, column 3",
                "clean or impute the data first")
+
+
+@pytest.mark.parametrize("argv", [
+    ["encode", "{d}/run/model.npz", "{d}/X.npy", "{d}/missing/H.npy"],
+    ["encode", "{d}/run/model.npz", "{d}/X.npy", "{d}/missing/deeper/H.npz", "--form", "topk"],
+    ["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/missing/results.md"],
+])
+def test_an_output_file_in_a_missing_folder_is_refused(folder, capsys, argv):
+    (folder / "results").mkdir()
+    (folder / "results" / "r.json").write_text('{"meta": {"target": "table1", "profile": "x"}, "result": {}}')
+    _one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, "does not exist",
+               str(folder / "missing"), "create it first")
+    assert not (folder / "missing").exists()

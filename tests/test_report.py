@@ -58,9 +58,23 @@ def test_report_fills_blocks_and_check_catches_a_hand_edit(smoke_results, tmp_pa
     assert report.main(["--results", results, "--docs", str(docs), "--check"]) == 1
 
 
-def test_report_without_docs_file_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
-        report.main(["--results", str(tmp_path), "--docs", str(tmp_path / "missing.md")])
+def test_report_without_docs_file_writes_every_table_the_files_support(smoke_results, tmp_path, capsys):
+    results = str(smoke_results / "results")
+    docs = tmp_path / "my-results.md"  # missing: a fresh file with every block that has results
+    assert report.main(["--results", results, "--docs", str(docs)]) == 0
+    text, out = docs.read_text(), capsys.readouterr().out
+    assert f"wrote {docs}" in out and "<!-- report:table1:smoke -->" in text
+    assert "<!-- report:runs -->" in text
+    assert "table3:smoke" not in text  # no table3 files: no block
+    assert report.main(["--results", results, "--docs", str(docs), "--check"]) == 0
+    (tmp_path / "notes.md").write_text("my notes\n")  # block-less: the blocks are added after the text
+    assert report.main(["--results", results, "--docs", str(tmp_path / "notes.md")]) == 0
+    notes = (tmp_path / "notes.md").read_text()
+    assert notes.startswith("my notes\n") and notes.endswith(text)
+    with pytest.raises(ValueError, match="no result files"):
+        report.main(["--results", str(tmp_path), "--docs", str(docs)])
+    with pytest.raises(ValueError, match="not a folder"):
+        report.main(["--results", str(tmp_path / "none"), "--docs", str(docs)])
 
 
 def test_targets_say_open_until_enough_seeds_ran(smoke_results):

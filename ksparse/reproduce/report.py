@@ -13,8 +13,10 @@ Reads every ``*.json`` result file (:mod:`ksparse.reproduce._runs`) of ``--resul
 - ``sweep:PROFILE``: the validation errors of ``ksparse reproduce sweep`` per row and start lr;
 - ``runs``: every result file with the command that wrote it and the code version.
 
-With ``--check`` nothing is written; the exit code is 1 when the docs differ from what
-the result files give, so that a test can hold the docs to the data.
+A ``--docs`` file that does not exist or holds no block gets one block per table the result
+files support, each under a heading, after any text it held. With ``--check`` nothing is
+written; the exit code is 1 when the docs differ from what the result files give, so that a
+test can hold the docs to the data.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import os
 import re
 
 BEGIN, END = "<!-- report:{} -->", "<!-- /report:{} -->"
+NONE = "(no results yet)\n"  # the body of a block the result files cannot fill
 ORDER = {"table1": ["raw", "rbm", "dropout", "denoising", "dropout_denoising", "k40", "k25", "k10",
                     "k40c", "k25c", "k10c"],
          "table3": ["no_pretrain", "dropout", "denoising", "shallow", "deep"]}
@@ -292,7 +295,7 @@ def blocks(results):
     out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
            "figures": figures_table(results), "targets": targets_table(results), "fig3": fig3_table(results)}
     for target, render in (("table1", table1), ("table3", table3), ("sweep", sweep_table)):
-        for profile in {r["meta"]["profile"] for r in results if r["meta"]["target"] == target}:
+        for profile in sorted({r["meta"]["profile"] for r in results if r["meta"]["target"] == target}):
             out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target
                                                  and r["meta"]["profile"] == profile])
     return out
@@ -314,20 +317,50 @@ def main(argv):
     p = argparse.ArgumentParser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
     p.add_argument("--results", default=os.path.join("docs", "results"), help="folder of result files")
     p.add_argument("--docs", default=os.path.join("docs", "results.md"),
-                   help="markdown file with report blocks")
+                   help="markdown file with report blocks; written with every table the files "
+                   "support if it does not exist or holds no block")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the docs are out of date")
     args = p.parse_args(argv)
-    if not os.path.isfile(args.docs):
-        raise ValueError(f"--docs {args.docs!r} does not exist; give the markdown file to fill")
-    with open(args.docs) as f:
-        text = f.read()
-    new = fill(text, blocks(load_results(args.results)))
+    if not os.path.isdir(args.results):
+        raise ValueError(f"--results {args.results!r} is not a folder; give the folder of result files "
+                         "(OUT/results of a `ksparse reproduce` run)")
+    results = load_results(args.results)
+    if not results:
+        raise ValueError(f"--results {args.results!r} holds no result files; run a `ksparse reproduce` "
+                         "target first (its OUT/results)")
+    from ksparse.io import atomic_write, check_parent
+
+    check_parent(args.docs, "--docs")
+    filled = blocks(results)
+    text = ""
+    if os.path.isfile(args.docs):
+        with open(args.docs) as f:
+            text = f.read()
+    names = re.findall(r"<!-- report:(\S+) -->", text)
+    if names:
+        new, what = fill(text, filled), f"filled its {len(names)} report blocks"
+    else:  # a new or block-less file: every table the result files support, after any text
+        fresh = fresh_blocks(filled)
+        new = (text.rstrip() + "\n\n" if text.strip() else "") + fresh
+        what = f"{'added' if text.strip() else 'wrote'} a block for each table these files support"
     if args.check:
         if new != text:
             print(f"{args.docs} is out of date with {args.results}; run `ksparse reproduce report`")
             return 1
         return 0
-    from ksparse.io import atomic_write
-
     atomic_write(args.docs, lambda f: f.write(new.encode()))
+    empty = [n for n in names if filled.get(n, NONE) == NONE]
+    unused = [n for n in filled if filled[n] != NONE and names and n not in names]
+    print(f"wrote {args.docs}: {what} from {len(results)} result files in {args.results}"
+          + (f"; no results yet for {', '.join(empty)}" if empty else "")
+          + (f"; these files also support the blocks {', '.join(unused)}" if unused else ""))
     return 0
+
+
+def fresh_blocks(filled):
+    """Markdown holding every block of ``filled`` that has results, each under a heading."""
+    parts = ["# Results (`ksparse reproduce report`)\n"]
+    for name, body in filled.items():
+        if body != NONE:
+            parts.append(f"## {name}\n\n{BEGIN.format(name)}\n{body}{END.format(name)}\n")
+    return "\n".join(parts)
