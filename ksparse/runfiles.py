@@ -29,9 +29,7 @@ def read_dataset(args):
 
     if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
         x = check_rows(NpyRows(args.dataset), name=args.dataset)
-        side = int(round(np.sqrt(x.shape[1])))
-        ds = Dataset(os.path.basename(args.dataset), x, None,
-                     image_shape=(side, side) if side * side == x.shape[1] else None)
+        ds = Dataset(os.path.basename(args.dataset), x, None, image_shape=None)  # no guess from the width
     else:
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
         x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
