@@ -27,6 +27,7 @@ from ksparse.interrupts import terminate_as_interrupt
 from ksparse.kernels.encode import alpha_k
 from ksparse.runfiles import (
     UserError,
+    check_encode_names,
     check_encode_output,
     check_not_inputs,
     check_outputs,
@@ -249,7 +250,7 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.estimators.codes import save_codes
 
-    check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)
+    check_encode_names(args.model, args.input, args.output, args.form)
     est = KSparseAutoencoder.load(args.model, args.device)
     x = read_encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
@@ -257,6 +258,7 @@ def cmd_encode(args):
                         f"{x.shape[1]}")
     if args.alpha is not None:  # checked by the config's rule for alpha (a ConfigError names it)
         est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+    check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
     print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")

@@ -93,9 +93,8 @@ def image_shape(text):
     return shape
 
 
-def check_encode_output(model, input, output, form, overwrite=False):
-    """Before any work: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``, writable,
-    and, unless ``overwrite``, not an existing file (an earlier model or earlier codes)."""
+def check_encode_names(model, input, output, form):
+    """Before reading anything: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``."""
     want = ".npy" if form == "dense" else ".npz"
     for option, path in (("MODEL", model), ("INPUT", input)):
         if same_file(path, output) or os.path.abspath(path) == os.path.abspath(output):
@@ -105,6 +104,13 @@ def check_encode_output(model, input, output, form, overwrite=False):
         raise UserError(f"OUTPUT {output} is a folder; give a file name such as features{want}")
     if not output.endswith(want):
         raise UserError(f"--form {form} writes {want}; name OUTPUT {output!r} with {want}")
+
+
+def check_encode_output(model, input, output, form, overwrite=False):
+    """The last check before work (the model, INPUT and --alpha known good): the names
+    (:func:`check_encode_names`), OUTPUT's folder writable, and, unless ``overwrite``, OUTPUT not an
+    existing file (an earlier model or earlier codes)."""
+    check_encode_names(model, input, output, form)
     if os.path.lexists(output) and not overwrite:
         raise UserError(f"OUTPUT {output} already exists; add --overwrite to replace it, or choose "
                         "another OUTPUT")
