@@ -4,10 +4,12 @@
 The options of ``train`` are generated from :class:`ksparse.config.AutoencoderConfig` (one per
 field, with the estimator's defaults). Bad input (a wrong option, bad data, a corrupt model
 file, an output that would replace an input or an earlier model, an output folder that
-cannot be written) and a diverged run end with a one-line ``ksparse: error: ...`` on stderr
-and exit code 2, before any file is written. Ctrl-C (SIGINT) and SIGTERM save the last
-finished epoch atomically and exit with 130 and 143; interrupted after training, ``train``
-still writes its summary.
+cannot be written, an option that --paper would ignore, --resume on data of another scale) and a
+diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any
+file is written; a run that finished no new epoch leaves the model file as it was. Advice names
+options as flags (``--lr 0.05``, ``--no-paper``). Ctrl-C (SIGINT) and SIGTERM save the last
+finished epoch atomically and exit with 130 and 143 (before any epoch: run the same command
+again); interrupted after training, ``train`` still writes its summary.
 """
 
 import argparse
@@ -25,9 +27,11 @@ from ksparse.interrupts import terminate_as_interrupt
 from ksparse.kernels.encode import alpha_k
 from ksparse.runfiles import (
     UserError,
+    check_encode_names,
     check_encode_output,
     check_not_inputs,
     check_outputs,
+    check_paper,
     image_shape,
     progress_bar,
     read_dataset,
@@ -105,29 +109,13 @@ def build_parser():
     return parser
 
 
-#: options that ``paper=True`` turns off: given on the command line with --paper they would be ignored
-PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
-
-
-def _check_paper(options):
-    """Refuse an option that --paper would override (e.g. --step-bound): it would be ignored."""
-    if not options.get("paper"):
-        return
-    for name in PAPER_OFF:
-        value = options.get(name)
-        if value is True or (name == "b_prime_init" and value is not None) or (name == "c_aux" and value):
-            given_as = flag(name) if value is True else f"{flag(name)} {value}"
-            raise UserError(f"{given_as} has no effect with --paper (the paper's setting turns it off); "
-                            f"drop {flag(name)}, or drop --paper to use it")
-
-
 def _estimator(args, options, model_path):
     """A KSparseAutoencoder from the options, or from the checkpoint's settings on --resume."""
     from ksparse.estimators.autoencoder import KSparseAutoencoder
 
     run = {"device": args.device, "checkpoint_path": model_path, "checkpoint_every": args.checkpoint_every}
     if args.resume is None:
-        _check_paper(options)
+        check_paper(options)
         AutoencoderConfig.from_dict(options)  # every option checked before the data is read
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
@@ -262,7 +250,7 @@ def cmd_encode(args):
     from ksparse.estimators.autoencoder import KSparseAutoencoder
     from ksparse.estimators.codes import save_codes
 
-    check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)
+    check_encode_names(args.model, args.input, args.output, args.form)
     est = KSparseAutoencoder.load(args.model, args.device)
     x = read_encode_input(args.input)
     if x.shape[1] != est.n_features_in_:
@@ -270,6 +258,7 @@ def cmd_encode(args):
                         f"{x.shape[1]}")
     if args.alpha is not None:  # checked by the config's rule for alpha (a ConfigError names it)
         est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+    check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
     print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")

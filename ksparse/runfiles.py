@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from ksparse.config import flag
 from ksparse.io import check_writable, same_file
 
 
@@ -28,9 +29,7 @@ def read_dataset(args):
 
     if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
         x = check_rows(NpyRows(args.dataset), name=args.dataset)
-        side = int(round(np.sqrt(x.shape[1])))
-        ds = Dataset(os.path.basename(args.dataset), x, None,
-                     image_shape=(side, side) if side * side == x.shape[1] else None)
+        ds = Dataset(os.path.basename(args.dataset), x, None, image_shape=None)  # no guess from the width
     else:
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
         x = check_data(ds.X_train, name=f"the training data of {args.dataset!r}")
@@ -41,6 +40,22 @@ def read_dataset(args):
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
                         f"the data has {x.shape[1]} features per row")
     return ds, x, shape
+
+
+#: options that ``paper=True`` turns off: given on the command line with --paper they would be ignored
+PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
+
+
+def check_paper(options):
+    """Refuse an option that --paper would override (e.g. --step-bound): it would be ignored."""
+    if not options.get("paper"):
+        return
+    for name in PAPER_OFF:
+        value = options.get(name)
+        if value is True or (name == "b_prime_init" and value is not None) or (name == "c_aux" and value):
+            given_as = flag(name) if value is True else f"{flag(name)} {value}"
+            raise UserError(f"{given_as} has no effect with --paper (the paper's setting turns it off); "
+                            f"drop {flag(name)}, or drop --paper to use it")
 
 
 def check_not_inputs(args, model_path):
@@ -77,9 +92,8 @@ def image_shape(text):
     return shape
 
 
-def check_encode_output(model, input, output, form, overwrite=False):
-    """Before any work: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``, writable,
-    and, unless ``overwrite``, not an existing file (an earlier model or earlier codes)."""
+def check_encode_names(model, input, output, form):
+    """Before reading anything: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``."""
     want = ".npy" if form == "dense" else ".npz"
     for option, path in (("MODEL", model), ("INPUT", input)):
         if same_file(path, output) or os.path.abspath(path) == os.path.abspath(output):
@@ -89,6 +103,13 @@ def check_encode_output(model, input, output, form, overwrite=False):
         raise UserError(f"OUTPUT {output} is a folder; give a file name such as features{want}")
     if not output.endswith(want):
         raise UserError(f"--form {form} writes {want}; name OUTPUT {output!r} with {want}")
+
+
+def check_encode_output(model, input, output, form, overwrite=False):
+    """The last check before work (the model, INPUT and --alpha known good): the names
+    (:func:`check_encode_names`), OUTPUT's folder writable, and, unless ``overwrite``, OUTPUT not an
+    existing file (an earlier model or earlier codes)."""
+    check_encode_names(model, input, output, form)
     if os.path.lexists(output) and not overwrite:
         raise UserError(f"OUTPUT {output} already exists; add --overwrite to replace it, or choose "
                         "another OUTPUT")

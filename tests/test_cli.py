@@ -76,11 +76,16 @@ def test_train_digits_writes_model_filters_summary(trained):
 
 
 def test_train_on_npy_file_square_and_not(tmp_path, capsys):
+    """User data is drawn as bars, even of a square width, unless --image-shape says images."""
     rng = np.random.default_rng(0)
-    for d, drawn in ((16, "images"), (10, "bars")):
-        data = save(tmp_path / f"x{d}.npy", rng.normal(size=(150, d)))
-        out = tmp_path / f"out{d}"
-        code, stdout, err = run(["train", *TINY, "--dataset", data, "--out", out], capsys)
+    cases = ((16, "x16.npy", [], "bars"), (10, "x10.npy", [], "bars"), (16, "x16.npz", [], "bars"),
+             (16, "y16.npy", ["--image-shape", "4x4"], "images"))
+    for d, name, shape, drawn in cases:
+        x = rng.normal(size=(150, d))
+        data = tmp_path / name
+        np.savez(data, X=x) if name.endswith(".npz") else np.save(data, x)
+        out = tmp_path / f"out{name}"
+        code, stdout, err = run(["train", *TINY, "--dataset", data, "--out", out, *shape], capsys)
         assert code == 0, err
         s = json.loads((out / "summary.json").read_text())
         assert s["filters"].startswith(drawn) and (out / "filters.png").exists()

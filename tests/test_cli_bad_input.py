@@ -125,7 +125,12 @@ CASES = {
                           ["resume only on data of the kind", "new model"]),
     "resume max-iter below": (["train", "--dataset", X, "--out", "{d}/run", "--resume", "--max-iter", "1",
                                "--quiet", "--no-logreg"], ["--max-iter must be >= the 2 epochs"]),
-    # options and data are checked before whether --out already holds a model
+    # options and data are checked before whether --out (encode: OUTPUT) already holds a model
+    "encode over earlier codes, bad alpha": (["encode", M, X, "{d}/cube.npy", "--alpha", "0.5"],
+                                             ["--alpha must be a finite"]),
+    "encode over earlier codes, wrong d": (["encode", M, "{d}/wrong_d.npy", "{d}/cube.npy"], ["expects 16"]),
+    "encode over earlier codes, bad model": (["encode", "{d}/corrupt.npz", X, "{d}/cube.npy"],
+                                             ["not a readable"]),
     "out holds a model, bad image shape": (["train", *TINY, "--dataset", X, "--out", "{d}/run",
                                             "--image-shape", "abc"], ["--image-shape must look like"]),
     "out holds a model, too big": (["train", *TINY, "--dataset", X, "--out", "{d}/run", "--n-hidden",

@@ -391,3 +391,13 @@ def test_partial_fit_with_center_changed_back_does_not_subtract_a_stale_mean():
     est.set_params(center=False)
     with pytest.raises(ValueError, match="center changed from True to False"):
         est.partial_fit(X)
+
+
+def test_both_estimators_are_exported_from_the_package_top_level():
+    from ksparse import KSparseAutoencoder as A
+    from ksparse import KSparseClassifier as C
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+    from ksparse.estimators.classifier import KSparseClassifier
+
+    assert (A, C) == (KSparseAutoencoder, KSparseClassifier)
+    assert set(ksparse.__all__) >= {"KSparseAutoencoder", "KSparseClassifier"}

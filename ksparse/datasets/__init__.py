@@ -60,6 +60,9 @@ def load_digits(data_dir=None, test_size=0.25, random_state=0):
 def load_matrix(path):
     """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as an unlabelled Dataset.
 
+    Its ``image_shape`` is None: plain features are not guessed to be images from a square
+    width (``ksparse train --image-shape HxW`` says they are).
+
     An ``.npz`` must hold a single array, or an array named ``X`` (with an optional ``y``).
     Files are read by :func:`ksparse.io.load_npy` / :func:`ksparse.io.read_npz_array`: no
     pickles, and no allocation beyond what the file holds.
@@ -85,9 +88,7 @@ def load_matrix(path):
                 raise DataFileError(f"{path!r} holds the arrays {keys}; name the data array 'X'")
     else:
         X, y = load_npy(path), None
-    side = int(round(np.sqrt(X.shape[1]))) if X.ndim == 2 else 0
-    shape = (side, side) if X.ndim == 2 and side * side == X.shape[1] else None
-    return Dataset(os.path.basename(path), X, y, image_shape=shape)
+    return Dataset(os.path.basename(path), X, y, image_shape=None)  # a square width is no image
 
 
 def load_dataset(name, data_dir=None, **options):

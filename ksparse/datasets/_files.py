@@ -7,6 +7,7 @@ data than the file contains raises ``ValueError`` before (or instead of) a large
 import gzip
 import hashlib
 import os
+import urllib.parse
 import zlib
 
 from ksparse.errors import DataFileError
@@ -134,20 +135,48 @@ def download(name, mirrors, folder, known_hash=None, md5=None, timeout=60, retri
     import pooch
     import requests
 
-    failures = []
-    for base in mirrors:
-        url = base.rstrip("/") + "/" + name
-        store = pooch.create(folder, base.rstrip("/") + "/", registry={name: known_hash},
-                             retry_if_failed=retries)
-        try:
-            path = store.fetch(name, downloader=pooch.HTTPDownloader(progressbar=progress, timeout=timeout))
-            _check_md5(path, md5)
-        except (ValueError, OSError, requests.exceptions.RequestException) as e:
-            failures.append(f"{url}: {e}")
-            continue
-        return path
+    failures, made = [], _missing_folders(folder)
+    logger, level = pooch.get_logger(), pooch.get_logger().level
+    logger.setLevel("ERROR")  # no "Failed to download... Will attempt again" lines: one summary below
+    try:
+        for base in mirrors:
+            host = urllib.parse.urlsplit(base).netloc or base
+            store = pooch.create(folder, base.rstrip("/") + "/", registry={name: known_hash},
+                                 retry_if_failed=retries)
+            try:
+                fetcher = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+                path = store.fetch(name, downloader=fetcher)
+                _check_md5(path, md5)
+            except (ValueError, OSError, requests.exceptions.RequestException) as e:
+                failures.append(f"{host}: {_reason(e)}")
+                continue
+            return path
+    finally:
+        logger.setLevel(level)
+    for path in made:  # a failed download leaves no folder behind either
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
     tried = "; ".join(failures) if failures else "no mirrors given"
     raise ValueError(f"could not download {name} ({tried})")
+
+
+def _missing_folders(folder):
+    """The folders from ``folder`` up that do not exist yet, deepest first."""
+    made, path = [], os.path.abspath(folder)
+    while not os.path.exists(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    return made
+
+
+def _reason(error):
+    """A short reason for a failed download: 'no connection' or the exception's first words."""
+    import requests
+
+    if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return "no connection" if isinstance(error, requests.exceptions.ConnectionError) else "timed out"
+    text = " ".join(str(error).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _check_md5(path, md5):

@@ -83,7 +83,8 @@ def find_batches(root):
     raise ValueError(
         f"no CIFAR-10 binary batches found: put data_batch_1.bin ... data_batch_5.bin and "
         f"test_batch.bin (the 'CIFAR-10 binary version') into {folders[0]}{os.sep}, "
-        "or choose another folder with data_dir=... / --data-dir / KSPARSE_DATA"
+        "or choose another folder with data_dir=... / --data-dir / KSPARSE_DATA "
+        "(how to get them: docs/data.md)"
     )
 
 

@@ -104,12 +104,10 @@ def read_idx(path, md5=None):
 def _missing_message(root, missing, failures):
     names = ", ".join(f"{name}.gz" for name in missing)
     where = os.path.join(root, "mnist")
-    msg = (
-        f"MNIST files not found: {names}. Put the four IDX files (gzipped or not: "
-        f"{', '.join(FILES.values())}) into {where}{os.sep} (or directly into {root}{os.sep}), "
-        "or choose another folder with data_dir=... / --data-dir / KSPARSE_DATA"
-    )
-    return msg + (f". Download failed: {failures}" if failures else ". Downloading is switched off")
+    msg = (f"the MNIST files {names} are not in {where}{os.sep} (nor in {root}{os.sep}); put the IDX "
+           f"files there (gzipped or not), or point --data-dir / KSPARSE_DATA at a folder holding "
+           f"mnist/ (how to get them: docs/data.md)")
+    return msg + (f"; downloading failed: {failures}" if failures else "; downloading is switched off")
 
 
 def locate_mnist(root, download=True, mirrors=MIRRORS, checksums=MD5, timeout=60, hashes=HASHES,
@@ -139,6 +137,7 @@ def locate_mnist(root, download=True, mirrors=MIRRORS, checksums=MD5, timeout=60
             missing.remove(name)
         except ValueError as e:
             failures.append(str(e))
+            break  # the other files come from the same mirrors: one failure says enough
     if missing:
         raise ValueError(_missing_message(root, missing, "; ".join(failures)))
     return paths

@@ -167,7 +167,8 @@ def find_norb(root):
         raise ValueError(
             f"small NORB files not found: {', '.join(missing)}. Put the four files (as .mat or .mat.gz, e.g. "
             f"smallnorb-5x46789x9x18x6x2x96x96-training-dat.mat) into {folders[0]}{os.sep}, "
-            "or choose another folder with data_dir=... / --data-dir / KSPARSE_DATA"
+            "or choose another folder with data_dir=... / --data-dir / KSPARSE_DATA "
+            "(how to get them: docs/data.md)"
         )
     return paths
 

@@ -86,12 +86,26 @@ def finish_args(args):
         raise ValueError("give --seed S or --seeds S1 S2 ..., not both")
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
     args.seed = args.seeds[0]
-    os.makedirs(args.out, exist_ok=True)
     args.cache = args.cache or os.path.join(args.out, "models")
     args.results = args.results or os.path.join(args.out, "results")
-    for folder in (args.cache, args.results):
+    for folder in (args.out, args.cache, args.results):
+        path = os.path.abspath(folder)
+        while not os.path.exists(path):  # remembered, so that a failed run can remove them
+            MADE_FOLDERS.append(path)
+            path = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
     return dict(PROFILES[args.profile])
+
+
+MADE_FOLDERS = []  # folders finish_args created
+
+
+def remove_made_folders():
+    """Remove the folders :func:`finish_args` created that are still empty (after a failed run)."""
+    for path in sorted(MADE_FOLDERS, key=len, reverse=True):  # deepest first
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+    MADE_FOLDERS.clear()
 
 
 # Sec. 4.1: "We randomly separate the training set into 50,000 training cases and 10,000
