@@ -78,7 +78,8 @@ def build_parser():
     run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
                      "the checkpoint, only --max-iter may change; the k and lr schedules continue where "
-                     "they were")
+                     "they were. The data must be of the kind the model was trained on (its spread within "
+                     "a factor 10)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the model already in --out (without it, train refuses to overwrite one)")
     run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",

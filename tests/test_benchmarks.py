@@ -206,3 +206,16 @@ def test_bias_rate_runs_a_ratio_and_reports_divergence(one_blas_thread):
     assert record["ratio"] == 0.1 and record["epochs"] == 2 and np.isfinite(record["fvu"])
     text = bias_rate.report({"data": {"digits": [record, {"ratio": 1.0, "diverged": "nan", "epochs": 3}]}})
     assert "diverged in epoch 4" in text and f"{record['fvu']:.4f}" in text
+
+
+def test_fig3_trace_curvature_of_b_prime_is_2_without_columns_and_grows_with_parallel_ones():
+    # D4's Hessian in b' is 2 (I - W_G W_G^T)^2 under D9: 2 with W = 0, 2 (1 - mu)^2 for parallel columns
+    from benchmarks.fig3_trace import curvature
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6))
+    p = {"W": np.zeros((6, 8)), "b": np.zeros(8), "b_prime": np.zeros(6)}
+    assert curvature(x, p, 3, "b_prime") == pytest.approx(2.0, rel=1e-6)
+    e = np.eye(6)[0]
+    p = {"W": np.tile(e[:, None], (1, 8)), "b": np.ones(8), "b_prime": np.zeros(6)}  # all active: mu = 8
+    assert curvature(x, p, 8, "b_prime") == pytest.approx(2 * (1 - 8) ** 2, rel=1e-6)

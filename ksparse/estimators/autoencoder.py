@@ -170,6 +170,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ------
         ksparse.config.ConfigError
             For a parameter out of its range, or one that differs from the checkpoint's.
+        ValueError
+            With ``resume_from``, for data whose spread (mean distance of a row to the mean)
+            differs from the training data's by more than a factor 10
+            (:func:`ksparse.training.datacheck.check_same_data`).
         ksparse.training.loop.TrainingDiverged
             When the loss turns NaN or inf. ``state_`` and the checkpoint file (if any)
             hold the last good epoch; lower ``lr`` or ``sigma``.
