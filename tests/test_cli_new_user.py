@@ -80,3 +80,16 @@ def test_an_output_file_in_a_missing_folder_is_refused(folder, capsys, argv):
     _one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, "does not exist",
                str(folder / "missing"), "create it first")
     assert not (folder / "missing").exists()
+
+
+@pytest.mark.parametrize("x, words", [(np.zeros((50, 16)), ["zero variance", "nothing to learn"]),
+                                      (np.full((50, 16), 3.0), ["zero variance"]),
+                                      (np.random.default_rng(0).random((1, 16)), ["1 sample", "at least 2"])])
+def test_data_with_nothing_to_learn_is_refused(folder, capsys, x, words):
+    np.save(folder / "flat.npy", x)
+    _one_error(["train", *TINY, "--dataset", folder / "flat.npy", "--out", "o"], folder, capsys,
+               "flat.npy", *words)
+    from ksparse import KSparseAutoencoder
+
+    with pytest.raises(ValueError, match=words[0]):
+        KSparseAutoencoder(n_hidden=12, k=3, k_start=6, max_iter=1).fit(x)

@@ -136,8 +136,10 @@ def test_fit_epochs_runs_part_of_the_schedule(digits):
 
 
 def test_fit_dead_fraction_counts_units_never_selected():
-    # One sample, k = 1, H = 10: at most one unit per epoch is ever in Gamma.
-    state = train.fit(np.ones((1, 4)), {"n_hidden": 10, "k": 1, "k_start": 1, "max_iter": 1})
+    # k = 1, H = 10, one minibatch of x and 2x (the paper's setting: b starts at 0, no pre-bias):
+    # both select the same unit, so exactly one unit is ever in Gamma.
+    x = np.array([[1.0, 1, 1, 1], [2, 2, 2, 2]])
+    state = train.fit(x, {"n_hidden": 10, "k": 1, "k_start": 1, "max_iter": 1, "paper": True})
     assert state.history[0]["dead_fraction"] == pytest.approx(0.9)
 
 

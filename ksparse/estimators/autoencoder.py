@@ -171,6 +171,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         ksparse.config.ConfigError
             For a parameter out of its range, or one that differs from the checkpoint's.
         ValueError
+            For data with nothing to learn: fewer than 2 rows, or zero variance (every row
+            the same; :func:`ksparse.training.loop.check_learnable`).
+        ValueError
             With ``resume_from``, for data whose spread (mean distance of a row to the mean)
             differs from the training data's by more than a factor 10
             (:func:`ksparse.training.datacheck.check_same_data`).

@@ -356,6 +356,22 @@ def train_epoch(x, state, k, lr, step, progress=None):
     return record
 
 
+def check_learnable(x, spread):
+    """Raise ValueError for data with nothing to learn: fewer than 2 rows, or every row the same.
+
+    ``spread`` is the mean squared distance of the rows to their mean (:func:`_data_stats`);
+    checked before a fresh run's first epoch (the scale s and the FVU divide by it).
+    """
+    name = getattr(getattr(x, "source", None), "path", None) or "X"
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"{name} has {n} sample (n_samples = {n}); an autoencoder needs at least 2 "
+                         "different rows: nothing to learn")
+    if not spread > 0:
+        raise ValueError(f"{name} has zero variance (all {n} rows are the same): nothing to learn; "
+                         "check that the data loaded correctly")
+
+
 def _data_stats(x):
     """The column means (float64) of ``x`` and the mean squared distance of its rows to them.
 
@@ -429,6 +445,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         When the loss turns NaN or inf; the checkpoint on disk is left at the last good epoch.
     TrainingInterrupted
         On Ctrl-C (a KeyboardInterrupt), with the last good state.
+    ValueError
+        Before a fresh run, for fewer than 2 rows or data of zero variance (:func:`check_learnable`).
 
     Notes
     -----
@@ -453,6 +471,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     resumed = given_state and config is not None and state.epoch > 0  # a resume keeps every setting
     cfg = state.config
     stats = _data_stats(x)
+    if state.epoch == 0:
+        check_learnable(x, stats[1])
     if resumed:
         check_same_data(state, stats)
     step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
