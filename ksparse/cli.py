@@ -193,6 +193,9 @@ def cmd_train(args):
     from ksparse import summary
 
     started = time.perf_counter()
+    if args.overwrite and args.resume is not None:  # one replaces the model, the other continues it
+        raise UserError("--overwrite and --resume contradict each other (replace the model or continue "
+                        "it); give one of them")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")

@@ -251,8 +251,9 @@ class AutoencoderConfig(Config):
                     low=1)
     alpha: float = option(3.0, "features keep alpha k units (rounded half up), Sec. 2.2 (sparse "
                           "encoding); alpha k <= n_hidden", low=1)
-    k_start: int = option(100, "k of the first epoch (capped at n_hidden), falling linearly to k "
-                          "over k_fraction of the epochs, Sec. 4.2.1", low=1)
+    k_start: int = option(100, "k of the first epoch, falling linearly to k over k_fraction of the "
+                          "epochs, Sec. 4.2.1; the schedule starts at min(k_start, n_hidden), and at k "
+                          "if that is below k (`ksparse info` shows the start used)", low=1)
     k_fraction: float = option(0.5, "fraction of max_iter over which k falls from k_start to k",
                                low=0, high=1)
     max_iter: int = option(100, "number of epochs (passes over the training data); the length of "

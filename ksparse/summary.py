@@ -101,9 +101,18 @@ def describe(est):
             "feature vector)",
             f"epochs run: {est.n_iter_} of max_iter = {est.max_iter} (the k and lr schedules span "
             f"{state.schedule_length})",
+            _k_schedule(state.config),
             f"dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}",
             "last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"),
             f"settings: {settings}"]
+
+
+def _k_schedule(cfg):
+    """The k schedule as training runs it: k_start capped at n_hidden and raised to k (Sec. 4.2.1)."""
+    start = max(min(cfg.k_start, cfg.n_hidden), cfg.k)
+    how = "capped at n_hidden" if cfg.k_start > cfg.n_hidden else "raised to k"
+    why = "" if start == cfg.k_start else f" (k_start = {cfg.k_start} {how})"
+    return f"k schedule: {start} -> {cfg.k} over {cfg.k_fraction:g} of the epochs{why}"
 
 
 def _option(name, value):

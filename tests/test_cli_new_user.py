@@ -93,3 +93,22 @@ def test_data_with_nothing_to_learn_is_refused(folder, capsys, x, words):
 
     with pytest.raises(ValueError, match=words[0]):
         KSparseAutoencoder(n_hidden=12, k=3, k_start=6, max_iter=1).fit(x)
+
+
+def test_overwrite_and_resume_together_are_refused(folder, capsys):
+    _one_error(["train", *TINY, "--dataset", folder / "X.npy", "--out", folder / "run", "--overwrite",
+                "--resume"], folder, capsys, "--overwrite and --resume", "give one of them")
+
+
+SCHEDULES = [("100", "k schedule: 12 -> 3 over 0.5 of the epochs (k_start = 100 capped at n_hidden)"),
+             ("2", "k schedule: 3 -> 3 over 0.5 of the epochs (k_start = 2 raised to k)"),
+             ("6", "k schedule: 6 -> 3 over 0.5 of the epochs\n")]
+
+
+@pytest.mark.parametrize("k_start, line", SCHEDULES)
+def test_info_shows_the_k_schedule_training_used(folder, capsys, k_start, line):
+    argv = [a for a in TINY if a not in ("--k-start", "6")]
+    assert main(["train", *argv, "--k-start", k_start, "--dataset", str(folder / "X.npy"), "--out", "o"]) == 0
+    capsys.readouterr()
+    assert main(["info", "o/model.npz"]) == 0
+    assert line in capsys.readouterr().out + "\n"
