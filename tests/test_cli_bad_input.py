@@ -169,8 +169,15 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(base, tmp_path, mon
     os.symlink(d / "run" / "model.npz", d / "link.npy")
     monkeypatch.chdir(tmp_path)  # a default --out (runs/ksparse) must not appear either
     argv, words = CASES[case]
-    before = _hashes(tmp_path)
-    code = main([a.replace("{d}", str(d)) for a in argv])
+    one_error([a.replace("{d}", str(d)) for a in argv], tmp_path, capsys, *words)
+
+
+def one_error(argv, folder, capsys, *words):
+    """Run ``main(argv)`` and check the house style: exit code 2, one ``ksparse: error:`` line
+    holding every one of ``words``, no traceback, nothing under ``folder`` changed; return the line."""
+    capsys.readouterr()
+    before = _hashes(folder)
+    code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     assert code == 2, (out, err)
     lines = err.strip().splitlines()
@@ -178,7 +185,8 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(base, tmp_path, mon
     assert "Traceback" not in err + out
     for word in words:
         assert word.lower() in lines[0].lower(), (word, lines[0])
-    assert _hashes(tmp_path) == before
+    assert _hashes(folder) == before
+    return lines[0]
 
 
 def test_overwrite_replaces_an_earlier_model(base, tmp_path, capsys):

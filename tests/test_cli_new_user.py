@@ -5,7 +5,7 @@ and no file or folder changed (the house style of tests/test_cli_bad_input.py)."
 
 import numpy as np
 import pytest
-from test_cli_bad_input import TINY, _hashes
+from test_cli_bad_input import TINY, one_error
 
 import ksparse.datasets.mnist as mnist
 from ksparse.cli import main
@@ -19,22 +19,6 @@ def folder(tmp_path, monkeypatch):
     assert main(["train", *TINY, "--dataset", str(tmp_path / "X.npy"), "--out", str(tmp_path / "run")]) == 0
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def _one_error(argv, folder, capsys, *words):
-    """Run ``argv`` and check the house style; return the message."""
-    capsys.readouterr()
-    before = _hashes(folder)
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ksparse: error: "), err
-    assert "Traceback" not in err + out
-    for word in words:
-        assert word.lower() in lines[0].lower(), (word, lines[0])
-    assert _hashes(folder) == before
-    return lines[0]
 
 
 @pytest.fixture
@@ -51,7 +35,7 @@ def offline(monkeypatch):
 @pytest.mark.parametrize("argv", [["train", *TINY, "--dataset", "mnist", "--out", "o"],
                                   ["reproduce", "table1", "--profile", "smoke", "--out", "o/deep"]])
 def test_missing_mnist_offline_is_one_short_line_and_makes_no_folder(folder, capsys, offline, argv):
-    msg = _one_error([*argv, "--data-dir", folder / "nodata"], folder, capsys, "train-images-idx3-ubyte.gz",
+    msg = one_error([*argv, "--data-dir", folder / "nodata"], folder, capsys, "train-images-idx3-ubyte.gz",
                      str(folder / "nodata" / "mnist"), "docs/data.md", "no connection")
     assert len(msg) < 800 and msg.count("no connection") <= 2, msg
 
@@ -65,7 +49,7 @@ def test_nonfinite_data_is_named_by_its_file(folder, capsys, command, ext):
     np.savez(path, X=x) if ext == ".npz" else np.save(path, x)
     argv = (["train", *TINY, "--dataset", path, "--out", "o"] if command == "train"
             else ["encode", folder / "run" / "model.npz", path, "h.npy"])
-    _one_error(argv, folder, capsys, f"{path} contains NaN or inf: nan at row 5, column 3",
+    one_error(argv, folder, capsys, f"{path} contains NaN or inf: nan at row 5, column 3",
                "clean or impute the data first")
 
 
@@ -77,7 +61,7 @@ def test_nonfinite_data_is_named_by_its_file(folder, capsys, command, ext):
 def test_an_output_file_in_a_missing_folder_is_refused(folder, capsys, argv):
     (folder / "results").mkdir()
     (folder / "results" / "r.json").write_text('{"meta": {"target": "table1", "profile": "x"}, "result": {}}')
-    _one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, "does not exist",
+    one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, "does not exist",
                str(folder / "missing"), "create it first")
     assert not (folder / "missing").exists()
 
@@ -87,7 +71,7 @@ def test_an_output_file_in_a_missing_folder_is_refused(folder, capsys, argv):
                                       (np.random.default_rng(0).random((1, 16)), ["1 sample", "at least 2"])])
 def test_data_with_nothing_to_learn_is_refused(folder, capsys, x, words):
     np.save(folder / "flat.npy", x)
-    _one_error(["train", *TINY, "--dataset", folder / "flat.npy", "--out", "o"], folder, capsys,
+    one_error(["train", *TINY, "--dataset", folder / "flat.npy", "--out", "o"], folder, capsys,
                "flat.npy", *words)
     from ksparse import KSparseAutoencoder
 
@@ -96,7 +80,7 @@ def test_data_with_nothing_to_learn_is_refused(folder, capsys, x, words):
 
 
 def test_overwrite_and_resume_together_are_refused(folder, capsys):
-    _one_error(["train", *TINY, "--dataset", folder / "X.npy", "--out", folder / "run", "--overwrite",
+    one_error(["train", *TINY, "--dataset", folder / "X.npy", "--out", folder / "run", "--overwrite",
                 "--resume"], folder, capsys, "--overwrite and --resume", "give one of them")
 
 
