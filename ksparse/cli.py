@@ -118,6 +118,9 @@ def _estimator(args, options, model_path):
     if args.resume is None:
         check_paper(options)
         AutoencoderConfig.from_dict(options)  # every option checked before the data is read
+        if options.get("max_iter", 1) == 0:  # the estimator allows it (an untrained model); a run does not
+            raise UserError("--max-iter 0 trains nothing and would write an untrained model; give "
+                            "--max-iter 1 or more")
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path

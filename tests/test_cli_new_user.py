@@ -96,3 +96,8 @@ def test_info_shows_the_k_schedule_training_used(folder, capsys, k_start, line):
     capsys.readouterr()
     assert main(["info", "o/model.npz"]) == 0
     assert line in capsys.readouterr().out + "\n"
+
+
+def test_max_iter_0_is_refused_for_a_new_run(folder, capsys):
+    one_error(["train", *TINY, "--max-iter", "0", "--dataset", folder / "X.npy", "--out", folder / "new"],
+              folder, capsys, "--max-iter 0 trains nothing", "--max-iter 1 or more")
