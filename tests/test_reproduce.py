@@ -253,7 +253,10 @@ def test_mnist_random_validation_split_is_fixed_and_disjoint():
 def test_fig3_on_real_cifar10_patches(tmp_path):
     assert main(["fig3", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     stats = json.load(open(tmp_path / "fig3.json"))
-    assert stats["dataset"] == "cifar10-patches" and stats["stats"]["d"] == 192
+    assert stats["dataset"] == "cifar10-patches" and set(stats["stats"]) == {"paper", "defaults"}
+    for row, setting in (("paper", True), ("defaults", False)):
+        assert stats["stats"][row]["d"] == 192 and stats["stats"][row]["paper_setting"] is setting
+        assert 0 <= stats["stats"][row]["fraction_above_99th_percentile_of_random_selectivity"] <= 1
 
 
 def _tree(folder):
