@@ -90,14 +90,11 @@ def main(argv=None):
     print(text)
     if not args.no_save:
         path = os.path.join(common.ROOT, "docs", "bias_rate.json")
-        common.write_json(path, results)
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         md = [f"# The biases' learning rate, D13 ({when})", "",
               f"`python -m benchmarks.bias_rate --ratios {args.ratios} --data {args.data}`; load average at "
               f"the start {results['machine'].get('loadavg')}.", "", text, ""]
-        from ksparse.io import atomic_write
-
-        atomic_write(path[:-5] + ".md", lambda f: f.write("\n".join(md).encode()))
+        common.write_report(path, results, "\n".join(md))
     return results
 
 

@@ -162,7 +162,24 @@ def write_json(path, data):
     """Write ``data`` as JSON to ``path`` atomically."""
     from ksparse.io import atomic_write
 
-    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1, default=float).encode()))
+
+
+def write_report(path, data, markdown):
+    """Write ``data`` to ``path`` (.json) and the text ``markdown`` beside it (.md), atomically."""
+    from ksparse.io import atomic_write
+
+    write_json(path, data)
+    atomic_write(path[:-5] + ".md", lambda f: f.write(markdown.encode()))
+
+
+def save_part(path, results, part, out, command, threads, markdown):
+    """Store one part's record (stamped with ``command``, the time and ``threads``) in ``results``
+    and rewrite ``path`` (.json) and its .md page from ``markdown(results)``; after every part or
+    run, so that a stopped job keeps what it measured."""
+    out.update(command=command, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=threads)
+    results[part] = out
+    write_report(path, results, markdown(results))
 
 
 def table(header, rows):

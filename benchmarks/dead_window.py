@@ -116,7 +116,6 @@ def markdown(res):
 
 
 def main(argv=None):
-    from ksparse.io import atomic_write
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", default="cifar,table1")
@@ -131,11 +130,8 @@ def main(argv=None):
     res = json.load(open(path)) if os.path.isfile(path) else {}
     for part in args.part.split(","):
         out = {"cifar": part_cifar, "table1": part_table1}[part](args)
-        out.update(command="python -m benchmarks.dead_window " + " ".join(argv or []),
-                   when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads)
-        res[part] = out
-        atomic_write(path, lambda f: f.write(json.dumps(res, indent=1, default=float).encode()))
-        atomic_write(os.path.join(args.out, "dead_window.md"), lambda f: f.write(markdown(res).encode()))
+        common.save_part(path, res, part, out, "python -m benchmarks.dead_window " + " ".join(argv or []),
+                         args.threads, markdown)
 
 
 if __name__ == "__main__":

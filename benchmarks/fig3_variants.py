@@ -108,15 +108,12 @@ def main(argv=None):
     text = report(results)
     print(text)
     if not args.no_save:
-        common.write_json(path, results)
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         md = [f"# Fig. 3's settings, one change at a time ({when})",
               "", f"`python -m benchmarks.fig3_variants` on {n} CIFAR-10 patches, {epochs} epochs, H = 1000, "
               f"k = 50; load average at the start {results['machine'].get('loadavg')}, at the end "
               f"{results['loadavg_after']}.", "", text, ""]
-        from ksparse.io import atomic_write
-
-        atomic_write(path[:-5] + ".md", lambda f: f.write("\n".join(md).encode()))
+        common.write_report(path, results, "\n".join(md))
     return results
 
 

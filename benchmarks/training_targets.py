@@ -142,7 +142,6 @@ def markdown(res):
 
 
 def main(argv=None):
-    from ksparse.io import atomic_write
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", default="scale,dead")
@@ -160,11 +159,8 @@ def main(argv=None):
     path = os.path.join(args.out, "training_targets.json")
     res = json.load(open(path)) if os.path.isfile(path) else {}
     def write(part, out):  # after every run, so that a stopped job keeps what it measured
-        out.update(command="python -m benchmarks.training_targets " + " ".join(argv or []),
-                   when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=args.threads)
-        res[part] = out
-        atomic_write(path, lambda f: f.write(json.dumps(res, indent=1).encode()))
-        atomic_write(os.path.join(args.out, "training_targets.md"), lambda f: f.write(markdown(res).encode()))
+        command = "python -m benchmarks.training_targets " + " ".join(argv or [])
+        common.save_part(path, res, part, out, command, args.threads, markdown)
 
     for part in args.part.split(","):
         run = {"scale": part_scale, "dead": part_dead}[part]

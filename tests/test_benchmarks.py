@@ -219,3 +219,14 @@ def test_fig3_trace_curvature_of_b_prime_is_2_without_columns_and_grows_with_par
     e = np.eye(6)[0]
     p = {"W": np.tile(e[:, None], (1, 8)), "b": np.ones(8), "b_prime": np.zeros(6)}  # all active: mu = 8
     assert curvature(x, p, 8, "b_prime") == pytest.approx(2 * (1 - 8) ** 2, rel=1e-6)
+
+
+def test_save_part_writes_the_json_and_its_page_after_each_part(tmp_path):
+    path, res = str(tmp_path / "x.json"), {}
+    page = lambda r: "parts: " + ",".join(sorted(r))  # noqa: E731
+    common.save_part(path, res, "a", {"v": np.float32(0.5)}, "python -m benchmarks.x", 1, page)
+    common.save_part(path, res, "b", {"v": 2}, "python -m benchmarks.x", 2, page)
+    data = json.load(open(path))
+    assert data["a"]["v"] == 0.5 and data["b"]["threads"] == 2
+    assert data["a"]["command"] == "python -m benchmarks.x"
+    assert (tmp_path / "x.md").read_text() == "parts: a,b"
