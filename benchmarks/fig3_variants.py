@@ -1,6 +1,6 @@
 """Fig. 3's settings, one change at a time: why the defaults fail on CIFAR-10 patches.
 
-    python -m benchmarks.fig3_variants [--quick] [--only NAME,...]
+    python -m benchmarks.fig3_variants [--quick] [--only NAME,...] [--resume]
 
 Trains H = 1000, k = 50 autoencoders on the quick profile's CIFAR-10 patches (100,000
 LCN + ZCA whitened 8x8 patches, 20 epochs, batch 128, k falling from 100 over the first half,
@@ -8,12 +8,21 @@ as ``ksparse reproduce fig3 --profile quick``) in variants of the paper's settin
 library's defaults, and records for each: divergence, dead units and resampling per epoch,
 FVU, the training time, and Fig. 3's two statistics of the filters
 (:func:`ksparse.reproduce.figures.filter_statistics`). Writes ``docs/fig3_variants.json`` and
-``docs/fig3_variants.md``. One thread (``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``).
+``docs/fig3_variants.md`` after every variant, each record stamped with its command and time;
+``--resume`` skips the variants the file already holds for the same patches and epochs, so
+that a stopped sweep continues where it stopped. One thread
+(``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``).
+
+A change may depend on the patches' scale s (:func:`ksparse.training.remedies.data_scale`):
+``lr="s2"`` is 0.01 s^2, the paper's rate on the raw patches carried to the scaled ones (the
+same steps of W), and ``bias_lr_ratio="1/s2"`` is 1 / s^2, the ratio of the biases' steps to
+W's that the paper's raw setting has built in (docs/training.md, D13).
 """
 
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -34,8 +43,34 @@ VARIANTS = {
                                "defaults before D13)", {"paper": False, "bias_lr_ratio": 1.0}, 1.0),
     "defaults_lr_0.0625": ("the defaults at the rate the divergence message advises (lr 0.0625)",
                            {"paper": False, "lr": 0.0625}, 1.0),
+    # one default at a time (issue 11's Fig. 3 target)
+    "defaults_no_scale": ("the defaults without the data scale (raw whitened patches; lr None is then "
+                          "the paper's 0.01)", {"paper": False, "scale": False}, 1.0),
+    "defaults_no_pre_bias": ("the defaults without D9 (x W + b, b' only in the decoder, started at 0)",
+                             {"paper": False, "pre_bias": False}, 1.0),
+    "defaults_window_10x": ("the defaults with a ten times longer dead-unit window (T = 1000 H / k = "
+                            "20000 samples)", {"paper": False, "dead_window": 20000}, 1.0),
+    "defaults_no_step_bound": ("the defaults without the step bound D11", {"paper": False,
+                                                                           "step_bound": False}, 1.0),
+    "defaults_bias_1/s2": ("the defaults with the biases' ratio of the paper's raw setting "
+                           "(bias_lr_ratio 1 / s^2)", {"paper": False, "bias_lr_ratio": "1/s2"}, 1.0),
+    "defaults_lr_0.5": ("the defaults at lr 0.5", {"paper": False, "lr": 0.5}, 1.0),
+    "defaults_lr_s2": ("the defaults at the paper's steps of W (lr 0.01 s^2)", {"paper": False, "lr": "s2"},
+                       1.0),
+    "defaults_paper_steps": ("the defaults at the paper's steps of W and of the biases (lr 0.01 s^2, "
+                             "bias_lr_ratio 1 / s^2): the remedies alone differ from the paper's row",
+                             {"paper": False, "lr": "s2", "bias_lr_ratio": "1/s2"}, 1.0),
 }
 PATCHES, EPOCHS = 100000, 20
+
+
+def resolve(changes, s):
+    """The config fields of a variant for patches of scale ``s``: ``lr="s2"`` becomes 0.01 s^2 and
+    ``bias_lr_ratio="1/s2"`` becomes 1 / s^2 (clipped to (0, 1]); ``lr`` is None when not given."""
+    out = dict(changes, lr=0.01 * s * s if changes.get("lr") == "s2" else changes.get("lr"))
+    if changes.get("bias_lr_ratio") == "1/s2":
+        out["bias_lr_ratio"] = min(1.0, 1.0 / (s * s))
+    return out
 
 
 def run_variant(X, shape, name, epochs, seed=0):
@@ -47,16 +82,18 @@ def run_variant(X, shape, name, epochs, seed=0):
 
     what, changes, factor = VARIANTS[name]
     s = float(data_scale(X))
-    changes = dict(changes, lr=0.01 * s * s if changes.get("lr") == "s2" else changes.get("lr"))
+    changes = resolve(changes, s)
     Xv = X / s if factor == "1/s" else X
     config = autoencoder_config(QUICK, 50, epochs, seed, **changes)
     history, t0, cpu = [], time.perf_counter(), time.process_time()
-    record = {"what": what, "config": config.to_dict(), "data_factor": factor, "s": s}
+    record = {"what": what, "config": config.to_dict(), "data_factor": factor, "s": s,
+              "loadavg": {"start": common.loadavg()}}
     try:
         state = fit(Xv, config, callback=history.append)
     except TrainingDiverged as e:
         return dict(record, diverged=str(e), history=e.state.history)
     record["seconds"] = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - cpu}
+    record["loadavg"]["end"] = common.loadavg()
     W_enc, b_enc = encoder_params(state)
     used = _used({"W_enc": W_enc, "b_enc": b_enc}, Xv, 50)
     stats = filter_statistics(np.asarray(state.params["W"]), shape, used, seed)
@@ -82,14 +119,30 @@ def report(results):
     return common.table(header, rows)
 
 
+def markdown(results):
+    """The page docs/fig3_variants.md: the table, and the command and time of each variant."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    runs = [f"- `{name}`: `{r['command']}` ({r['when']}; load average {r['loadavg']['start']} at the start)"
+            for name, r in results["variants"].items() if "command" in r]
+    return "\n".join([f"# Fig. 3's settings, one change at a time ({when})", "",
+                      f"`python -m benchmarks.fig3_variants` on {results['n_patches']} CIFAR-10 patches, "
+                      f"{results['epochs']} epochs, H = 1000, k = 50, threads {results['threads']}.", "",
+                      report(results), "", "Each variant's run (the rows without one are from an earlier "
+                      "version of this script, their date in the page's git history):", ""] + runs + [""])
+
+
 def main(argv=None):
     from ksparse.datasets import load_dataset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="20,000 patches, 4 epochs (development)")
+    p.add_argument("--quick", action="store_true", help="20,000 patches, 4 epochs (development; not saved)")
     p.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--out", default=os.path.join(common.ROOT, "docs", "fig3_variants.json"),
+                   help="the result file (default docs/fig3_variants.json; its .md page beside it)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the variants docs/fig3_variants.json already holds (same patches and epochs)")
     args = p.parse_args(argv)
     n, epochs = (20000, 4) if args.quick else (PATCHES, EPOCHS)
     ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=n, n_test_patches=0,
@@ -97,23 +150,24 @@ def main(argv=None):
     results = {"machine": common.machine(), "n_patches": n, "epochs": epochs,
                "threads": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
                "variants": {}}
-    path = os.path.join(common.ROOT, "docs", "fig3_variants.json")
+    path, args.no_save = args.out, args.no_save or args.quick
     if os.path.exists(path) and not args.quick:  # keep the variants not rerun
         results["variants"] = json.load(open(path)).get("variants", {})
+    command = "python -m benchmarks.fig3_variants " + " ".join(argv if argv is not None else sys.argv[1:])
+    threads = results["threads"]
     for name in args.only.split(","):
-        results["variants"][name] = run_variant(ds.X_train, tuple(ds.image_shape), name, epochs)
-        print(name, {k: v for k, v in results["variants"][name].items() if k not in ("history", "config")},
-              flush=True)
-    results["loadavg_after"] = common.loadavg()
-    text = report(results)
-    print(text)
-    if not args.no_save:
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        md = [f"# Fig. 3's settings, one change at a time ({when})",
-              "", f"`python -m benchmarks.fig3_variants` on {n} CIFAR-10 patches, {epochs} epochs, H = 1000, "
-              f"k = 50; load average at the start {results['machine'].get('loadavg')}, at the end "
-              f"{results['loadavg_after']}.", "", text, ""]
-        common.write_report(path, results, "\n".join(md))
+        done = results["variants"].get(name, {})  # stamped (save_part) for the same patches and epochs
+        if args.resume and "command" in done and (done.get("n_patches"), done.get("epochs")) == (n, epochs):
+            print(name, "already in", path, "(--resume): skipped", flush=True)
+            continue
+        record = run_variant(ds.X_train, tuple(ds.image_shape), name, epochs)
+        record.update(n_patches=n, epochs=epochs)
+        print(name, {k: v for k, v in record.items() if k not in ("history", "config")}, flush=True)
+        if args.no_save:
+            results["variants"][name] = record
+            continue
+        common.save_part(path, results, name, record, command, threads, markdown, into=results["variants"])
+    print(report(results))
     return results
 
 
