@@ -60,6 +60,19 @@ VARIANTS = {
     "defaults_paper_steps": ("the defaults at the paper's steps of W and of the biases (lr 0.01 s^2, "
                              "bias_lr_ratio 1 / s^2): the remedies alone differ from the paper's row",
                              {"paper": False, "lr": "s2", "bias_lr_ratio": "1/s2"}, 1.0),
+    # what moves the two statistics further (after the one-at-a-time rows)
+    "defaults_bias_0.003": ("the defaults with the biases nearly still (bias_lr_ratio 0.003)",
+                            {"paper": False, "bias_lr_ratio": 0.003}, 1.0),
+    "defaults_bias_1/s2_lr_decay": ("bias_lr_ratio 1 / s^2, lr falling linearly to 0",
+                                    {"paper": False, "bias_lr_ratio": "1/s2", "lr_final": 0.0}, 1.0),
+    "defaults_bias_1/s2_sigma_0.001": ("bias_lr_ratio 1 / s^2, initial weights of sd 0.001 (0.01)",
+                                       {"paper": False, "bias_lr_ratio": "1/s2", "sigma": 0.001}, 1.0),
+    "defaults_no_scale_lr_decay": ("the defaults without the data scale, lr 0.01 falling linearly to 0",
+                                   {"paper": False, "scale": False, "lr_final": 0.0}, 1.0),
+    "defaults_bias_1/s2_40_epochs": ("bias_lr_ratio 1 / s^2, 40 epochs (twice the time)",
+                                     {"paper": False, "bias_lr_ratio": "1/s2", "max_iter": 40}, 1.0),
+    "paper_40_epochs": ("the paper's setting, 40 epochs (twice the time)",
+                        {"paper": True, "lr": 0.01, "max_iter": 40}, 1.0),
 }
 PATCHES, EPOCHS = 100000, 20
 
@@ -84,7 +97,7 @@ def run_variant(X, shape, name, epochs, seed=0):
     s = float(data_scale(X))
     changes = resolve(changes, s)
     Xv = X / s if factor == "1/s" else X
-    config = autoencoder_config(QUICK, 50, epochs, seed, **changes)
+    config = autoencoder_config(QUICK, 50, changes.pop("max_iter", epochs), seed, **changes)
     history, t0, cpu = [], time.perf_counter(), time.process_time()
     record = {"what": what, "config": config.to_dict(), "data_factor": factor, "s": s,
               "loadavg": {"start": common.loadavg()}}
