@@ -29,50 +29,102 @@ import numpy as np
 
 from benchmarks import common
 
-# name -> (what it changes, AutoencoderConfig fields, factor on the patches)
+# name -> (what it changes, AutoencoderConfig fields, factor on the patches); the rows run when D13's
+# default was the constant 0.1 state it, so that they rerun as they ran
 VARIANTS = {
-    "paper": ("the paper's setting on the raw whitened patches (lr 0.01)", {"paper": True, "lr": 0.01}, 1.0),
-    "paper_lr_decay": ("the paper's setting, lr falling linearly to 0", {"paper": True, "lr": 0.01,
-                                                                         "lr_final": 0.0}, 1.0),
-    "paper_unit_scale": ("the paper's model on the patches divided by s (mean squared distance to "
-                         "the mean 1) at lr 0.01 s^2: the same steps of W, the biases' steps s^2 "
-                         "times larger relative to W's", {"paper": True, "lr": "s2"}, "1/s"),
-    "defaults": ("the library's defaults", {"paper": False}, 1.0),
-    "defaults_no_resample": ("the defaults without resampling", {"paper": False, "resample": False}, 1.0),
-    "defaults_one_bias_rate": ("the defaults with the biases at W's rate (bias_lr_ratio 1, D13 off; the "
-                               "defaults before D13)", {"paper": False, "bias_lr_ratio": 1.0}, 1.0),
-    "defaults_lr_0.0625": ("the defaults at the rate the divergence message advises (lr 0.0625)",
-                           {"paper": False, "lr": 0.0625}, 1.0),
-    # one default at a time (issue 11's Fig. 3 target)
-    "defaults_no_scale": ("the defaults without the data scale (raw whitened patches; lr None is then "
-                          "the paper's 0.01)", {"paper": False, "scale": False}, 1.0),
-    "defaults_no_pre_bias": ("the defaults without D9 (x W + b, b' only in the decoder, started at 0)",
-                             {"paper": False, "pre_bias": False}, 1.0),
-    "defaults_window_10x": ("the defaults with a ten times longer dead-unit window (T = 1000 H / k = "
-                            "20000 samples)", {"paper": False, "dead_window": 20000}, 1.0),
-    "defaults_no_step_bound": ("the defaults without the step bound D11", {"paper": False,
-                                                                           "step_bound": False}, 1.0),
-    "defaults_bias_1/s2": ("the defaults with the biases' ratio of the paper's raw setting "
-                           "(bias_lr_ratio 1 / s^2)", {"paper": False, "bias_lr_ratio": "1/s2"}, 1.0),
-    "defaults_lr_0.5": ("the defaults at lr 0.5", {"paper": False, "lr": 0.5}, 1.0),
-    "defaults_lr_s2": ("the defaults at the paper's steps of W (lr 0.01 s^2)", {"paper": False, "lr": "s2"},
-                       1.0),
-    "defaults_paper_steps": ("the defaults at the paper's steps of W and of the biases (lr 0.01 s^2, "
-                             "bias_lr_ratio 1 / s^2): the remedies alone differ from the paper's row",
-                             {"paper": False, "lr": "s2", "bias_lr_ratio": "1/s2"}, 1.0),
-    # what moves the two statistics further (after the one-at-a-time rows)
-    "defaults_bias_0.003": ("the defaults with the biases nearly still (bias_lr_ratio 0.003)",
-                            {"paper": False, "bias_lr_ratio": 0.003}, 1.0),
-    "defaults_bias_1/s2_lr_decay": ("bias_lr_ratio 1 / s^2, lr falling linearly to 0",
-                                    {"paper": False, "bias_lr_ratio": "1/s2", "lr_final": 0.0}, 1.0),
-    "defaults_bias_1/s2_sigma_0.001": ("bias_lr_ratio 1 / s^2, initial weights of sd 0.001 (0.01)",
-                                       {"paper": False, "bias_lr_ratio": "1/s2", "sigma": 0.001}, 1.0),
-    "defaults_no_scale_lr_decay": ("the defaults without the data scale, lr 0.01 falling linearly to 0",
-                                   {"paper": False, "scale": False, "lr_final": 0.0}, 1.0),
-    "defaults_bias_1/s2_40_epochs": ("bias_lr_ratio 1 / s^2, 40 epochs (twice the time)",
-                                     {"paper": False, "bias_lr_ratio": "1/s2", "max_iter": 40}, 1.0),
-    "paper_40_epochs": ("the paper's setting, 40 epochs (twice the time)",
-                        {"paper": True, "lr": 0.01, "max_iter": 40}, 1.0),
+    "paper": (
+        "the paper's setting on the raw whitened patches (lr 0.01)",
+        {"paper": True, "lr": 0.01}, 1.0),
+    "paper_lr_decay": (
+        "the paper's setting, lr falling linearly to 0",
+        {"paper": True, "lr": 0.01, "lr_final": 0.0}, 1.0),
+    "paper_unit_scale": (
+        "the paper's model on the patches divided by s (mean squared distance to the mean 1) at "
+        "lr 0.01 s^2: the same steps of W, the biases' steps s^2 times larger relative to W's",
+        {"paper": True, "lr": "s2"}, "1/s"),
+    "defaults": (
+        "the library's defaults",
+        {"paper": False}, 1.0),
+    "defaults_bias_0.1": (
+        "the defaults before lambda_1 (D13's ratio the constant 0.1)",
+        {"paper": False, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_no_resample": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then without resampling",
+        {"paper": False, "resample": False, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_one_bias_rate": (
+        "the defaults with the biases at W's rate (bias_lr_ratio 1, D13 off; the defaults before "
+        "D13)",
+        {"paper": False, "bias_lr_ratio": 1.0}, 1.0),
+    "defaults_lr_0.0625": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then at the rate the divergence "
+        "message advises (lr 0.0625)",
+        {"paper": False, "lr": 0.0625, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_no_scale": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then without the data scale (raw "
+        "whitened patches; lr None is then the paper's 0.01)",
+        {"paper": False, "scale": False, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_no_pre_bias": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then without D9 (x W + b, b' only "
+        "in the decoder, started at 0)",
+        {"paper": False, "pre_bias": False, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_window_10x": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then with a ten times longer dead-"
+        "unit window (T = 1000 H / k = 20000 samples)",
+        {"paper": False, "dead_window": 20000, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_no_step_bound": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then without the step bound D11",
+        {"paper": False, "step_bound": False, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_bias_1/s2": (
+        "the defaults with the biases' ratio of the paper's raw setting (bias_lr_ratio 1 / s^2)",
+        {"paper": False, "bias_lr_ratio": "1/s2"}, 1.0),
+    "defaults_lr_0.5": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then at lr 0.5",
+        {"paper": False, "lr": 0.5, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_lr_s2": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then at the paper's steps of W (lr "
+        "0.01 s^2)",
+        {"paper": False, "lr": "s2", "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_paper_steps": (
+        "the defaults at the paper's steps of W and of the biases (lr 0.01 s^2, bias_lr_ratio 1 /"
+        " s^2): the remedies alone differ from the paper's row",
+        {"paper": False, "lr": "s2", "bias_lr_ratio": "1/s2"}, 1.0),
+    "defaults_bias_0.003": (
+        "the defaults with the biases nearly still (bias_lr_ratio 0.003)",
+        {"paper": False, "bias_lr_ratio": 0.003}, 1.0),
+    "defaults_bias_1/s2_lr_decay": (
+        "bias_lr_ratio 1 / s^2, lr falling linearly to 0",
+        {"paper": False, "bias_lr_ratio": "1/s2", "lr_final": 0.0}, 1.0),
+    "defaults_bias_1/s2_sigma_0.001": (
+        "bias_lr_ratio 1 / s^2, initial weights of sd 0.001 (0.01)",
+        {"paper": False, "bias_lr_ratio": "1/s2", "sigma": 0.001}, 1.0),
+    "defaults_no_scale_lr_decay": (
+        "at bias_lr_ratio 0.1 (before lambda_1): the defaults then without the data scale, lr "
+        "0.01 falling linearly to 0",
+        {"paper": False, "scale": False, "lr_final": 0.0, "bias_lr_ratio": 0.1}, 1.0),
+    "defaults_bias_1/s2_40_epochs": (
+        "bias_lr_ratio 1 / s^2, 40 epochs (twice the time)",
+        {"paper": False, "bias_lr_ratio": "1/s2", "max_iter": 40}, 1.0),
+    "paper_40_epochs": (
+        "the paper's setting, 40 epochs (twice the time)",
+        {"paper": True, "lr": 0.01, "max_iter": 40}, 1.0),
+    "lambda1_no_resample": (
+        "the defaults (D13's ratio lambda_1) without resampling",
+        {"paper": False, "resample": False}, 1.0),
+    "lambda1_no_pre_bias": (
+        "the defaults (lambda_1) without D9",
+        {"paper": False, "pre_bias": False}, 1.0),
+    "lambda1_window_10x": (
+        "the defaults (lambda_1) with T = 1000 H / k = 20000 samples",
+        {"paper": False, "dead_window": 20000}, 1.0),
+    "lambda1_lr_0.5": (
+        "the defaults (lambda_1) at lr 0.5",
+        {"paper": False, "lr": 0.5}, 1.0),
+    "lambda1_no_scale": (
+        "the defaults (lambda_1) without the data scale (raw patches, lr 0.01)",
+        {"paper": False, "scale": False}, 1.0),
+    "lambda1_40_epochs": (
+        "the defaults (lambda_1), 40 epochs (twice the time)",
+        {"paper": False, "max_iter": 40}, 1.0),
 }
 PATCHES, EPOCHS = 100000, 20
 
@@ -114,17 +166,23 @@ def run_variant(X, shape, name, epochs, seed=0):
     return dict(record, history=[{n: h.get(n) for n in keep} for h in history], **stats)
 
 
+def what(name, record):
+    """A variant's change as :data:`VARIANTS` states it now (the record's own words otherwise)."""
+    return VARIANTS[name][0] if name in VARIANTS else record["what"]
+
+
 def report(results):
     rows = []
     for name, r in results["variants"].items():
         last = r["history"][-1] if r["history"] else {}
         if "diverged" in r:
-            rows.append([name, r["what"], f"diverged in epoch {len(r['history']) + 1}", "-", "-",
+            rows.append([name, what(name, r), f"diverged in epoch {len(r['history']) + 1}", "-", "-",
                          last.get("resampled", "-"), "-", "-", "-"])
             continue
         local = r["fraction_below_1st_percentile_of_random_spread"]
         oriented = r["fraction_above_99th_percentile_of_random_selectivity"]
-        rows.append([name, r["what"], len(r["history"]), f"{last['fvu']:.4f}", f"{last['dead_fraction']:.3f}",
+        rows.append([name, what(name, r), len(r["history"]), f"{last['fvu']:.4f}",
+                     f"{last['dead_fraction']:.3f}",
                      last["resampled"], f"{r['seconds']['wall']:.0f} s ({r['seconds']['cpu']:.0f} s)",
                      f"{r['n_used_filters']}", f"{100 * local:.1f}% / {100 * oriented:.1f}%"])
     header = ["variant", "change", "epochs", "FVU (last epoch)", "dead (last epoch)", "units resampled",
