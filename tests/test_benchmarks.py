@@ -178,7 +178,7 @@ def test_fig3_variants_are_valid_configs_and_the_report_says_which_diverged():
           "fraction_below_1st_percentile_of_random_spread": 0.845,
           "fraction_above_99th_percentile_of_random_selectivity": 0.68}
     bad = {"what": "v", "history": [{"resampled": 2706}] * 3, "diverged": "nan"}
-    table = fv.report({"variants": {"old": ok, "defaults": bad}})  # a variant's words: VARIANTS', else its own
+    table = fv.report({"variants": {"old": ok, "defaults": bad}})  # words: VARIANTS', else the record's
     assert "| old | w | 1 | 0.1200 | 0.000 | 3 | 90 s (40 s) | 1000 | 84.5% / 68.0% |" in table
     assert f"| defaults | {fv.VARIANTS['defaults'][0]} | diverged in epoch 4 |" in table
 
