@@ -161,9 +161,40 @@ def run_variant(X, shape, name, epochs, seed=0):
     record["loadavg"]["end"] = common.loadavg()
     W_enc, b_enc = encoder_params(state)
     used = _used({"W_enc": W_enc, "b_enc": b_enc}, Xv, 50)
-    stats = filter_statistics(np.asarray(state.params["W"]), shape, used, seed)
+    W = np.asarray(state.params["W"])
+    stats = filter_statistics(W, shape, used, seed)
+    stats["by_activity"] = by_activity(W, shape, Xv[:10000] @ W_enc + b_enc, seed)
+    stats["bias_ratio"] = state.bias_ratio
     keep = ("epoch", "k", "lr", "fvu", "dead_fraction", "dead_window", "resampled")
     return dict(record, history=[{n: h.get(n) for n in keep} for h in history], **stats)
+
+
+BANDS = (0.0, 0.02, 0.05, 0.1, 1.01)  # the share of samples on which a unit is in Gamma (k / H = 0.05)
+
+
+def by_activity(W, shape, Z, seed=0, k=50):
+    """Fig. 3's two statistics of the filters grouped by how often their unit is in Gamma.
+
+    ``Z`` (n, H) are the pre-activations of n samples; a band [lo, hi) holds the units in
+    supp_k(z) of a share lo to hi of them. Returns one dict per non-empty band: ``band``,
+    ``units``, the fractions ``localised`` and ``oriented`` (against the same random filters as
+    :func:`ksparse.reproduce.figures.filter_statistics`) and the units' mean column norm.
+    """
+    from ksparse.nn.layers import supp_k
+    from ksparse.reproduce.figures import orientation_selectivity, spatial_spread
+
+    share = np.bincount(np.asarray(supp_k(Z, k)).ravel(), minlength=W.shape[1]) / len(Z)
+    rand = np.random.default_rng(seed).normal(size=W.shape)
+    local = spatial_spread(W, shape) < np.percentile(spatial_spread(rand, shape), 1)
+    oriented = orientation_selectivity(W, shape) > np.percentile(orientation_selectivity(rand, shape), 99)
+    out = []
+    for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True):
+        m = (share >= lo) & (share < hi)
+        if m.any():
+            out.append({"band": [lo, hi], "units": int(m.sum()), "localised": float(local[m].mean()),
+                        "oriented": float(oriented[m].mean()),
+                        "mean_norm": float(np.linalg.norm(W[:, m], axis=0).mean())})
+    return out
 
 
 def what(name, record):
@@ -190,6 +221,18 @@ def report(results):
     return common.table(header, rows)
 
 
+def activity_table(results):
+    """The :func:`by_activity` split of each variant that has one, as a markdown table."""
+    bands = [f"[{lo:g}, {hi:g})" for lo, hi in zip(BANDS[:-1], BANDS[1:], strict=True)]
+    rows = []
+    for name, r in results["variants"].items():
+        cells = {f"[{b['band'][0]:g}, {b['band'][1]:g})": f"{b['units']}: {100 * b['localised']:.0f}% / "
+                 f"{100 * b['oriented']:.0f}%, {b['mean_norm']:.2f}" for b in r.get("by_activity", [])}
+        if cells:
+            rows.append([name] + [cells.get(b, "-") for b in bands])
+    return common.table(["variant"] + [f"in Gamma on {b} of the patches" for b in bands], rows)
+
+
 def markdown(results):
     """The page docs/fig3_variants.md: the table, and the command and time of each variant."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -198,7 +241,10 @@ def markdown(results):
     return "\n".join([f"# Fig. 3's settings, one change at a time ({when})", "",
                       f"`python -m benchmarks.fig3_variants` on {results['n_patches']} CIFAR-10 patches, "
                       f"{results['epochs']} epochs, H = 1000, k = 50, threads {results['threads']}.", "",
-                      report(results), "", "Each variant's run (the rows without one are from an earlier "
+                      report(results), "", "By how often a unit is in Gamma (its share of the first 10,000 "
+                      "patches; k / H = 0.05 on average): units, localised / oriented, mean column norm "
+                      "(the variants run since this split was recorded):", "", activity_table(results), "",
+                      "Each variant's run (the rows without one are from an earlier "
                       "version of this script, their date in the page's git history):", ""] + runs + [""])
 
 
