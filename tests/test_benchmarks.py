@@ -231,3 +231,18 @@ def test_save_part_writes_the_json_and_its_page_after_each_part(tmp_path):
     assert data["a"]["v"] == 0.5 and data["b"]["threads"] == 2
     assert data["a"]["command"] == "python -m benchmarks.x"
     assert (tmp_path / "x.md").read_text() == "parts: a,b"
+
+
+def test_fig3_variants_by_activity_splits_every_unit_into_one_band():
+    from benchmarks import fig3_variants as fv
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(64, 40))
+    W[:, 0] = 0.0
+    W[27, 0] = 1.0  # one pixel: localised
+    Z = rng.normal(size=(500, 40)) + np.linspace(0, 3, 40)  # later units win more often
+    bands = fv.by_activity(W, (8, 8), Z, k=5)
+    assert sum(b["units"] for b in bands) == 40 and bands[0]["band"][0] < bands[-1]["band"][0]
+    assert all(0 <= b["localised"] <= 1 and 0 <= b["oriented"] <= 1 for b in bands)
+    page = fv.activity_table({"variants": {"v": {"by_activity": bands}}})
+    assert "in Gamma on [0, 0.02) of the patches" in page
