@@ -64,8 +64,9 @@ def top_variance_share(x, max_rows=10000, n_blocks=10, n_iter=50):
     x : array or array-like read by rows, shape (N, d)
         NumPy or CuPy, or a streamed source (:func:`ksparse.training.stream.read_block`).
     max_rows : int
-        At most this many rows are read: all of them when N <= max_rows, else ``n_blocks``
-        contiguous blocks spread evenly over the rows (the same rows for any storage).
+        At most this many rows are read (fewer where d > 1,677: at most 2^24 numbers): all of
+        them when N <= max_rows, else ``n_blocks`` contiguous blocks spread evenly over the rows
+        (the same rows for any storage), each read in blocks of the training's ``BLOCK_ROWS``.
     n_iter : int
         Power iterations on the covariance of those rows, from a fixed start (deterministic).
 
@@ -74,13 +75,16 @@ def top_variance_share(x, max_rows=10000, n_blocks=10, n_iter=50):
     share : float in (0, 1]
         1.0 when the rows read have no variance.
     """
+    from ksparse.training.epoch import BLOCK_ROWS
     from ksparse.training.stream import read_block
 
-    n = x.shape[0]
-    size = max(1, max_rows // n_blocks)
+    n, d = x.shape
+    max_rows = max(n_blocks, min(max_rows, (1 << 24) // d))  # at most 2^24 numbers (128 MB) held
+    size = n if n <= max_rows else max(1, max_rows // n_blocks)
     starts = [0] if n <= max_rows else [i * (n - size) // (n_blocks - 1) for i in range(n_blocks)]
-    rows = np.concatenate([to_numpy(read_block(x, lo, min(n, lo + (n if n <= max_rows else size))))
-                           for lo in starts]).astype(np.float64)
+    step = BLOCK_ROWS  # reads of at most the training's block of rows
+    rows = np.concatenate([to_numpy(read_block(x, a, min(lo + size, a + step))).astype(np.float64)
+                           for lo in starts for a in range(lo, lo + size, step)])
     rows -= rows.mean(axis=0)
     total = float((rows * rows).sum()) / len(rows)
     if not total > 0 or not np.isfinite(total):
