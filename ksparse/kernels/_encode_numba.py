@@ -27,16 +27,20 @@ import numba
 import numpy as np
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
+# Helpers inlined into their caller by numba, so that none is a compile unit of its own
+# (each unit is optimised and turned into machine code on its own, then again inside its
+# caller); _kth_largest_by_count, called twice, stays one unit (inlining it twice costs more).
+_INLINE = dict(_JIT, inline="always")
 SAMPLE = 128  # entries of a row sampled for the threshold estimate
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _key(bits, shift, mask):
     """Order-preserving integer key of a float's bits (negative floats: magnitude flipped)."""
     return bits ^ ((bits >> shift) & mask)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _count_at_least(keys, n, t):
     """How many of ``keys[:n]`` are >= t (a branch-free pass that vectorises)."""
     count = 0
@@ -69,7 +73,7 @@ def _kth_largest_by_count(keys, n, r):
     return lo
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _candidates(bits, shift, mask, ak, cand_key, cand_index):
     """Entries of the row whose key reaches a sampled threshold; returns how many (>= ak).
 
@@ -97,7 +101,7 @@ def _candidates(bits, shift, mask, ak, cand_key, cand_index):
     return n
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _select_row(z, bits, shift, mask, index_row, value_row, cand_key, cand_index):
     """Sec. 2.2 on one row: the alpha k largest entries of ``z`` (their columns ascending)."""
     ak = index_row.shape[0]
