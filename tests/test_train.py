@@ -75,6 +75,16 @@ def test_check_config_fills_defaults():
     assert train.check_config({"k": 7}) == train.DEFAULTS.replace(k=7)
 
 
+def test_default_lr_keeps_the_step_per_sample_of_batch_64_up_to_128():
+    cfg = train.DEFAULTS  # lr=None, k=20, batch 64
+    lr = {b: train.effective_lr(cfg.replace(batch_size=b), 784) for b in (8, 32, 64, 96, 128, 512)}
+    assert lr[64] == lr[32] == train.LR_SCALED and lr[8] == train.LR_SCALED / 4  # below 32: linear
+    assert lr[96] / 96 == lr[128] / 128 == lr[64] / 64  # 64 to 128: the same step per sample
+    assert lr[512] == lr[128] == 2 * train.LR_SCALED  # capped above 128
+    assert train.effective_lr(cfg.replace(batch_size=128), 10) == 2 * train.LR_SCALED * 10 / 20  # d < k
+    assert train.effective_lr(cfg.replace(batch_size=128, paper=True), 784) == train.LR_PAPER
+
+
 # -- initialisation -----------------------------------------------------------------------
 def test_init_params_gaussian_sigma_and_zero_biases():
     p = train.init_params(200, 300, 0.05, np.random.default_rng(0), "float64")
