@@ -81,13 +81,16 @@ def markdown(res):
              "Table 1's k25d model (quick profile: 50,000 MNIST training images, H = 1000, k = 25, batch "
              "128, 20 epochs) with one change to the library's defaults; alpha and C chosen on the "
              "validation split (10,000 images) as `ksparse reproduce table1` does; the test split is "
-             "not used. Train FVU, dead fraction and units resampled are those of the last epoch.", "",
-             "| candidate | changes | seed | val. error | alpha | C | train FVU | dead | resampled | "
-             "train s | when |", "|" + "---|" * 11]
+             "not used. lr is the rate the run used (its history; lr=None is 0.25 at batch 128). "
+             "Train FVU, dead fraction and units resampled are those of the last epoch.", "",
+             "| candidate | changes | lr | seed | val. error | alpha | C | train FVU | dead | resampled | "
+             "train s | when |", "|" + "---|" * 12]
     parts = sorted(res.values(), key=lambda r: (list(CANDIDATES).index(r["candidate"])
                                                 if r["candidate"] in CANDIDATES else 99, r["seed"]))
     for r in parts:
-        lines.append(f"| {r['candidate']} | `{json.dumps(r['changes'])}` | {r['seed']} | "
+        lr = r["history"][0]["lr"], r["history"][-1]["lr"]
+        lines.append(f"| {r['candidate']} | `{json.dumps(r['changes'])}` | {lr[0]:.3g}"
+                     f"{'' if lr[1] == lr[0] else f' to {lr[1]:.3g}'} | {r['seed']} | "
                      f"{100 * r['val_error']:.2f}% | {r['alpha']} | {r['C']:g} | {r['train_fvu']:.4f} | "
                      f"{r['dead_fraction']:.3f} | {r['resampled']} | {r['seconds']['train']['wall']:.0f} | "
                      f"{r['when']} |")
