@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from ksparse.kernels.encode import alpha_k, decode, encode
+from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, encode
 from ksparse.kernels.fast import has_numba
 from ksparse.nn.layers import decode_forward, encode_forward, select_forward
 
@@ -191,3 +191,23 @@ def test_encode_split_over_threads_equals_plain_path(gapped_problem, n_threads, 
             np.put_along_axis(h, codes[0].astype(np.int64), codes[1], axis=1)
             codes = h
         np.testing.assert_allclose(codes, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not has_numba(), reason="needs numba (the `fast` extra)")
+def test_training_encoding_and_supp_k_share_one_compiled_selection(one_blas_thread):
+    """The step, the three encoder outputs and supp_k call one selection kernel with the same
+    argument types, so that a first run compiles it once per dtype (benchmarks/compile.py)."""
+    import numba
+
+    from ksparse.kernels import _encode_numba
+    from ksparse.kernels.fast import fast_train_step_, supp_k
+
+    rng = np.random.default_rng(4)
+    x, W = rng.random((20, 12)).astype(np.float32), rng.normal(size=(12, 30)).astype(np.float32)
+    params = {"W": W, "b": np.zeros(30, np.float32), "b_prime": np.zeros(12, np.float32)}
+    fast_train_step_(x, params, {n: np.zeros_like(p) for n, p in params.items()}, 3, 0.1, 0.9, kernel="numba")
+    for output in OUTPUTS:
+        encode(x, W, params["b"], 3, 2.0, output=output, kernel="numba")
+    supp_k(x @ W, 3, kernel="numba")
+    float32 = [sig for sig in _encode_numba.select_rows.signatures if sig[0].dtype == numba.float32]
+    assert len(float32) == 1

@@ -26,8 +26,8 @@ import time
 import numba
 import numpy as np
 
+from ksparse.kernels import _encode_numba as ek
 from ksparse.kernels import _numba as nk
-from ksparse.kernels._encode_numba import select_rows_topk
 from ksparse.nn.optim import sgd_momentum_
 
 # Below this many multiply-adds in the product x W a step runs in the calling thread:
@@ -89,22 +89,31 @@ def run_ranges(fn, bounds):
             f.result()
 
 
-def _int_view(z):
-    """z viewed as integers of its width, that width - 1, and the largest such integer."""
-    int_type = np.int32 if z.dtype == np.float32 else np.int64
-    return z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
-
-
 def topk(z, k, n_threads):
-    """D2 on every row of z (bias included), split over rows: Gamma (N, k)."""
-    N = z.shape[0]
-    Gamma = np.empty((N, k), dtype=np.int64)
-    bits, shift, mask = _int_view(z)
+    """D2 on every row of z (no bias), split over rows: Gamma (N, k)."""
+    N, H = z.shape
     n = max(1, min(n_threads, N))
+    Gamma = np.empty((N, k), dtype=np.int64)
     values = np.empty((N, k), dtype=z.dtype)
-    run_ranges(lambda c, lo, hi: select_rows_topk(z, bits, shift, mask, Gamma, values, lo, hi),
-               [N * c // n for c in range(n + 1)])
+    select = selector(z.copy(), np.zeros(H, dtype=z.dtype), n)  # the selection adds b in place
+    run_ranges(lambda c, lo, hi: select(c, lo, hi, Gamma, values), [N * c // n for c in range(n + 1)])
     return Gamma
+
+
+def selector(z, b, n):
+    """``select(c, lo, hi, index, value, out=None)``: D1's bias and the top-m of the rows lo:hi of
+    z (N, H) in place, by :func:`ksparse.kernels._encode_numba.select_rows` with the c-th of
+    ``n`` threads' scratch; ``index`` (N, m) int64 and ``value`` (N, m) receive the support
+    and ``out`` (N, H, zero), when given, the dense code."""
+    bits, shift, mask = ek.int_view(z)
+    keys, cols = ek.scratch(z, n)
+    none = np.empty((0, z.shape[1]), dtype=z.dtype)
+
+    def select(c, lo, hi, index, value, out=None):
+        ek.select_rows(z, bits, shift, mask, b, index, value, none if out is None else out, keys[c], cols[c],
+                       lo, hi)
+
+    return select
 
 
 def _forward(x, WT, b, b_prime, k, n):
@@ -116,16 +125,24 @@ def _forward(x, WT, b, b_prime, k, n):
     dz = np.empty((N, k), dtype=x.dtype)
     err = np.empty(N, dtype=np.float64)
     db_prime = np.zeros((n, d), dtype=x.dtype)
-    bits, shift, mask = _int_view(z)
+    select, values = selector(z, b, n), np.empty((N, k), dtype=x.dtype)
     scale = x.dtype.type(2.0 / N)
 
     def rows(c, lo, hi):
         np.matmul(x[lo:hi], WT.T, out=z[lo:hi])  # D1 without b, for these rows
-        nk.forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_hat, dz, err,
-                        db_prime[c], lo, hi)
+        select(c, lo, hi, Gamma, values)  # b, then D2
+        nk.sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime[c], lo, hi)  # D3-D6
 
     run_ranges(rows, [N * c // n for c in range(n + 1)])
     return z, Gamma, dx_hat, dz, err, db_prime.sum(axis=0)
+
+
+def by_unit(Gamma, H):
+    """:func:`ksparse.kernels._numba.by_unit` on new arrays: (start (H + 1,), entries (N k,))."""
+    start = np.zeros(H + 1, dtype=np.int64)
+    entries = np.empty(Gamma.size, dtype=np.int64)
+    nk.by_unit(Gamma, start, entries)
+    return start, entries
 
 
 def _unit_bounds(start, d, n):
@@ -144,7 +161,7 @@ def step(x, WT, b, b_prime, k):
     n = threads_for(N, d, WT.shape[0])
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
         z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
-        start, entries = nk.by_unit(Gamma, WT.shape[0])
+        start, entries = by_unit(Gamma, WT.shape[0])
         dWT = np.empty_like(WT)
         db = np.empty_like(b)
         run_ranges(lambda c, lo, hi: nk.weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi),
@@ -183,16 +200,16 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
         x, b_dec = x - b_prime, np.zeros_like(b_prime)
     else:
         b_dec = b_prime
-    wdb = np.zeros((n, d), dtype=x.dtype)
+    wdb, acc = np.zeros((n, d), dtype=x.dtype), np.empty((n, d), dtype=x.dtype)
     stats = np.empty((H, 3), dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
         z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_dec, k, n)
         clock.append(time.perf_counter())
-        start, entries = nk.by_unit(Gamma, H)
+        start, entries = by_unit(Gamma, H)
         clock.append(time.perf_counter())
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
                                                             velocity["b"], lr, momentum, wdb[c], stats,
-                                                            False, lo, hi),
+                                                            False, acc[c], lo, hi),
                    _unit_bounds(start, d, n))
     clock.append(time.perf_counter())
     if profile is not None:
@@ -218,7 +235,8 @@ def momentum_pass_(W, V, momentum):
     b = np.zeros(H, dtype=W.dtype)
     n = max(1, min(numba.get_num_threads(), H))
     wdb, stats = np.zeros((n, d), dtype=W.dtype), np.empty((H, 3), dtype=W.dtype)
+    acc = np.empty((n, d), dtype=W.dtype)
     run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, none, empty, empty, empty, empty, WT, b, VT,
                                                         b.copy(), zero, W.dtype.type(momentum), wdb[c],
-                                                        stats, False, lo, hi),
+                                                        stats, False, acc[c], lo, hi),
                [H * c // n for c in range(n + 1)])

@@ -1,17 +1,19 @@
 """Compiled exact top-k selection (optional; needs numba): the encoder's alpha k and the training's k.
 
-One selection, compiled once per process, for :mod:`ksparse.kernels.encode` and for D2 in
-the training step (:mod:`ksparse.kernels._numba` calls :func:`_select_row`).
+One kernel, :func:`select_rows`, compiled once per dtype, for :mod:`ksparse.kernels.encode`,
+for D2 in the training step (:mod:`ksparse.kernels._cpu`) and for
+:func:`ksparse.kernels.fast.supp_k`: a first run compiles the selection once, not once per
+caller (numba re-optimises a callee inside each compiled caller).
 
-The encoder computes one block of z = x W + b with a BLAS product, then calls
-:func:`select_rows_dense` or :func:`select_rows_topk` on that block while it is in
-cache. Each row's selection is exact and O(H): a strided sample of the row's keys gives
-a threshold that about 1.25 alpha k entries pass; one branch-free pass keeps the entries
-above it; bisection on counts among those few finds the exact (alpha k)-th largest key t
-(branch-free passes, where a quickselect mispredicts a branch per entry); the entries
-above t, then those equal to t in column order, make the support (so the kept columns
-come out in ascending order, and ties keep the earlier column). When the sampled
-threshold lets fewer than alpha k entries through, the row is selected among all H.
+The caller computes one block of z = x W with a BLAS product, then calls
+:func:`select_rows` on those rows while they are in cache. Each row's selection is exact
+and O(H): a strided sample of the row's keys gives a threshold that about 1.25 alpha k
+entries pass; one branch-free pass keeps the entries above it; bisection on counts among
+those few finds the exact (alpha k)-th largest key t (branch-free passes, where a
+quickselect mispredicts a branch per entry); the entries above t, then those equal to t
+in column order, make the support (so the kept columns come out in ascending order, and
+ties keep the earlier column). When the sampled threshold lets fewer than alpha k
+entries through, the row is selected among all H.
 
 Keys are the floats' bits as integers, flipped for negative numbers so that integer
 order is float order (as in :mod:`ksparse.kernels._numba`). The kernels are serial, release
@@ -25,16 +27,20 @@ import numba
 import numpy as np
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
+# Helpers inlined into their caller by numba, so that none is a compile unit of its own
+# (each unit is optimised and turned into machine code on its own, then again inside its
+# caller); _kth_largest_by_count, called twice, stays one unit (inlining it twice costs more).
+_INLINE = dict(_JIT, inline="always")
 SAMPLE = 128  # entries of a row sampled for the threshold estimate
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _key(bits, shift, mask):
     """Order-preserving integer key of a float's bits (negative floats: magnitude flipped)."""
     return bits ^ ((bits >> shift) & mask)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _count_at_least(keys, n, t):
     """How many of ``keys[:n]`` are >= t (a branch-free pass that vectorises)."""
     count = 0
@@ -67,9 +73,12 @@ def _kth_largest_by_count(keys, n, r):
     return lo
 
 
-@numba.njit(**_JIT)
-def _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index):
-    """Entries of the row whose key reaches a sampled threshold; returns how many (>= ak)."""
+@numba.njit(**_INLINE)
+def _candidates(bits, shift, mask, ak, cand_key, cand_index):
+    """Entries of the row whose key reaches a sampled threshold; returns how many (>= ak).
+
+    The sample's keys go to the first entries of ``cand_key`` before the candidates do.
+    """
     H = bits.shape[0]
     m = min(H, SAMPLE)
     stride = H // m
@@ -77,8 +86,8 @@ def _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index):
     n = 0
     if r < m:
         for t in range(m):
-            scratch[t] = _key(bits[t * stride], shift, mask)
-        t_est = _kth_largest_by_count(scratch, m, r)
+            cand_key[t] = _key(bits[t * stride], shift, mask)
+        t_est = _kth_largest_by_count(cand_key, m, r)
         for j in range(H):  # branch-free compaction: always store, advance when kept
             v = _key(bits[j], shift, mask)
             cand_key[n] = v
@@ -92,11 +101,11 @@ def _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index):
     return n
 
 
-@numba.njit(**_JIT)
-def _select_row(z, bits, shift, mask, index_row, value_row, scratch, cand_key, cand_index):
+@numba.njit(**_INLINE)
+def _select_row(z, bits, shift, mask, index_row, value_row, cand_key, cand_index):
     """Sec. 2.2 on one row: the alpha k largest entries of ``z`` (their columns ascending)."""
     ak = index_row.shape[0]
-    n = _candidates(bits, shift, mask, ak, scratch, cand_key, cand_index)
+    n = _candidates(bits, shift, mask, ak, cand_key, cand_index)
     t = _kth_largest_by_count(cand_key, n, ak)
     ties = ak
     for c in range(n):
@@ -113,25 +122,39 @@ def _select_row(z, bits, shift, mask, index_row, value_row, scratch, cand_key, c
 
 
 @numba.njit(**_JIT)
-def select_rows_topk(z, bits, shift, mask, index, value, lo, hi):
-    """The alpha k largest entries of the rows ``lo:hi`` of ``z`` (N, H) into ``index`` and ``value``."""
+def select_rows(z, bits, shift, mask, b, index, value, out, cand_key, cand_index, lo, hi):
+    """D1's bias, then D2 (or Sec. 2.2's alpha k) on the rows ``lo:hi`` of ``z`` (N, H).
+
+    Adds ``b`` (H,) to each row, then writes the m = ``index.shape[1]`` largest entries'
+    columns (ascending) and values into ``index`` (N, m, int64) and ``value`` (N, m).
+    When ``out`` has rows it is the dense code (N, H), zero on entry: the values are
+    written into it (pass an array with no rows otherwise). ``bits`` is ``z`` viewed as
+    integers of its width, ``shift`` their width - 1, ``mask`` their largest value;
+    ``cand_key`` (H,) of bits' type and ``cand_index`` (H,) int32 are scratch, one pair
+    per thread. The training step, the encoder and :func:`ksparse.kernels.fast.supp_k`
+    all call this one kernel, so it is compiled once per dtype.
+    """
     H = z.shape[1]
-    scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
-    cand_index = np.empty(H, np.int32)
+    m = index.shape[1]
+    dense = out.shape[0] > 0
     for i in range(lo, hi):
-        _select_row(z[i], bits[i], shift, mask, index[i], value[i], scratch, cand_key, cand_index)
+        z_row = z[i]
+        for j in range(H):
+            z_row[j] += b[j]
+        _select_row(z_row, bits[i], shift, mask, index[i], value[i], cand_key, cand_index)
+        if dense:
+            out_row = out[i]
+            for o in range(m):
+                out_row[index[i, o]] = value[i, o]
 
 
-@numba.njit(**_JIT)
-def select_rows_dense(z, bits, shift, mask, ak, lo, hi):
-    """In place: keep the alpha k largest entries of each row ``lo:hi`` of ``z`` (N, H), zero the rest."""
+def scratch(z, n):
+    """``cand_key`` (n, H) and ``cand_index`` (n, H) for :func:`select_rows`, one row per thread."""
     H = z.shape[1]
-    scratch, cand_key = np.empty(H, bits.dtype), np.empty(H, bits.dtype)
-    cand_index = np.empty(H, np.int32)
-    index_row, value_row = np.empty(ak, np.int64), np.empty(ak, z.dtype)
-    for i in range(lo, hi):
-        row = z[i]
-        _select_row(row, bits[i], shift, mask, index_row, value_row, scratch, cand_key, cand_index)
-        row[:] = 0
-        for o in range(ak):
-            row[index_row[o]] = value_row[o]
+    return np.empty((n, H), dtype=np.int32 if z.itemsize == 4 else np.int64), np.empty((n, H), np.int32)
+
+
+def int_view(z):
+    """z viewed as integers of its width, that width - 1, and the largest such integer."""
+    int_type = np.int32 if z.dtype == np.float32 else np.int64
+    return z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)

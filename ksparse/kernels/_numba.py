@@ -2,7 +2,7 @@
 
 Every kernel works on the transposed weights ``WT = W.T``, shape (H, d), C-contiguous,
 so that the column ``W[:, j]`` of an active unit is one contiguous row ``WT[j]``. The
-math is that of ``docs/equations.md`` D2-D8 restricted to the support Gamma; see
+math is that of ``docs/equations.md`` D3-D8 restricted to the support Gamma; see
 :mod:`ksparse.kernels.fast` for the public functions and the equations.
 
 The kernels are serial, release the GIL, and work on a range of rows (samples) or of
@@ -22,34 +22,6 @@ from ksparse.kernels._encode_numba import _select_row
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their own
-
-
-@numba.njit(**_JIT)
-def forward_rows(x, z, b, bits, shift, mask, WT, b_prime, k, scale, Gamma, dx_hat, dz, err, db_prime,
-                 lo, hi):
-    """D1's bias, then D2-D6 per sample on the support, for the rows ``lo:hi``.
-
-    ``z`` holds ``x W`` on entry; each row gets ``b`` added (D1) while it is in cache.
-    ``bits`` is ``z`` viewed as integers of its width, ``shift`` their width - 1 and
-    ``mask`` their largest value (see :mod:`ksparse.kernels._encode_numba`, whose exact
-    O(H) selection the training and the encoder share); ``scale`` is 2 / N for the whole
-    batch. Writes ``Gamma`` (N, k), ``dx_hat`` (N, d), ``dz`` (N, k) and
-    ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those rows, and adds their dx_hat to
-    ``db_prime`` (d,). Reads only the k rows ``WT[Gamma_i]`` of the weights per sample,
-    twice, while they are in cache.
-    """
-    H = z.shape[1]
-    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
-    value_row = np.empty(k, z.dtype)
-    for i in range(lo, hi):
-        z_row = z[i]
-        for j in range(H):
-            z_row[j] += b[j]
-        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)  # D2
-        err[i] = _sample(x[i], z_row, WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
-        r = dx_hat[i]
-        for t in range(db_prime.shape[0]):
-            db_prime[t] += r[t]
 
 
 @numba.njit(**_INLINE)
@@ -78,27 +50,28 @@ def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
 
 
 @numba.njit(**_JIT)
-def by_unit(Gamma, H):
+def by_unit(Gamma, start, entries):
     """Group the support by hidden unit: entries (i, j) with Gamma[i, j] = h, for each h.
 
-    Returns ``start`` (H + 1,) and ``entries`` (N k,) holding ``i * k + j``, so that the
-    entries of unit h are ``entries[start[h]:start[h + 1]]`` (a counting sort, O(N k + H)).
+    Fills ``start`` (H + 1,), zero on entry, and ``entries`` (N k,) with ``i * k + j``, so
+    that the entries of unit h are ``entries[start[h]:start[h + 1]]`` (a counting sort,
+    O(N k + H); the caller allocates, so that the kernel compiles no allocation).
     """
     N, k = Gamma.shape
-    start = np.zeros(H + 1, dtype=np.int64)
+    H = start.shape[0] - 1
     for i in range(N):
         for j in range(k):
             start[Gamma[i, j] + 1] += 1
     for h in range(H):
         start[h + 1] += start[h]
-    fill = start[:-1].copy()
-    entries = np.empty(N * k, dtype=np.int64)
-    for i in range(N):
+    for i in range(N):  # start[h] advances to the end of unit h's entries ...
         for j in range(k):
             h = Gamma[i, j]
-            entries[fill[h]] = i * k + j
-            fill[h] += 1
-    return start, entries
+            entries[start[h]] = i * k + j
+            start[h] += 1
+    for h in range(H, 0, -1):  # ... which is where unit h + 1's begin
+        start[h] = start[h - 1]
+    start[0] = 0
 
 
 @numba.njit(**_INLINE)
@@ -129,7 +102,7 @@ def weight_grads(start, entries, x, z, dx_hat, dz, dWT, db, lo, hi):
 
 @numba.njit(**_JIT)
 def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, momentum, wdb, stats, lazy,
-                        lo, hi):
+                        acc, lo, hi):
     """D7, D8 and Eq. (11) fused for the units ``lo:hi``: v <- m v - lr dW[:, h]; W[:, h] += v; same for b.
 
     The gradient row lives only in a buffer of d numbers, so W and its velocity are each
@@ -138,8 +111,8 @@ def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, mom
     D9, and writes ``stats[h] = (||w||^2, w . v, ||v||^2)`` of the updated column and
     velocity (the squared norm for resampling; all three for lazy momentum). With ``lazy``
     the columns of units outside the support are left as they are (b is always updated).
+    ``acc`` (d,) is scratch for the gradient row, one per thread.
     """
-    acc = np.empty(WT.shape[1], dtype=WT.dtype)
     for h in range(lo, hi):
         g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
         vb[h] = momentum * vb[h] - lr * g
@@ -174,19 +147,27 @@ def lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi):
     that is up to date), then the top-k of the row into ``Gamma``.
     """
     H = z.shape[1]
-    scratch, cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, bits.dtype), np.empty(H, np.int32)
+    cand_key, cand_index = np.empty(H, bits.dtype), np.empty(H, np.int32)
     value_row = np.empty(Gamma.shape[1], z.dtype)
     for i in range(lo, hi):
         z_row = z[i]
         y_row = y[i]
         for j in range(H):
             z_row[j] += S[j] * y_row[j] + b[j]
-        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, scratch, cand_key, cand_index)
+        _select_row(z_row, bits[i], shift, mask, Gamma[i], value_row, cand_key, cand_index)
 
 
 @numba.njit(**_JIT)
 def sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime, lo, hi):
-    """D3-D6 for the rows ``lo:hi`` whose support Gamma is known (see :func:`forward_rows`)."""
+    """D3-D6 per sample on the support, for the rows ``lo:hi`` whose support Gamma (N, k) is known.
+
+    ``z`` holds D1's z (bias included) and ``scale`` is 2 / N for the whole batch. Writes
+    ``dx_hat`` (N, d), ``dz`` (N, k) and ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those
+    rows, and adds their dx_hat to ``db_prime`` (d,). Reads only the k rows
+    ``WT[Gamma_i]`` of the weights per sample, twice, while they are in cache. The
+    selection before it is :func:`ksparse.kernels._encode_numba.select_rows`, the one
+    the encoder compiles too.
+    """
     for i in range(lo, hi):
         err[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
         r = dx_hat[i]

@@ -116,13 +116,26 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
         On mismatched shapes, an unknown ``output`` or ``kernel``, or alpha k outside [1, H].
     """
     impl = _check(x, W, b, output, kernel)
-    N, H = x.shape[0], W.shape[1]
+    H = W.shape[1]
     ak = alpha_k(k, alpha, H)
-    xp = get_array_module(W)
     rows = int(block_rows or default_block_rows(H))
     if rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     index_type = np.int32 if H < 2**31 else np.int64
+    if impl is not None:
+        codes = _encode_compiled(x, W, b, ak, rows, output, index_type)
+    else:
+        codes = _encode_plain(x, W, b, ak, rows, output, index_type)
+    if output == "sparse":
+        return _csr(to_numpy(codes[0]), to_numpy(codes[1]), H)
+    return codes
+
+
+def _encode_plain(x, W, b, ak, rows, output, index_type):
+    """:func:`encode` with NumPy's (or CuPy's) product and selection, block by block; the dense
+    form computes each block of z in the output itself."""
+    xp = get_array_module(W)
+    N, H = x.shape[0], W.shape[1]
     if output == "dense":
         h = xp.empty((N, H), dtype=W.dtype)
     else:
@@ -130,20 +143,11 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
         z = xp.empty((min(rows, N), H), dtype=W.dtype)
     for lo in range(0, N, rows):
         hi = min(N, lo + rows)
-        xb = _block(x, lo, hi, W)
         zb = h[lo:hi] if output == "dense" else z[:hi - lo]
-        topk = None if output == "dense" else (index[lo:hi], value[lo:hi])
-        if impl is not None:
-            _compiled_block(xb, W, b, zb, ak, impl, topk)
-            continue
-        xp.matmul(xb, W, out=zb)  # D1 for the block, (rows, H)
+        xp.matmul(_block(x, lo, hi, W), W, out=zb)  # D1 for the block, (rows, H)
         zb += b
-        _select(zb, ak, topk)
-    if output == "dense":
-        return h
-    if output == "topk":
-        return index, value
-    return _csr(to_numpy(index), to_numpy(value), H)
+        _select(zb, ak, None if output == "dense" else (index[lo:hi], value[lo:hi]))
+    return h if output == "dense" else (index, value)
 
 
 def _block(x, lo, hi, W):
@@ -154,30 +158,43 @@ def _block(x, lo, hi, W):
     return to_device(to_numpy(x[lo:hi]), device_of(W), dtype=W.dtype)
 
 
-def _compiled_block(xb, W, b, z, ak, impl, topk):
-    """D1 and D2 (alpha k) on one block with the compiled selection, split over rows.
+def _encode_compiled(x, W, b, ak, rows, output, index_type):
+    """:func:`encode` on the CPU with the compiled selection, block by block, each block split over rows.
 
-    Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of its rows (BLAS
-    on one thread in each, as in the training step), adds b, and selects those rows while
-    they are in cache: both the product and the top-k use every thread, from one pool.
+    Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of its rows of the
+    block (BLAS on one thread in each, as in the training step) into a block of z reused
+    for every block, then adds b and selects those rows while they are in cache
+    (:func:`ksparse.kernels._encode_numba.select_rows`, the kernel the training step
+    compiles too). The dense output starts as zeros (pages the system zeroes when first
+    written) and receives only the alpha k values of each row, so it is written once.
     """
     from ksparse.kernels import _cpu
 
-    N = xb.shape[0]
-    n = _cpu.threads_for(N, xb.shape[1], W.shape[1])
-    int_type = np.int32 if z.dtype == np.float32 else np.int64
-    bits, shift, mask = z.view(int_type), int_type(8 * z.itemsize - 1), int_type(np.iinfo(int_type).max)
-
-    def rows(c, lo, hi):
-        np.matmul(xb[lo:hi], W, out=z[lo:hi])  # D1 for these rows
-        z[lo:hi] += b
-        if topk is None:
-            impl.select_rows_dense(z, bits, shift, mask, ak, lo, hi)
-        else:
-            impl.select_rows_topk(z, bits, shift, mask, topk[0], topk[1], lo, hi)
-
+    N, d, H = x.shape[0], W.shape[0], W.shape[1]
+    rows = min(rows, N)
+    n = _cpu.threads_for(rows, d, H)
+    z = np.empty((rows, H), dtype=W.dtype)
+    select = _cpu.selector(z, np.ascontiguousarray(b, dtype=W.dtype), n)
+    block_index, block_value = np.empty((rows, ak), np.int64), np.empty((rows, ak), W.dtype)
+    if output == "dense":
+        h = np.zeros((N, H), dtype=W.dtype)
+    else:
+        index, value = np.empty((N, ak), index_type), np.empty((N, ak), W.dtype)
     with _cpu._one_blas_thread() if n > 1 else contextlib.nullcontext():
-        _cpu.run_ranges(rows, [N * c // n for c in range(n + 1)])
+        for lo in range(0, N, rows):
+            hi = min(N, lo + rows)
+            xb = _block(x, lo, hi, W)
+            idx = block_index[:hi - lo]
+            val, out = (block_value[:hi - lo], h[lo:hi]) if output == "dense" else (value[lo:hi], None)
+
+            def part(c, a, e, xb=xb, idx=idx, val=val, out=out):
+                np.matmul(xb[a:e], W, out=z[a:e])  # D1 for these rows
+                select(c, a, e, idx, val, out)  # b, then alpha k
+
+            _cpu.run_ranges(part, [(hi - lo) * c // n for c in range(n + 1)])
+            if output != "dense":
+                index[lo:hi] = idx
+    return h if output == "dense" else (index, value)
 
 
 def _select(z, ak, topk):

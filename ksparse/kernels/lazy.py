@@ -29,6 +29,7 @@ import numpy as np
 
 from ksparse.kernels import _cpu
 from ksparse.kernels import _numba as nk
+from ksparse.kernels._encode_numba import int_view
 from ksparse.nn.optim import sgd_momentum_
 
 #: lazy momentum is used automatically where a step's batch holds at most this many rows and
@@ -143,7 +144,8 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
     Gamma = np.empty((N, k), dtype=np.int64)
     dx_hat, dz, err = np.empty_like(x), np.empty((N, k), dtype=x.dtype), np.empty(N, dtype=np.float64)
     db_prime, wdb = np.zeros((n, d), dtype=x.dtype), np.zeros((n, d), dtype=x.dtype)
-    bits, shift, mask = _cpu._int_view(z)
+    acc = np.empty((n, d), dtype=x.dtype)
+    bits, shift, mask = int_view(z)
     rows = [N * c // n for c in range(n + 1)]
 
     def select(c, lo, hi):
@@ -153,7 +155,7 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
 
     with _cpu._one_blas_thread() if n > 1 else contextlib.nullcontext():
         _cpu.run_ranges(select, rows)
-        start, entries = nk.by_unit(Gamma, H)
+        start, entries = _cpu.by_unit(Gamma, H)
         _cpu.run_ranges(lambda c, lo, hi: nk.materialize_units(start, WT, VT, S, P, stats, False, lo, hi),
                         _cpu._unit_bounds(start, d, n))
         scale = x.dtype.type(2.0 / N)
@@ -161,7 +163,7 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
                                                          db_prime[c], lo, hi), rows)
         _cpu.run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
                                                                  velocity["b"], lr, momentum, wdb[c], stats,
-                                                                 True, lo, hi),
+                                                                 True, acc[c], lo, hi),
                         _cpu._unit_bounds(start, d, n))
     db_prime = db_prime.sum(axis=0)
     if pre_bias:  # D9: the encoder's share of db'
