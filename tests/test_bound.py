@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ksparse.datasets import load_digits
+from ksparse.kernels.fast import has_numba
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.training import loop as train
 from ksparse.training.bound import BOUND, BoundedStep, bounded_lr
@@ -51,23 +52,46 @@ def test_bounded_lr_is_scale_free():
             bounded_lr(x, 1e9, 0.9, params["b_prime"]), rel=1e-12)
 
 
-@pytest.mark.parametrize("kernel", ["plain", "numpy"])
-def test_bounded_step_is_the_step_at_the_bounded_lr(kernel):
-    # plain path: forward_backward, then Eq. (11) at D11's lr, by hand
+NUMBA = pytest.mark.skipif(not has_numba(), reason="numba is not installed (the `fast` extra)")
+
+
+@pytest.mark.parametrize("kernel, lazy", [("plain", False), ("numpy", False),
+                                          pytest.param("numba", False, marks=NUMBA),
+                                          pytest.param("numba", True, marks=NUMBA)])
+@pytest.mark.parametrize("pre_bias", [True, False])
+def test_bounded_step_is_the_step_at_the_bounded_lr(kernel, lazy, pre_bias):
+    # forward_backward, then Eq. (11) at D11's lr, by hand; the compiled step measures the rows in
+    # its kernel (LrCap), the NumPy and lazy paths in a pass of their own, the plain one in BoundedStep
     x, params, velocity = _problem()
     settings = StepSettings(lr=0.25, momentum=0.9, k=3)
-    lr = bounded_lr(x, 0.25, 0.9, params["b_prime"])
-    step = RemedyStep(DeadTracker(10, 10**6), pre_bias=True, kernel=kernel)
+    lr = bounded_lr(x, 0.25, 0.9, params["b_prime"] if pre_bias else None)
+    step = RemedyStep(DeadTracker(10, 10**6), pre_bias=pre_bias, kernel=kernel, lazy=lazy)
+    assert step.takes_lr_bound == (kernel != "plain")
     _, grads = step.forward_backward((x,), params, settings)
     want_p = {n: a.copy() for n, a in params.items()}
     want_v = {n: a.copy() for n, a in velocity.items()}
     sgd_momentum_(want_p, grads, want_v, lr, 0.9)
-    bounded = BoundedStep(step, pre_bias=True)
+    bounded = BoundedStep(step, pre_bias=pre_bias)
     bounded((x,), params, velocity, settings)
+    step.end_epoch_(params, velocity)  # lazy momentum: every unit up to date
     assert (bounded.n_bounded, bounded.n_steps) == (1, 1)
     for n in params:
         np.testing.assert_allclose(params[n], want_p[n], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(velocity[n], want_v[n], rtol=1e-10, atol=1e-12)
+
+
+@NUMBA
+def test_fit_with_the_bound_in_the_kernel_equals_the_plain_fit(standardized_digits):
+    # float64, every option at its default but the kernel: D11 measured in the compiled rows phase
+    # (LrCap) against BoundedStep's own pass before the plain step; the bound acts on some minibatches
+    x = standardized_digits[:640]
+    config = {"max_iter": 2, "dtype": "float64", "n_hidden": 64}
+    states = {kernel: train.fit(x, config, step=RemedyStep(DeadTracker(64, 10**6), kernel=kernel, lazy=False))
+              for kernel in ("plain", "numba")}
+    assert [h["bounded"] for h in states["numba"].history] == [h["bounded"] for h in states["plain"].history]
+    assert states["plain"].history[-1]["bounded"] > 0
+    for name, want in states["plain"].params.items():
+        np.testing.assert_allclose(states["numba"].params[name], want, rtol=1e-8, atol=1e-10)
 
 
 def test_bounded_step_leaves_ordinary_minibatches_alone():

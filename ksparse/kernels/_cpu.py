@@ -117,13 +117,14 @@ def selector(z, b, n):
 
 
 def _forward(x, WT, b, b_prime, k, n):
-    """Phase 1 on ``n`` threads: z (N, H), Gamma, dx_hat (D5), dz on Gamma, per-sample errors, db'."""
+    """Phase 1 on ``n`` threads: z (N, H), Gamma, dx_hat (D5), dz on Gamma, per-sample errors and
+    squared norms ||x_i||^2, db'."""
     N, d = x.shape
     z = np.empty((N, WT.shape[0]), dtype=x.dtype)
     Gamma = np.empty((N, k), dtype=np.int64)
     dx_hat = np.empty_like(x)
     dz = np.empty((N, k), dtype=x.dtype)
-    err = np.empty(N, dtype=np.float64)
+    err, sq = np.empty(N, dtype=np.float64), np.empty(N, dtype=np.float64)
     db_prime = np.zeros((n, d), dtype=x.dtype)
     select, values = selector(z, b, n), np.empty((N, k), dtype=x.dtype)
     scale = x.dtype.type(2.0 / N)
@@ -131,10 +132,10 @@ def _forward(x, WT, b, b_prime, k, n):
     def rows(c, lo, hi):
         np.matmul(x[lo:hi], WT.T, out=z[lo:hi])  # D1 without b, for these rows
         select(c, lo, hi, Gamma, values)  # b, then D2
-        nk.sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime[c], lo, hi)  # D3-D6
+        nk.sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, sq, db_prime[c], lo, hi)  # D3-D6
 
     run_ranges(rows, [N * c // n for c in range(n + 1)])
-    return z, Gamma, dx_hat, dz, err, db_prime.sum(axis=0)
+    return z, Gamma, dx_hat, dz, err, sq, db_prime.sum(axis=0)
 
 
 def by_unit(Gamma, H):
@@ -160,7 +161,7 @@ def step(x, WT, b, b_prime, k):
     N, d = x.shape
     n = threads_for(N, d, WT.shape[0])
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
-        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_prime, k, n)
+        z, Gamma, dx_hat, dz, err, _, db_prime = _forward(x, WT, b, b_prime, k, n)
         start, entries = by_unit(Gamma, WT.shape[0])
         dWT = np.empty_like(WT)
         db = np.empty_like(b)
@@ -170,12 +171,16 @@ def step(x, WT, b, b_prime, k):
     return x.dtype.type(err.sum() / N), grads, Gamma
 
 
-def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=False):
+def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=False, lr_bound=None):
     """:func:`step` fused with Eq. (11) in place; W and its velocity must be column-major.
 
     With ``pre_bias`` the model is D9's: the step runs on u = x - b' with no output bias,
     and b' gets sum_rows dX_hat - W db, W before the update (accumulated by the units
     phase while each column is at hand).
+
+    ``lr_bound``, when given, is D11 (:class:`ksparse.training.bound.LrCap`): called with
+    max_i ||u_i||^2 (u = x, or x - b' under D9), which the rows phase measures while each
+    row is in cache, it returns the learning rate of this step's update.
 
     Returns
     -------
@@ -203,7 +208,9 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
     wdb, acc = np.zeros((n, d), dtype=x.dtype), np.empty((n, d), dtype=x.dtype)
     stats = np.empty((H, 3), dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
-        z, Gamma, dx_hat, dz, err, db_prime = _forward(x, WT, b, b_dec, k, n)
+        z, Gamma, dx_hat, dz, err, sq, db_prime = _forward(x, WT, b, b_dec, k, n)
+        if lr_bound is not None:  # D11, from the rows phase's squared norms
+            lr = x.dtype.type(lr_bound(float(sq.max())))
         clock.append(time.perf_counter())
         start, entries = by_unit(Gamma, H)
         clock.append(time.perf_counter())

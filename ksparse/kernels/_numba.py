@@ -26,11 +26,14 @@ _INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their
 
 @numba.njit(**_INLINE)
 def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
-    """D3-D6 for one sample; returns ||x_hat - x||^2 and leaves dx_hat in ``r``."""
+    """D3-D6 for one sample; returns ||x_hat - x||^2 and ||x||^2 and leaves dx_hat in ``r``."""
     d = x_row.shape[0]
     k = Gamma_row.shape[0]
+    q = 0.0
     for t in range(d):
-        r[t] = b_prime[t] - x_row[t]
+        v = x_row[t]
+        r[t] = b_prime[t] - v
+        q += v * v
     for j in range(k):  # D3: x_hat_i = b' + sum_{j in Gamma_i} z_ij W[:, j]
         w = WT[Gamma_row[j]]
         a = z_row[Gamma_row[j]]
@@ -46,7 +49,7 @@ def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
         for t in range(d):
             s += r[t] * w[t]
         dz_row[j] = s
-    return e
+    return e, q
 
 
 @numba.njit(**_JIT)
@@ -158,18 +161,19 @@ def lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi):
 
 
 @numba.njit(**_JIT)
-def sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, db_prime, lo, hi):
+def sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, sq, db_prime, lo, hi):
     """D3-D6 per sample on the support, for the rows ``lo:hi`` whose support Gamma (N, k) is known.
 
     ``z`` holds D1's z (bias included) and ``scale`` is 2 / N for the whole batch. Writes
-    ``dx_hat`` (N, d), ``dz`` (N, k) and ``err[i] = ||x_hat_i - x_i||^2`` (N,) on those
-    rows, and adds their dx_hat to ``db_prime`` (d,). Reads only the k rows
+    ``dx_hat`` (N, d), ``dz`` (N, k), ``err[i] = ||x_hat_i - x_i||^2`` (N,) and
+    ``sq[i] = ||x_i||^2`` (N,; the rows of D11's bound) on those rows, and adds their dx_hat to
+    ``db_prime`` (d,). Reads only the k rows
     ``WT[Gamma_i]`` of the weights per sample, twice, while they are in cache. The
     selection before it is :func:`ksparse.kernels._encode_numba.select_rows`, the one
     the encoder compiles too.
     """
     for i in range(lo, hi):
-        err[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
+        err[i], sq[i] = _sample(x[i], z[i], WT, b_prime, Gamma[i], scale, dx_hat[i], dz[i])
         r = dx_hat[i]
         for t in range(db_prime.shape[0]):
             db_prime[t] += r[t]

@@ -143,6 +143,7 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
     z, y = np.empty((N, H), dtype=x.dtype), np.empty((N, H), dtype=x.dtype)
     Gamma = np.empty((N, k), dtype=np.int64)
     dx_hat, dz, err = np.empty_like(x), np.empty((N, k), dtype=x.dtype), np.empty(N, dtype=np.float64)
+    sq = np.empty(N, dtype=np.float64)
     db_prime, wdb = np.zeros((n, d), dtype=x.dtype), np.zeros((n, d), dtype=x.dtype)
     acc = np.empty((n, d), dtype=x.dtype)
     bits, shift, mask = int_view(z)
@@ -159,7 +160,7 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
         _cpu.run_ranges(lambda c, lo, hi: nk.materialize_units(start, WT, VT, S, P, stats, False, lo, hi),
                         _cpu._unit_bounds(start, d, n))
         scale = x.dtype.type(2.0 / N)
-        _cpu.run_ranges(lambda c, lo, hi: nk.sample_rows(x, z, WT, b_dec, Gamma, scale, dx_hat, dz, err,
+        _cpu.run_ranges(lambda c, lo, hi: nk.sample_rows(x, z, WT, b_dec, Gamma, scale, dx_hat, dz, err, sq,
                                                          db_prime[c], lo, hi), rows)
         _cpu.run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
                                                                  velocity["b"], lr, momentum, wdb[c], stats,

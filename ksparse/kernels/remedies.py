@@ -134,13 +134,23 @@ def _n_aux(dead, k_aux, c_aux):
     return 0 if dead is None or c_aux <= 0 else min(int(k_aux), int(dead.sum()))
 
 
-def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", residual=False, **remedies):
+def max_row_norm2(u):
+    """max_i ||u_i||^2 over the rows of u (N, d), a Python float (D11's largest row)."""
+    xp = get_array_module(u)
+    return float(xp.max(xp.einsum("ij,ij->i", u, u)))
+
+
+def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", residual=False, lr_bound=None,
+                         **remedies):
     """:func:`remedies_step`, then Eq. (11) in place; returns (E, Gamma, e, norms2).
 
     On the compiled CPU kernels and without D10 (the defaults), the gradient is fused with
     the update as in :func:`ksparse.kernels.fast.fast_train_step_`, D9 included
     (:func:`ksparse.kernels._cpu.train_step_`). ``params["W"]`` and ``velocity["W"]`` are
-    switched, once, to column-major order.
+    switched, once, to column-major order. ``lr_bound``, when given, is D11
+    (:class:`ksparse.training.bound.LrCap`): called with max_i ||u_i||^2 (u = x, or x - b'
+    under D9) it returns the step's learning rate; the fused kernels measure those norms in
+    their rows phase, the other paths with :func:`max_row_norm2`.
 
     Returns
     -------
@@ -161,8 +171,11 @@ def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", re
     n_aux = _n_aux(remedies.get("dead"), remedies.get("k_aux", 0), remedies.get("c_aux", 0.0))
     if impl not in ("numpy", "cupy") and n_aux == 0:  # the fused compiled step
         lr, momentum = W.dtype.type(lr), W.dtype.type(momentum)
-        E, Gamma, dx_hat, norms2 = impl.train_step_(xc, params, velocity, k, lr, momentum, pre_bias=pre_bias)
+        E, Gamma, dx_hat, norms2 = impl.train_step_(xc, params, velocity, k, lr, momentum, pre_bias=pre_bias,
+                                                    lr_bound=lr_bound)
         return E, Gamma, (dx_hat * W.dtype.type(-xc.shape[0] / 2) if residual else None), norms2
+    if lr_bound is not None:
+        lr = lr_bound(max_row_norm2(xc - b_prime if pre_bias else xc))
     E, grads, Gamma = remedies_step(xc, W, b, b_prime, k, kernel=kernel, **remedies)
     e = None
     if residual:  # before the update: e = u - z_k W^T (- b' without D9)

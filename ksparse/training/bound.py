@@ -6,12 +6,13 @@ average, but not each row's. Per-pixel standardized images, for instance, turn a
 is non-zero in a handful of images into a value of 100 there, and such a row, 80 times the
 mean squared norm, made the default step diverge (docs/training.md, section 3).
 :func:`bounded_lr` caps the step of each minibatch by its largest row, and
-:class:`BoundedStep` applies it around any step of :mod:`ksparse.training.steps`.
+:class:`BoundedStep` applies it around any step of :mod:`ksparse.training.steps` (through
+:class:`LrCap` inside a step that measures the rows itself).
 """
 
 import dataclasses
 
-from ksparse.backend import get_array_module
+from ksparse.kernels.remedies import max_row_norm2
 
 #: the bound's constant: one row's reconstruction may move by at most its error (docs/equations.md, D11)
 BOUND = 0.5
@@ -48,13 +49,34 @@ def bounded_lr(x, lr, momentum, b_prime=None):
     acts from 12.8 times at N = 64, 6.4 at N = 32), so there it changes nothing; where it
     acts, only the minibatches holding such rows take a smaller step.
     """
-    xp = get_array_module(x)
-    u = x if b_prime is None else x - b_prime
-    largest = float(xp.max((u * u).sum(axis=1)))
+    return capped_lr(lr, momentum, x.shape[0], max_row_norm2(x if b_prime is None else x - b_prime))
+
+
+def capped_lr(lr, momentum, N, largest):
+    """D11 from a minibatch's size ``N`` and ``largest`` = max_i ||x_i - b'||^2 (see :func:`bounded_lr`)."""
     if not largest > 0:
         return lr
     carried = 1.0 / (1.0 - momentum)  # how far the momentum carries one gradient, in steps
-    return min(lr, BOUND * x.shape[0] / (carried * largest))
+    return min(lr, BOUND * N / (carried * largest))
+
+
+class LrCap:
+    """D11 for one minibatch, for a step that measures max_i ||x_i - b'||^2 itself.
+
+    ``cap(largest)`` returns :func:`capped_lr` of the minibatch's ``lr``, ``momentum`` and
+    ``N`` and keeps it in ``cap.lr`` (None until called). A step that declares
+    ``takes_lr_bound`` (:class:`ksparse.training.remedies.RemedyStep` on the support-only
+    kernels) receives one as ``settings.lr_bound`` and calls it once, before its update:
+    the compiled kernels measure the rows' squared norms while each row is in cache,
+    instead of the extra passes of :func:`bounded_lr`.
+    """
+
+    def __init__(self, lr, momentum, N):
+        self.lr_max, self.momentum, self.N, self.lr = lr, momentum, N, None
+
+    def __call__(self, largest):
+        self.lr = capped_lr(self.lr_max, self.momentum, self.N, largest)
+        return self.lr
 
 
 class BoundedStep:
@@ -64,7 +86,8 @@ class BoundedStep:
     ----------
     step : ksparse.training.steps.Step
         Any autoencoder step, called as ``step(batch, params, velocity, settings)`` with the
-        bounded ``settings.lr``.
+        bounded ``settings.lr``; a step whose ``takes_lr_bound`` is true is called with
+        ``settings.lr_bound``, an :class:`LrCap`, instead, and must call it before its update.
     pre_bias : bool
         Whether the encoder subtracts ``params["b_prime"]`` (D9).
 
@@ -84,8 +107,15 @@ class BoundedStep:
 
     def __call__(self, batch, params, velocity, settings):
         x = batch[0]
-        lr = bounded_lr(x, settings.lr, settings.momentum, params["b_prime"] if self.pre_bias else None)
         self.n_steps += 1
+        if getattr(self.step, "takes_lr_bound", False):  # the step measures the rows itself
+            cap = LrCap(settings.lr, settings.momentum, x.shape[0])
+            out = self.step(batch, params, velocity, dataclasses.replace(settings, lr_bound=cap))
+            if cap.lr is None:
+                raise RuntimeError(f"{self.step!r} takes the step bound but did not apply it")
+            self.n_bounded += cap.lr < settings.lr
+            return out
+        lr = bounded_lr(x, settings.lr, settings.momentum, params["b_prime"] if self.pre_bias else None)
         if lr < settings.lr:
             self.n_bounded += 1
             settings = dataclasses.replace(settings, lr=lr)

@@ -10,11 +10,12 @@
 """
 
 import contextlib
+import dataclasses
 
 import numpy as np
 
 from ksparse.backend import get_array_module, to_numpy
-from ksparse.kernels.remedies import remedies_step, remedies_train_step_
+from ksparse.kernels.remedies import max_row_norm2, remedies_step, remedies_train_step_
 from ksparse.nn import layers
 from ksparse.nn.optim import sgd_momentum_
 from ksparse.training.steps import AutoencoderStep, StepOutput
@@ -236,6 +237,13 @@ class RemedyStep(AutoencoderStep):
         self.tracker, self.bias_lr_ratio = tracker, float(bias_lr_ratio)
         self.pre_bias, self.k_aux, self.c_aux, self.resample = pre_bias, k_aux, c_aux, resample
 
+    @property
+    def takes_lr_bound(self):
+        """True on the support-only kernels: :class:`ksparse.training.bound.BoundedStep` then hands
+        D11 to the step (``settings.lr_bound``), whose compiled rows phase measures the rows'
+        squared norms while each row is in cache."""
+        return self.kernel != "plain" and self.inner is None
+
     def _remedies(self, params):
         """Keyword arguments of the remedies for this step: D9, and D10 when units are dead."""
         kw = {"pre_bias": True} if self.pre_bias else {}
@@ -296,13 +304,16 @@ class RemedyStep(AutoencoderStep):
         kw = self._remedies(params)
         lazy = self._lazy_momentum(x, params, velocity, settings, kw)
         if lazy is not None:
+            if settings.lr_bound is not None:  # D11 before the lazy step, from its own pass over the rows
+                u = x - params["b_prime"] if self.pre_bias else x
+                settings = dataclasses.replace(settings, lr=settings.lr_bound(max_row_norm2(u)))
             E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
                                           pre_bias=self.pre_bias)
             e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
             return StepOutput(E, Gamma), e, _LazyNorms(lazy, params["W"])
         E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
                                                    settings.momentum, kernel=self.kernel,
-                                                   residual=self.resample, **kw)
+                                                   residual=self.resample, lr_bound=settings.lr_bound, **kw)
         return StepOutput(E, Gamma), e, norms2
 
     def _lazy_momentum(self, x, params, velocity, settings, kw):

@@ -39,11 +39,16 @@ class StepSettings:
     k : int, optional
         Sparsity of the autoencoder's step this epoch (Sec. 4.2.1); steps that do not
         select a support ignore it.
+    lr_bound : callable, optional
+        D11 (:class:`ksparse.training.bound.LrCap`), given only to a step whose
+        ``takes_lr_bound`` is true: called with max_i ||x_i - b'||^2 of the minibatch, it
+        returns the learning rate to use instead of ``lr``.
     """
 
     lr: float
     momentum: float
     k: int = None
+    lr_bound: object = None
 
 
 @dataclasses.dataclass
