@@ -2,6 +2,7 @@
 one BLAS thread. Gradient checks use :func:`ksparse.testing.check_grad` (tests/test_testing.py)."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -22,6 +23,25 @@ def _gapped_problem(seed=0, N=5, d=10, H=6, gap=0.5):
     z = np.stack([(rng.permutation(H) + 1 / 3) * gap for _ in range(N)]) - gap * H / 2  # none is 0
     x = (z - b) @ np.linalg.pinv(W)
     return x, W, b, b_prime
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Give SIGINT Python's own handler for the session when it arrived ignored.
+
+    A shell starts a background job (``pytest &``, ``nohup``) with SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler: the tests that send Ctrl-C to the process or
+    to a ``ksparse`` child (which inherits the ignored disposition, not a Python handler)
+    would wait for a signal that never comes. The library keeps whatever it was started with.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session", autouse=True)

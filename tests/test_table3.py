@@ -124,7 +124,8 @@ def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
 
     from ksparse.kernels.encode import encode
 
-    args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True, resume=False)
+    args = argparse.Namespace(cache=str(tmp_path), dataset="digits", seed=0, center=True, resume=False,
+                              defaults=False)
     prof = table3.settings("smoke", "digits")
     X = table3.load_split("digits", None, None)[0][0]
     [(W, b_folded)], _ = table3.pretrain(args, prof, X, deep=False)
@@ -135,6 +136,37 @@ def test_table3_center_folds_the_mean_into_the_first_bias(tmp_path):
     k, alpha = prof["k"], prof["alpha"]
     np.testing.assert_allclose(encode(X, W, b_folded, k, alpha), encode(X - x_mean, W, b, k, alpha),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_table3_defaults_pretrain_with_the_library_defaults_and_fold_them_into_the_encoders(tmp_path):
+    from ksparse.kernels.encode import encode
+    from ksparse.training.loop import encoder_params, fit
+
+    out = str(tmp_path / "out")
+    assert reproduce_main(["table3", "--profile", "smoke", "--dataset", "digits", "--rows", "deep",
+                           "--defaults", "--out", out]) == 0
+    result, _ = read_result(out)
+    (deep,) = result["rows"]
+    assert result["meta"]["pretrain_defaults"] is True and 0 <= deep["test_error"] < 0.9
+    assert os.listdir(os.path.join(out, "results")) == ["table3-smoke-defaults-deep-seed0.json"]
+    assert [m["settings"]["paper"] for m in deep["pretrain"]] == [False, False]
+    # layer 1's encoder is the defaults model's z on raw pixels: scale and pre-encoder bias folded in
+    prof = table3.settings("smoke", "digits")
+    X = table3.load_split("digits", None, prof["n_train"])[0][0]
+    config = table3._common.autoencoder_config(prof, prof["k"], prof["ae_epochs"][0], 0, paper=False, lr=None)
+    W_enc, b_enc = encoder_params(fit(X, config))
+    (name,) = [f for f in os.listdir(os.path.join(out, "models")) if f.startswith("ksparse-k")]
+    with np.load(os.path.join(out, "models", name)) as f:
+        np.testing.assert_allclose(f["W_enc"], W_enc, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(f["W_enc"], f["W"])  # the data scale is in it
+        np.testing.assert_allclose(encode(X, f["W_enc"], f["b_enc"], prof["k"], prof["alpha"]),
+                                   encode(X, W_enc, b_enc, prof["k"], prof["alpha"]), rtol=1e-4, atol=1e-5)
+
+
+def test_table3_defaults_and_center_are_refused_together(tmp_path):
+    with pytest.raises(ValueError, match="give one"):
+        table3.main(["--profile", "smoke", "--dataset", "digits", "--defaults", "--center",
+                     "--out", str(tmp_path)])
 
 
 def test_table3_dropout_and_denoising_rows_on_digits(tmp_path):
@@ -168,6 +200,12 @@ def test_sweep_records_validation_errors_only_and_the_report_tabulates_them(tmp_
     assert run["result"]["chosen_lr"] == 0.1 and "\"test_error\"" not in json.dumps(run["result"])
     table = report.blocks(report.load_results(os.path.join(out, "results")))["sweep:smoke"]
     assert "| k-sparse AE + F.T. (k = 25) | 0 | " in table and "1e+06: diverged" in table
+    assert reproduce_main(["sweep", "--profile", "smoke", "--dataset", "digits", "--out", out, "--defaults",
+                           "--rows", "shallow", "--lrs", "0.1"]) == 0
+    with open(os.path.join(out, "results", "sweep-smoke-defaults-shallow-seed0.json")) as f:
+        run = json.load(f)
+    assert run["meta"]["pretrain_defaults"] is True
+    assert run["result"]["pretrain_epochs"] == [2] and run["result"]["chosen_lr"] == 0.1
 
 
 @pytest.mark.parametrize("key", ["shallow", "dropout"])

@@ -34,6 +34,8 @@ def _parser():
     p.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="start lrs to try")
     p.add_argument("--ft-n-train", type=int, default=10000,
                    help="fine-tune on the first N training images (the autoencoders use all)")
+    p.add_argument("--defaults", action="store_true",
+                   help="the autoencoders of `table3 --defaults` (the library's defaults, not the paper's)")
     p.add_argument("--ft-epochs", type=int, default=None,
                    help="fine-tuning epochs of every stage (default: the profile's)")
     return p
@@ -81,7 +83,8 @@ def main(argv):
     for seed in args.seeds:
         made = {}
         for key in keys:
-            meta = dict(_runs.run_meta("sweep", argv, args.profile, seed), settings=prof, data=data)
+            meta = dict(_runs.run_meta("sweep", argv, args.profile, seed), settings=prof, data=data,
+                        pretrain_defaults=args.defaults)
             start = time.perf_counter()
             encoders, infos = table3.encoders_for(args, prof, X, key, seed, made)
             runs = sweep_row(key, prof, ((X[:n_ft], y[:n_ft]), val), encoders, seed, args.lrs)
@@ -92,7 +95,8 @@ def main(argv):
                       "chosen_lr": None if best is None else best["lr"],
                       "ft_epochs": list(prof["ft_epochs"][key]),
                       "pretrain_epochs": [i.get("epochs") for i in infos]}
-            tag = args.profile + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}")
+            tag = (args.profile + ("-defaults" if args.defaults else "")
+                   + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
             _runs.write_result(_runs.result_path(args.results, "sweep", tag, key, seed), meta, record)
             print(f"{key} seed {seed}: " + ", ".join(
                 f"lr {r['lr']:g}: " + ("diverged" if r["diverged"] else f"{100 * r['val_error']:.2f}%")

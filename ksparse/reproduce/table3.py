@@ -139,25 +139,26 @@ def pretrain(args, prof, X, deep, seed=0):
     """
     from ksparse.kernels.encode import encode
 
+    paper = not args.defaults
     arrays, info1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, seed,
                                           callback=lambda r: log.info("AE 1 %s", _brief(r)),
-                                          center=args.center, resume=args.resume)
-    W, b = arrays["W"], arrays["b"]
-    if "x_mean" in arrays:  # fold the centring into the bias: W^T (x - m) + b = W^T x + (b - W^T m)
-        b = (b - arrays["x_mean"] @ W).astype(W.dtype)
+                                          center=args.center, resume=args.resume, paper=paper)
+    # z = x W_enc + b_enc on raw x: the centring (W^T (x - m) + b = W^T x + (b - W^T m)) and,
+    # with the library's defaults, the data scale and D9's pre-encoder bias folded in
+    W, b = arrays["W_enc"], arrays["b_enc"]
     encoders, infos = [(W, b)], [info1]
     if not deep:
         return encoders, infos
     codes = encode(X, W, b, prof["k"], prof["alpha"])
-    config = _common.autoencoder_config(prof, prof["k"], prof["ae_epochs"][1], seed + 1,
-                                        alpha=prof["alpha"]).to_dict()
+    config = _common.autoencoder_config(prof, prof["k"], prof["ae_epochs"][1], seed + 1, alpha=prof["alpha"],
+                                        **({} if paper else {"paper": False, "lr": None})).to_dict()
     settings2 = dict(config, method="ksparse-layer2", data=args.dataset, n=len(X),
                      below=hashlib.sha1(W.tobytes() + b.tobytes()).hexdigest()[:10])
-    name = f"ksparse2-k{prof['k']}-{args.dataset}"
+    name = f"ksparse2-k{prof['k']}{'' if paper else 'd'}-{args.dataset}"
     arrays2, info2 = _common.cached_model(
         args.cache, name, settings2, lambda stem: _common.train_autoencoder(
             codes, config, stem, args.resume, lambda r: log.info("AE 2 %s", _brief(r))))
-    return encoders + [(arrays2["W"], arrays2["b"])], infos + [info2]
+    return encoders + [(arrays2["W_enc"], arrays2["b_enc"])], infos + [info2]
 
 
 def pretrain_baseline(args, prof, X, key, seed=0):
@@ -247,6 +248,10 @@ def _parser():
     p.add_argument("--center", action="store_true",
                    help="pre-train the first autoencoder on mean-subtracted inputs (not in the paper); "
                    "the mean is folded into the first layer's bias, so the network reads raw inputs")
+    p.add_argument("--defaults", action="store_true",
+                   help="pre-train the autoencoders with the library's defaults (data scale, D9's "
+                   "pre-encoder bias, resampling of dead units; not the paper's), as Table 1's k25d row; "
+                   "their encoders, scale and biases folded in, read raw inputs")
     p.add_argument("--ft-lr", type=float, default=None,
                    help="initial fine-tuning learning rate for every row (default: the profile's)")
     return p
@@ -262,7 +267,8 @@ def _model_record(info):
 
 def run_seed(args, argv, prof, keys, arrays, data, seed):
     """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row."""
-    tag = args.profile + ("-centred" if args.center else "") + (f"-lr{args.ft_lr:g}" if args.ft_lr else "")
+    tag = (args.profile + ("-centred" if args.center else "") + ("-defaults" if args.defaults else "")
+           + (f"-lr{args.ft_lr:g}" if args.ft_lr else ""))
     out, made = [], {}
     for key in keys:
         path = _runs.result_path(args.results, "table3", tag, key, seed)
@@ -271,7 +277,8 @@ def run_seed(args, argv, prof, keys, arrays, data, seed):
             log.info("%s seed %d: kept %s", key, seed, path)
             out.append(json.load(open(path)))
             continue
-        meta = dict(_runs.run_meta("table3", argv, tag, seed), settings=prof, data=data, center=args.center)
+        meta = dict(_runs.run_meta("table3", argv, tag, seed), settings=prof, data=data, center=args.center,
+                    pretrain_defaults=args.defaults)
         start = time.perf_counter()
         row_encoders, row_infos = encoders_for(args, prof, arrays[0][0], key, seed, made)
         record = run_row(key, prof, arrays, row_encoders, seed)
@@ -292,6 +299,9 @@ def main(argv):
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
     _common.finish_args(args)
+    if args.defaults and args.center:
+        raise ValueError("--defaults and --center are two ways to pre-train; give one (the defaults "
+                         "already shift the inputs by a learned pre-encoder bias)")
     prof = dict(settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_lr is not None:
         prof["ft_lr"] = args.ft_lr
