@@ -42,10 +42,11 @@ def test_epoch_case_runs_every_method_and_reports(monkeypatch, one_blas_thread):
     assert all(m["rounds"] == 2 and m["ms"] > 0 for m in case["methods"].values())
     fit = case["methods"][step.FIT]
     assert fit["fit_s"] > fit["epoch_s"] > 0 and fit["first_epoch_s"] > 0
+    assert fit["epoch_s"] > fit["own_steps_s"] > 0  # its steps, clocked inside the epoch
     assert set(case["phases_ms"]) == set(step.PHASES) and all(v > 0 for v in case["phases_ms"].values())
     results = {"cases": [case, dict(case, threads=2, busy=True)], "busy_share": 0.1, "k": step.K}
     text = step.report(results)
-    assert "**busy**" in text and "epoch / steps" in text
+    assert "**busy**" in text and "epoch / its steps" in text and "epoch / block's steps" in text
     rows = run_all.step_targets(json.loads(json.dumps(results)))
     assert any("not slower than 1" in t for t, _, _ in rows)
     assert all(ok.endswith("(busy machine: not a verdict)") for t, _, ok in rows if t.startswith("2 "))
@@ -66,6 +67,12 @@ def test_step_targets_compare_with_the_issue():
             "**no**") in rows
     assert ("batch 128, H=1000: 2 threads not slower than 1", "0.89× faster", "**no**") in rows
     assert any(t.endswith("PyTorch TopK's speed") and v == "4.71×" and ok == "yes" for t, v, ok in rows)
+    assert ("1 thread(s), batch 128, H=1000: fit epoch at most 1.1× the sum of its steps", "1.05×",
+            "yes") in rows
+    own = case(2, 1.9)
+    own["methods"][step.FIT].update(own_steps_s=1.0, epoch_over_own_steps=1.12)
+    assert ("2 thread(s), batch 128, H=1000: fit epoch at most 1.1× the sum of its steps (clocked inside the "
+            "fit)", "1.12×", "**no**") in run_all.step_targets({"cases": [own]})
 
 
 def test_page_is_written_from_the_results(tmp_path, monkeypatch, one_blas_thread):
@@ -78,7 +85,7 @@ def test_page_is_written_from_the_results(tmp_path, monkeypatch, one_blas_thread
                         "momentum": step.MOMENTUM, "rounds": 1, "busy_share": 0.1, "cases": [case],
                         "loadavg_after": common.loadavg(), "seconds": 1.0}}
     page = open(run_all.write_page(results)).read()
-    assert "## Training step over whole epochs (CPU)" in page and "epoch / steps" in page
+    assert "## Training step over whole epochs (CPU)" in page and "epoch / its steps" in page
     assert (tmp_path / "figures" / "bench_step.png").exists()
 
 
