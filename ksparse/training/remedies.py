@@ -309,7 +309,9 @@ class RemedyStep(AutoencoderStep):
                 settings = dataclasses.replace(settings, lr=settings.lr_bound(max_row_norm2(u)))
             E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
                                           pre_bias=self.pre_bias)
-            e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
+            if self.resample:  # e = x - x_hat = -(N / 2) dx_hat, in dx_hat's own (new) array
+                dx_hat *= dx_hat.dtype.type(-x.shape[0] / 2)
+            e = dx_hat if self.resample else None
             return StepOutput(E, Gamma), e, _LazyNorms(lazy, params["W"])
         E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
                                                    settings.momentum, kernel=self.kernel,
