@@ -247,8 +247,8 @@ class RemedyStep(AutoencoderStep):
     def _remedies(self, params):
         """Keyword arguments of the remedies for this step: D9, and D10 when units are dead."""
         kw = {"pre_bias": True} if self.pre_bias else {}
-        dead = self.tracker.dead()
-        if self.c_aux > 0 and dead.any():
+        dead = self.tracker.dead() if self.c_aux > 0 else None  # D10 only: the count is not free
+        if dead is not None and dead.any():
             kw.update(dead=get_array_module(params["W"]).asarray(dead), k_aux=self.k_aux, c_aux=self.c_aux)
         return kw
 
