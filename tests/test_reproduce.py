@@ -94,6 +94,22 @@ def test_table1_rejects_unknown_rows(out):
         main(["table1", *SMOKE, "--out", out, "--rows", "raw,pca"])
 
 
+def test_table1_select_on_validation_alone_matches_and_computes_no_test_error():
+    from ksparse.reproduce._common import PROFILES, load_mnist_split
+
+    _, train, val, test = load_mnist_split("digits", None)
+    prof = PROFILES["smoke"]
+    feats = lambda Z, alpha=None: Z  # noqa: E731  (raw pixels: one alpha, C chosen on validation)
+    trials, full = t1.select("raw", feats, prof, train, [val], 0)
+    both = t1.select("raw", feats, prof, train, [val, test], 0)
+    assert [t["test_error"] for t in trials + full] == [None] * (len(trials) + len(full))
+    pairs = [(t["C"], t["val_error"]) for t in trials + full]
+    assert pairs == [(t["C"], t["val_error"]) for t in both[0] + both[1]]
+    assert all(t["test_error"] is not None for t in both[0] + both[1])
+    assert full[0]["C"] == min(trials, key=lambda t: t["val_error"])["C"]
+    assert full[0]["n_fit"] == len(train[0])
+
+
 @pytest.mark.parametrize("name", ["fig1", "fig3", "fig4"])
 def test_figures_write_png_and_numbers(out, name):
     assert main([name, *SMOKE, "--out", out]) == 0

@@ -75,6 +75,14 @@ def test_check_config_fills_defaults():
     assert train.check_config({"k": 7}) == train.DEFAULTS.replace(k=7)
 
 
+def test_default_lr_batch_factor_is_linear_below_32_and_flat_above():
+    cfg = train.DEFAULTS  # lr=None, k=20, batch 64
+    lr = {b: train.effective_lr(cfg.replace(batch_size=b), 784) for b in (8, 32, 64, 128)}
+    assert lr[8] == train.LR_SCALED / 4 and lr[32] == lr[64] == lr[128] == train.LR_SCALED
+    assert train.effective_lr(cfg, 10) == train.LR_SCALED * 10 / 20  # d < k
+    assert train.effective_lr(cfg.replace(paper=True), 784) == train.LR_PAPER
+
+
 # -- initialisation -----------------------------------------------------------------------
 def test_init_params_gaussian_sigma_and_zero_biases():
     p = train.init_params(200, 300, 0.05, np.random.default_rng(0), "float64")

@@ -101,6 +101,7 @@ def _fits(alpha, k, n_hidden):
 def _classify(feats, alpha, C, train, evals, prof, seed, n_fit=None):
     """Fit the classifier on the first ``n_fit`` training samples (all when None); errors on ``evals``.
 
+    ``evals`` is ``[val]`` or ``[val, test]`` (``test_error`` is None without a test split).
     On a subset, C is multiplied by ``len(train) / n_fit``, so that the penalty per sample,
     1 / (C n), is that of the full fit.
     """
@@ -108,24 +109,30 @@ def _classify(feats, alpha, C, train, evals, prof, seed, n_fit=None):
     C_fit = C * len(train[0]) / len(X)
     errors, _ = _common.logreg(feats(X, alpha), y, [(feats(Z, alpha), t) for Z, t in evals],
                                C_fit, prof["logreg_max_iter"], seed, sparse=alpha is not None)
-    return {"alpha": alpha, "C": C, "val_error": errors[0], "test_error": errors[1], "n_fit": len(X)}
+    return {"alpha": alpha, "C": C, "val_error": errors[0],
+            "test_error": errors[1] if len(errors) > 1 else None, "n_fit": len(X)}
 
 
-def run_row(key, args, prof, train, val, test, seed):
-    """Train (or load) one method, fit the classifiers and return the row's record.
+def select(key, feats, prof, train, evals, seed):
+    """Table 1's model selection on the validation split ``evals[0]``; the choice refit on all of ``train``.
 
-    Model selection on the validation split, with classifiers fit on the first
-    ``select_n`` training samples (all when None): alpha (k-sparse rows) at the profile's
-    ``logreg_C``, then C from ``logreg_Cs`` at that alpha. The choice is refit on the whole
-    training split, and so is alpha = 3 for k = 25 (the paper's best).
+    alpha (k-sparse rows) at the profile's ``logreg_C``, then C from ``logreg_Cs`` at that
+    alpha, with classifiers fit on the first ``select_n`` training samples (all when None).
+    The choice is refit on the whole training split, and so is alpha = 3 for k = 25 (the
+    paper's best). ``evals`` is ``[val]`` (no test error is computed) or ``[val, test]``.
+
+    Returns
+    -------
+    trials : list of dict
+        One :func:`_classify` record per (alpha, C) tried on the subset.
+    full : list of dict
+        The refits on the whole training split, the chosen (alpha, C) first.
     """
-    feats, info = _features(key, args, prof, train, seed)
-    start, cpu = time.perf_counter(), time.process_time()
     alphas, n_sel = _alphas(key, prof), prof["select_n"]
     trials = []
 
     def trial(alpha, C):
-        t = _classify(feats, alpha, C, train, [val, test], prof, seed, n_sel)
+        t = _classify(feats, alpha, C, train, evals, prof, seed, n_sel)
         log.info("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, t["n_fit"], t["val_error"])
         trials.append(t)
         return t
@@ -136,9 +143,16 @@ def run_row(key, args, prof, train, val, test, seed):
             trial(alpha, C)
     best = min((t for t in trials if t["alpha"] == alpha), key=lambda t: t["val_error"])
     wanted = [(alpha, best["C"])] + ([(3, best["C"])] if key == "k25" and alpha != 3 and 3 in alphas else [])
-    full = [_classify(feats, a, C, train, [val, test], prof, seed) for a, C in wanted]
-    log.info("%s: alpha=%s C=%g: val %.4f test %.4f", key, alpha, best["C"], full[0]["val_error"],
-             full[0]["test_error"])
+    return trials, [_classify(feats, a, C, train, evals, prof, seed) for a, C in wanted]
+
+
+def run_row(key, args, prof, train, val, test, seed):
+    """Train (or load) one method, fit the classifiers (:func:`select`) and return the row's record."""
+    feats, info = _features(key, args, prof, train, seed)
+    start, cpu = time.perf_counter(), time.process_time()
+    trials, full = select(key, feats, prof, train, [val, test], seed)
+    log.info("%s: alpha=%s C=%g: val %.4f test %.4f", key, full[0]["alpha"], full[0]["C"],
+             full[0]["val_error"], full[0]["test_error"])
     label, paper = next((label, paper) for k, label, paper in ROWS if k == key)
     model = {"seconds": info["seconds"], "epochs": info.get("epochs"), "file": info.get("file"),
              "settings": info.get("settings"),
