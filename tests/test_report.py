@@ -26,7 +26,8 @@ def test_every_result_file_names_its_command_and_code():
         assert meta["command"].startswith(f"ksparse reproduce {meta['target']} ")
         assert meta["profile"].split("-")[0] in meta["command"]
         assert len(meta["code"]["source_sha1"]) == 40 and meta["code"]["ksparse"]
-        assert r["file"] == f"{meta['target']}-{meta['profile']}-{r['result']['key']}-seed{meta['seed']}.json"
+        name = f"{meta['target']}-{report._profile(meta)}-{r['result']['key']}-seed{meta['seed']}.json"
+        assert r["file"] == name
 
 
 def test_mean_sd_is_the_sample_standard_deviation():
@@ -105,3 +106,12 @@ def test_fig3_table_judges_both_statistics_against_the_target():
     assert lines[1].endswith("| 68.00% | no |")
     assert lines[2].endswith("| no: the loss became nan |")
     assert report.fig3_table([]) == "(no results yet)\n"
+
+
+def test_runs_pretrained_with_the_defaults_get_blocks_of_their_own():
+    meta = {"target": "sweep", "profile": "quick", "pretrain_defaults": True}
+    assert report._profile(meta) == "quick-defaults"
+    assert report._profile(dict(meta, profile="quick-ft5")) == "quick-defaults-ft5"
+    assert report._profile(dict(meta, profile="quick-defaults-lr1")) == "quick-defaults-lr1"
+    assert report._profile(dict(meta, pretrain_defaults=False)) == "quick"
+    assert report._profile({"target": "table1", "profile": "long"}) == "long"

@@ -173,7 +173,9 @@ def remedies_train_step_(x, params, velocity, k, lr, momentum, kernel="auto", re
         lr, momentum = W.dtype.type(lr), W.dtype.type(momentum)
         E, Gamma, dx_hat, norms2 = impl.train_step_(xc, params, velocity, k, lr, momentum, pre_bias=pre_bias,
                                                     lr_bound=lr_bound)
-        return E, Gamma, (dx_hat * W.dtype.type(-xc.shape[0] / 2) if residual else None), norms2
+        if residual:  # e = x - x_hat = -(N / 2) dx_hat, in dx_hat's own (new) array
+            dx_hat *= W.dtype.type(-xc.shape[0] / 2)
+        return E, Gamma, (dx_hat if residual else None), norms2
     if lr_bound is not None:
         lr = lr_bound(max_row_norm2(xc - b_prime if pre_bias else xc))
     E, grads, Gamma = remedies_step(xc, W, b, b_prime, k, kernel=kernel, **remedies)

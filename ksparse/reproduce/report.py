@@ -295,10 +295,20 @@ def blocks(results):
     out = {"runs": runs_table(results), "epochs:table1": epochs_table(results),
            "figures": figures_table(results), "targets": targets_table(results), "fig3": fig3_table(results)}
     for target, render in (("table1", table1), ("table3", table3), ("sweep", sweep_table)):
-        for profile in sorted({r["meta"]["profile"] for r in results if r["meta"]["target"] == target}):
+        for profile in sorted({_profile(r["meta"]) for r in results if r["meta"]["target"] == target}):
             out[f"{target}:{profile}"] = render([r for r in results if r["meta"]["target"] == target
-                                                 and r["meta"]["profile"] == profile])
+                                                 and _profile(r["meta"]) == profile])
     return out
+
+
+def _profile(meta):
+    """The run's profile tag; ``PROFILE-defaults`` for autoencoders pre-trained with the library's
+    defaults (``--defaults``), also in the sweep files that recorded only the flag."""
+    profile = meta["profile"]
+    if meta.get("pretrain_defaults") and "-defaults" not in profile:
+        head, _, tail = profile.partition("-")
+        profile = "-".join(filter(None, [head, "defaults", tail]))
+    return profile
 
 
 def fill(text, filled):

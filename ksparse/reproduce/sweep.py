@@ -83,7 +83,9 @@ def main(argv):
     for seed in args.seeds:
         made = {}
         for key in keys:
-            meta = dict(_runs.run_meta("sweep", argv, args.profile, seed), settings=prof, data=data,
+            tag = (args.profile + ("-defaults" if args.defaults else "")
+                   + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
+            meta = dict(_runs.run_meta("sweep", argv, tag, seed), settings=prof, data=data,
                         pretrain_defaults=args.defaults)
             start = time.perf_counter()
             encoders, infos = table3.encoders_for(args, prof, X, key, seed, made)
@@ -95,8 +97,6 @@ def main(argv):
                       "chosen_lr": None if best is None else best["lr"],
                       "ft_epochs": list(prof["ft_epochs"][key]),
                       "pretrain_epochs": [i.get("epochs") for i in infos]}
-            tag = (args.profile + ("-defaults" if args.defaults else "")
-                   + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
             _runs.write_result(_runs.result_path(args.results, "sweep", tag, key, seed), meta, record)
             print(f"{key} seed {seed}: " + ", ".join(
                 f"lr {r['lr']:g}: " + ("diverged" if r["diverged"] else f"{100 * r['val_error']:.2f}%")

@@ -247,8 +247,8 @@ class RemedyStep(AutoencoderStep):
     def _remedies(self, params):
         """Keyword arguments of the remedies for this step: D9, and D10 when units are dead."""
         kw = {"pre_bias": True} if self.pre_bias else {}
-        dead = self.tracker.dead()
-        if self.c_aux > 0 and dead.any():
+        dead = self.tracker.dead() if self.c_aux > 0 else None  # D10 only: the count is not free
+        if dead is not None and dead.any():
             kw.update(dead=get_array_module(params["W"]).asarray(dead), k_aux=self.k_aux, c_aux=self.c_aux)
         return kw
 
@@ -309,7 +309,9 @@ class RemedyStep(AutoencoderStep):
                 settings = dataclasses.replace(settings, lr=settings.lr_bound(max_row_norm2(u)))
             E, Gamma, dx_hat = lazy.step_(x, params, velocity, settings.k, settings.lr, settings.momentum,
                                           pre_bias=self.pre_bias)
-            e = dx_hat * dx_hat.dtype.type(-x.shape[0] / 2) if self.resample else None
+            if self.resample:  # e = x - x_hat = -(N / 2) dx_hat, in dx_hat's own (new) array
+                dx_hat *= dx_hat.dtype.type(-x.shape[0] / 2)
+            e = dx_hat if self.resample else None
             return StepOutput(E, Gamma), e, _LazyNorms(lazy, params["W"])
         E, Gamma, e, norms2 = remedies_train_step_(x, params, velocity, settings.k, settings.lr,
                                                    settings.momentum, kernel=self.kernel,
