@@ -173,12 +173,12 @@ def write_report(path, data, markdown):
     atomic_write(path[:-5] + ".md", lambda f: f.write(markdown.encode()))
 
 
-def save_part(path, results, part, out, command, threads, markdown):
+def save_part(path, results, part, out, command, threads, markdown, into=None):
     """Store one part's record (stamped with ``command``, the time and ``threads``) in ``results``
-    and rewrite ``path`` (.json) and its .md page from ``markdown(results)``; after every part or
-    run, so that a stopped job keeps what it measured."""
+    (or in ``into``, a dict inside it) and rewrite ``path`` (.json) and its .md page from
+    ``markdown(results)``; after every part or run, so that a stopped job keeps what it measured."""
     out.update(command=command, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), threads=threads)
-    results[part] = out
+    (results if into is None else into)[part] = out
     write_report(path, results, markdown(results))
 
 

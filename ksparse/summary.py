@@ -102,9 +102,20 @@ def describe(est):
             f"epochs run: {est.n_iter_} of max_iter = {est.max_iter} (the k and lr schedules span "
             f"{state.schedule_length})",
             _k_schedule(state.config),
+            _bias_ratio(state),
             f"dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}",
             "last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"),
             f"settings: {settings}"]
+
+
+def _bias_ratio(state):
+    """D13's ratio of the biases' learning rate to W's, as training ran it (docs/equations.md)."""
+    ratio, given = state.bias_ratio, state.config.bias_lr_ratio
+    if ratio is None:  # not trained yet, or written before the ratio was saved
+        ratio = 1.0 if state.config.paper else given
+    why = ("1 under paper=True" if state.config.paper else "bias_lr_ratio" if given is not None
+           else "lambda_1 of the training data, bias_lr_ratio None")
+    return f"biases' learning rate: {'unknown' if ratio is None else f'{ratio:.3g}'} times lr ({why})"
 
 
 def _k_schedule(cfg):

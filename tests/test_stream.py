@@ -149,3 +149,15 @@ def test_fit_on_h5py_zarr_and_dask_equals_in_memory(tmp_path, monkeypatch, sourc
     a, b = fit(x, cfg), fit(source(tmp_path, x), cfg)
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_top_variance_share_reads_the_same_rows_streamed(tmp_path):
+    from ksparse.training.remedies import top_variance_share
+
+    x = np.random.default_rng(7).random((2500, 6)) * np.arange(1, 7)
+    np.save(tmp_path / "x.npy", x)
+    src = _Rows(x)
+    assert top_variance_share(src, max_rows=1000) == top_variance_share(x, max_rows=1000)
+    assert top_variance_share(stream.NpyRows(tmp_path / "x.npy"), max_rows=1000) == \
+        top_variance_share(x, max_rows=1000)
+    assert len(src.reads) == 10 and all(k.stop - k.start == 100 for k in src.reads)

@@ -84,3 +84,36 @@ def test_plain_residual_is_x_minus_x_hat_on_the_support():
         z = (x[i] - params["b_prime"]) @ params["W"] + params["b"]
         x_hat = params["W"][:, Gamma[i]] @ z[Gamma[i]] + params["b_prime"]
         np.testing.assert_allclose(e[i], x[i] - x_hat, rtol=1e-12, atol=1e-12)
+
+
+def test_top_variance_share_is_lambda_1_over_the_total_for_any_scale_and_shift():
+    from ksparse.training.remedies import top_variance_share
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 6)) * np.array([3.0, 1.0, 1.0, 0.5, 0.5, 0.1])
+    c = np.cov(x.T, bias=True)
+    expected = np.linalg.eigvalsh(c)[-1] / np.trace(c)
+    assert top_variance_share(x) == pytest.approx(expected, rel=1e-6)
+    assert top_variance_share(1e6 * x + 255) == pytest.approx(expected, rel=1e-6)
+    assert top_variance_share(rng.normal(size=(50, 1))) == 1.0  # one direction holds all of it
+    assert top_variance_share(np.ones((5, 3))) == 1.0  # no variance: one rate
+    # beyond max_rows, 10 evenly spread blocks: every one of them is read
+    blocks = np.repeat(np.eye(10), 100, axis=0)  # 10 groups of rows, each along its own axis:
+    assert top_variance_share(blocks, max_rows=100) == pytest.approx(1 / 9, rel=1e-6)  # 1/8 if one is missed
+
+
+def test_fit_sets_the_bias_ratio_from_the_data_and_keeps_it(tmp_path):
+    from ksparse.training.loop import fit, load_state, save_state
+    from ksparse.training.remedies import top_variance_share
+
+    x = np.random.default_rng(1).random((300, 10)) * np.linspace(0.2, 2.0, 10)
+    small = {"n_hidden": 16, "k": 4, "k_start": 4, "max_iter": 2}
+    state = fit(x, small)
+    assert state.bias_ratio == pytest.approx(top_variance_share(x))
+    assert fit(x, dict(small, bias_lr_ratio=0.3)).bias_ratio == 0.3
+    assert fit(x, dict(small, paper=True)).bias_ratio == 1.0
+    save_state(tmp_path / "m.npz", state)
+    loaded = load_state(tmp_path / "m.npz")
+    assert loaded.bias_ratio == state.bias_ratio
+    resumed = fit(10 * x, small, state=loaded, max_iter=3)  # a resumed run keeps its ratio
+    assert resumed.bias_ratio == state.bias_ratio

@@ -54,8 +54,8 @@ def remedies_in_force(cfg, d):
     -------
     dict
         ``scale``, ``pre_bias``, ``b_prime_init``, ``k_aux``, ``c_aux``, ``dead_window`` and
-        ``resample``, ``step_bound`` and ``bias_lr_ratio`` (D13), all off (the ratio 1) under
-        ``paper=True``. ``k_aux=None`` becomes
+        ``resample``, ``step_bound`` and ``bias_lr_ratio`` (D13; None when the data sets it, see
+        :func:`bias_ratio`), all off (the ratio 1) under ``paper=True``. ``k_aux=None`` becomes
         ``max(1, min(H, d) // 2)`` (D10); ``dead_window=None`` becomes ``100 H / k`` samples, in
         which a unit active at the average rate k / H is active about 100 times.
     """
@@ -67,7 +67,7 @@ def remedies_in_force(cfg, d):
             "c_aux": cfg.c_aux if on else 0.0,
             "dead_window": -(-100 * H // k) if cfg.dead_window is None else cfg.dead_window,
             "resample": on and cfg.resample, "step_bound": on and cfg.step_bound,
-            "bias_lr_ratio": cfg.bias_lr_ratio if on else 1.0}
+            "bias_lr_ratio": cfg.bias_lr_ratio if on else 1.0}  # None: the data's (TrainState.bias_ratio)
 
 
 def effective_lr(cfg, d, k=None):
@@ -120,6 +120,7 @@ class TrainState:
     written_by: str = None  # the ksparse version that wrote the checkpoint it was read from
     scale: float = 1.0  # s: training sees x / s (ksparse.training.remedies.data_scale)
     tracker: dict = None  # the DeadTracker's state (ksparse.training.remedies), as JSON
+    bias_ratio: float = None  # D13's ratio in force: config.bias_lr_ratio, or the data's lambda_1 when None
 
     def __post_init__(self):
         if self.schedule_length is None:
@@ -138,6 +139,7 @@ class TrainState:
             schedule_length=self.schedule_length,
             written_by=self.written_by,
             scale=self.scale,
+            bias_ratio=self.bias_ratio,
             tracker=json.loads(json.dumps(self.tracker)),
         )
 
@@ -245,7 +247,7 @@ def save_state(path, state):
     meta = {"config": state.config.to_dict(), "epoch": state.epoch, "rng_state": state.rng_state,
             "history": state.history, "schedule_length": state.schedule_length,
             "x_mean": None if state.x_mean is None else [float(v) for v in state.x_mean],
-            "scale": state.scale, "tracker": state.tracker}
+            "scale": state.scale, "tracker": state.tracker, "bias_ratio": state.bias_ratio}
     save_checkpoint(path, state.params, state.velocity, meta)
 
 
@@ -274,7 +276,11 @@ def _check_meta(meta, params):
     tracker = meta.get("tracker")
     if tracker is not None:
         _check_tracker(tracker, params["W"].shape[1])
-    return cfg, epoch, x_mean, float(scale), tracker
+    ratio = meta.get("bias_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                              or not 0 < ratio <= 1):
+        raise ValueError(f"bias_ratio must be a number in (0, 1] or null, got {ratio!r}")
+    return cfg, epoch, x_mean, float(scale), tracker, ratio
 
 
 def _check_tracker(tracker, n_hidden):
@@ -306,14 +312,14 @@ def load_state(path, device="cpu"):
     check_device(device)
     params, velocity, meta = load_checkpoint(path)
     try:
-        cfg, epoch, x_mean, scale, tracker = _check_meta(meta, params)
+        cfg, epoch, x_mean, scale, tracker, ratio = _check_meta(meta, params)
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         what = f"missing field {e}" if isinstance(e, KeyError) else e
         raise ModelFileError(f"{path!r} holds invalid training state ({what}); the file is corrupt") from None
     return TrainState({n: to_device(params[n], device) for n in PARAM_NAMES},
                       {n: to_device(velocity[n], device) for n in PARAM_NAMES},
                       cfg, epoch, meta["rng_state"], list(meta["history"]), x_mean,
-                      _schedule_length(meta, cfg), str(meta.get("version")), scale, tracker)
+                      _schedule_length(meta, cfg), str(meta.get("version")), scale, tracker, ratio)
 
 
 def _schedule_length(meta, cfg):
@@ -585,13 +591,26 @@ def _training_step(state, x, step, stats):
             state.params["b_prime"][...] = to_device(b_prime, device_of(state.params["W"]), cfg.dtype)
         state.tracker = remedies.DeadTracker(cfg.n_hidden, rem["dead_window"]).to_json()
     tracker = remedies.DeadTracker.from_json(state.tracker, cfg.n_hidden)
-    settings = (tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"], rem["bias_lr_ratio"])
+    settings = (tracker, rem["pre_bias"], rem["k_aux"], rem["c_aux"], rem["resample"], bias_ratio(state, x))
     if isinstance(step, remedies.RemedyStep):  # e.g. a subclass that observes each minibatch
         step.configure(*settings)
         return step
     plain = type(step) is AutoencoderStep
     return remedies.RemedyStep(*settings, kernel=step.kernel if plain else "auto",
                                inner=None if plain else step)
+
+
+def bias_ratio(state, x):
+    """D13's ratio of the run, set once and kept in ``state.bias_ratio`` (saved in checkpoints):
+    ``config.bias_lr_ratio``, 1 under ``paper=True``, or for None the training data's
+    :func:`ksparse.training.remedies.top_variance_share` (lambda_1; docs/equations.md, D13)."""
+    from ksparse.training.remedies import top_variance_share
+
+    if state.bias_ratio is None:
+        ratio = remedies_in_force(state.config, x.shape[1])["bias_lr_ratio"]
+        source = x.source if isinstance(x, StreamedData) else x
+        state.bias_ratio = float(top_variance_share(source) if ratio is None else ratio)
+    return state.bias_ratio
 
 
 def _divergence_advice(state, variance, lr, resumed=False):
@@ -629,8 +648,7 @@ def _divergence_advice(state, variance, lr, resumed=False):
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
                    f"{10 * state.tracker['window']}; {state.tracker['n_resampled']} were resampled)")
-    default_ratio = AutoencoderConfig.__dataclass_fields__["bias_lr_ratio"].default
-    if rem["bias_lr_ratio"] > default_ratio:  # D13: the biases' steps, which D11 alone does not bound
-        advice += (f", or step the biases slower (bias_lr_ratio={default_ratio}, the default; it was "
-                   f"{rem['bias_lr_ratio']:.3g})")
+    ratio = state.bias_ratio if state.bias_ratio is not None else rem["bias_lr_ratio"]
+    if ratio is not None and ratio > 0.01:  # D13: the biases' steps, which D11 alone does not bound
+        advice += (f", or step the biases slower (bias_lr_ratio={ratio / 10:.3g}; it was {ratio:.3g})")
     return advice
