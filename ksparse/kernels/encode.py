@@ -4,8 +4,10 @@ The encoder reads ``x`` one block of rows at a time (``x`` may be any array slic
 rows: NumPy, a ``numpy.memmap``, an h5py dataset, a zarr array), computes that block's
 z = x W + b with one BLAS product and selects each row's alpha k largest entries while
 the block is in cache. Its memory beyond the output is one block of z (``block_rows``
-rows of H numbers) and the block of x; for the dense form the block of z is the output
-itself. The codes come in three forms (:data:`OUTPUTS`):
+rows of H numbers) and the block of x. With the compiled selection the dense output
+starts as zeros and receives only the alpha k values of each row; without it (NumPy,
+CuPy) each block of z is computed in the output itself and zeroed off the support. The
+codes come in three forms (:data:`OUTPUTS`):
 
 - ``"dense"``: h, shape (N, H), zero off the support (the default);
 - ``"sparse"``: h as a ``scipy.sparse.csr_array`` with exactly alpha k stored entries per
