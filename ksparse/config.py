@@ -260,7 +260,8 @@ class AutoencoderConfig(Config):
                            "the k and lr schedules", low=0)
     batch_size: int = option(64, "minibatch size", low=1)
     lr: float | None = option(None, "learning rate of SGD with momentum, Eq. (11); None: 0.25 (times "
-                              "min(1, d / k) and min(1, batch_size / 32)) on the scaled inputs, 0.01 "
+                              "min(1, d / k) and min(1, batch_size / 32) up to batch 64, min(2, "
+                              "batch_size / 64) above) on the scaled inputs, 0.01 "
                               "(the paper's) with paper=True",
                               low=0)
     lr_final: float | None = option(None, "learning rate of the last epoch, reached linearly from lr; "
