@@ -39,6 +39,7 @@ CANDIDATES = {
     "lr 0.5 and dead_window 2000": {"lr": 0.5, "dead_window": 2000},
     "bias_lr_ratio 0.03": {"bias_lr_ratio": 0.03},
     "bias_lr_ratio 0.3": {"bias_lr_ratio": 0.3},
+    "lr 0.5 with the biases at 0.025 (bias_lr_ratio 0.05)": {"lr": 0.5, "bias_lr_ratio": 0.05},
     # not a library default under the quick profile (its batch is the paper's 128), but the
     # estimator's and ksparse train's default batch
     "batch 64": {"batch_size": 64},
