@@ -287,8 +287,12 @@ def cmd_encode(args):
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
-    if args.alpha is not None:  # checked by the config's rule for alpha (a ConfigError names it)
-        est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+    if args.alpha is not None:  # checked by the config's rule for alpha; the model's k and n_hidden are fixed
+        try:
+            est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+        except ConfigError as e:
+            raise UserError(f"--alpha {e.rule}, got {e.value!r}; lower --alpha (k and n_hidden are "
+                            f"the model's)" if e.field == "alpha" else _option_error(e)) from None
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
@@ -324,7 +328,7 @@ def _fail(message):
 
 def _option_error(e):
     """A ConfigError of the estimator as the command line says it: ``--k-start must be ...``."""
-    return f"{flag(e.field)} {e.rule}, got {e.value!r}"
+    return f"{flag(e.field)} {e.rule}, got {e.value!r}" + e.fix_text(flag)
 
 
 def main(argv=None):

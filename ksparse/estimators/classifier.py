@@ -49,7 +49,13 @@ def _per_layer(value, n_layers, name):
 def _renamed(error, names):
     """``error`` (a ConfigError) with its field given the classifier's parameter name."""
     field = names.get(error.field, error.field)
-    return type(error)(field, error.rule, error.value)
+    fix = error.fix and error.fix.format_map(_Keep({k: "{" + v + "}" for k, v in names.items()}))
+    return type(error)(field, error.rule, error.value, fix=fix)
+
+
+class _Keep(dict):
+    def __missing__(self, name):
+        return "{" + name + "}"
 
 
 class KSparseClassifier(ClassifierMixin, BaseEstimator):
