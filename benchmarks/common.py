@@ -192,10 +192,11 @@ def table(header, rows):
 def parse_args(description, argv=None, epoch=False):
     import argparse
 
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="a short run, for development")
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a short run, for development; never writes the docs "
+                   "(implies --no-save)")
     p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
-    p.add_argument("--no-save", action="store_true", help="do not write docs/benchmarks.json")
+    p.add_argument("--no-save", action="store_true", help="do not write the docs files (docs/*.json, .md)")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
     p.add_argument("--only", default=None,
                    help="run_all: only these comma-separated sections "
@@ -204,4 +205,11 @@ def parse_args(description, argv=None, epoch=False):
         p.add_argument("--images", type=int, default=None,
                        help="MNIST training images per epoch (default: all 50,000)")
         p.add_argument("--rounds", type=int, default=None, help="epochs per method (default 3)")
-    return p.parse_args(argv)
+    return quick_never_saves(p.parse_args(argv))
+
+
+def quick_never_saves(args):
+    """A development run (``--quick``) never rewrites the docs: it sets ``no_save``."""
+    if getattr(args, "quick", False):
+        args.no_save = True
+    return args

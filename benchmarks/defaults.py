@@ -7,7 +7,8 @@ images) for seeds 0-1 when ``$KSPARSE_DATA`` holds MNIST. Then it fits scikit-le
 ``LogisticRegression(max_iter=1000)`` on the alpha k features and on the raw pixels, as
 ``ksparse train`` does, and writes ``docs/defaults.json``; the README quotes that file.
 The same runs with ``paper=True`` (the paper's model on raw inputs) go under ``"paper"``.
-No options: rerun it after changing a default. About two minutes on one busy core.
+Rerun it after changing a default (``--no-save``: print only; the file is written once, at
+the end). About two minutes on one busy core.
 """
 
 import json
@@ -17,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from benchmarks.common import ROOT, machine
+from benchmarks.common import ROOT, machine, write_json
 
 OUT = os.path.join(ROOT, "docs", "defaults.json")
 DIGITS_SEEDS = (0, 1, 2, 3, 4)
@@ -59,7 +60,25 @@ def measure(name, X, y, X_test, y_test, seeds, **params):
             "runs": runs}
 
 
-def main():
+def main(argv=None):
+    """Parse ``argv`` (``--help``, ``--no-save``), measure, and only then write docs/defaults.json."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.defaults", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--no-save", action="store_true", help="print the result; do not write docs/defaults.json")
+    args = p.parse_args(argv)
+    result = measure_all()
+    if not args.no_save:
+        write_json(OUT, result)  # atomically, after the whole run
+        print(f"wrote {OUT} in {result['wall_time_s']} s")
+    else:
+        print(json.dumps(result, indent=1))
+    return result
+
+
+def measure_all():
+    """The record of docs/defaults.json: every data set, the defaults and paper=True."""
     from ksparse import KSparseAutoencoder
     from ksparse.datasets import load_dataset, load_digits
 
@@ -81,10 +100,7 @@ def main():
         result.setdefault("paper", {})[name] = measure(name.split()[0] + " paper=True", *data, seeds,
                                                        paper=True)
     result["wall_time_s"] = round(time.perf_counter() - started, 1)
-    with open(OUT + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(OUT + ".tmp", OUT)
-    print(f"wrote {OUT} in {result['wall_time_s']} s")
+    return result
 
 
 if __name__ == "__main__":

@@ -312,7 +312,8 @@ def _args(argv):
     p.add_argument("--out", default=None, help="also write gpu.json and benchmarks.md to this folder")
     p.add_argument("--load", metavar="FILE", help="store a gpu.json in docs/benchmarks.json, redraw the page")
     p.add_argument("--dry-run", action="store_true", help="every path on the CPU, tiny shapes, nothing saved")
-    p.add_argument("--quick", action="store_true", help="fewer rounds")
+    p.add_argument("--quick", action="store_true", help="fewer rounds, for development; never writes "
+                   "the docs (only --out, if given)")
     return p.parse_args(argv)
 
 
@@ -347,7 +348,7 @@ def main(argv=None):
         common.write_json(os.path.join(args.out, "gpu.json"), results)
         page = os.path.join(args.out, "benchmarks.md")
         run_all.write_page(dict(common.load_results(), gpu=results), page, os.path.join(args.out, "figures"))
-    else:
+    elif not args.quick:  # a development run never rewrites the docs
         common.save_results("gpu", results)
         run_all.write_page(common.load_results())
     return results

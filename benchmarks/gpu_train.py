@@ -136,3 +136,17 @@ def dictionary(X, X_eval, dev, budget_s, threads):
                              for n, (c, _) in others.items()}},
             "training_calls": {**{n: [r["epochs"] for r in own] for n in mine},
                                **{n: calls for n, (_, calls) in others.items()}}}
+
+
+def main(argv=None):
+    """No run of its own: a part of ``python -m benchmarks.gpu`` (``--help`` says so)."""
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m benchmarks.gpu_train", description=__doc__,
+                            epilog="A part of benchmarks.gpu: run `python -m benchmarks.gpu --help`.",
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    print("benchmarks.gpu_train is a part of benchmarks.gpu; run `python -m benchmarks.gpu`")
+
+
+if __name__ == "__main__":
+    main()

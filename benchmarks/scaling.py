@@ -17,7 +17,6 @@ cluster, from the stated assumptions in :data:`CLUSTER`. Writes docs/scaling.jso
 docs/scaling.md (every number on that page comes from this script).
 """
 
-import json
 import os
 import time
 
@@ -166,10 +165,7 @@ def main(argv=None):
     text = scaling_report.report(results)
     print(text)
     if not args.no_save:
-        with open(os.path.join(common.ROOT, "docs", "scaling.json"), "w") as f:
-            json.dump(results, f, indent=1)
-        with open(os.path.join(common.ROOT, "docs", "scaling.md"), "w") as f:
-            f.write(text)
+        common.write_report(os.path.join(common.ROOT, "docs", "scaling.json"), results, text)
     return results
 
 

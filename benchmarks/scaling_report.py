@@ -106,3 +106,17 @@ def report(r):
              f"Written by `python -m benchmarks.scaling` on {r['machine']['date']}; raw numbers in "
              "`docs/scaling.json`.", ""]
     return "\n".join(lines + _measured(r) + _projection(r)) + "\n"
+
+
+def main(argv=None):
+    """No run of its own: a part of ``python -m benchmarks.scaling`` (``--help`` says so)."""
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m benchmarks.scaling_report", description=__doc__,
+                            epilog="A part of benchmarks.scaling: run `python -m benchmarks.scaling --help`.",
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    print("benchmarks.scaling_report is a part of benchmarks.scaling; run `python -m benchmarks.scaling`")
+
+
+if __name__ == "__main__":
+    main()

@@ -32,10 +32,12 @@ from ksparse.runfiles import (
     check_not_inputs,
     check_outputs,
     check_paper,
+    fill_data_options,
     image_shape,
     progress_bar,
     read_dataset,
     read_encode_input,
+    record_data,
 )
 
 
@@ -60,14 +62,15 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"ksparse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tr = sub.add_parser("train", help="train a k-sparse autoencoder; write model, filters, summary",
-                        description="Fit a KSparseAutoencoder (Sec. 2.2) and write model.npz, filters.png "
-                        "and summary.json to --out. The model's options have the estimator's names "
-                        "and defaults.")
+                        description="Fit a KSparseAutoencoder (Sec. 2.2) and write model.npz, filters.png, "
+                        "summary.json and data.json (the data options, for --resume) to --out. The "
+                        "model's options have the estimator's names and defaults.")
     add_arguments(tr.add_argument_group("model and training (ksparse.config.AutoencoderConfig)"),
                   AutoencoderConfig)
     run = tr.add_argument_group("data and run")
-    run.add_argument("--dataset", default="digits", help="registered name (digits, mnist, cifar10-patches, "
-                     "norb) or a .npy/.npz path, one sample per row (default: digits)")
+    run.add_argument("--dataset", default=None, help="registered name (digits, mnist, cifar10-patches, "
+                     "norb) or a .npy/.npz path, one sample per row (default: digits; on --resume, the "
+                     "run's own, recorded in OUT/data.json, like --data-dir and --image-shape)")
     run.add_argument("--data-dir", default=None, help="folder of the real data sets (default: $KSPARSE_DATA, "
                      "else ~/.cache/ksparse)")
     run.add_argument("--image-shape", default=None, metavar="HxW[xC]",
@@ -134,7 +137,14 @@ def _check_run(est, resume, x, args):
     if resume is None:
         check_memory(x.shape[1], est.n_hidden, est.batch_size, est.dtype, args.device)
     else:  # raises what fit would: other features, a changed setting, --max-iter below the epochs run
-        extend(est.state_.copy(), x.shape[1], config=est._config())
+        try:
+            extend(est.state_.copy(), x.shape[1], config=est._config())
+        except ValueError as e:
+            if not args.data_defaulted or "features" not in str(e):
+                raise
+            raise UserError(f"{e}: no --dataset was given and {resume}'s folder records none, so the "
+                            f"default {args.dataset!r} was loaded; pass the run's --dataset (and "
+                            "--data-dir)") from None
 
 
 def _as_flags(text, resume):
@@ -172,7 +182,7 @@ def _fit(est, x, resume, model_path, args, bar):
         if state is not None and state.epoch > start:
             est.save(model_path)
             kept = f"the last good state (epoch {state.epoch}) is in {model_path}"
-            again = shlex.join(["ksparse", "train", "--dataset", args.dataset, "--out", args.out, "--resume"])
+            again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])  # data.json: the data
         if isinstance(e, TrainingDiverged):
             raise UserError(f"{_as_flags(str(e), resume is not None)}; {kept}") from None
         verb = "continue with" if state is not None and state.epoch > start else "run it again with"
@@ -184,6 +194,16 @@ def _stopped(args):
     """'interrupted' (Ctrl-C) or 'terminated' (SIGTERM), from the signal that arrived."""
     received = getattr(args, "received", None)
     return "terminated" if received is not None and received.exit_code == 143 else "interrupted"
+
+
+def _missing_folders(path):
+    """The folders of ``path`` that do not exist yet, innermost first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def cmd_train(args):
@@ -202,6 +222,7 @@ def cmd_train(args):
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
     model_path = os.path.join(args.out, "model.npz")
+    fill_data_options(args)
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)
     if args.image_shape is not None:
         image_shape(args.image_shape)
@@ -212,12 +233,15 @@ def cmd_train(args):
     done = est.state_.epoch if resume is not None else 0
     callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)
-    created, fit_started = not os.path.isdir(args.out), time.perf_counter()
+    created, fit_started = _missing_folders(args.out), time.perf_counter()
+    undo = record_data(args, model_path)
     try:
         _fit(est, x, resume, model_path, args, bar)
     except BaseException:
-        if created and os.path.isdir(args.out) and not os.listdir(args.out):
-            os.rmdir(args.out)  # leave no trace of a run that saved nothing
+        undo()  # a run that saved no model leaves data.json as it was
+        for folder in created:  # leave no trace of a run that saved nothing: the folders it made
+            if not os.listdir(folder):
+                os.rmdir(folder)
         raise
     finally:
         if bar:
@@ -237,7 +261,7 @@ def cmd_train(args):
         raise _Reported() from None
     record.update(wall_time_s=time.perf_counter() - started)
     summary.write_json(os.path.join(args.out, "summary.json"), record)
-    print(f"wrote {args.out}/model.npz, filters.png, summary.json: {summary.brief(record)}")
+    print(f"wrote {args.out}/model.npz, filters.png, summary.json, data.json: {summary.brief(record)}")
     return 0
 
 
@@ -263,8 +287,12 @@ def cmd_encode(args):
     if x.shape[1] != est.n_features_in_:
         raise UserError(f"{args.model} expects {est.n_features_in_} features per row, but {args.input} has "
                         f"{x.shape[1]}")
-    if args.alpha is not None:  # checked by the config's rule for alpha (a ConfigError names it)
-        est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+    if args.alpha is not None:  # checked by the config's rule for alpha; the model's k and n_hidden are fixed
+        try:
+            est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
+        except ConfigError as e:
+            raise UserError(f"--alpha {e.rule}, got {e.value!r}; lower --alpha (k and n_hidden are "
+                            f"the model's)" if e.field == "alpha" else _option_error(e)) from None
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
@@ -300,7 +328,7 @@ def _fail(message):
 
 def _option_error(e):
     """A ConfigError of the estimator as the command line says it: ``--k-start must be ...``."""
-    return f"{flag(e.field)} {e.rule}, got {e.value!r}"
+    return f"{flag(e.field)} {e.rule}, got {e.value!r}" + e.fix_text(flag)
 
 
 def main(argv=None):

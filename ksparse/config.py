@@ -27,13 +27,27 @@ from ksparse.errors import KSparseError
 class ConfigError(KSparseError, ValueError):
     """One option has a value out of its range; ``field``, ``rule`` and ``value`` say which.
 
-    ``str(error)`` is ``"<field> <rule>, got <value>"``; the command line rewrites the
-    field as its option (``--k-start must be ...``).
+    ``str(error)`` is ``"<field> <rule>, got <value>"``, then ``"; <fix>"`` when a ``fix`` is
+    given: a template naming parameters as ``{k}`` (``"lower {k} or raise {n_hidden}"``). The
+    command line rewrites the field and the fix's names as options (``--k-start must be ...``).
     """
 
-    def __init__(self, field, rule, value):
-        super().__init__(f"{field} {rule}, got {value!r}")
-        self.field, self.rule, self.value = field, rule, value
+    def __init__(self, field, rule, value, fix=None):
+        self.field, self.rule, self.value, self.fix = field, rule, value, fix
+        super().__init__(f"{field} {rule}, got {value!r}" + self.fix_text(lambda name: name))
+
+    def fix_text(self, say):
+        """``"; <fix>"`` with each parameter name written by ``say(name)``, or "" without a fix."""
+        return "" if self.fix is None else "; " + self.fix.format_map(_Names(say))
+
+
+class _Names(dict):
+    def __init__(self, say):
+        super().__init__()
+        self.say = say
+
+    def __missing__(self, name):
+        return self.say(name)
 
 
 class ConfigTypeError(ConfigError, TypeError):
@@ -260,7 +274,8 @@ class AutoencoderConfig(Config):
                            "the k and lr schedules", low=0)
     batch_size: int = option(64, "minibatch size", low=1)
     lr: float | None = option(None, "learning rate of SGD with momentum, Eq. (11); None: 0.25 (times "
-                              "min(1, d / k) and min(1, batch_size / 32)) on the scaled inputs, 0.01 "
+                              "min(1, d / k) and min(1, batch_size / 32) up to batch 64, min(2, "
+                              "batch_size / 64) above) on the scaled inputs, 0.01 "
                               "(the paper's) with paper=True",
                               low=0)
     lr_final: float | None = option(None, "learning rate of the last epoch, reached linearly from lr; "
@@ -302,11 +317,14 @@ class AutoencoderConfig(Config):
 
     def check_together(self):
         if self.k > self.n_hidden:
-            raise ConfigError("k", f"must be <= n_hidden = {self.n_hidden}", self.k)
+            raise ConfigError("k", f"must be <= n_hidden = {self.n_hidden}", self.k,
+                              fix="lower {k} or raise {n_hidden}")
         # alpha k rounded half up: the one rule, that of ksparse.kernels.encode.alpha_k
-        if math.floor(self.alpha * self.k + 0.5) > self.n_hidden:
-            raise ConfigError("alpha", f"must keep alpha k <= n_hidden = {self.n_hidden} "
-                              f"(k = {self.k})", self.alpha)
+        ak = math.floor(self.alpha * self.k + 0.5)
+        if ak > self.n_hidden:
+            raise ConfigError("alpha", f"must keep alpha*k <= n_hidden (alpha = {self.alpha}, k = {self.k}: "
+                              f"alpha*k = {ak} > n_hidden = {self.n_hidden})", self.alpha,
+                              fix="lower {k} or {alpha}, or raise {n_hidden}")
         if self.paper and self.c_aux:  # the paper's setting has no AuxK: it would be ignored
             raise ConfigError("c_aux", "must be 0 with paper=True (the paper's setting turns AuxK off; "
                               "use paper=False for it)", self.c_aux)

@@ -3,7 +3,9 @@ before any work, that no output replaces an input or (unasked) an earlier model 
 output folder can be written. :mod:`ksparse.cli` parses and prints; this module decides.
 """
 
+import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -150,3 +152,85 @@ def progress_bar(args, est, n_rows):
                                 "dead": f"{record['dead_fraction']:.3f}", "k": record["k"]}, refresh=False)
     resumed = [args.resume is not None]
     return callback, progress, bar
+
+
+#: the data options of ``train``, recorded in OUT/data.json so that --resume reads the same data
+DATA_OPTIONS = ("dataset", "data_dir", "image_shape")
+DEFAULT_DATASET = "digits"
+
+
+def _stat(path):
+    try:
+        st = os.stat(path)
+        return st.st_mtime_ns, st.st_size, st.st_ino
+    except OSError:
+        return None
+
+
+def record_data(args, model_path):
+    """Write the run's data options to OUT/data.json (atomically), for a later --resume; return
+    ``undo()``, which puts the earlier data.json back (or removes it) unless ``model_path`` changed.
+
+    A file given as --dataset is recorded by its absolute path (a resume may start elsewhere).
+    """
+    from ksparse.io import atomic_write
+
+    path, model = os.path.join(args.out, "data.json"), _stat(model_path)
+    data = {name: getattr(args, name) for name in DATA_OPTIONS}
+    if os.path.isfile(args.dataset):
+        data["dataset"] = os.path.abspath(args.dataset)
+    try:
+        with open(path, "rb") as f:
+            before = f.read()
+    except OSError:
+        before = None
+    text = json.dumps(data, indent=1).encode()
+    atomic_write(path, lambda f: f.write(text))
+
+    def undo():
+        if _stat(model_path) != model:
+            return
+        if before is None:
+            os.remove(path)
+        else:
+            atomic_write(path, lambda f: f.write(before))
+    return undo
+
+
+def recorded_data(folder):
+    """The data options a run in ``folder`` recorded: data.json, else summary.json's command line
+    (runs of earlier versions); {} when neither says."""
+    try:
+        with open(os.path.join(folder, "data.json")) as f:
+            data = json.load(f)
+        return {k: data[k] for k in DATA_OPTIONS if k in data}
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        with open(os.path.join(folder, "summary.json")) as f:
+            words = shlex.split(json.load(f)["command"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    found = {}
+    for name in DATA_OPTIONS:
+        option = flag(name)
+        for word, after in zip(words, words[1:] + [None], strict=True):
+            if word == option and after is not None:
+                found[name] = after
+            elif word.startswith(option + "="):
+                found[name] = word.split("=", 1)[1]
+    return found
+
+
+def fill_data_options(args):
+    """On --resume, take the data options not given on the command line from the run's folder;
+    the others keep their defaults. Sets ``args.data_from`` to what was filled in (a dict)."""
+    args.data_from = {}
+    if args.resume is not None:
+        folder = args.out if args.resume is True else os.path.dirname(os.path.abspath(args.resume))
+        args.data_from = {k: v for k, v in recorded_data(folder).items() if getattr(args, k) is None}
+        for name, value in args.data_from.items():
+            setattr(args, name, value)
+    args.data_defaulted = args.dataset is None
+    if args.dataset is None:
+        args.dataset = DEFAULT_DATASET

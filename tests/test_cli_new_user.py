@@ -101,3 +101,19 @@ def test_info_shows_the_k_schedule_training_used(folder, capsys, k_start, line):
 def test_max_iter_0_is_refused_for_a_new_run(folder, capsys):
     one_error(["train", *TINY, "--max-iter", "0", "--dataset", folder / "X.npy", "--out", folder / "new"],
               folder, capsys, "--max-iter 0 trains nothing", "--max-iter 1 or more")
+
+
+def test_only_n_hidden_changed_names_alpha_k_and_the_three_fixes(folder, capsys):
+    # the defaults k = 20, alpha = 3 need n_hidden >= 60: the user changed only --n-hidden
+    one_error(["train", "--dataset", "X.npy", "--n-hidden", "50", "--out", "o"], folder, capsys,
+              "alpha*k <= n_hidden", "alpha = 3.0", "k = 20", "n_hidden = 50",
+              "lower --k or --alpha, or raise --n-hidden")
+
+
+@pytest.mark.parametrize("name, how", [("ok.csv", "numpy.loadtxt('ok.csv', delimiter=',')"),
+                                       ("ok.txt", "numpy.loadtxt('ok.txt')"), ("ok.parquet", "numpy.save")])
+def test_existing_file_of_another_type_says_what_is_read_and_how_to_convert(folder, capsys, name, how):
+    (folder / name).write_text("1,2\n3,4\n")
+    one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, ".npy and .npz", how)
+    one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, ".npy and .npz", how)
+

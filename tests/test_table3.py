@@ -163,6 +163,18 @@ def test_table3_defaults_pretrain_with_the_library_defaults_and_fold_them_into_t
                                    encode(X, W_enc, b_enc, prof["k"], prof["alpha"]), rtol=1e-4, atol=1e-5)
 
 
+def test_table3_ft_epochs_sets_every_stage_and_tags_the_files(tmp_path):
+    out = str(tmp_path / "out")
+    table3.main(["--profile", "smoke", "--dataset", "digits", "--rows", "shallow,deep", "--ft-epochs", "1",
+                 "--out", out])
+    result, _ = read_result(out)
+    assert [r["ft_epochs"] for r in result["rows"]] == [[1], [1, 1, 1]]
+    assert sorted(os.listdir(os.path.join(out, "results"))) == [
+        "table3-smoke-ft1-deep-seed0.json", "table3-smoke-ft1-shallow-seed0.json"]
+    with pytest.raises(ValueError, match="at least 1"):
+        table3.main(["--profile", "smoke", "--dataset", "digits", "--ft-epochs", "0", "--out", out])
+
+
 def test_table3_defaults_and_center_are_refused_together(tmp_path):
     with pytest.raises(ValueError, match="give one"):
         table3.main(["--profile", "smoke", "--dataset", "digits", "--defaults", "--center",

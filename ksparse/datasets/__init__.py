@@ -57,6 +57,20 @@ def load_digits(data_dir=None, test_size=0.25, random_state=0):
     return Dataset("digits", Xtr, ytr, Xte, yte, image_shape=(8, 8))
 
 
+#: what a user's data file may be, and how a text table becomes one
+FILE_TYPES = (".npy", ".npz")
+_TEXT = {".csv": ", delimiter=','", ".tsv": ", delimiter='\\t'", ".txt": ""}
+
+
+def unsupported_file(path):
+    """The message for a data file of a type not read: the types read and how to convert it."""
+    ext = os.path.splitext(path)[1].lower()
+    how = (f"numpy.save('X.npy', numpy.loadtxt({path!r}{_TEXT[ext]}))" if ext in _TEXT
+           else "numpy.save('X.npy', X) with X its (n_samples, n_features) array")
+    return (f"{path!r} is a {ext or 'extensionless'} file; ksparse reads {' and '.join(FILE_TYPES)} "
+            f"(one sample per row): convert it with {how}, then pass X.npy")
+
+
 def load_matrix(path):
     """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as an unlabelled Dataset.
 
@@ -76,6 +90,8 @@ def load_matrix(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFileError(f"data file {path!r} does not exist; check the path")
+    if not path.endswith((".npy", ".npz")):
+        raise DataFileError(unsupported_file(path))
     if path.endswith(".npz"):
         with open_npz(path) as zf:
             keys = npz_keys(zf)
@@ -102,6 +118,8 @@ def load_dataset(name, data_dir=None, **options):
     name = os.fspath(name)
     if name.endswith((".npy", ".npz")):
         return load_matrix(name)
+    if name not in REGISTRY and os.path.isfile(name):
+        raise DataFileError(unsupported_file(name))
     if name not in REGISTRY:
         raise ValueError(
             f"unknown dataset {name!r}: use one of {sorted(REGISTRY)} or a path to a .npy/.npz file"

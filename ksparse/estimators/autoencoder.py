@@ -18,6 +18,7 @@ from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
 from ksparse.errors import reject_complex
 from ksparse.estimators import codes as _codes
+from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
 from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
@@ -55,8 +56,9 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
         0 writes only at the end.
     callback : callable or None, default None
         Called as ``callback(record)`` after each epoch with that epoch's metrics.
-    progress : callable or None, default None
-        Called as ``progress(rows)`` after each minibatch: training's progress in samples.
+    progress : bool, callable or None, default None
+        True shows a tqdm bar over the samples to train; False or None, none; a callable is
+        called as ``progress(rows)`` after each minibatch (training's progress in samples).
 
     ``random_state`` may also be None or a ``numpy.random.RandomState``, as in scikit-learn:
     the seed is then drawn from it (from NumPy's global RNG for None) on each :meth:`fit`.
@@ -127,14 +129,19 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         every = self.checkpoint_every
         if not _is_int(every) or every < 0:
             raise ConfigError("checkpoint_every", "must be an integer >= 0", every)
+        check_callable("callback", self.callback)
+        check_progress(self.progress)
+        check_path("checkpoint_path", self.checkpoint_path)
         return cfg
 
     def _run(self, X, state, config=None, epochs=None):
         """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
+        left = epochs if epochs is not None else (config or state.config).max_iter - state.epoch
         try:
-            state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
-                              checkpoint_path=self.checkpoint_path, checkpoint_every=self.checkpoint_every,
-                              epochs=epochs, progress=self.progress)
+            with progress_bar(self.progress, max(left, 0) * X.shape[0]) as progress:
+                state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
+                                  checkpoint_path=self.checkpoint_path,
+                                  checkpoint_every=self.checkpoint_every, epochs=epochs, progress=progress)
         except (train.TrainingDiverged, train.TrainingInterrupted) as e:
             if e.state is not None:
                 self.state_ = e.state

@@ -19,6 +19,7 @@ from ksparse.backend import check_device, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
 from ksparse.errors import reject_complex
 from ksparse.estimators.autoencoder import seed_from
+from ksparse.estimators.params import check_bool, check_callable
 from ksparse.nn.supervised import softmax
 from ksparse.training.finetune import (
     finetune,
@@ -48,7 +49,13 @@ def _per_layer(value, n_layers, name):
 def _renamed(error, names):
     """``error`` (a ConfigError) with its field given the classifier's parameter name."""
     field = names.get(error.field, error.field)
-    return type(error)(field, error.rule, error.value)
+    fix = error.fix and error.fix.format_map(_Keep({k: "{" + v + "}" for k, v in names.items()}))
+    return type(error)(field, error.rule, error.value, fix=fix)
+
+
+class _Keep(dict):
+    def __missing__(self, name):
+        return "{" + name + "}"
 
 
 class KSparseClassifier(ClassifierMixin, BaseEstimator):
@@ -199,6 +206,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         check_device(self.device)
+        check_callable("callback", self.callback)
+        for name in ("pretrain", "layerwise", "paper"):
+            check_bool(name, getattr(self, name))
         if self.hidden not in ("ksparse", "relu"):
             raise ValueError(f"hidden must be 'ksparse' or 'relu', got {self.hidden!r}")
         # validates k, alpha (k-sparse layers only), sigma, dtype, ... for every layer

@@ -254,6 +254,9 @@ def _parser():
                    "their encoders, scale and biases folded in, read raw inputs")
     p.add_argument("--ft-lr", type=float, default=None,
                    help="initial fine-tuning learning rate for every row (default: the profile's)")
+    p.add_argument("--ft-epochs", type=int, default=None,
+                   help="fine-tuning epochs of every stage of every row (default: the profile's; "
+                   "the paper's: 200)")
     return p
 
 
@@ -268,7 +271,8 @@ def _model_record(info):
 def run_seed(args, argv, prof, keys, arrays, data, seed):
     """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row."""
     tag = (args.profile + ("-centred" if args.center else "") + ("-defaults" if args.defaults else "")
-           + (f"-lr{args.ft_lr:g}" if args.ft_lr else ""))
+           + (f"-lr{args.ft_lr:g}" if args.ft_lr else "")
+           + (f"-ft{args.ft_epochs}" if args.ft_epochs else ""))
     out, made = [], {}
     for key in keys:
         path = _runs.result_path(args.results, "table3", tag, key, seed)
@@ -305,6 +309,10 @@ def main(argv):
     prof = dict(settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_lr is not None:
         prof["ft_lr"] = args.ft_lr
+    if args.ft_epochs is not None:
+        if args.ft_epochs < 1:
+            raise ValueError(f"--ft-epochs must be at least 1, got {args.ft_epochs}")
+        prof["ft_epochs"] = {k: (args.ft_epochs,) * len(v) for k, v in prof["ft_epochs"].items()}
     arrays = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], 0)
     data = {"dataset": args.dataset, "n_train": len(arrays[0][0]), "n_val": len(arrays[1][0]),
             "n_test": len(arrays[2][0]), "val_split": _common.VAL_SPLIT if args.dataset == "mnist"

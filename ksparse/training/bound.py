@@ -45,8 +45,9 @@ def bounded_lr(x, lr, momentum, b_prime=None):
     error (W's columns of norm about 1), and the momentum adds up a gradient to 1 / (1 - m)
     times itself. Asking that move not to exceed the error gives the bound. On the scaled
     digits, MNIST and CIFAR-10 patches no minibatch of 64 or more rows reaches it at the
-    default lr 0.25 (their largest ||u_i||^2 is at most about 8 times the mean; the bound
-    acts from 12.8 times at N = 64, 6.4 at N = 32), so there it changes nothing; where it
+    default lr (their largest ||u_i||^2 is at most about 8 times the mean; the bound acts
+    from 12.8 times at N = 64 and lr 0.25, and at N = 128 and lr 0.5, 6.4 at N = 32), so
+    there it changes nothing; where it
     acts, only the minibatches holding such rows take a smaller step.
     """
     return capped_lr(lr, momentum, x.shape[0], max_row_norm2(x if b_prime is None else x - b_prime))

@@ -431,9 +431,11 @@ def _bias_steps_scaled(params, velocity, ratio):
     try:
         yield
     finally:
-        for n in BIASES:
+        for n in BIASES:  # start + r (p - start), in place (the same roundings, no temporaries)
             r = params[n].dtype.type(ratio)
-            params[n][...] = start[n] + r * (params[n] - start[n])
+            params[n] -= start[n]
+            params[n] *= r
+            params[n] += start[n]
             velocity[n] *= r
 
 

@@ -1,0 +1,48 @@
+"""`ksparse train --out RUN --resume` reads the data the run was trained on, not the default."""
+
+import json
+import os
+
+import numpy as np
+
+from tests.test_cli import FAST, assert_user_error, run
+
+QUIET = ["--quiet", "--no-logreg"]
+
+
+def test_resume_without_dataset_uses_the_runs_data(tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((200, 9)))
+    out = tmp_path / "run"
+    assert run(["train", *FAST, "--dataset", data, "--out", out], capsys)[0] == 0
+    assert json.loads((out / "data.json").read_text())["dataset"] == str(data)
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", *QUIET], capsys)
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["dataset"]["shape"] == [200, 9]
+
+
+def test_resume_of_an_older_run_reads_its_summary_command(tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((200, 9)))
+    out = tmp_path / "run"
+    assert run(["train", *FAST, "--dataset", data, "--out", out], capsys)[0] == 0
+    os.remove(out / "data.json")  # as written before data.json existed: the summary's command only
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", *QUIET], capsys)
+    assert code == 0, err
+
+
+def test_resume_with_nothing_recorded_says_the_default_was_loaded(tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((200, 9)))
+    out = tmp_path / "run"
+    assert run(["train", *FAST, "--dataset", data, "--out", out], capsys)[0] == 0
+    os.remove(out / "data.json")
+    os.remove(out / "summary.json")
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", "--quiet"], capsys)
+    assert_user_error(code, err, "9 features", "default 'digits'", "--dataset")
+
+
+def test_failed_run_leaves_no_data_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["train", *FAST, "--lr", "1e9", "--out", out], capsys)
+    assert code == 2 and not out.exists(), err
