@@ -27,11 +27,17 @@ STEPS = 60
 PLAIN, LAZY, PRODUCT = "plain update", "lazy momentum", "one product x @ W"
 
 
+def batch_lr(N):
+    """The step benchmark's lr at batch 128, scaled linearly below it: at 0.01 the model diverges
+    within 60 batches of 4 raw MNIST images, and the timings would be of NaN arithmetic."""
+    return LR * min(1.0, N / 128)
+
+
 def _methods(batches, H):
     p_plain, p_lazy = init_params(H), init_params(H)
     v_plain, v_lazy = ({n: np.zeros_like(a) for n, a in p.items()} for p in (p_plain, p_lazy))
     state = lazy.LazyMomentum(H, MOMENTUM)
-    lr, m = np.float32(LR), np.float32(MOMENTUM)
+    lr, m = np.float32(batch_lr(len(batches[0]))), np.float32(MOMENTUM)
     W = p_plain["W"]
 
     def run_lazy():
@@ -39,9 +45,10 @@ def _methods(batches, H):
             state.step_(x, p_lazy, v_lazy, K, lr, m, pre_bias=True)
         state.materialize_(p_lazy, v_lazy)
 
-    return {PRODUCT: lambda: [x @ W for x in batches],
-            PLAIN: lambda: [_cpu.train_step_(x, p_plain, v_plain, K, lr, m, pre_bias=True) for x in batches],
-            LAZY: run_lazy}
+    fns = {PRODUCT: lambda: [x @ W for x in batches],
+           PLAIN: lambda: [_cpu.train_step_(x, p_plain, v_plain, K, lr, m, pre_bias=True) for x in batches],
+           LAZY: run_lazy}
+    return fns, (p_plain, v_plain, p_lazy, v_lazy)
 
 
 def run_case(X, N, H, threads, rounds):
@@ -49,9 +56,10 @@ def run_case(X, N, H, threads, rounds):
     from benchmarks.step import time_blocks
 
     batches = batches_of(X[:N * (STEPS + 2)], N)[:STEPS]
-    fns = _methods(batches, H)
+    fns, models = _methods(batches, H)
     for f in fns.values():  # compile, fault in the memory
         f()
+    finite = _finite(models)
     load_start = common.loadavg()
     times, share = time_blocks(fns, rounds)
     n = len(batches)
@@ -62,7 +70,14 @@ def run_case(X, N, H, threads, rounds):
             "lazy_over_plain": methods[LAZY]["ms"] / methods[PLAIN]["ms"],
             "lazy_over_plain_min": methods[LAZY]["ms_min"] / methods[PLAIN]["ms_min"],
             "expected_support": support, "auto_lazy": lazy.lazy_pays(N, H, K),
-            "others_share": share, "busy": share > common.BUSY_SHARE, "load_start": load_start}
+            "others_share": share, "busy": share > common.BUSY_SHARE, "load_start": load_start,
+            "lr": batch_lr(N), "finite": finite and _finite(models)}
+
+
+def _finite(models):
+    """True while both models' parameters and velocities are finite (a diverged model times NaN
+    arithmetic)."""
+    return all(np.isfinite(a).all() for arrays in models for a in arrays.values())
 
 
 def run(quick=False, threads=2, data_dir=None, rounds=None, shapes=None):
@@ -73,7 +88,8 @@ def run(quick=False, threads=2, data_dir=None, rounds=None, shapes=None):
     shapes = shapes or (SHAPES[:2] + SHAPES[4:6] if quick else SHAPES)
     X = load_mnist(data_dir, n_train=max(N for N, _ in shapes) * (STEPS + 2), n_test=1, n_val=1).X_train
     t0 = time.perf_counter()
-    results = {"machine": common.machine(), "d": D, "k": K, "lr": LR, "momentum": MOMENTUM, "rounds": rounds,
+    results = {"machine": common.machine(), "d": D, "k": K, "lr": LR, "lr_rule": "LR * min(1, N / 128)",
+               "momentum": MOMENTUM, "rounds": rounds,
                "steps": STEPS, "max_batch": lazy.MAX_BATCH, "max_support": lazy.MAX_SUPPORT,
                "busy_share": common.BUSY_SHARE, "cases": []}
     for n_threads in sorted({1, threads}):
@@ -93,6 +109,7 @@ def report(results):
     for c in results["cases"]:
         m = c["methods"]
         machine = f"{'**busy**' if c['busy'] else 'quiet'} ({100 * c['others_share']:.0f}%)"
+        machine += "" if c.get("finite", True) else ", **diverged** (NaN weights: not a timing)"
         rows.append([c["threads"], c["N"], c["H"], f"{c['expected_support']:.2f}", f"{m[PRODUCT]['ms']:.2f}",
                      f"{m[PLAIN]['ms']:.2f}", f"{m[LAZY]['ms']:.2f}",
                      f"{c['lazy_over_plain']:.2f}× ({c['lazy_over_plain_min']:.2f}×)",
@@ -107,7 +124,8 @@ def report(results):
             "The automatic choice (`ksparse.kernels.lazy.lazy_pays`) keeps the plain update everywhere.")
     return "\n".join([
         f"Milliseconds per batch over {results['steps']} MNIST batches in a row (D9 step, "
-        f"d = {results['d']}, k = {results['k']}, float32), medians over {results['rounds']} rounds "
+        f"d = {results['d']}, k = {results['k']}, float32, lr {results.get('lr_rule', results['lr'])} "
+        f"with LR = {results['lr']}), medians over {results['rounds']} rounds "
         "(fastest in brackets for the ratio). 'support' is the expected share of units on some sample's "
         "support, 1 - (1 - k/H)^N; the "
         "lazy block includes one materialisation of every unit (an epoch's end).", "",
