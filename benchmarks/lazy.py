@@ -124,8 +124,10 @@ def report(results):
             "The automatic choice (`ksparse.kernels.lazy.lazy_pays`) keeps the plain update everywhere.")
     return "\n".join([
         f"Milliseconds per batch over {results['steps']} MNIST batches in a row (D9 step, "
-        f"d = {results['d']}, k = {results['k']}, float32, lr {results.get('lr_rule', results['lr'])} "
-        f"with LR = {results['lr']}), medians over {results['rounds']} rounds "
+        f"d = {results['d']}, k = {results['k']}, float32"
+        + (f", lr {results.get('lr_rule', results['lr'])} with LR = {results['lr']}"
+           if "lr" in results else "")
+        + f"), medians over {results['rounds']} rounds "
         "(fastest in brackets for the ratio). 'support' is the expected share of units on some sample's "
         "support, 1 - (1 - k/H)^N; the "
         "lazy block includes one materialisation of every unit (an epoch's end).", "",

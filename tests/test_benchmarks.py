@@ -201,6 +201,8 @@ def test_lazy_benchmark_case_and_its_targets(monkeypatch, one_blas_thread):
     results = {"cases": [case], "steps": 3, "d": step.D, "k": step.K, "rounds": 1, "max_batch": 0,
                "max_support": 0.1}
     assert "lazy / plain" in lazy.report(results)
+    assert case["finite"] and case["lr"] == lazy.batch_lr(4) == step.LR * 4 / 128
+    assert "diverged" in lazy.report(dict(results, cases=[dict(case, finite=False)]))
     rows = run_all.targets({"lazy": results})
     assert len(rows) == 1 and "lazy momentum used automatically" in rows[0][0]
 
