@@ -213,3 +213,14 @@ def quick_never_saves(args):
     if getattr(args, "quick", False):
         args.no_save = True
     return args
+
+
+def part_of(module, parent, description, argv=None):
+    """``main`` of a module with no run of its own (a part of ``python -m benchmarks.PARENT``):
+    ``--help`` says so and exits; without it, print where to go instead."""
+    import argparse
+
+    epilog = f"A part of benchmarks.{parent}: run `python -m benchmarks.{parent} --help`."
+    argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=description, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    print(f"benchmarks.{module} is a part of benchmarks.{parent}; run `python -m benchmarks.{parent}`")

@@ -140,12 +140,7 @@ def dictionary(X, X_eval, dev, budget_s, threads):
 
 def main(argv=None):
     """No run of its own: a part of ``python -m benchmarks.gpu`` (``--help`` says so)."""
-    import argparse
-
-    argparse.ArgumentParser(prog="python -m benchmarks.gpu_train", description=__doc__,
-                            epilog="A part of benchmarks.gpu: run `python -m benchmarks.gpu --help`.",
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    print("benchmarks.gpu_train is a part of benchmarks.gpu; run `python -m benchmarks.gpu`")
+    common.part_of("gpu_train", "gpu", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """docs/scaling.md from the results of :mod:`benchmarks.scaling` (every number comes from there)."""
 
+from benchmarks import common
 from benchmarks.common import table
 
 
@@ -110,12 +111,7 @@ def report(r):
 
 def main(argv=None):
     """No run of its own: a part of ``python -m benchmarks.scaling`` (``--help`` says so)."""
-    import argparse
-
-    argparse.ArgumentParser(prog="python -m benchmarks.scaling_report", description=__doc__,
-                            epilog="A part of benchmarks.scaling: run `python -m benchmarks.scaling --help`.",
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
-    print("benchmarks.scaling_report is a part of benchmarks.scaling; run `python -m benchmarks.scaling`")
+    common.part_of("scaling_report", "scaling", __doc__, argv)
 
 
 if __name__ == "__main__":
