@@ -224,3 +224,27 @@ def part_of(module, parent, description, argv=None):
     argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=description, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     print(f"benchmarks.{module} is a part of benchmarks.{parent}; run `python -m benchmarks.{parent}`")
+
+
+def parts_args(doc, argv, name, parts, seeds, add=None):
+    """Parse the options of a benchmark run in parts (``--part``, ``--seeds``, ``--data-dir``,
+    ``--threads``, ``--out``; ``add(parser)`` adds its own), set the threads, and load what an
+    earlier run saved. Returns ``(args, path, results, command)``; each finished part goes to
+    :func:`save_part` with ``command``, so that a stopped job keeps what it measured."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--part", default=parts)
+    p.add_argument("--seeds", default=seeds)
+    if add is not None:
+        add(p)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    args = p.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    set_threads(args.threads)
+    path = os.path.join(args.out, f"{name}.json")
+    results = json.load(open(path)) if os.path.isfile(path) else {}
+    command = f"python -m benchmarks.{name} " + " ".join(argv or [])
+    return args, path, results, command

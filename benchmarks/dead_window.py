@@ -18,9 +18,6 @@ and both changes together.
 Writes ``OUT/dead_window.json`` and ``OUT/dead_window.md``.
 """
 
-import argparse
-import json
-import os
 import time
 
 from benchmarks import common
@@ -116,22 +113,10 @@ def markdown(res):
 
 
 def main(argv=None):
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", default="cifar,table1")
-    p.add_argument("--seeds", default="0,1")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
-    args = p.parse_args(argv)
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    common.set_threads(args.threads)
-    path = os.path.join(args.out, "dead_window.json")
-    res = json.load(open(path)) if os.path.isfile(path) else {}
+    args, path, res, command = common.parts_args(__doc__, argv, "dead_window", "cifar,table1", "0,1")
     for part in args.part.split(","):
         out = {"cifar": part_cifar, "table1": part_table1}[part](args)
-        common.save_part(path, res, part, out, "python -m benchmarks.dead_window " + " ".join(argv or []),
-                         args.threads, markdown)
+        common.save_part(path, res, part, out, command, args.threads, markdown)
 
 
 if __name__ == "__main__":

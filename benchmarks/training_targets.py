@@ -18,9 +18,7 @@ Writes ``OUT/training_targets.json`` (merged with what is there, by part) and
 ``OUT/training_targets.md``.
 """
 
-import argparse
 import json
-import os
 import time
 
 import numpy as np
@@ -141,25 +139,18 @@ def markdown(res):
     return "\n".join(lines)
 
 
-def main(argv=None):
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", default="scale,dead")
-    p.add_argument("--seeds", default="0,1,2")
+def _options(p):
     p.add_argument("--epochs", type=int, default=20, help="epochs of the dead-unit runs (quick profile: 20)")
     p.add_argument("--with-paper", action="store_true", help="also one paper=True run (first seed)")
     p.add_argument("--n-scale", type=int, default=10000)
     p.add_argument("--scale-epochs", type=int, default=10)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
-    args = p.parse_args(argv)
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    common.set_threads(args.threads)
-    path = os.path.join(args.out, "training_targets.json")
-    res = json.load(open(path)) if os.path.isfile(path) else {}
+
+
+def main(argv=None):
+    args, path, res, command = common.parts_args(__doc__, argv, "training_targets", "scale,dead", "0,1,2",
+                                                 _options)
+
     def write(part, out):  # after every run, so that a stopped job keeps what it measured
-        command = "python -m benchmarks.training_targets " + " ".join(argv or [])
         common.save_part(path, res, part, out, command, args.threads, markdown)
 
     for part in args.part.split(","):
