@@ -31,6 +31,24 @@ def set_threads(n):
     return n
 
 
+# Seconds each timed block is preceded by untimed calls of its own method. After a call
+# that used several BLAS threads, OpenBLAS's workers poll for new work for 2^28 cycles (its
+# THREAD_TIMEOUT, about 0.1 s at 2.6 GHz) before they sleep, and meanwhile take a core from
+# whatever runs next: a block started right after another method's would pay for it. The
+# untimed calls let each block start with the thread pools in its own method's state.
+SETTLE_S = 0.2
+
+
+def settle(call, seconds=SETTLE_S):
+    """Call ``call()`` until ``seconds`` have passed (at least once); return the first call's seconds."""
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    while time.perf_counter() - t0 < seconds:
+        call()
+    return first
+
+
 # A case is marked busy when other processes took more than this share of the machine's
 # CPU time (all cores) while it ran.
 BUSY_SHARE = 0.10

@@ -6,7 +6,9 @@
 ``--product`` (issue #13, item 4): transform of the 10,000 MNIST test images with a
 dictionary trained by ksparse for one epoch (H = 1000 and 4000, k = 25, alpha = 3, so 75
 units per row), against one product ``x @ W`` of the same shape. Each method runs in its
-own block of calls (as an epoch would), blocks alternate over several rounds; figures are
+own block of calls (as an epoch would), blocks alternate over several rounds; each block
+is preceded by untimed calls of its own method for ``common.SETTLE_S`` seconds, so that it
+does not start while the previous block's BLAS threads still spin; figures are
 min and median per call, in wall time and (one thread) in process CPU time, with the load
 average before and after. It also records the encoder's peak memory beyond its output
 (tracemalloc) and writes docs/encode_product.json and docs/encode_product.md.
@@ -122,17 +124,24 @@ def report(results):
 
 
 def _blocks(fns, rounds, reps, clock):
-    """Each callable ``reps`` times in a row per round (its own block); per-call seconds per round."""
+    """Each callable ``reps`` times in a row per round (its own block); per-call seconds per round.
+
+    Before each block, untimed calls of the same method for ``common.SETTLE_S`` seconds
+    (:func:`benchmarks.common.settle`); the first of them, which follows the previous
+    block's method, is returned too (wall seconds): ``(times, first_calls)``.
+    """
     out = {n: [] for n in fns}
+    first = {n: [] for n in fns}
     for f in fns.values():
         f()  # warm-up: compile, fault in the pages
     for _ in range(rounds):
         for n, f in fns.items():
+            first[n].append(common.settle(f))
             t0 = clock()
             for _ in range(reps):
                 f()
             out[n].append((clock() - t0) / reps)
-    return {n: np.array(t) for n, t in out.items()}
+    return {n: np.array(t) for n, t in out.items()}, {n: np.array(t) for n, t in first.items()}
 
 
 def _peak_beyond_output(f, out_bytes):
@@ -159,12 +168,15 @@ def against_product(X, params, threads, rounds, reps):
     if threads == 1:
         clocks["cpu"] = time.process_time
     for clock_name, clock in clocks.items():
-        t = _blocks(fns, rounds, reps, clock)
+        t, first = _blocks(fns, rounds, reps, clock)
         base = t["product x @ W"]
         res[clock_name] = {n: {"ms_min": float(v.min() * 1e3), "ms_median": float(np.median(v) * 1e3),
                                "ratio_min": float(v.min() / base.min()),
                                "ratio_median": float(np.median(v) / np.median(base))}
                            for n, v in t.items()}
+        if clock_name == "wall":  # the settling calls are clocked in wall time
+            for n, m in res[clock_name].items():
+                m["first_call_ratio_median"] = float(np.median(first[n]) / np.median(base))
     res["loadavg_after"] = list(os.getloadavg())
     return res
 
@@ -187,7 +199,8 @@ def run_product(quick=False, data_dir=None):
     """The ``--product`` benchmark for H = 1000 and 4000 on 1 and 2 threads."""
     X_train, X_test = mnist(5000 if quick else 10000, 2000 if quick else 10000, data_dir)
     results = {"machine": common.machine(), "k": K, "alpha": ALPHA, "n": X_test.shape[0],
-               "d": X_test.shape[1], "dtype": "float32", "cases": []}
+               "d": X_test.shape[1], "dtype": "float32", "reps": 2 if quick else 5,
+               "settle_s": common.SETTLE_S, "cases": []}
     for H in (1000, 4000):
         params, _ = learn_dictionary(X_train, H, n_epochs=1)
         results["cases"].append(_product_case(X_test, params, quick))
@@ -205,14 +218,20 @@ def report_product(results):
                     rows.append([c["H"], t["threads"], clock, name, f"{m['ms_min']:.1f}",
                                  f"{m['ms_median']:.1f}", f"{m['ratio_min']:.2f}×",
                                  f"{m['ratio_median']:.2f}×",
+                                 f"{m['first_call_ratio_median']:.2f}×" if "first_call_ratio_median" in m
+                                 else "",
                                  f"{t['loadavg_before'][0]:.1f} / {t['loadavg_after'][0]:.1f}"])
     header = ["H", "threads", "clock", "method", "ms min", "ms median", "/ product (min)",
-              "/ product (median)", "load before / after"]
+              "/ product (median)", "first call of the block / product (median)", "load before / after"]
     r = results
     lines = [f"# Encoding against one product ({r['machine']['date']})", "",
              f"`python -m benchmarks.encode --product`: {r['n']} MNIST test images (d = {r['d']}), "
              f"float32, k = {r['k']}, alpha = {r['alpha']} ({int(r['k'] * r['alpha'])} units per row); "
-             f"CPU: {r['machine']['cpu']}, {r['machine']['cores']} cores.", "",
+             f"CPU: {r['machine']['cpu']}, {r['machine']['cores']} cores. Each block of {r.get('reps', 5)} "
+             f"calls is preceded by untimed calls of the same method for {r.get('settle_s', 0.2)} s; the "
+             "'first call' column times the first of those, which starts right after the previous "
+             "block's method (on two threads, after a product, while OpenBLAS's second thread still "
+             "polls for work).", "",
              common.table(header, rows), ""]
     for c in results["cases"]:
         mib = {n: c[n] / 2**20 for n in ("extra_bytes_dense", "extra_bytes_topk")}

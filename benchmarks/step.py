@@ -23,10 +23,14 @@ every pool; figures are per batch, with the median and the fastest of the rounds
   the fit's: without resampling most of its units die (about 80 of 4000 active in a batch of
   1024, against about 3000 in the fit), so its step reads fewer columns of W and is faster.
 
-Each block records the share of the machine's CPU time that other processes took
+Each block is preceded by untimed steps of its own method for ``common.SETTLE_S`` seconds,
+so that it does not start while another method's thread pool still spins (OpenBLAS's
+threads poll for about 0.1 s after a product on several threads). Each block records the
+share of the machine's CPU time that other processes took
 (/proc/stat less this process); a case where it exceeds BUSY_SHARE is marked busy.
 """
 
+import itertools
 import time
 
 import numpy as np
@@ -158,12 +162,24 @@ def fit_epochs(N, H, epochs):
     return run
 
 
-def time_blocks(fns, rounds):
-    """Run each callable in its own block, ``rounds`` times in turn; seconds and others' CPU share."""
+def _one_batch_at_a_time(f, batches):
+    """A callable that runs ``f`` on the next batch of ``batches`` (cycling) at each call."""
+    batch = itertools.cycle(batches)
+    return lambda: f(next(batch))
+
+
+def time_blocks(fns, rounds, warm=None):
+    """Run each callable in its own block, ``rounds`` times in turn; seconds and others' CPU share.
+
+    ``warm`` maps a method to an untimed call of its own (one batch) that runs for
+    :data:`benchmarks.common.SETTLE_S` before each of its blocks (:func:`benchmarks.common.settle`).
+    """
     times = {n: [] for n in fns}
     shares = []
     for _ in range(rounds):
         for n, f in fns.items():
+            if warm and n in warm:
+                common.settle(warm[n])
             before = common.cpu_snapshot()
             t0 = time.perf_counter()
             f()
@@ -190,8 +206,17 @@ def run_case(X, N, H, threads, rounds, with_torch):
     fns = {n: (lambda f=f, b=(batches[:n_peer] if n in PEERS else batches): [f(x) for x in b])
            for n, f in per_batch.items()}
     fns[FIT] = lambda: fit(X)
+    warm = {n: _one_batch_at_a_time(f, batches) for n, f in per_batch.items()}
+    warm_clocked = warm[CLOCKED]
+
+    def warm_unclocked():  # the clocked step's warm-up adds nothing to the phases
+        before = profile.copy()
+        warm_clocked()
+        profile[:] = before
+
+    warm[CLOCKED] = warm_unclocked
     load_start = common.loadavg()
-    times, share = time_blocks(fns, rounds)
+    times, share = time_blocks(fns, rounds, warm)
     n = len(batches)
     methods = {}
     for name, t in times.items():
