@@ -1,5 +1,6 @@
 """Shared helpers: thread pools, interleaved timing, machine facts, result files."""
 
+import itertools
 import json
 import os
 import platform
@@ -47,6 +48,13 @@ def settle(call, seconds=SETTLE_S):
     while time.perf_counter() - t0 < seconds:
         call()
     return first
+
+
+def one_batch_at_a_time(f, batches):
+    """A callable that runs ``f`` on the next of ``batches`` (cycling) at each call: a warm-up for
+    :func:`settle`."""
+    batch = itertools.cycle(batches)
+    return lambda: f(next(batch))
 
 
 # A case is marked busy when other processes took more than this share of the machine's

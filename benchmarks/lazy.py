@@ -9,7 +9,9 @@ every unit) and the lazy one (``ksparse.kernels.lazy.LazyMomentum``, Eq. (11) in
 form for the units outside the support, plus a second product x V), its block ending
 with the materialisation that an epoch's end costs. Figures are per batch, medians and the
 fastest round; ``lazy / plain`` below 1 means lazy momentum pays. The product ``x @ W``
-of the same batches is timed alone for reference. Results go to docs/benchmarks.json
+of the same batches is timed alone for reference. Each block is preceded by untimed steps
+of its own method for ``common.SETTLE_S`` seconds (a block of 60 small batches is shorter
+than the time OpenBLAS's threads keep polling after the product's block). Results go to docs/benchmarks.json
 (section ``lazy``) and docs/benchmarks.md via ``python -m benchmarks.run_all``.
 """
 
@@ -18,7 +20,7 @@ import time
 import numpy as np
 
 from benchmarks import common
-from benchmarks.step import LR, MOMENTUM, D, K, batches_of, init_params
+from benchmarks.step import LR, MOMENTUM, D, K, batches_of, init_params, time_blocks
 from ksparse.kernels import _cpu, lazy
 
 SHAPES = [(4, 4000), (16, 4000), (32, 4000), (128, 4000), (4, 16384), (16, 16384), (32, 16384),
@@ -45,23 +47,25 @@ def _methods(batches, H):
             state.step_(x, p_lazy, v_lazy, K, lr, m, pre_bias=True)
         state.materialize_(p_lazy, v_lazy)
 
-    fns = {PRODUCT: lambda: [x @ W for x in batches],
-           PLAIN: lambda: [_cpu.train_step_(x, p_plain, v_plain, K, lr, m, pre_bias=True) for x in batches],
+    one = {PRODUCT: lambda x: x @ W,
+           PLAIN: lambda x: _cpu.train_step_(x, p_plain, v_plain, K, lr, m, pre_bias=True),
+           LAZY: lambda x: state.step_(x, p_lazy, v_lazy, K, lr, m, pre_bias=True)}
+    fns = {PRODUCT: lambda: [one[PRODUCT](x) for x in batches],
+           PLAIN: lambda: [one[PLAIN](x) for x in batches],
            LAZY: run_lazy}
-    return fns, (p_plain, v_plain, p_lazy, v_lazy)
+    warm = {n: common.one_batch_at_a_time(f, batches) for n, f in one.items()}
+    return fns, warm, (p_plain, v_plain, p_lazy, v_lazy)
 
 
 def run_case(X, N, H, threads, rounds):
     """One shape on ``threads``: per-batch milliseconds of each method, and lazy / plain."""
-    from benchmarks.step import time_blocks
-
     batches = batches_of(X[:N * (STEPS + 2)], N)[:STEPS]
-    fns, models = _methods(batches, H)
+    fns, warm, models = _methods(batches, H)
     for f in fns.values():  # compile, fault in the memory
         f()
     finite = _finite(models)
     load_start = common.loadavg()
-    times, share = time_blocks(fns, rounds)
+    times, share = time_blocks(fns, rounds, warm)
     n = len(batches)
     methods = {name: {"ms": float(np.median(t)) * 1e3 / n, "ms_min": float(t.min()) * 1e3 / n}
                for name, t in times.items()}

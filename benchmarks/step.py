@@ -30,7 +30,6 @@ share of the machine's CPU time that other processes took
 (/proc/stat less this process); a case where it exceeds BUSY_SHARE is marked busy.
 """
 
-import itertools
 import time
 
 import numpy as np
@@ -162,12 +161,6 @@ def fit_epochs(N, H, epochs):
     return run
 
 
-def _one_batch_at_a_time(f, batches):
-    """A callable that runs ``f`` on the next batch of ``batches`` (cycling) at each call."""
-    batch = itertools.cycle(batches)
-    return lambda: f(next(batch))
-
-
 def time_blocks(fns, rounds, warm=None):
     """Run each callable in its own block, ``rounds`` times in turn; seconds and others' CPU share.
 
@@ -206,7 +199,7 @@ def run_case(X, N, H, threads, rounds, with_torch):
     fns = {n: (lambda f=f, b=(batches[:n_peer] if n in PEERS else batches): [f(x) for x in b])
            for n, f in per_batch.items()}
     fns[FIT] = lambda: fit(X)
-    warm = {n: _one_batch_at_a_time(f, batches) for n, f in per_batch.items()}
+    warm = {n: common.one_batch_at_a_time(f, batches) for n, f in per_batch.items()}
     warm_clocked = warm[CLOCKED]
 
     def warm_unclocked():  # the clocked step's warm-up adds nothing to the phases
@@ -256,7 +249,8 @@ def run(quick=False, threads=2, data_dir=None, images=None, rounds=None):
     X = load_mnist(data_dir, n_train=images, n_test=1, n_val=1).X_train
     t0 = time.perf_counter()
     results = {"machine": common.machine(), "images": int(X.shape[0]), "d": D, "k": K, "lr": LR,
-               "momentum": MOMENTUM, "rounds": rounds, "busy_share": common.BUSY_SHARE, "cases": []}
+               "momentum": MOMENTUM, "rounds": rounds, "busy_share": common.BUSY_SHARE,
+               "settle_s": common.SETTLE_S, "cases": []}
     for n_threads in sorted({1, threads}):
         common.set_threads(n_threads)
         for N, H in (SHAPES[:2] if quick else SHAPES):
@@ -289,7 +283,10 @@ def report(results):
     text = ["Time per batch as a multiple of one product `x @ W` in its own block: median over "
             "rounds (fastest round in brackets). Product, pass, ksparse and fit run whole epochs; "
             f"the other methods the first {PEER_IMAGES} images of each. The floor is one product "
-            "plus one pass over W and its velocity. The last column gives the share of the "
+            "plus one pass over W and its velocity. Each block follows untimed steps of its own "
+            f"method for {results.get('settle_s', common.SETTLE_S)} s, so that it does not start "
+            "while the previous block's BLAS threads still poll for work. The last column gives "
+            "the share of the "
             "machine's CPU time that other processes took during the case (busy above "
             f"{100 * results['busy_share']:.0f}%).", "",
             common.table(head + ["product ms"] + peers + ["floor", "machine"], rows), ""]
