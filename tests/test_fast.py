@@ -1,5 +1,6 @@
 """The support-only step (ksparse.kernels.fast) is held to the plain pairs (ksparse.nn.layers)."""
 
+import multiprocessing
 import tracemalloc
 
 import numpy as np
@@ -110,6 +111,27 @@ def test_split_step_restores_the_blas_thread_count(monkeypatch):
     with threadpool_limits(limits=2, user_api="blas"):
         fast.fast_step(x, W, b, b_prime, 3, kernel="numba")
         assert all(p["num_threads"] == 2 for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def _split_loss(x, W, b, b_prime):
+    """The loss of the compiled step split over two threads (run in a forked child)."""
+    from ksparse.kernels import _cpu
+
+    _cpu.threads_for = lambda N, d, H: 2
+    return fast.fast_step(x, W, b, b_prime, 3, kernel="numba")[0]
+
+
+@pytest.mark.skipif(not fast.has_numba(), reason="numba is not installed (the `fast` extra)")
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork here")
+def test_split_step_runs_in_a_forked_child(monkeypatch):
+    # the parent's thread pool does not survive a fork: the child must make its own, not wait forever
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: 2)
+    x, W, b, b_prime = _problem(20, 10, 30)
+    E = _split_loss(x, W, b, b_prime)  # starts the parent's pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_split_loss, (x, W, b, b_prime)).get(timeout=120) == E
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

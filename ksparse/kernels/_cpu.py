@@ -21,6 +21,7 @@ BLAS alone. The thread count is numba's (``numba.set_num_threads``, per calling 
 import concurrent.futures
 import contextlib
 import functools
+import os
 import time
 
 import numba
@@ -37,8 +38,20 @@ PARALLEL_WORK = 1 << 22
 
 @functools.lru_cache(maxsize=None)
 def _pool(n_workers):
-    """A process-wide pool of ``n_workers`` threads (created once per size, like BLAS's own)."""
+    """A process-wide pool of ``n_workers`` threads (created once per size, like BLAS's own).
+
+    A process forked from this one has none of its threads, so the child starts with no pools
+    (:func:`_forget_pools`): a pool copied into it would take work and never run it.
+    """
     return concurrent.futures.ThreadPoolExecutor(n_workers, thread_name_prefix="ksparse")
+
+
+def _forget_pools():
+    """In a forked child: drop the parent's pools (their threads did not survive the fork)."""
+    _pool.cache_clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 @functools.lru_cache(maxsize=1)
