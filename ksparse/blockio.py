@@ -6,7 +6,8 @@
 spools each array's blocks to a temporary file beside the output, then zips them (an
 ``.npz`` holds its arrays one after another, and the blocks of several arrays arrive
 together). Memory: one block. Both files appear whole or not at all
-(:func:`ksparse.io.atomic_write`).
+(:func:`ksparse.io.atomic_write`), and Ctrl-C or SIGTERM stops either writer at once, between
+two blocks (the blocks are computed as they are written), leaving no file behind.
 """
 
 import os
@@ -82,7 +83,7 @@ def _copy_blocks(f, blocks, dtype, n_rows, name):
 def write_npy_blocks(path, dtype, shape, blocks):
     """Write an ``.npy`` of ``shape`` from ``blocks`` (arrays of shape (rows, *shape[1:])), atomically."""
     atomic_write(path, lambda f: (_header(f, dtype, tuple(shape)),
-                                  _copy_blocks(f, blocks, dtype, shape[0], path)))
+                                  _copy_blocks(f, blocks, dtype, shape[0], path)), interruptible=True)
 
 
 def write_npz_blocks(path, specs, blocks, extra=None):
@@ -110,7 +111,7 @@ def write_npz_blocks(path, specs, blocks, extra=None):
         for name, (_, shape) in specs.items():
             if rows[name] != shape[0]:
                 raise ValueError(f"{path}: {name} got {rows[name]} rows, expected {shape[0]}")
-        atomic_write(path, lambda f: _zip(f, specs, spools, extra or {}))
+        atomic_write(path, lambda f: _zip(f, specs, spools, extra or {}), interruptible=True)
     finally:
         for s in spools.values():
             s.close()

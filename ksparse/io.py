@@ -34,29 +34,49 @@ def _umask():
     return mask
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, interruptible=False):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
 
     A crash leaves either the old file or the new one, never half of one. The new file
     gets the mode any other tool would create it with, ``0o666`` less the umask (not the
     ``0o600`` of a temporary file).
+
+    Parameters
+    ----------
+    path : str or path-like
+    write : callable
+        ``write(fileobj)`` writes the whole content.
+    interruptible : bool, default False
+        False: Ctrl-C or SIGTERM during ``write`` is held until the file is in place (for
+        writes that only serialise what is in memory, such as a checkpoint). True: for a
+        ``write`` that computes what it writes, block by block, and may run for long: the
+        signal interrupts it at once, the temporary file is removed and the old file (if any)
+        is kept. The temporary file's creation, rename and removal are never interrupted.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with _signals_deferred():  # Ctrl-C or SIGTERM mid-write would leave a temporary file
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
+    f = tmp = None
+    try:
+        with _signals_deferred():  # a signal between mkstemp and the cleanup would leave a temporary file
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            f = os.fdopen(fd, "wb")
+        with contextlib.nullcontext() if interruptible else _signals_deferred():
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+            with _signals_deferred():
+                f.close()
+                os.replace(tmp, path)
+                tmp = None
+    except BaseException:
+        with _signals_deferred():
+            if f is not None:
+                f.close()
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
+        raise
 
 
 @contextlib.contextmanager

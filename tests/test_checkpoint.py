@@ -259,3 +259,23 @@ def test_atomic_write_defers_a_signal_until_the_file_is_in_place(tmp_path):
         atomic_write(path, write)
     assert path.read_bytes() == b"first half second half"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_interruptible_atomic_write_stops_at_once_and_keeps_the_old_file(tmp_path):
+    import signal
+
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    written = []
+
+    def write(f):  # a writer that computes blocks as it writes them (ksparse.blockio)
+        for block in (b"first ", b"second ", b"third"):
+            f.write(block)
+            written.append(block)
+            if len(written) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between two blocks
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, write, interruptible=True)
+    assert written == [b"first "] and path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]

@@ -1,4 +1,5 @@
-"""ksparse.interrupts: SIGTERM raised like Ctrl-C inside the block, the old handler back after."""
+"""ksparse.interrupts: SIGTERM raised like Ctrl-C inside the block, the old handler back after; and
+``ksparse encode`` stopped by either at the next block, whatever its output form."""
 
 import os
 import signal
@@ -47,3 +48,42 @@ def test_previous_sigterm_handler_is_restored():
         assert seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# -- encode: every output form stops at the next block -----------------------------------------------------
+@pytest.mark.parametrize("form, name", [("dense", "H.npy"), ("sparse", "H.npz"), ("topk", "H.npz")])
+@pytest.mark.parametrize("signum, code, word, earlier", [(signal.SIGINT, 130, "interrupted", False),
+                                                         (signal.SIGTERM, 143, "terminated", True)])
+def test_a_signal_during_encode_stops_at_the_next_block_and_leaves_no_file(tmp_path, monkeypatch, capsys,
+                                                                           form, name, signum, code, word,
+                                                                           earlier):
+    """The codes are computed while the file is written; a signal must not wait for the last block
+    (it did for --form dense: the whole write ran with signals held)."""
+    import numpy as np
+
+    import ksparse.estimators.codes as codes
+    from ksparse.cli import main
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+
+    x = np.random.default_rng(0).random((64, 8))
+    np.save(tmp_path / "X.npy", x)
+    KSparseAutoencoder(n_hidden=6, k=2, max_iter=1).fit(x).save(tmp_path / "model.npz")
+    out = tmp_path / name
+    if earlier:  # --overwrite of earlier codes: they stay as they were
+        out.write_bytes(b"earlier codes")
+    blocks, iter_codes = [], codes.iter_codes
+
+    def eight_blocks(state, X, alpha, output="dense", block_rows=None):
+        for lo, block in iter_codes(state, X, alpha, output, block_rows=8):
+            blocks.append(lo)
+            if len(blocks) == 2:
+                os.kill(os.getpid(), signum)  # arrives while the second of eight blocks is made
+            yield lo, block
+
+    monkeypatch.setattr(codes, "iter_codes", eight_blocks)
+    argv = ["encode", str(tmp_path / "model.npz"), str(tmp_path / "X.npy"), str(out), "--form", form]
+    assert main(argv + ["--overwrite"] * earlier) == code
+    assert capsys.readouterr().err.strip() == f"ksparse: {word}"
+    assert blocks == [0, 8]  # no block after the signal was made
+    assert (out.read_bytes() == b"earlier codes") if earlier else not out.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["X.npy", "model.npz"] + [name] * earlier)  # no temp file
