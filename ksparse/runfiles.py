@@ -222,6 +222,18 @@ def recorded_data(folder):
     return found
 
 
+def _check_recorded_file(args, folder):
+    """A data file the run recorded (and --resume would read) that is gone: it moved, so say where the
+    path came from and how to give the data again."""
+    path = args.data_from.get("dataset")
+    if path is None or not path.endswith((".npy", ".npz")) or os.path.exists(path):
+        return
+    where = "data.json" if os.path.isfile(os.path.join(folder, "data.json")) else "summary.json"
+    raise UserError(f"the run recorded --dataset {path!r} (in {os.path.join(folder, where)}), which no "
+                    f"longer exists; if the data moved, give it again: {shlex.join(args.argv)} "
+                    "--dataset NEWPATH")
+
+
 def fill_data_options(args):
     """On --resume, take the data options not given on the command line from the run's folder;
     the others keep their defaults. Sets ``args.data_from`` to what was filled in (a dict)."""
@@ -231,6 +243,7 @@ def fill_data_options(args):
         args.data_from = {k: v for k, v in recorded_data(folder).items() if getattr(args, k) is None}
         for name, value in args.data_from.items():
             setattr(args, name, value)
+        _check_recorded_file(args, folder)
     args.data_defaulted = args.dataset is None
     if args.dataset is None:
         args.dataset = DEFAULT_DATASET

@@ -46,3 +46,17 @@ def test_failed_run_leaves_no_data_json(tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run(["train", *FAST, "--lr", "1e9", "--out", out], capsys)
     assert code == 2 and not out.exists(), err
+
+
+def test_resume_after_the_data_moved_names_the_recorded_path_and_dataset_newpath(tmp_path, capsys):
+    data, moved = tmp_path / "x.npy", tmp_path / "elsewhere.npy"
+    np.save(data, np.random.default_rng(0).random((200, 9)))
+    out = tmp_path / "run"
+    assert run(["train", *FAST, "--dataset", data, "--out", out], capsys)[0] == 0
+    os.rename(data, moved)
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", *QUIET], capsys)
+    assert_user_error(code, err, f"recorded --dataset '{data}'", str(out / "data.json"), "moved",
+                      "--dataset NEWPATH")
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", "--dataset", moved, *QUIET],
+                       capsys)
+    assert code == 0, err
