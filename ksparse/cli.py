@@ -9,12 +9,16 @@ diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code
 file is written; a run that finished no new epoch leaves the model file as it was. Advice names
 options as flags (``--lr 0.05``, ``--no-paper``). Ctrl-C (SIGINT) and SIGTERM save the last
 finished epoch atomically and exit with 130 and 143 (before any epoch: run the same command
-again); interrupted after training, ``train`` still writes its summary.
+again); interrupted after training, ``train`` still writes its summary. Whenever a run that did
+not finish saved a model, summary.json describes that model (its ``status``) and no filters.png
+of an earlier one remains. ``encode`` stops at the next block on either signal and leaves no
+OUTPUT. A reader that closes stdout early (``| head``) ends any command quietly, exit code 141.
 """
 
 import argparse
 import os
 import re
+import select
 import shlex
 import sys
 import time
@@ -183,11 +187,34 @@ def _fit(est, x, resume, model_path, args, bar):
             est.save(model_path)
             kept = f"the last good state (epoch {state.epoch}) is in {model_path}"
             again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])  # data.json: the data
+            diverged = isinstance(e, TrainingDiverged)
+            then = _as_flags(str(e), resume is not None) if diverged else f"continue with: {again}"
+            _unfinished_run_files(est, args, "diverged" if diverged else _stopped(args),
+                                  f"the model is epoch {state.epoch} of max_iter = {est.max_iter}; {then}")
         if isinstance(e, TrainingDiverged):
             raise UserError(f"{_as_flags(str(e), resume is not None)}; {kept}") from None
         verb = "continue with" if state is not None and state.epoch > start else "run it again with"
         print(f"ksparse: {_stopped(args)}; {kept}; {verb}: {again}", file=sys.stderr)
         raise _Reported() from None
+
+
+def _unfinished_run_files(est, args, status, note):
+    """After a run saved a model it did not finish: summary.json describes that model (``status``,
+    epochs run), and no filters.png of an earlier model (or an earlier epoch) remains beside it."""
+    from ksparse import summary
+
+    summary.write_json(os.path.join(args.out, "summary.json"), summary.unfinished_summary(
+        est, shlex.join(args.argv), args.device, status,
+        note + "; filters.png, the score and the test errors are written when a run finishes"))
+    _remove_stale_filters(args)
+
+
+def _remove_stale_filters(args):
+    """Remove OUT/filters.png: this run did not draw it, so it shows another model."""
+    try:
+        os.remove(os.path.join(args.out, "filters.png"))
+    except FileNotFoundError:
+        pass
 
 
 def _stopped(args):
@@ -253,13 +280,18 @@ def cmd_train(args):
     try:
         _evaluate(est, ds, x, shape, args, record)
     except KeyboardInterrupt:  # the model is saved; keep what the evaluation had found
+        status = f"trained; evaluation {_stopped(args)}"
+        record = {**summary.unfinished_summary(est, shlex.join(args.argv), args.device, status,
+                                               "the evaluation did not finish"), **record}
         record.update(interrupted=f"{_stopped(args)} during the post-training evaluation",
                       wall_time_s=time.perf_counter() - started)
+        if record["filters"] is None:  # not drawn by this run
+            _remove_stale_filters(args)
         summary.write_json(os.path.join(args.out, "summary.json"), record)
         print(f"ksparse: {_stopped(args)} after training; the model is in {model_path} and "
               f"{os.path.join(args.out, 'summary.json')} holds what was measured", file=sys.stderr)
         raise _Reported() from None
-    record.update(wall_time_s=time.perf_counter() - started)
+    record.update(status="finished", wall_time_s=time.perf_counter() - started)
     summary.write_json(os.path.join(args.out, "summary.json"), record)
     print(f"wrote {args.out}/model.npz, filters.png, summary.json, data.json: {summary.brief(record)}")
     return 0
@@ -338,12 +370,44 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     with terminate_as_interrupt() as received:  # SIGTERM takes Ctrl-C's path: save, then exit 143
         try:
-            return _run(argv, received)
+            code = _run(argv, received)
+            sys.stdout.flush()  # here, not at exit: a closed pipe is then found below
+            return code
         except KeyboardInterrupt as e:
             if not isinstance(e, (TrainingInterrupted, _Reported)):  # those said what was saved
                 print(f"ksparse: {'terminated' if received.exit_code == 143 else 'interrupted'}",
                       file=sys.stderr)
             return received.exit_code
+        except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone
+            return _stdout_closed()
+
+
+#: the exit code when the reader of stdout has gone: 128 + SIGPIPE, what the shell reports for a
+#: program that SIGPIPE ended (Python ignores SIGPIPE, so it gets BrokenPipeError instead)
+EXIT_PIPE_CLOSED = 141
+
+
+def _stdout_gone():
+    """True when stdout is a pipe whose reader has closed it (poll's POLLERR), or cannot be polled."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
+def _stdout_closed():
+    """Say nothing more and exit quietly once stdout's reader has gone (the Python docs' recipe for
+    SIGPIPE: point stdout at devnull, so that the flush at exit does not fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (replaced in-process)
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_PIPE_CLOSED
 
 
 def _run(argv, received):
@@ -360,6 +424,10 @@ def _run(argv, received):
         return e.code if isinstance(e.code, int) else _fail(e.code)
     except ConfigError as e:
         return _fail(e if argv[:1] == ["reproduce"] else _option_error(e))
+    except BrokenPipeError as e:  # stdout's reader has gone: main() exits quietly; another pipe: an error
+        if _stdout_gone():
+            raise
+        return _fail(e)
     except (ValueError, TypeError, OSError, UserError, TrainingDiverged) as e:
         return _fail(e)
 

@@ -77,6 +77,20 @@ def run_summary(est, ds, x, command, device, image_shape=None):
     }
 
 
+def unfinished_summary(est, command, device, status, note):
+    """The record of a run that saved its model without finishing (Ctrl-C, SIGTERM, divergence):
+    what the saved model is (settings, epochs run, per-epoch history) and ``status``; no score, no
+    filters (the evaluation did not run), ``note`` says what to do next.
+    """
+    return {
+        "status": status, "ksparse_version": __version__, "numpy_version": np.__version__, "command": command,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": est.state_.config.to_dict(), "device": device, "n_iter": est.n_iter_,
+        "max_iter": est.max_iter, "last_epoch": est.history_[-1] if est.history_ else None,
+        "history": est.history_, "filters": None, "note": note,
+    }
+
+
 def brief(record):
     """One line of a :func:`run_summary` record (with ``logistic_regression`` and ``wall_time_s``)."""
     last, lr = record["last_epoch"] or {}, record["logistic_regression"]

@@ -284,7 +284,9 @@ def test_train_divergence_keeps_last_good_checkpoint(tmp_path, capsys, monkeypat
     code, _, err = run(["train", *FAST, "--max-iter", "5", "--out", tmp_path], capsys)
     assert_user_error(code, err, "diverged at epoch 3", "epoch 2")
     assert load_state(tmp_path / "model.npz").epoch == 2
-    assert not (tmp_path / "summary.json").exists()
+    summary = json.loads((tmp_path / "summary.json").read_text())  # it describes the saved model
+    assert summary["status"] == "diverged" and summary["n_iter"] == 2 and len(summary["history"]) == 2
+    assert "diverged at epoch 3" in summary["note"] and not (tmp_path / "filters.png").exists()
 
 
 def test_train_real_divergence_saves_nothing_bad(tmp_path, capsys):

@@ -310,3 +310,53 @@ def test_ctrl_c_before_an_epoch_ends_says_to_run_the_same_command(base, tmp_path
     assert err.strip().endswith("run it again with: " + " ".join(["ksparse", *argv])), err
     assert ("is unchanged" if resume else "no model was saved") in err
     assert _hashes(d) == before
+
+
+@pytest.mark.parametrize("how", ["--overwrite", "--resume"])
+def test_interrupted_run_leaves_no_file_that_describes_another_model(base, tmp_path, capsys, monkeypatch,
+                                                                     how):
+    """--overwrite (or --resume) saves the new model on Ctrl-C: summary.json then describes that model,
+    and the earlier filters.png (another model, or an earlier epoch) is gone; nothing else changes."""
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+    assert (d / "run" / "filters.png").exists()
+    assert json.loads((d / "run" / "summary.json").read_text())["n_iter"] == 2  # the earlier run's
+    before = {p: h for p, h in _hashes(d).items() if not p.startswith("run")}
+    epoch, calls = train.train_epoch, []
+
+    def interrupted_in_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epoch", interrupted_in_the_second)
+    argv = ["train", "--dataset", str(d / "X.npy"), "--out", str(d / "run"), "--max-iter", "6", "--quiet",
+            "--no-logreg"]
+    argv += ["--resume"] if how == "--resume" else [*TINY, "--max-iter", "6", "--random-state", "7", how]
+    assert main(argv) == 130
+    saved = 3 if how == "--resume" else 1  # the run's one finished epoch
+    state = train.load_state(d / "run" / "model.npz")
+    summary = json.loads((d / "run" / "summary.json").read_text())
+    assert state.epoch == saved and summary["status"] == "interrupted" and summary["n_iter"] == saved
+    assert summary["config"] == state.config.to_dict() and len(summary["history"]) == saved
+    assert summary["command"] == " ".join(["ksparse", *argv]) and "--resume" in summary["note"]
+    assert not (d / "run" / "filters.png").exists()
+    assert {p: h for p, h in _hashes(d).items() if not p.startswith("run")} == before
+    assert sorted(os.listdir(d / "run")) == ["data.json", "model.npz", "summary.json"]
+
+
+def test_interrupt_before_the_filters_are_drawn_removes_the_earlier_ones(base, tmp_path, monkeypatch, capsys):
+    d = tmp_path / "work"
+    shutil.copytree(base, d, symlinks=True)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ksparse.summary, "draw_filters", interrupted)
+    argv = ["train", *TINY, "--max-iter", "3", "--dataset", str(d / "X.npy"), "--out", str(d / "run"),
+            "--overwrite"]
+    assert main(argv) == 130
+    summary = json.loads((d / "run" / "summary.json").read_text())
+    assert summary["status"] == "trained; evaluation interrupted" and summary["n_iter"] == 3
+    assert summary["filters"] is None and not (d / "run" / "filters.png").exists()

@@ -117,3 +117,25 @@ def test_existing_file_of_another_type_says_what_is_read_and_how_to_convert(fold
     one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, ".npy and .npz", how)
     one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, ".npy and .npz", how)
 
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])  # the error comes from the flush at the end, or a print
+@pytest.mark.parametrize("argv", [["info", "run/model.npz"], ["encode", "run/model.npz", "X.npy", "H.npy"],
+                                  ["train", *TINY, "--dataset", "X.npy", "--out", "new"]])
+def test_stdout_closed_by_its_reader_ends_quietly_with_141(folder, argv, unbuffered):
+    """`ksparse info MODEL | head -1`: no 'Broken pipe' error, no traceback, exit code 128 + SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before anything is written
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's ksparse
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONPATH=here,
+               PYTHONUNBUFFERED=unbuffered)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ksparse.cli", *argv], stdout=write,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
