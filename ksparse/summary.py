@@ -81,7 +81,9 @@ def brief(record):
     """One line of a :func:`run_summary` record (with ``logistic_regression`` and ``wall_time_s``)."""
     last, lr = record["last_epoch"] or {}, record["logistic_regression"]
     epochs = f"{record['n_iter']} epoch{'' if record['n_iter'] == 1 else 's'}"
-    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element)"
+    cfg = record["config"]  # score reconstructs from alpha k units (transform's), not training's k
+    units = alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])
+    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element, from alpha k = {units} units)"
     if last:
         line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
     line += f", {record['wall_time_s']:.1f} s"

@@ -3,12 +3,15 @@ offline), outputs into folders that do not exist, data with nothing to learn, op
 contradict each other. Each ends with exit code 2, one ``ksparse: error:`` line, no traceback
 and no file or folder changed (the house style of tests/test_cli_bad_input.py)."""
 
+import json
+
 import numpy as np
 import pytest
 from test_cli_bad_input import TINY, one_error
 
 import ksparse.datasets.mnist as mnist
 from ksparse.cli import main
+from ksparse.estimators.autoencoder import KSparseAutoencoder
 
 
 @pytest.fixture
@@ -98,9 +101,12 @@ def test_info_shows_the_k_schedule_training_used(folder, capsys, k_start, line):
     assert line in capsys.readouterr().out + "\n"
 
 
-def test_max_iter_0_is_refused_for_a_new_run(folder, capsys):
+def test_max_iter_0_is_refused_for_a_new_run_as_by_the_estimator(folder, capsys):
+    # one rule, the config field's: the CLI and KSparseAutoencoder(max_iter=0).fit refuse alike
     one_error(["train", *TINY, "--max-iter", "0", "--dataset", folder / "X.npy", "--out", folder / "new"],
-              folder, capsys, "--max-iter 0 trains nothing", "--max-iter 1 or more")
+              folder, capsys, "--max-iter must be an integer >= 1, got 0")
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 0"):
+        KSparseAutoencoder(n_hidden=8, k=2, max_iter=0).fit(np.load(folder / "X.npy"))
 
 
 def test_only_n_hidden_changed_names_alpha_k_and_the_three_fixes(folder, capsys):
@@ -117,3 +123,18 @@ def test_existing_file_of_another_type_says_what_is_read_and_how_to_convert(fold
     one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, ".npy and .npz", how)
     one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, ".npy and .npz", how)
 
+
+
+def test_values_whose_squares_overflow_float32_train_like_data_in_0_1(folder, capsys):
+    # a .npy is read by rows (the streamed statistics): s is formed in float64, not as inf
+    x01 = np.random.default_rng(2).random((200, 16)).astype(np.float32)
+    np.save(folder / "x01.npy", x01)
+    np.save(folder / "big.npy", x01 * np.float32(255e18))
+    fvu = {}
+    for name in ("x01", "big"):
+        capsys.readouterr()
+        assert main(["train", *TINY, "--dataset", f"{name}.npy", "--out", name]) == 0
+        out = capsys.readouterr().out
+        assert "score" in out and "from alpha k = 9 units" in out, out  # k 3, alpha 3: what score used
+        fvu[name] = json.loads((folder / name / "summary.json").read_text())["last_epoch"]["fvu"]
+    assert fvu["big"] == pytest.approx(fvu["x01"], rel=1e-3)
