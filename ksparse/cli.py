@@ -227,6 +227,8 @@ def cmd_train(args):
     ds, x, shape = read_dataset(args)
     _check_run(est, resume, x, args)
     check_outputs(args, model_path)
+    if summary.labels_note(ds) is not None and not args.no_logreg:
+        print(f"ksparse: note: {summary.labels_note(ds)}", file=sys.stderr)
     done = est.state_.epoch if resume is not None else 0
     callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)

@@ -315,7 +315,7 @@ def test_parameters_are_the_config_fields_with_its_defaults():
     ({"alpha": float("inf")}, "alpha must be a finite number >= 1, got inf"),
     ({"k_start": -1}, "k_start must be an integer >= 1, got -1"),
     ({"momentum": 2.5}, "momentum must be a finite number in [0, 1), got 2.5"),
-    ({"max_iter": True}, "max_iter must be an integer >= 0, got True"),
+    ({"max_iter": True}, "max_iter must be an integer >= 1, got True"),
     ({"random_state": -3}, "random_state must be an integer >= 0, got -3"),
 ])
 def test_fit_bad_parameter_names_the_one_parameter(X, params, words):
