@@ -125,9 +125,6 @@ def _estimator(args, options, model_path):
     if args.resume is None:
         check_paper(options)
         AutoencoderConfig.from_dict(options)  # every option checked before the data is read
-        if options.get("max_iter", 1) == 0:  # the estimator allows it (an untrained model); a run does not
-            raise UserError("--max-iter 0 trains nothing and would write an untrained model; give "
-                            "--max-iter 1 or more")
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
     return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
@@ -257,6 +254,8 @@ def cmd_train(args):
     ds, x, shape = read_dataset(args)
     _check_run(est, resume, x, args)
     check_outputs(args, model_path)
+    if summary.labels_note(ds) is not None and not args.no_logreg:
+        print(f"ksparse: note: {summary.labels_note(ds)}", file=sys.stderr)
     done = est.state_.epoch if resume is not None else 0
     callback, progress, bar = progress_bar(args, est, x.shape[0])
     est.set_params(callback=callback, progress=progress)
@@ -323,8 +322,12 @@ def cmd_encode(args):
         try:
             est.set_params(alpha=est.state_.config.replace(alpha=args.alpha).alpha)
         except ConfigError as e:
-            raise UserError(f"--alpha {e.rule}, got {e.value!r}; lower --alpha (k and n_hidden are "
-                            f"the model's)" if e.field == "alpha" else _option_error(e)) from None
+            if e.field != "alpha":
+                raise UserError(_option_error(e)) from None
+            fix = ("lower --alpha" if e.fix is not None  # alpha*k > n_hidden; else below 1 or not finite
+                   else f"give a finite --alpha >= 1 (the model's is {est.alpha:g})")
+            raise UserError(f"--alpha {e.rule}, got {e.value!r}; {fix} (k and n_hidden are the "
+                            "model's)") from None
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)

@@ -271,7 +271,7 @@ class AutoencoderConfig(Config):
     k_fraction: float = option(0.5, "fraction of max_iter over which k falls from k_start to k",
                                low=0, high=1)
     max_iter: int = option(100, "number of epochs (passes over the training data); the length of "
-                           "the k and lr schedules", low=0)
+                           "the k and lr schedules; at least 1 (a fit trains)", low=1)
     batch_size: int = option(64, "minibatch size", low=1)
     lr: float | None = option(None, "learning rate of SGD with momentum, Eq. (11); None: 0.25 (times "
                               "min(1, d / k) and min(1, batch_size / 32) up to batch 64, min(2, "

@@ -36,6 +36,8 @@ def read_dataset(args):
         ds = load_dataset(args.dataset, data_dir=args.data_dir)
         own = args.dataset.endswith((".npy", ".npz"))  # a user's file is named by its path
         x = check_data(ds.X_train, name=args.dataset if own else f"the training data of {args.dataset!r}")
+        if own and ds.X_test is not None:  # an .npz of X_train, y_train, X_test, y_test
+            ds.X_test = check_data(ds.X_test, name=f"{args.dataset}'s X_test")
     if args.image_shape is None:
         return ds, x, ds.image_shape
     shape = image_shape(args.image_shape)
@@ -128,7 +130,11 @@ def read_encode_input(path):
 
     if path.endswith(".npy") and os.path.isfile(path):
         return check_rows(NpyRows(path), name=path)
-    return check_data(load_matrix(path).X_train, name=path)
+    ds = load_matrix(path)
+    if ds.X_test is not None:  # encode one matrix: which of the two is not a guess to make
+        raise UserError(f"INPUT {path} holds a train/test split (X_train, X_test); encode one matrix at "
+                        "a time: save the one to encode alone, e.g. numpy.save('X_test.npy', X_test)")
+    return check_data(ds.X_train, name=path)
 
 
 def progress_bar(args, est, n_rows):

@@ -35,6 +35,8 @@ def logreg_errors(ds, est, progress=None):
     -------
     dict
     """
+    if labels_note(ds) is not None:
+        return {"note": "skipped: " + labels_note(ds)}
     if ds.y_train is None or ds.X_test is None or ds.y_test is None:
         return {"note": "skipped: the data set has no labelled test split"}
     from sklearn.linear_model import LogisticRegression
@@ -51,6 +53,16 @@ def logreg_errors(ds, est, progress=None):
     features = error(f"the {n_active}-sparse features", est.transform(ds.X_train), est.transform(ds.X_test))
     return {"features_test_error": features, "raw_test_error": error("the raw inputs", ds.X_train, ds.X_test),
             "n_active_features": n_active, "n_features": est.n_hidden, "classifier": CLASSIFIER}
+
+
+def labels_note(ds):
+    """Why labels given without a test split are not used (a data file of X and y), or None."""
+    if ds.y_train is None or ds.X_test is not None:
+        return None
+    from ksparse.datasets import SPLIT_HOW
+
+    return (f"{ds.name} holds labels y but no test split, which the test error of logistic regression "
+            f"needs; store the split as {SPLIT_HOW} and pass d.npz")
 
 
 def draw_filters(est, ds, image_shape, path):
@@ -95,7 +107,9 @@ def brief(record):
     """One line of a :func:`run_summary` record (with ``logistic_regression`` and ``wall_time_s``)."""
     last, lr = record["last_epoch"] or {}, record["logistic_regression"]
     epochs = f"{record['n_iter']} epoch{'' if record['n_iter'] == 1 else 's'}"
-    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element)"
+    cfg = record["config"]  # score reconstructs from alpha k units (transform's), not training's k
+    units = alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])
+    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element, from alpha k = {units} units)"
     if last:
         line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
     line += f", {record['wall_time_s']:.1f} s"

@@ -248,13 +248,17 @@ def test_encode_rejects_corrupt_or_missing_model(broken_models, capsys, name):
 @pytest.mark.parametrize("kind, words", [
     ("d", ["64", "10"]), ("nan", ["NaN"]), ("missing", ["does not exist"]),
     ("alpha", ["--alpha must keep alpha*k <= n_hidden", "n_hidden = 40", "lower --alpha", "the model's"]),
+    ("alpha below 1", ["--alpha must be a finite number >= 1, got 0.5", "give a finite --alpha >= 1"]),
+    ("alpha inf", ["--alpha must be a finite number >= 1, got inf", "give a finite --alpha >= 1"]),
 ])
 def test_encode_rejects_bad_input(trained, tmp_path, capsys, kind, words):
     data = {"d": np.zeros((5, 10)), "nan": np.full((5, 64), np.nan)}.get(kind, np.zeros((5, 64)))
     x = tmp_path / "nothing.npy" if kind == "missing" else save(tmp_path / "x.npy", data)
-    extra = ["--alpha", "100"] if kind == "alpha" else []
+    extra = {"alpha": ["--alpha", "100"], "alpha below 1": ["--alpha", "0.5"],
+             "alpha inf": ["--alpha", "inf"]}.get(kind, [])
     code, _, err = run(["encode", trained / "model.npz", x, tmp_path / "h.npy", *extra], capsys)
     assert_user_error(code, err, *words)
+    assert "lower" not in err or kind == "alpha", err  # below 1: the fix raises it
     assert not (tmp_path / "h.npy").exists()
 
 

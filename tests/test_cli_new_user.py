@@ -3,12 +3,15 @@ offline), outputs into folders that do not exist, data with nothing to learn, op
 contradict each other. Each ends with exit code 2, one ``ksparse: error:`` line, no traceback
 and no file or folder changed (the house style of tests/test_cli_bad_input.py)."""
 
+import json
+
 import numpy as np
 import pytest
 from test_cli_bad_input import TINY, one_error
 
 import ksparse.datasets.mnist as mnist
 from ksparse.cli import main
+from ksparse.estimators.autoencoder import KSparseAutoencoder
 
 
 @pytest.fixture
@@ -98,9 +101,12 @@ def test_info_shows_the_k_schedule_training_used(folder, capsys, k_start, line):
     assert line in capsys.readouterr().out + "\n"
 
 
-def test_max_iter_0_is_refused_for_a_new_run(folder, capsys):
+def test_max_iter_0_is_refused_for_a_new_run_as_by_the_estimator(folder, capsys):
+    # one rule, the config field's: the CLI and KSparseAutoencoder(max_iter=0).fit refuse alike
     one_error(["train", *TINY, "--max-iter", "0", "--dataset", folder / "X.npy", "--out", folder / "new"],
-              folder, capsys, "--max-iter 0 trains nothing", "--max-iter 1 or more")
+              folder, capsys, "--max-iter must be an integer >= 1, got 0")
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1, got 0"):
+        KSparseAutoencoder(n_hidden=8, k=2, max_iter=0).fit(np.load(folder / "X.npy"))
 
 
 def test_only_n_hidden_changed_names_alpha_k_and_the_three_fixes(folder, capsys):
@@ -117,6 +123,90 @@ def test_existing_file_of_another_type_says_what_is_read_and_how_to_convert(fold
     one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, ".npy and .npz", how)
     one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, ".npy and .npz", how)
 
+
+
+def test_values_whose_squares_overflow_float32_train_like_data_in_0_1(folder, capsys):
+    # a .npy is read by rows (the streamed statistics): s is formed in float64, not as inf
+    x01 = np.random.default_rng(2).random((200, 16)).astype(np.float32)
+    np.save(folder / "x01.npy", x01)
+    np.save(folder / "big.npy", x01 * np.float32(255e18))
+    fvu = {}
+    for name in ("x01", "big"):
+        capsys.readouterr()
+        assert main(["train", *TINY, "--dataset", f"{name}.npy", "--out", name]) == 0
+        out = capsys.readouterr().out
+        assert "score" in out and "from alpha k = 9 units" in out, out  # k 3, alpha 3: what score used
+        fvu[name] = json.loads((folder / name / "summary.json").read_text())["last_epoch"]["fvu"]
+    assert fvu["big"] == pytest.approx(fvu["x01"], rel=1e-3)
+
+
+LOGREG = [a for a in TINY if a != "--no-logreg"]
+
+
+def _split(rng, n=120, d=16):
+    x = rng.random((n, d))
+    y = (x[:, 0] > 0.5).astype(int)
+    return {"X_train": x[:90], "y_train": y[:90], "X_test": x[90:], "y_test": y[90:]}
+
+
+def test_npz_with_a_labelled_split_gets_the_test_error_like_the_built_in_sets(folder, capsys):
+    np.savez(folder / "split.npz", **_split(np.random.default_rng(3)))
+    assert main(["train", *LOGREG, "--dataset", "split.npz", "--out", "s"]) == 0
+    assert "logistic regression test error" in capsys.readouterr().out
+    record = json.loads((folder / "s" / "summary.json").read_text())
+    assert record["dataset"]["test_shape"] == [30, 16]
+    assert 0 <= record["logistic_regression"]["features_test_error"] <= 1
+
+
+def test_npz_with_labels_but_no_test_split_says_so_instead_of_dropping_them(folder, capsys):
+    x = np.random.default_rng(4).random((60, 16))
+    np.savez(folder / "xy.npz", X=x, y=np.arange(60) % 3)
+    capsys.readouterr()
+    assert main(["train", *LOGREG, "--dataset", "xy.npz", "--out", "xy"]) == 0
+    err = capsys.readouterr().err
+    assert "ksparse: note: xy.npz holds labels y but no test split" in err and "X_test=" in err, err
+    note = json.loads((folder / "xy" / "summary.json").read_text())["logistic_regression"]["note"]
+    assert "holds labels y but no test split" in note and "X_train=..., y_train=..." in note
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"y_test": None}, ["holds ['X_train', 'y_train', 'X_test'] but not ['y_test']", "all four arrays"]),
+    ({"X_test": np.ones((30, 5))}, ["X_test has 5 features per row, X_train 16", "same columns"]),
+    ({"y_train": np.zeros(80, int)}, ["y_train has 80 labels but X_train has 90 rows", "one label per row"]),
+    ({"y_train": np.linspace(0, 1, 90)}, ["y_train holds float64 values such as", "not class labels",
+                                          "integers or strings"]),
+    ({"y_test": np.zeros((30, 1), int)}, ["y_test must be 1-D", "y.ravel()"]),
+    ({"y_train": np.zeros(90, int)}, ["y_train holds one class", "at least 2"]),
+    ({"names": np.arange(3)}, ["holds ['names'] besides", "save only the arrays it reads"]),
+    ({"X_test": np.full((30, 16), np.nan)}, ["X_test contains NaN or inf"]),
+])
+def test_bad_labelled_split_is_one_clear_line(folder, capsys, change, words):
+    arrays = {k: v for k, v in {**_split(np.random.default_rng(5)), **change}.items() if v is not None}
+    np.savez(folder / "bad.npz", **arrays)
+    one_error(["train", *LOGREG, "--dataset", "bad.npz", "--out", "o"], folder, capsys, *words)
+
+
+def test_x_and_y_of_other_lengths_is_one_clear_line_and_encode_refuses_a_split(folder, capsys):
+    np.savez(folder / "xy.npz", X=np.ones((20, 16)), y=np.arange(3))
+    one_error(["train", *TINY, "--dataset", "xy.npz", "--out", "o"], folder, capsys,
+              "y has 3 labels but X has 20 rows")
+    np.savez(folder / "split.npz", **_split(np.random.default_rng(6)))
+    one_error(["encode", "run/model.npz", "split.npz", "h.npy"], folder, capsys,
+              "holds a train/test split", "numpy.save('X_test.npy', X_test)")
+
+
+@pytest.mark.parametrize("name, text, how", [
+    ("h.csv", "f0,f1,label\n1,2,0\n3,4,1\n", ["numpy.loadtxt('h.csv', delimiter=',', skiprows=1)",
+                                             "usecols", "X_train=..., y_train=..."]),
+    ("n.csv", "1,2\n3,4\n", ["numpy.loadtxt('n.csv', delimiter=',')", "add skiprows=1 for a header"]),
+    ("d.h5", "", ["h5py.File('d.h5')['NAME'][:]", "KSparseAutoencoder().fit(h5py.File('d.h5')['NAME'])",
+                  "docs/large_data.md"]),
+])
+def test_text_table_and_hdf5_hints_work_on_headers_labels_and_big_data(folder, capsys, name, text, how):
+    (folder / name).write_text(text)
+    one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, *how)
+    if name == "h.csv":  # the advice itself runs on a file with a header (and keeps 2 feature columns)
+        np.save(folder / "hx.npy", np.loadtxt(name, delimiter=",", skiprows=1, usecols=(0, 1)))
 
 
 @pytest.mark.parametrize("unbuffered", ["", "1"])  # the error comes from the flush at the end, or a print

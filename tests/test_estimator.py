@@ -137,7 +137,7 @@ def test_inverse_transform_is_the_decoder(fitted, X):
 def test_score_is_negative_mse_per_element(fitted, X):
     x_hat = fitted.inverse_transform(fitted.transform(X))
     assert fitted.score(X) == pytest.approx(-np.mean((x_hat - X) ** 2), rel=1e-5)
-    untrained = KSparseAutoencoder(**dict(SMALL, max_iter=0)).fit(X)
+    untrained = KSparseAutoencoder(**dict(SMALL, max_iter=1, lr=0.0)).fit(X)  # lr 0: the initial weights
     assert untrained.score(X) < fitted.score(X) < 0
 
 
@@ -308,14 +308,14 @@ def test_parameters_are_the_config_fields_with_its_defaults():
     assert set(params) - set(fields) == {"device", "checkpoint_path", "checkpoint_every", "callback",
                                          "progress"}
     assert KSparseAutoencoder().random_state == KSparseClassifier().random_state == 0
-    assert "max_iter : an integer >= 0, default 100" in KSparseAutoencoder.__doc__
+    assert "max_iter : an integer >= 1, default 100" in KSparseAutoencoder.__doc__
 
 
 @pytest.mark.parametrize("params, words", [
     ({"alpha": float("inf")}, "alpha must be a finite number >= 1, got inf"),
     ({"k_start": -1}, "k_start must be an integer >= 1, got -1"),
     ({"momentum": 2.5}, "momentum must be a finite number in [0, 1), got 2.5"),
-    ({"max_iter": True}, "max_iter must be an integer >= 0, got True"),
+    ({"max_iter": True}, "max_iter must be an integer >= 1, got True"),
     ({"random_state": -3}, "random_state must be an integer >= 0, got -3"),
 ])
 def test_fit_bad_parameter_names_the_one_parameter(X, params, words):
@@ -401,3 +401,20 @@ def test_both_estimators_are_exported_from_the_package_top_level():
 
     assert (A, C) == (KSparseAutoencoder, KSparseClassifier)
     assert set(ksparse.__all__) >= {"KSparseAutoencoder", "KSparseClassifier"}
+
+
+def test_values_beyond_float32_squares_train_like_data_in_0_1(X):
+    # 255e18: the squares overflow float32, yet the scale s (formed in float64) is finite and the
+    # model learns the same in relative terms (scale-free training)
+    x01 = X.astype(np.float32)
+    big = x01 * np.float32(255e18)
+    small = KSparseAutoencoder(**SMALL).fit(x01)
+    large = KSparseAutoencoder(**SMALL).fit(big)
+    assert np.isfinite(large.scale_) and large.scale_ == pytest.approx(255e18 * small.scale_, rel=1e-5)
+    assert large.history_[-1]["fvu"] == pytest.approx(small.history_[-1]["fvu"], rel=1e-3)
+    assert large.score(big) == pytest.approx(small.score(x01) * 255e18 ** 2, rel=1e-3)
+
+
+def test_values_whose_squares_overflow_float64_say_the_scale_cannot_be_formed(X):
+    with pytest.raises(ValueError, match="too large to form the data scale s.*divide it by a constant"):
+        KSparseAutoencoder(**SMALL).fit(X * 1e200)

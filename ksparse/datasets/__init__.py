@@ -11,8 +11,9 @@ import os
 
 import numpy as np
 
+from ksparse.datasets._npz import SPLIT_HOW, read_npz
 from ksparse.errors import DataFileError
-from ksparse.io import load_npy, npz_keys, open_npz, read_npz_array
+from ksparse.io import load_npy
 
 # name -> "module:function"; each function takes (data_dir=None, **options) -> Dataset
 REGISTRY = {
@@ -57,27 +58,58 @@ def load_digits(data_dir=None, test_size=0.25, random_state=0):
     return Dataset("digits", Xtr, ytr, Xte, yte, image_shape=(8, 8))
 
 
-#: what a user's data file may be, and how a text table becomes one
+#: what a user's data file may be, and how a text table or an array store becomes one
 FILE_TYPES = (".npy", ".npz")
 _TEXT = {".csv": ", delimiter=','", ".tsv": ", delimiter='\\t'", ".txt": ""}
+_STORES = {".h5": "h5py.File({path!r})['NAME']", ".hdf5": "h5py.File({path!r})['NAME']",
+           ".zarr": "zarr.open({path!r}, mode='r')"}
 
 
 def unsupported_file(path):
-    """The message for a data file of a type not read: the types read and how to convert it."""
+    """The message for a data file of a type not read: the types read and how to convert it
+    (a text table with a header row or a label column; an HDF5 or zarr store, which the Python
+    API reads by rows)."""
     ext = os.path.splitext(path)[1].lower()
-    how = (f"numpy.save('X.npy', numpy.loadtxt({path!r}{_TEXT[ext]}))" if ext in _TEXT
-           else "numpy.save('X.npy', X) with X its (n_samples, n_features) array")
-    return (f"{path!r} is a {ext or 'extensionless'} file; ksparse reads {' and '.join(FILE_TYPES)} "
-            f"(one sample per row): convert it with {how}, then pass X.npy")
+    then = "then pass X.npy"
+    if ext in _TEXT:
+        header = _has_header(path)
+        how = (f"numpy.save('X.npy', numpy.loadtxt({path!r}{_TEXT[ext]}{', skiprows=1' if header else ''})) "
+               f"({'skiprows=1 skips its header row' if header else 'add skiprows=1 for a header row'}; "
+               "usecols=... keeps only the feature columns)")
+        then += f"; with a label column, save {SPLIT_HOW} and pass d.npz"
+    elif ext in _STORES:
+        store = _STORES[ext].format(path=path)
+        how = f"numpy.save('X.npy', {store}[:])"
+        then += (f"; data larger than memory train in Python, KSparseAutoencoder().fit({store}) "
+                 "reading it by rows (docs/large_data.md)")
+    else:
+        how = "numpy.save('X.npy', X) with X its (n_samples, n_features) array"
+    kind = "folder" if os.path.isdir(path) else "file"
+    return (f"{path!r} is a {ext or 'extensionless'} {kind}; ksparse reads {' and '.join(FILE_TYPES)} "
+            f"(one sample per row): convert it with {how}, {then}")
+
+
+def _has_header(path):
+    """Whether the first line of a text table holds a field that is not a number (a header)."""
+    try:
+        with open(path, errors="replace") as f:
+            fields = f.readline(1 << 16).replace(",", " ").replace("\t", " ").split()
+        [float(v) for v in fields]
+    except ValueError:
+        return True
+    except OSError:
+        pass
+    return False
 
 
 def load_matrix(path):
-    """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as an unlabelled Dataset.
+    """Read a user matrix from ``.npy`` or ``.npz`` (one sample per row) as a Dataset.
 
     Its ``image_shape`` is None: plain features are not guessed to be images from a square
     width (``ksparse train --image-shape HxW`` says they are).
 
-    An ``.npz`` must hold a single array, or an array named ``X`` (with an optional ``y``).
+    An ``.npz`` holds a single array, an array named ``X`` (with optional labels ``y``), or a
+    labelled train/test split ``X_train, y_train, X_test, y_test`` (:mod:`ksparse.datasets._npz`).
     Files are read by :func:`ksparse.io.load_npy` / :func:`ksparse.io.read_npz_array`: no
     pickles, and no allocation beyond what the file holds.
 
@@ -85,26 +117,15 @@ def load_matrix(path):
     ------
     ksparse.errors.DataFileError
         (a ``ValueError``) If the file is missing, not ``.npy``/``.npz``, truncated, holds
-        Python objects, or is an ``.npz`` without a single or an ``X`` array.
+        Python objects, or is an ``.npz`` of other arrays or of labels that do not fit.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataFileError(f"data file {path!r} does not exist; check the path")
-    if not path.endswith((".npy", ".npz")):
+    if not path.endswith((".npy", ".npz")) or not os.path.isfile(path):
         raise DataFileError(unsupported_file(path))
-    if path.endswith(".npz"):
-        with open_npz(path) as zf:
-            keys = npz_keys(zf)
-            if "X" in keys:
-                X = read_npz_array(zf, "X", repr(path))
-                y = read_npz_array(zf, "y", repr(path)) if "y" in keys else None
-            elif len(keys) == 1:
-                X, y = read_npz_array(zf, keys[0], repr(path)), None
-            else:
-                raise DataFileError(f"{path!r} holds the arrays {keys}; name the data array 'X'")
-    else:
-        X, y = load_npy(path), None
-    return Dataset(os.path.basename(path), X, y, image_shape=None)  # a square width is no image
+    arrays = read_npz(path) if path.endswith(".npz") else {"X_train": load_npy(path)}
+    return Dataset(os.path.basename(path), **arrays, image_shape=None)  # a square width is no image
 
 
 def load_dataset(name, data_dir=None, **options):
@@ -118,7 +139,7 @@ def load_dataset(name, data_dir=None, **options):
     name = os.fspath(name)
     if name.endswith((".npy", ".npz")):
         return load_matrix(name)
-    if name not in REGISTRY and os.path.isfile(name):
+    if name not in REGISTRY and os.path.exists(name):  # a file, or a folder such as a zarr store
         raise DataFileError(unsupported_file(name))
     if name not in REGISTRY:
         raise ValueError(

@@ -33,6 +33,7 @@ from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
 from ksparse.training.stream import (
     StreamedData,
+    check_energy,
     check_rows,
     column_stats,
     counted,
@@ -399,9 +400,17 @@ def _data_stats(x):
     """
     if isinstance(x, StreamedData):
         return column_stats(x.source)
-    mean, rows = x.mean(axis=0), max(1, (1 << 20) // x.shape[1])  # row blocks: temporaries stay in cache
-    distances = np.concatenate([((x[lo:lo + rows] - mean) ** 2).sum(axis=1) for lo in range(0, len(x), rows)])
-    return x.mean(axis=0, dtype=np.float64), float(distances.mean())
+    rows = max(1, (1 << 20) // x.shape[1])  # row blocks: temporaries stay in cache
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 below
+        mean = x.mean(axis=0)
+        distances = np.concatenate([((x[lo:lo + rows] - mean) ** 2).sum(axis=1)
+                                    for lo in range(0, len(x), rows)])
+    mean64, energy = x.mean(axis=0, dtype=np.float64), float(distances.mean())
+    if not math.isfinite(energy):  # squares beyond the dtype's range (float32 above ~1e19): in float64
+        with np.errstate(over="ignore"):  # still inf: check_energy says so
+            energy = float(np.concatenate([((x[lo:lo + rows].astype(np.float64) - mean64) ** 2).sum(axis=1)
+                                           for lo in range(0, len(x), rows)]).mean())
+    return mean64, check_energy(energy)
 
 
 def _training_data(x, state, device, stats):
@@ -656,8 +665,9 @@ def _divergence_advice(state, variance, lr, resumed=False):
                 f"which shrinks the step of minibatches holding rows far from the others' scale, or a "
                 f"lower learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
     advice = (f"the inputs were scaled (s = {state.scale:.4g}, their mean distance to the mean) and every "
-              f"step bounded (D11): {lower} learning rate (lr={lr / 4:.3g}; it was {lr:.4g}) or "
-              f"momentum (momentum={cfg.momentum})")
+              f"step bounded (D11): {lower} learning rate (lr={lr / 4:.3g}; it was {lr:.4g})")
+    if cfg.momentum > 0:  # a lower value than the run's, like every other suggestion here
+        advice += f" or momentum (momentum={cfg.momentum / 2:.3g}; it was {cfg.momentum:g})"
     if rem["resample"] and state.tracker:  # churn: many units resampled (CIFAR-10 patches, docs/training.md)
         advice += (f", or resample fewer units with a longer window (dead_window="
                    f"{10 * state.tracker['window']}; {state.tracker['n_resampled']} were resampled)")

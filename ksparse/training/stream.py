@@ -12,6 +12,8 @@ do not depend on the source, training on a streamed source equals training on th
 for bit on CPU (the statistics, :func:`column_stats`, are summed in NumPy's own order).
 """
 
+import math
+
 import numpy as np
 
 from ksparse.backend import get_array_module
@@ -82,14 +84,37 @@ def column_stats(x, name=None, block_rows=None):
     n, d = x.shape
     own = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
     sums = {np.dtype(np.float64): np.zeros(d), own: np.zeros(d, own)}
-    for lo, block in blocks(x, block_rows):
-        reject_nonfinite(block, name, lo)
-        for dt in sums:  # ((s + x_lo) + x_lo+1) + ...: NumPy's order for an axis-0 sum
-            sums[dt] = np.add.reduce(np.concatenate([sums[dt][None], block.astype(dt)]), axis=0)
-    mean64 = np.true_divide(sums[np.dtype(np.float64)], n)
-    mean_own = np.true_divide(sums[own], n).astype(own)
-    distances = np.concatenate([((block - mean_own) ** 2).sum(axis=1) for _, block in blocks(x, block_rows)])
-    return mean64, float(distances.mean())
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 below
+        for lo, block in blocks(x, block_rows):
+            reject_nonfinite(block, name, lo)
+            for dt in sums:  # ((s + x_lo) + x_lo+1) + ...: NumPy's order for an axis-0 sum
+                sums[dt] = np.add.reduce(np.concatenate([sums[dt][None], block.astype(dt)]), axis=0)
+        mean64 = np.true_divide(sums[np.dtype(np.float64)], n)
+        mean_own = np.true_divide(sums[own], n).astype(own)
+        distances = np.concatenate([((block - mean_own) ** 2).sum(axis=1)
+                                    for _, block in blocks(x, block_rows)])
+    energy = float(distances.mean())
+    if not math.isfinite(energy):  # squares beyond the dtype's range (float32 above ~1e19): in float64
+        with np.errstate(over="ignore"):  # still inf: check_energy says so
+            energy = float(np.concatenate([((block.astype(np.float64) - mean64) ** 2).sum(axis=1)
+                                           for _, block in blocks(x, block_rows)]).mean())
+    return mean64, check_energy(energy, name)
+
+
+def check_energy(energy, name="X"):
+    """``energy`` (the mean squared distance of the rows to their mean), if finite.
+
+    Raises
+    ------
+    ValueError
+        When it overflows even in float64 (values beyond about 1e150): no data scale s can be
+        formed; the message says to divide the data by a constant first.
+    """
+    if not math.isfinite(energy):
+        raise ValueError(f"{name} holds values too large to form the data scale s (the squares of its "
+                         "distances to the mean overflow float64); divide it by a constant first, "
+                         "e.g. its largest absolute value")
+    return energy
 
 
 def stream_batches(x, batch_size, rng, prepare, block_rows=None, shuffle_rows=None):
