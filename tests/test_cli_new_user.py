@@ -207,3 +207,13 @@ def test_text_table_and_hdf5_hints_work_on_headers_labels_and_big_data(folder, c
     one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, *how)
     if name == "h.csv":  # the advice itself runs on a file with a header (and keeps 2 feature columns)
         np.save(folder / "hx.npy", np.loadtxt(name, delimiter=",", skiprows=1, usecols=(0, 1)))
+
+
+@pytest.mark.parametrize("name, words", [
+    ("d.zarr", [".zarr folder", "zarr.open('d.zarr', mode='r')[:]", "KSparseAutoencoder().fit(zarr.open"]),
+    ("f.npz", ["'f.npz' is a folder", "give the path of a .npy or .npz file"]),
+])
+def test_a_folder_as_data_says_what_it_is(folder, capsys, name, words):
+    (folder / name).mkdir()
+    one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, *words)
+    one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, *words)
