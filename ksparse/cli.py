@@ -73,7 +73,8 @@ def build_parser():
                   AutoencoderConfig)
     run = tr.add_argument_group("data and run")
     run.add_argument("--dataset", default=None, help="registered name (digits, mnist, cifar10-patches, "
-                     "norb) or a .npy/.npz path, one sample per row (default: digits; on --resume, the "
+                     "norb) or a .npy/.npz path, one sample per row; an .npz of X_train, y_train, X_test, "
+                     "y_test adds logistic-regression test errors (default: digits; on --resume, the "
                      "run's own, recorded in OUT/data.json, like --data-dir and --image-shape)")
     run.add_argument("--data-dir", default=None, help="folder of the real data sets (default: $KSPARSE_DATA, "
                      "else ~/.cache/ksparse)")

@@ -209,6 +209,16 @@ def test_text_table_and_hdf5_hints_work_on_headers_labels_and_big_data(folder, c
         np.save(folder / "hx.npy", np.loadtxt(name, delimiter=",", skiprows=1, usecols=(0, 1)))
 
 
+@pytest.mark.parametrize("name, words", [
+    ("d.zarr", [".zarr folder", "zarr.open('d.zarr', mode='r')[:]", "KSparseAutoencoder().fit(zarr.open"]),
+    ("f.npz", ["'f.npz' is a folder", "give the path of a .npy or .npz file"]),
+])
+def test_a_folder_as_data_says_what_it_is(folder, capsys, name, words):
+    (folder / name).mkdir()
+    one_error(["train", "--dataset", name, "--out", "o"], folder, capsys, *words)
+    one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, *words)
+
+
 @pytest.mark.parametrize("unbuffered", ["", "1"])  # the error comes from the flush at the end, or a print
 @pytest.mark.parametrize("argv", [["info", "run/model.npz"], ["encode", "run/model.npz", "X.npy", "H.npy"],
                                   ["train", *TINY, "--dataset", "X.npy", "--out", "new"]])

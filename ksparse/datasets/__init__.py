@@ -122,8 +122,10 @@ def load_matrix(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataFileError(f"data file {path!r} does not exist; check the path")
-    if not path.endswith((".npy", ".npz")) or not os.path.isfile(path):
+    if not path.endswith((".npy", ".npz")):
         raise DataFileError(unsupported_file(path))
+    if not os.path.isfile(path):
+        raise DataFileError(f"data file {path!r} is a folder; give the path of a .npy or .npz file")
     arrays = read_npz(path) if path.endswith(".npz") else {"X_train": load_npy(path)}
     return Dataset(os.path.basename(path), **arrays, image_shape=None)  # a square width is no image
 
