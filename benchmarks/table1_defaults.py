@@ -43,6 +43,10 @@ CANDIDATES = {
     # not a library default under the quick profile (its batch is the paper's 128), but the
     # estimator's and ksparse train's default batch
     "batch 64": {"batch_size": 64},
+    "momentum 0.95": {"momentum": 0.95},
+    "k_start 50": {"k_start": 50},
+    "k_start 200": {"k_start": 200},
+    "no pre-encoder bias (pre_bias False)": {"pre_bias": False},
 }
 
 
@@ -50,13 +54,19 @@ def run_one(name, seed, data, work):
     """Train candidate ``name`` on seed ``seed`` (resuming its checkpoint) and select on validation."""
     from ksparse.kernels.encode import encode
     from ksparse.reproduce import _common, table1
+    from ksparse.training.loop import TrainingDiverged
 
     prof, (train, val) = _common.QUICK, data
     config = _common.autoencoder_config(prof, 25, prof["ksparse_epochs"], seed,
                                         **dict({"paper": False, "lr": None}, **CANDIDATES[name])).to_dict()
     stem = os.path.join(work, f"{name.replace(' ', '_')}-seed{seed}")
     t0 = time.perf_counter()
-    arrays, info = _common.train_autoencoder(train[0], config, stem, resume=True)
+    try:
+        arrays, info = _common.train_autoencoder(train[0], config, stem, resume=True)
+    except TrainingDiverged as e:  # a result too: the candidate cannot be a default
+        print(f"{name} seed {seed}: diverged: {e}", flush=True)
+        return {"candidate": name, "seed": seed, "changes": CANDIDATES[name], "config": config,
+                "diverged": str(e), "seconds": {"train_wall": time.perf_counter() - t0}}
     train_wall = time.perf_counter() - t0
     W, b = arrays["W_enc"], arrays["b_enc"]
     t0 = time.perf_counter()
@@ -92,6 +102,10 @@ def markdown(res):
     parts = sorted(res.values(), key=lambda r: (list(CANDIDATES).index(r["candidate"])
                                                 if r["candidate"] in CANDIDATES else 99, r["seed"]))
     for r in parts:
+        if "diverged" in r:
+            lines.append(f"| {r['candidate']} | `{json.dumps(r['changes'])}` | | {r['seed']} | diverged: "
+                         f"{r['diverged'].split(':')[0]} | | | | | | | {r['when']} |")
+            continue
         lr = r["history"][0]["lr"], r["history"][-1]["lr"]
         lines.append(f"| {r['candidate']} | `{json.dumps(r['changes'])}` | {lr[0]:.3g}"
                      f"{'' if lr[1] == lr[0] else f' to {lr[1]:.3g}'} | {r['seed']} | "
