@@ -279,12 +279,15 @@ def write_page(results, page=None, figures=None):
         text += ["## Sections that failed in the last run", "",
                  "Their figures above, if any, come from an earlier run (see each section's date):", ""]
         text += [f"- {name}: `{error}`" for name, error in results["failed"].items()] + [""]
+    from ksparse.kernels._cpu import PARALLEL_WORK
+
     text += ["## Notes and limits", "",
              "- On a busy machine a two-thread BLAS product of batch 128 takes many times its idle",
              "  time (its threads poll for work and wait for each other), while the ksparse step,",
              "  which calls BLAS on one thread per range, suffers much less: ratios to the product",
              "  from a busy machine understate the step and are marked as such above.",
-             "- A step runs in the calling thread when its product has fewer than 2^22 multiply-adds",
+             f"- A step runs in the calling thread when its product has fewer than "
+             f"2^{PARALLEL_WORK.bit_length() - 1} multiply-adds",
              "  (`ksparse.kernels._cpu.PARALLEL_WORK`): handing a range to another thread costs tens",
              "  of microseconds.",
              "- The floor column is one product plus one pass over W and its velocity, each in its own",
