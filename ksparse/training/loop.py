@@ -33,11 +33,11 @@ from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
 from ksparse.training.stream import (
     StreamedData,
-    check_energy,
     check_rows,
     column_stats,
     counted,
     is_streamed,
+    row_energy,
 )
 
 DEFAULTS = AutoencoderConfig()
@@ -401,16 +401,10 @@ def _data_stats(x):
     if isinstance(x, StreamedData):
         return column_stats(x.source)
     rows = max(1, (1 << 20) // x.shape[1])  # row blocks: temporaries stay in cache
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 below
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing mean: row_energy redoes it in float64
         mean = x.mean(axis=0)
-        distances = np.concatenate([((x[lo:lo + rows] - mean) ** 2).sum(axis=1)
-                                    for lo in range(0, len(x), rows)])
-    mean64, energy = x.mean(axis=0, dtype=np.float64), float(distances.mean())
-    if not math.isfinite(energy):  # squares beyond the dtype's range (float32 above ~1e19): in float64
-        with np.errstate(over="ignore"):  # still inf: check_energy says so
-            energy = float(np.concatenate([((x[lo:lo + rows].astype(np.float64) - mean64) ** 2).sum(axis=1)
-                                           for lo in range(0, len(x), rows)]).mean())
-    return mean64, check_energy(energy)
+    mean64 = x.mean(axis=0, dtype=np.float64)
+    return mean64, row_energy(lambda: (x[lo:lo + rows] for lo in range(0, len(x), rows)), mean, mean64)
 
 
 def _training_data(x, state, device, stats):

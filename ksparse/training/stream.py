@@ -91,18 +91,15 @@ def column_stats(x, name=None, block_rows=None):
                 sums[dt] = np.add.reduce(np.concatenate([sums[dt][None], block.astype(dt)]), axis=0)
         mean64 = np.true_divide(sums[np.dtype(np.float64)], n)
         mean_own = np.true_divide(sums[own], n).astype(own)
-        distances = np.concatenate([((block - mean_own) ** 2).sum(axis=1)
-                                    for _, block in blocks(x, block_rows)])
-    energy = float(distances.mean())
-    if not math.isfinite(energy):  # squares beyond the dtype's range (float32 above ~1e19): in float64
-        with np.errstate(over="ignore"):  # still inf: check_energy says so
-            energy = float(np.concatenate([((block.astype(np.float64) - mean64) ** 2).sum(axis=1)
-                                           for _, block in blocks(x, block_rows)]).mean())
-    return mean64, check_energy(energy, name)
+    return mean64, row_energy(lambda: (block for _, block in blocks(x, block_rows)), mean_own, mean64, name)
 
 
-def check_energy(energy, name="X"):
-    """``energy`` (the mean squared distance of the rows to their mean), if finite.
+def row_energy(row_blocks, mean, mean64, name="X"):
+    """The mean over rows of ||x_i - mean||^2, from the blocks ``row_blocks()`` yields.
+
+    Computed in the data's dtype against ``mean`` (its own rounding, which training on the same
+    data in memory or streamed shares); when the squares overflow that dtype (float32 above
+    ~1e19), again in float64 against ``mean64``.
 
     Raises
     ------
@@ -110,6 +107,11 @@ def check_energy(energy, name="X"):
         When it overflows even in float64 (values beyond about 1e150): no data scale s can be
         formed; the message says to divide the data by a constant first.
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 below
+        energy = float(np.concatenate([((b - mean) ** 2).sum(axis=1) for b in row_blocks()]).mean())
+        if not math.isfinite(energy):
+            energy = float(np.concatenate([((b.astype(np.float64) - mean64) ** 2).sum(axis=1)
+                                           for b in row_blocks()]).mean())
     if not math.isfinite(energy):
         raise ValueError(f"{name} holds values too large to form the data scale s (the squares of its "
                          "distances to the mean overflow float64); divide it by a constant first, "
