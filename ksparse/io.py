@@ -52,14 +52,25 @@ def atomic_write(path, write, interruptible=False):
         ``write`` that computes what it writes, block by block, and may run for long: the
         signal interrupts it at once, the temporary file is removed and the old file (if any)
         is kept. The temporary file's creation, rename and removal are never interrupted.
+
+    Raises
+    ------
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) If ``path`` is a folder, or its folder cannot be made or written to.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # else the rename fails with the temporary file's name, or the folder's
+        raise OutputNotWritableError(f"{path!r} is a folder; give the name of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     f = tmp = None
     try:
         with _signals_deferred():  # a signal between mkstemp and the cleanup would leave a temporary file
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            except OSError as e:  # named by the file asked for, not by the temporary file's name
+                raise OutputNotWritableError(f"cannot write {path!r} ({e.strerror or e}); choose a folder "
+                                             "you can write to") from None
             f = os.fdopen(fd, "wb")
         with contextlib.nullcontext() if interruptible else _signals_deferred():
             os.fchmod(f.fileno(), 0o666 & ~_umask())

@@ -210,6 +210,21 @@ def test_save_load_round_trip(fitted, X, tmp_path):
     assert loaded.state_.epoch == 5
 
 
+def test_save_into_a_folder_and_load_of_a_folder_name_the_folder(fitted, tmp_path, monkeypatch):
+    (tmp_path / "w").mkdir()
+    monkeypatch.chdir(tmp_path / "w")
+    with pytest.raises(OSError, match=r"'\.' is a folder; give the name of a file"):
+        fitted.save(".")  # was EBUSY, renaming a temporary file made in the parent folder
+    fitted.save("m.npz")
+    with pytest.raises(ValueError, match=r"'\.' is a folder; give the path of a model.npz"):
+        KSparseAutoencoder.load(".")
+    os.mkdir("run")
+    fitted.save(os.path.join("run", "model.npz"))
+    with pytest.raises(ValueError, match=r"'run' is a folder; give the model file in it, run/model.npz"):
+        KSparseAutoencoder.load("run")
+    assert sorted(os.listdir(tmp_path / "w")) == ["m.npz", "run"] and os.listdir(tmp_path) == ["w"]
+
+
 def test_pickle_round_trip(fitted, X):
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(again.transform(X), fitted.transform(X))

@@ -128,3 +128,16 @@ def test_check_writable_refuses_a_read_only_folder(tmp_path):
     (tmp_path / "ro").mkdir(mode=0o500)
     with pytest.raises(OutputNotWritableError, match="Permission denied"):
         check_writable(tmp_path / "ro")
+
+
+def test_atomic_write_into_a_folder_names_the_folder_and_leaves_no_file(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputNotWritableError, match=r"out' is a folder; give the name of a file"):
+        atomic_write(tmp_path / "out", lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == []
+
+
+def test_atomic_write_through_a_file_names_the_file_asked_for_not_a_temporary_one(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputNotWritableError, match=r"cannot write '.*file/out.npz' \(.*\); choose a"):
+        atomic_write(tmp_path / "file" / "out.npz", lambda f: f.write(b"x"))

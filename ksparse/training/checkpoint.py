@@ -88,6 +88,11 @@ def load_checkpoint(path):
         checkpoint, of a newer format, or holds arrays of wrong dtype, shape or non-finite values.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # `--resume runs/x`, `encode runs/x ...`: the run's folder, not its model
+        inside = os.path.join(path, "model.npz")
+        fix = (f"give the model file in it, {inside}" if os.path.isfile(inside) else
+               "give the path of a model.npz written by `ksparse train` or save()")
+        raise ModelFileError(f"model file {path!r} is a folder; {fix}")
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path!r} does not exist; check the path")
     what = f"{path!r} (a ksparse model file)"
