@@ -239,3 +239,32 @@ def test_stdout_closed_by_its_reader_ends_quietly_with_141(folder, argv, unbuffe
     finally:
         os.close(write)
     assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+
+
+SMOKE = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--rows", "raw"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    # argparse's errors: one line, not the usage and then argparse's own line
+    ([*SMOKE, "--out", "o", "--profile", "fast"], ["--profile: invalid choice", "--help"]),
+    ([*SMOKE[:4], "--dataset", "digits"], ["required: --out"]),
+    (["reproduce", "report", "--results", "{d}/results", "--frobnicate"], ["unrecognized", "--frobnicate"]),
+    # output folders: a file, or a path through a file (was '[Errno 17] File exists'); before any training
+    ([*SMOKE, "--out", "{d}/X.npy"], ["--out", "X.npy' is a file", "give a folder"]),
+    ([*SMOKE, "--out", "o", "--results", "{d}/X.npy"], ["--results", "is a file"]),
+    ([*SMOKE, "--out", "{d}/X.npy/o"], ["cannot write into --out", "choose a folder you can write to"]),
+    # a negative seed (was scikit-learn's message about LogisticRegression's random_state)
+    ([*SMOKE, "--out", "o", "--seeds", "0", "-1"], ["--seeds must be integers >= 0, got -1"]),
+    # report: --docs a folder (was Errno 21 on a temporary file), a binary file, a broken result file
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/run"], ["--docs", "is a folder",
+                                                                                "results.md"]),
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/X.npy"], ["not a text file"]),
+    (["reproduce", "report", "--results", "{d}/broken", "--docs", "{d}/r.md"],
+     ["bad.json", "not valid json"]),
+])
+def test_reproduce_bad_input_is_one_line_before_any_work(folder, capsys, argv, words):
+    (folder / "results").mkdir()
+    (folder / "results" / "r.json").write_text('{"meta": {"target": "table1", "profile": "x"}, "result": {}}')
+    (folder / "broken").mkdir()
+    (folder / "broken" / "bad.json").write_text('{"meta": ')
+    one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, *words)
