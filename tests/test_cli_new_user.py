@@ -268,3 +268,26 @@ def test_reproduce_bad_input_is_one_line_before_any_work(folder, capsys, argv, w
     (folder / "broken").mkdir()
     (folder / "broken" / "bad.json").write_text('{"meta": ')
     one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, *words)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10-patches", "norb"])
+def test_a_data_dir_that_is_a_file_is_named_not_downloaded_into(folder, capsys, monkeypatch, dataset):
+    # was: three mirrors tried, each '[Errno 20] Not a directory', in one long line
+    one_error(["train", *TINY, "--dataset", dataset, "--data-dir", "X.npy", "--out", "o"], folder, capsys,
+              "--data-dir", "'X.npy' is a file", "give the folder that holds mnist/")
+    monkeypatch.setenv("KSPARSE_DATA", str(folder / "X.npy"))
+    one_error(["train", *TINY, "--dataset", dataset, "--out", "o"], folder, capsys,
+              "KSPARSE_DATA", "is a file")
+    from ksparse.datasets import load_dataset
+
+    with pytest.raises(ValueError, match="KSPARSE_DATA .* is a file"):
+        load_dataset(dataset)
+
+
+@pytest.mark.parametrize("command", ["train", "encode"])
+def test_a_folder_given_as_data_is_called_a_folder(folder, capsys, command):
+    (folder / "adir").mkdir()
+    argv = (["train", *TINY, "--dataset", "adir", "--out", "o"] if command == "train"
+            else ["encode", "run/model.npz", "adir", "h.npy"])
+    msg = one_error(argv, folder, capsys, "'adir' is a folder; ksparse reads .npy and .npz")
+    assert "extensionless" not in msg  # was "'adir' is a extensionless folder"
