@@ -291,3 +291,18 @@ def test_a_folder_given_as_data_is_called_a_folder(folder, capsys, command):
             else ["encode", "run/model.npz", "adir", "h.npy"])
     msg = one_error(argv, folder, capsys, "'adir' is a folder; ksparse reads .npy and .npz")
     assert "extensionless" not in msg  # was "'adir' is a extensionless folder"
+
+
+def test_resume_on_data_of_other_features_says_what_to_do(folder, capsys):
+    np.save(folder / "wide.npy", np.random.default_rng(2).random((64, 20)))
+    msg = one_error(["train", "--out", "run", "--resume", "--max-iter", "3", "--dataset", "wide.npy"], folder,
+                    capsys, "expects 16 features, the data has 20", "'wide.npy'",
+                    "leave out --dataset", "or train a new model into another --out")
+    assert msg.count(";") == 1  # one fix, not a bare statement (was: no fix at all)
+
+
+@pytest.mark.parametrize("alpha, fix", [("0.5", "got 0.5; the model's is 3"),
+                                        ("100", "lower --alpha (k and n_hidden are the model's)")])
+def test_encode_alpha_says_its_rule_and_one_fix_once(folder, capsys, alpha, fix):
+    msg = one_error(["encode", "run/model.npz", "X.npy", "h.npy", "--alpha", alpha], folder, capsys, fix)
+    assert msg.count(">= 1") <= 1 and msg.count("the model's") == 1, msg  # was the rule said twice
