@@ -40,7 +40,8 @@ def test_table1_writes_one_result_file_per_row_and_a_table(out):
         assert cells[2] == f"{100 * result['test_error']:.2f}%" and cells[3] == "0"
     data = files["table1-smoke-k25-seed0.json"]
     k25, meta = data["result"], data["meta"]
-    assert k25["alpha"] in (1, 2)  # the smoke profile's alphas, chosen on validation
+    assert k25["alpha"] in k25["grid"]["alphas"]  # the smoke profile's alphas (grown), chosen on validation
+    assert set(k25["grid"]["alphas"]) >= {1, 2} and k25["grid"]["Cs"][:3] == [1.0, 3.0, 10.0]
     assert min(k25["trials"], key=lambda t: t["val_error"])["alpha"] == k25["alpha"]
     assert k25["n_fit"] == meta["data"]["n_train"] > k25["trials"][0]["n_fit"]  # refit on all of train
     assert meta["seed"] == 0 and meta["profile"] == "smoke"

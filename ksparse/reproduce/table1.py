@@ -98,52 +98,105 @@ def _fits(alpha, k, n_hidden):
     return True
 
 
-def _classify(feats, alpha, C, train, evals, prof, seed, n_fit=None):
+def grow(grid, up, log_scale):
+    """One value past an edge of a sorted grid: above its largest value (``up``) or below its smallest.
+
+    Alpha (``log_scale=False``) repeats the grid's step at that edge (6, 8 -> 10); C
+    (``log_scale=True``) goes a decade past the second value from that edge when the grid has
+    more than one value per decade (1, 3, 10, 30, 100 -> 300 -> 1000; 1 -> 0.3), else repeats the
+    edge's ratio (1, 10 -> 100).
+    """
+    a, b = (grid[-2], grid[-1]) if up else (grid[1], grid[0])  # b: the edge, a: its neighbour
+    if not log_scale:
+        return b + (b - a)
+    if max(a, b) < 10 * min(a, b):
+        return a * 10 if up else a / 10
+    return b * b / a
+
+
+def _fit_features(feats, alpha, train, evals):
+    """The features of the training split and of each of ``evals`` for one alpha."""
+    return feats(train[0], alpha), [feats(Z, alpha) for Z, _ in evals]
+
+
+def _classify(F, alpha, C, train, evals, prof, seed, n_fit=None):
     """Fit the classifier on the first ``n_fit`` training samples (all when None); errors on ``evals``.
 
-    ``evals`` is ``[val]`` or ``[val, test]`` (``test_error`` is None without a test split).
-    On a subset, C is multiplied by ``len(train) / n_fit``, so that the penalty per sample,
-    1 / (C n), is that of the full fit.
+    ``F`` is ``(F_train, [F_eval, ...])`` from :func:`_fit_features`; ``evals`` is ``[val]`` or
+    ``[val, test]`` (``test_error`` is None without a test split). On a subset, C is multiplied
+    by ``len(train) / n_fit``, so that the penalty per sample, 1 / (C n), is that of the full fit.
     """
-    X, y = (train[0][:n_fit], train[1][:n_fit]) if n_fit else train
-    C_fit = C * len(train[0]) / len(X)
-    errors, _ = _common.logreg(feats(X, alpha), y, [(feats(Z, alpha), t) for Z, t in evals],
-                               C_fit, prof["logreg_max_iter"], seed, sparse=alpha is not None)
-    return {"alpha": alpha, "C": C, "val_error": errors[0],
-            "test_error": errors[1] if len(errors) > 1 else None, "n_fit": len(X)}
+    n = min(n_fit or len(train[0]), len(train[0]))
+    C_fit = C * len(train[0]) / n
+    scored = [(Fe, t) for Fe, (_, t) in zip(F[1], evals, strict=True)]
+    errors, info = _common.logreg(F[0][:n], train[1][:n], scored, C_fit, prof["logreg_max_iter"], seed,
+                                  sparse=alpha is not None)
+    return {"alpha": alpha, "C": C, "val_error": errors[0], "n_fit": n,
+            "test_error": errors[1] if len(errors) > 1 else None, "n_iter": info["n_iter"],
+            "converged": info["converged"]}
+
+
+def _edges(best, alphas, Cs, key, prof, steps):
+    """The (axis, up) edges of the grid that ``best`` sits on and that may still grow."""
+    out = []
+    if best["C"] in (Cs[0], Cs[-1]):
+        out.append(("C", best["C"] == Cs[-1]))
+    if best["alpha"] is not None and best["alpha"] in (alphas[0], alphas[-1]):
+        up = best["alpha"] == alphas[-1]
+        new = grow(alphas, up, False) if len(alphas) > 1 else None
+        if new is not None and new >= 1 and _fits(new, _k(key)[0], prof["n_hidden"]):
+            out.append(("alpha", up))
+    return [e for e in out if steps.get(e, 0) < prof["grid_steps"]]
 
 
 def select(key, feats, prof, train, evals, seed):
-    """Table 1's model selection on the validation split ``evals[0]``; the choice refit on all of ``train``.
+    """Table 1's model selection: the (alpha, C) of lowest validation error (``evals[0]``) on a growing grid.
 
-    alpha (k-sparse rows) at the profile's ``logreg_C``, then C from ``logreg_Cs`` at that
-    alpha, with classifiers fit on the first ``select_n`` training samples (all when None).
-    The choice is refit on the whole training split, and so is alpha = 3 for k = 25 (the
-    paper's best). ``evals`` is ``[val]`` (no test error is computed) or ``[val, test]``.
+    Every pair of ``prof["alphas"]`` (the k-sparse rows; those with alpha k <= n_hidden) and
+    ``prof["logreg_Cs"]`` is fit on the first ``select_n`` training samples (all when None)
+    and scored on the validation split. While the best pair sits on an edge of the grid, the
+    grid grows one value past that edge (:func:`grow`; alpha not below 1 nor past n_hidden / k),
+    at most ``grid_steps`` times per edge. Ties go to the pair first in grid order (smaller
+    alpha, then smaller C). A choice made on a subset is refit on the whole training split,
+    and so is alpha = 3 for k = 25 (the paper's best) at the chosen C; on the whole split the
+    grid's own fits are used. ``evals`` is ``[val]`` (no test error is computed) or ``[val, test]``.
 
     Returns
     -------
     trials : list of dict
-        One :func:`_classify` record per (alpha, C) tried on the subset.
+        One :func:`_classify` record per (alpha, C) of the final grid, in grid order.
     full : list of dict
-        The refits on the whole training split, the chosen (alpha, C) first.
+        The fits on the whole training split, the chosen (alpha, C) first; the first has ``grid``:
+        the final ``alphas`` and ``Cs`` and ``at_edge`` (the choice still on a grid edge).
     """
-    alphas, n_sel = _alphas(key, prof), prof["select_n"]
-    trials = []
-
-    def trial(alpha, C):
-        t = _classify(feats, alpha, C, train, evals, prof, seed, n_sel)
-        log.info("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, t["n_fit"], t["val_error"])
-        trials.append(t)
-        return t
-
-    alpha = min((trial(a, prof["logreg_C"]) for a in alphas), key=lambda t: t["val_error"])["alpha"]
-    for C in prof["logreg_Cs"]:
-        if C != prof["logreg_C"]:
-            trial(alpha, C)
-    best = min((t for t in trials if t["alpha"] == alpha), key=lambda t: t["val_error"])
-    wanted = [(alpha, best["C"])] + ([(3, best["C"])] if key == "k25" and alpha != 3 and 3 in alphas else [])
-    return trials, [_classify(feats, a, C, train, evals, prof, seed) for a, C in wanted]
+    alphas, Cs, n_sel = _alphas(key, prof), sorted(prof["logreg_Cs"]), prof["select_n"]
+    fits, steps = {}, {}
+    while True:
+        for alpha in alphas:
+            new = [C for C in Cs if (alpha, C) not in fits]
+            F = _fit_features(feats, alpha, train, evals) if new else None
+            for C in new:
+                fits[alpha, C] = _classify(F, alpha, C, train, evals, prof, seed, n_sel)
+                log.info("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, fits[alpha, C]["n_fit"],
+                         fits[alpha, C]["val_error"])
+        trials = [fits[a, C] for a in alphas for C in Cs]
+        best = min(trials, key=lambda t: t["val_error"])
+        edges = _edges(best, alphas, Cs, key, prof, steps)
+        if not edges:
+            break
+        for axis, up in edges:
+            steps[axis, up] = steps.get((axis, up), 0) + 1
+            grid = Cs if axis == "C" else alphas
+            grid.insert(len(grid) if up else 0, grow(grid, up, axis == "C"))
+    wanted = [(best["alpha"], best["C"])]
+    if key == "k25" and best["alpha"] != 3 and 3 in alphas:
+        wanted.append((3, best["C"]))
+    full = [fits[a, C] if not n_sel else _classify(_fit_features(feats, a, train, evals), a, C, train, evals,
+                                                   prof, seed) for a, C in wanted]
+    at_edge = best["C"] in (Cs[0], Cs[-1]) or (best["alpha"] is not None and best["alpha"] in (alphas[0],
+                                                                                                 alphas[-1]))
+    full[0] = dict(full[0], grid={"alphas": alphas, "Cs": Cs, "at_edge": bool(at_edge and len(trials) > 1)})
+    return trials, full
 
 
 def run_row(key, args, prof, train, val, test, seed):
