@@ -336,7 +336,7 @@ def cmd_encode(args):
             if e.field != "alpha":
                 raise UserError(_option_error(e)) from None
             fix = ("lower --alpha (k and n_hidden are the model's)" if e.fix is not None  # alpha*k > H
-                   else f"the model's is {est.alpha:g}")  # below 1 or not finite: the rule says what to give
+                   else f"give a finite --alpha >= 1 (the model's is {est.alpha:g})")  # below 1, not finite
             raise UserError(f"--alpha {e.rule}, got {e.value!r}; {fix}") from None
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
