@@ -225,6 +225,19 @@ def test_save_into_a_folder_and_load_of_a_folder_name_the_folder(fitted, tmp_pat
     assert sorted(os.listdir(tmp_path / "w")) == ["m.npz", "run"] and os.listdir(tmp_path) == ["w"]
 
 
+@pytest.mark.parametrize("where, words", [("folder", "is a folder; give the name of a file"),
+                                          ("file/ckpt.npz", "'.*file' is a file, not a folder")])
+def test_unwritable_checkpoint_path_is_refused_before_the_first_epoch(X, tmp_path, where, words):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"x")
+    epochs = []
+    est = KSparseAutoencoder(**SMALL, checkpoint_path=tmp_path / where, checkpoint_every=1,
+                             callback=epochs.append)
+    with pytest.raises(OSError, match=f"checkpoint_path.*{words}"):
+        est.fit(X)
+    assert epochs == [] and sorted(os.listdir(tmp_path)) == ["file", "folder"]  # was: after an epoch's work
+
+
 def test_pickle_round_trip(fitted, X):
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(again.transform(X), fitted.transform(X))

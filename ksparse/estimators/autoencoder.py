@@ -19,6 +19,7 @@ from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
 from ksparse.errors import reject_complex
 from ksparse.estimators import codes as _codes
 from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
+from ksparse.io import check_output_file
 from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
@@ -137,6 +138,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _run(self, X, state, config=None, epochs=None):
         """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
         left = epochs if epochs is not None else (config or state.config).max_iter - state.epoch
+        if self.checkpoint_path is not None:  # found now, not at the first checkpoint after an epoch's work
+            check_output_file(self.checkpoint_path, "checkpoint_path")
         try:
             with progress_bar(self.progress, max(left, 0) * X.shape[0]) as progress:
                 state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
