@@ -446,3 +446,20 @@ def test_values_beyond_float32_squares_train_like_data_in_0_1(X):
 def test_values_whose_squares_overflow_float64_say_the_scale_cannot_be_formed(X):
     with pytest.raises(ValueError, match="too large to form the data scale s.*divide it by a constant"):
         KSparseAutoencoder(**SMALL).fit(X * 1e200)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score", "inverse_transform"])
+def test_nan_and_1d_input_are_named_as_the_command_line_names_them(fitted, X, method):
+    bad = X.copy()
+    bad[7, 5] = np.inf
+    if method == "inverse_transform":
+        bad = fitted.transform(X)
+        bad[7, 5] = np.nan
+    est = KSparseAutoencoder(**SMALL) if method in ("fit", "partial_fit") else fitted
+    name = "codes" if method == "inverse_transform" else "X"
+    # was scikit-learn's 'Input X contains infinity ...' / '... HistGradientBoostingClassifier ...'
+    with pytest.raises(ValueError, match=rf"^{name} contains NaN or inf: \w+ at row 7, column 5; clean or"):
+        getattr(est, method)(bad)
+    with pytest.raises(ValueError, match=rf"^{name} must be 2-D .*got 1-D shape \({bad.shape[1]},\)\. "
+                                         rf"Reshape your data: one sample is {name}.reshape\(1, -1\)$"):
+        getattr(est, method)(bad[0])  # was scikit-learn's message, which prints the whole row
