@@ -261,6 +261,11 @@ SMOKE = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--
     (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/X.npy"], ["not a text file"]),
     (["reproduce", "report", "--results", "{d}/broken", "--docs", "{d}/r.md"],
      ["bad.json", "not valid json"]),
+    # report --docs naming one of the result files it reads (it appended Markdown to the JSON)
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/results/r.json"],
+     ["--docs", "r.json' is a result file of --results", "my-results.md"]),
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/results/../results/r.json"],
+     ["is a result file"]),
 ])
 def test_reproduce_bad_input_is_one_line_before_any_work(folder, capsys, argv, words):
     (folder / "results").mkdir()

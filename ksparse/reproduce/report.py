@@ -343,12 +343,15 @@ def main(argv):
     if not results:
         raise ValueError(f"--results {args.results!r} holds no result files; run a `ksparse reproduce` "
                          "target first (its OUT/results)")
-    from ksparse.io import atomic_write, check_parent
+    from ksparse.io import atomic_write, check_parent, same_file
 
     if os.path.isdir(args.docs):
         raise ValueError(f"--docs {args.docs!r} is a folder; give a Markdown file, such as "
                          f"{os.path.join(args.docs, 'results.md')}")
     check_parent(args.docs, "--docs")
+    if any(same_file(args.docs, path) for path in glob.glob(os.path.join(args.results, "*.json"))):
+        raise ValueError(f"--docs {args.docs!r} is a result file of --results, which the report reads; give "
+                         "a Markdown file, such as my-results.md")  # appending to it broke the JSON
     text = ""
     if os.path.isfile(args.docs):
         try:
