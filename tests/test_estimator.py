@@ -463,3 +463,15 @@ def test_nan_and_1d_input_are_named_as_the_command_line_names_them(fitted, X, me
     with pytest.raises(ValueError, match=rf"^{name} must be 2-D .*got 1-D shape \({bad.shape[1]},\)\. "
                                          rf"Reshape your data: one sample is {name}.reshape\(1, -1\)$"):
         getattr(est, method)(bad[0])  # was scikit-learn's message, which prints the whole row
+
+
+@pytest.mark.parametrize("random_state", [np.random.default_rng(0), "a", 1.5])
+def test_random_state_of_another_type_says_what_it_accepts_and_the_fix(X, random_state):
+    # was check_random_state's "... cannot be used to seed a numpy.random.RandomState instance"
+    with pytest.raises(TypeError, match=r"^random_state must be an integer >= 0, a numpy.random.RandomState "
+                                        r"or None, got .*; pass an integer seed, e.g. random_state=0"):
+        KSparseAutoencoder(**dict(SMALL, random_state=random_state)).fit(X)
+    from ksparse import KSparseClassifier
+
+    with pytest.raises(TypeError, match="^random_state must be an integer"):
+        KSparseClassifier(random_state=random_state).fit(X[:20], np.arange(20) % 2)

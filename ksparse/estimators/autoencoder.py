@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ksparse.backend import check_device, device_of, to_numpy
-from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
+from ksparse.config import AutoencoderConfig, ConfigError, ConfigTypeError, config_doc, init_from
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators import codes as _codes
 from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
@@ -33,6 +33,11 @@ def seed_from(random_state):
     """scikit-learn's convention: an int is the seed itself; None or a RandomState gives one drawn from it."""
     if _is_int(random_state):
         return random_state
+    if random_state is not None and not isinstance(random_state, np.random.RandomState):
+        # check_random_state's own message ('... cannot be used to seed a RandomState') gives no fix
+        raise ConfigTypeError("random_state", "must be an integer >= 0, a numpy.random.RandomState or None",
+                              random_state, fix="pass an integer seed, e.g. random_state=0 (from a "
+                              "numpy Generator rng: random_state=int(rng.integers(2**31)))")
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
