@@ -354,12 +354,21 @@ def cmd_info(args):
     return 0
 
 
-def cmd_reproduce(argv):
-    """``ksparse reproduce ...``: hand the remaining arguments to :mod:`ksparse.reproduce`."""
+def cmd_reproduce(argv, received=None):
+    """``ksparse reproduce ...``: hand the remaining arguments to :mod:`ksparse.reproduce`; on Ctrl-C
+    or SIGTERM say what is kept and the command that continues (the same, with --resume)."""
     try:
         from ksparse.reproduce import main as reproduce_main
 
         return int(reproduce_main(list(argv)) or 0)
+    except KeyboardInterrupt:
+        if not argv or argv[0] in ("report", "-h", "--help"):
+            raise
+        again = shlex.join(["ksparse", "reproduce", *argv, *([] if "--resume" in argv else ["--resume"])])
+        stopped = "terminated" if received is not None and received.exit_code == 143 else "interrupted"
+        print(f"ksparse: {stopped}; continue with: {again} (it skips the rows already written and continues "
+              "each autoencoder's pre-training from its last finished epoch)", file=sys.stderr)
+        raise _Reported() from None
     except ModuleNotFoundError as e:
         if not (e.name or "").startswith("ksparse"):
             raise
@@ -429,7 +438,7 @@ def _run(argv, received):
 
     try:
         if argv and argv[0] == "reproduce":
-            return cmd_reproduce(argv[1:])
+            return cmd_reproduce(argv[1:], received)
         args = build_parser().parse_args(argv)
         args.argv, args.received = ["ksparse", *argv], received
         return {"train": cmd_train, "encode": cmd_encode, "info": cmd_info}[args.command](args)
