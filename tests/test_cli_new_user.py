@@ -324,3 +324,11 @@ def test_info_settings_of_a_paper_model_are_a_command_train_accepts(folder, caps
     assert main(["train", *settings, "--dataset", "X.npy", "--out", "again", "--quiet", "--no-logreg"]) == 0
     np.testing.assert_array_equal(KSparseAutoencoder.load("again/model.npz").W_,
                                   KSparseAutoencoder.load("p/model.npz").W_)
+
+
+def test_a_model_cached_by_reproduce_is_named_as_such(folder, capsys):
+    assert main([*SMOKE[:4], "--dataset", "digits", "--rows", "k25", "--out", "rp"]) == 0
+    cached = [p for p in (folder / "rp" / "models").iterdir() if p.name.startswith("ksparse-k25")]
+    capsys.readouterr()
+    for argv in (["info", cached[0]], ["encode", cached[0], "X.npy", "h.npy"]):  # was '(format None)'
+        one_error(argv, folder, capsys, "not a readable ksparse model file", "cached by `ksparse reproduce`")
