@@ -129,9 +129,12 @@ def _bar_grid(columns, n_cols, path, title):
     """Fallback of :func:`filter_grid` for data without an image shape: one bar plot per column."""
     n_rows = int(np.ceil(columns.shape[1] / n_cols))
     fig = _figure(max(2.0, 0.8 * n_cols), max(2.0, 0.6 * n_rows + (0.4 if title else 0)))
+    edges = np.arange(columns.shape[0] + 1) - 0.5
     for i in range(columns.shape[1]):
         ax = fig.add_subplot(n_rows, n_cols, i + 1)
-        ax.bar(np.arange(columns.shape[0]), columns[:, i], width=1.0, color="k")
+        # one filled step patch per column, drawn like bars of width 1 (ax.bar made one patch per
+        # feature: 100 columns of 5000 features took minutes)
+        ax.stairs(columns[:, i], edges, baseline=0.0, fill=True, color="k")
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
