@@ -311,3 +311,24 @@ def test_resume_on_data_of_other_features_says_what_to_do(folder, capsys):
 def test_encode_alpha_says_its_rule_and_one_fix_once(folder, capsys, alpha, fix):
     msg = one_error(["encode", "run/model.npz", "X.npy", "h.npy", "--alpha", alpha], folder, capsys, fix)
     assert msg.count("the model's") == 1, msg  # was also '(k and n_hidden are the model's)' below 1
+
+
+def test_info_settings_of_a_paper_model_are_a_command_train_accepts(folder, capsys):
+    assert main(["train", *TINY, "--paper", "--dataset", "X.npy", "--out", "p"]) == 0
+    capsys.readouterr()
+    assert main(["info", "p/model.npz"]) == 0
+    settings = capsys.readouterr().out.split("settings: ")[1].split()
+    # was '--paper --scale --pre-bias ... --resample --step-bound', which train refuses with --paper
+    off = {"--scale", "--pre-bias", "--resample", "--step-bound", "--b-prime-init"}
+    assert "--paper" in settings and not off & set(settings)
+    assert main(["train", *settings, "--dataset", "X.npy", "--out", "again", "--quiet", "--no-logreg"]) == 0
+    np.testing.assert_array_equal(KSparseAutoencoder.load("again/model.npz").W_,
+                                  KSparseAutoencoder.load("p/model.npz").W_)
+
+
+def test_a_model_cached_by_reproduce_is_named_as_such(folder, capsys):
+    assert main([*SMOKE[:4], "--dataset", "digits", "--rows", "k25", "--out", "rp"]) == 0
+    cached = [p for p in (folder / "rp" / "models").iterdir() if p.name.startswith("ksparse-k25")]
+    capsys.readouterr()
+    for argv in (["info", cached[0]], ["encode", cached[0], "X.npy", "h.npy"]):  # was '(format None)'
+        one_error(argv, folder, capsys, "not a readable ksparse model file", "cached by `ksparse reproduce`")
