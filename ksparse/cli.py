@@ -142,11 +142,21 @@ def _check_run(est, resume, x, args):
         try:
             extend(est.state_.copy(), x.shape[1], config=est._config())
         except ValueError as e:
-            if not args.data_defaulted or "features" not in str(e):
+            if "features" not in str(e):
                 raise
-            raise UserError(f"{e}: no --dataset was given and {resume}'s folder records none, so the "
-                            f"default {args.dataset!r} was loaded; pass the run's --dataset (and "
-                            "--data-dir)") from None
+            raise UserError(_other_features(e, args, resume)) from None
+
+
+def _other_features(e, args, resume):
+    """The message for --resume on data of another number of features: where that data came from
+    (the default, the run's record, or --dataset) decides the fix."""
+    if args.data_defaulted:
+        return (f"{e}: no --dataset was given and {resume}'s folder records none, so the default "
+                f"{args.dataset!r} was loaded; pass the run's --dataset (and --data-dir)")
+    if "dataset" in args.data_from:
+        return f"{e} ({args.dataset!r}, recorded by the run); give the data it was trained on with --dataset"
+    return (f"{e} ({args.dataset!r}); resume on the data the model was trained on (leave out --dataset "
+            "to use the one the run recorded), or train a new model into another --out")
 
 
 def _as_flags(text, resume):
@@ -325,10 +335,9 @@ def cmd_encode(args):
         except ConfigError as e:
             if e.field != "alpha":
                 raise UserError(_option_error(e)) from None
-            fix = ("lower --alpha" if e.fix is not None  # alpha*k > n_hidden; else below 1 or not finite
-                   else f"give a finite --alpha >= 1 (the model's is {est.alpha:g})")
-            raise UserError(f"--alpha {e.rule}, got {e.value!r}; {fix} (k and n_hidden are the "
-                            "model's)") from None
+            fix = ("lower --alpha (k and n_hidden are the model's)" if e.fix is not None  # alpha*k > H
+                   else f"give a finite --alpha >= 1 (the model's is {est.alpha:g})")  # below 1, not finite
+            raise UserError(f"--alpha {e.rule}, got {e.value!r}; {fix}") from None
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
@@ -345,12 +354,21 @@ def cmd_info(args):
     return 0
 
 
-def cmd_reproduce(argv):
-    """``ksparse reproduce ...``: hand the remaining arguments to :mod:`ksparse.reproduce`."""
+def cmd_reproduce(argv, received=None):
+    """``ksparse reproduce ...``: hand the remaining arguments to :mod:`ksparse.reproduce`; on Ctrl-C
+    or SIGTERM say what is kept and the command that continues (the same, with --resume)."""
     try:
         from ksparse.reproduce import main as reproduce_main
 
         return int(reproduce_main(list(argv)) or 0)
+    except KeyboardInterrupt:
+        if not argv or argv[0] in ("report", "-h", "--help"):
+            raise
+        again = shlex.join(["ksparse", "reproduce", *argv, *([] if "--resume" in argv else ["--resume"])])
+        stopped = "terminated" if received is not None and received.exit_code == 143 else "interrupted"
+        print(f"ksparse: {stopped}; continue with: {again} (it skips the rows already written and continues "
+              "each autoencoder's pre-training from its last finished epoch)", file=sys.stderr)
+        raise _Reported() from None
     except ModuleNotFoundError as e:
         if not (e.name or "").startswith("ksparse"):
             raise
@@ -420,7 +438,7 @@ def _run(argv, received):
 
     try:
         if argv and argv[0] == "reproduce":
-            return cmd_reproduce(argv[1:])
+            return cmd_reproduce(argv[1:], received)
         args = build_parser().parse_args(argv)
         args.argv, args.received = ["ksparse", *argv], received
         return {"train": cmd_train, "encode": cmd_encode, "info": cmd_info}[args.command](args)

@@ -248,6 +248,11 @@ def given(args, cls):
     return {name: getattr(args, name) for name in cls.names() if hasattr(args, name)}
 
 
+#: the fields that ``paper=True`` turns off (docs/training.md): with it they are ignored, so the
+#: command line refuses them and ``ksparse info`` leaves them out of a model's settings
+PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
+
+
 @dataclasses.dataclass(frozen=True)
 class AutoencoderConfig(Config):
     """The k-sparse autoencoder and its training: Sec. 2.2 (model), 4.2.1 (schedule), 4.2.2 (SGD).

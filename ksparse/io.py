@@ -52,14 +52,25 @@ def atomic_write(path, write, interruptible=False):
         ``write`` that computes what it writes, block by block, and may run for long: the
         signal interrupts it at once, the temporary file is removed and the old file (if any)
         is kept. The temporary file's creation, rename and removal are never interrupted.
+
+    Raises
+    ------
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) If ``path`` is a folder, or its folder cannot be made or written to.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # else the rename fails with the temporary file's name, or the folder's
+        raise OutputNotWritableError(f"{path!r} is a folder; give the name of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     f = tmp = None
     try:
         with _signals_deferred():  # a signal between mkstemp and the cleanup would leave a temporary file
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            except OSError as e:  # named by the file asked for, not by the temporary file's name
+                raise OutputNotWritableError(f"cannot write {path!r} ({_why(folder, e)}); choose a folder "
+                                             "you can write to") from None
             f = os.fdopen(fd, "wb")
         with contextlib.nullcontext() if interruptible else _signals_deferred():
             os.fchmod(f.fileno(), 0o666 & ~_umask())
@@ -77,6 +88,15 @@ def atomic_write(path, write, interruptible=False):
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
         raise
+
+
+def _why(folder, e):
+    """Why ``folder`` could not be made or written: a file where a folder should be, else ``e``'s reason
+    (makedirs says 'File exists' for a path through a file)."""
+    parent = os.path.abspath(folder)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return f"{parent!r} is a file, not a folder" if not os.path.isdir(parent) else (e.strerror or str(e))
 
 
 @contextlib.contextmanager
@@ -264,6 +284,21 @@ def check_parent(path, option):
     check_writable(folder, option + "'s folder")
 
 
+def check_output_file(path, option):
+    """Raise OSError unless :func:`atomic_write` can write the file ``path``, before any work: not a
+    folder, and its folder (made if missing, as atomic_write does) writable.
+
+    Raises
+    ------
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) Naming the option, the path and the reason.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"{option} {path!r} is a folder; give the name of a file to write")
+    check_writable(os.path.dirname(os.path.abspath(path)), option + "'s folder")
+
+
 def check_writable(folder, option="--out"):
     """Raise OSError unless files can be created in ``folder`` (made if missing), before any work.
 
@@ -291,7 +326,7 @@ def check_writable(folder, option="--out"):
         os.unlink(probe)
     except OSError as e:
         raise OutputNotWritableError(
-            f"cannot write into {option} {folder!r} ({e.strerror or e}); choose a folder you can write to"
+            f"cannot write into {option} {folder!r} ({_why(folder, e)}); choose a folder you can write to"
         ) from None
     finally:
         for path in reversed(made):

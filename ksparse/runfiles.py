@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from ksparse.config import flag
+from ksparse.config import PAPER_OFF, flag
 from ksparse.io import check_parent, check_writable, same_file
 
 
@@ -45,10 +45,6 @@ def read_dataset(args):
         raise UserError(f"--image-shape {args.image_shape} holds {int(np.prod(shape))} values; "
                         f"the data has {x.shape[1]} features per row")
     return ds, x, shape
-
-
-#: options that ``paper=True`` turns off: given on the command line with --paper they would be ignored
-PAPER_OFF = ("scale", "pre_bias", "resample", "step_bound", "b_prime_init", "c_aux")
 
 
 def check_paper(options):

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from ksparse import __version__
+from ksparse.config import PAPER_OFF
 from ksparse.io import atomic_write
 from ksparse.kernels.encode import alpha_k
 
@@ -122,7 +123,9 @@ def brief(record):
 def describe(est):
     """Lines that say what a fitted (or loaded) estimator is and how it was trained."""
     state, last = est.state_, (est.history_[-1] if est.history_ else {})
-    settings = " ".join(_option(n, v) for n, v in state.config.to_dict().items() if v is not None)
+    ignored = PAPER_OFF if state.config.paper else ()  # so that the line is a command train accepts
+    settings = " ".join(_option(n, v) for n, v in state.config.to_dict().items()
+                        if v is not None and n not in ignored)
     return [f"written by ksparse {state.written_by}",
             f"shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})",
             f"k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "

@@ -169,12 +169,23 @@ SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrai
 @pytest.mark.parametrize("X, y, match", [
     (np.zeros((10, 3)), np.arange(9) % 2, "inconsistent numbers of samples"),
     (np.zeros((10, 3)), np.ones(10), "1 class"),
-    (np.full((10, 3), np.nan), np.arange(10) % 2, "NaN"),
+    (np.full((10, 3), np.nan), np.arange(10) % 2, "^X contains NaN or inf: nan at row 0, column 0 .*; clean"),
     (np.ones((10, 3)) + 1j, np.arange(10) % 2, "^Complex data not supported: X holds complex numbers; pass"),
 ])
 def test_classifier_rejects_bad_input(X, y, match):
     with pytest.raises(ValueError, match=match):
         KSparseClassifier(**SMALL).fit(X, y)
+
+
+def test_classifier_names_the_first_nan_in_validation_data_and_in_predict(digits):
+    X, y = digits.X_train[:200], digits.y_train[:200]
+    bad = X[:20].copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="^X_val contains NaN or inf: nan at row 3, column 2"):
+        KSparseClassifier(**SMALL).fit(X, y, X_val=bad, y_val=y[:20])
+    clf = KSparseClassifier(**dict(SMALL, max_iter=1)).fit(X, y)
+    with pytest.raises(ValueError, match="^X contains NaN or inf: nan at row 3, column 2"):
+        clf.predict(bad)
 
 
 def test_classifier_predict_and_validation_refuse_complex(digits):

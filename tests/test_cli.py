@@ -5,6 +5,7 @@ Most tests call :func:`ksparse.cli.main` in-process (fast); one runs the install
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -423,3 +424,27 @@ def test_train_image_shape_draws_images_and_logreg_says_what_it_does(tmp_path, c
     assert code == 0, err
     assert "logistic regression on the 10-sparse features (1347 x 40)..." in err
     assert "logistic regression on the raw inputs (1347 x 64)..." in err
+
+
+def test_ctrl_c_during_reproduce_says_how_to_continue_and_that_command_ends(tmp_path, capsys, monkeypatch):
+    from ksparse.training import loop
+
+    epoch, calls = loop._epoch, []
+
+    def stop_in_the_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_epoch", stop_in_the_second_epoch)
+    argv = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--rows", "k25", "--out",
+            str(tmp_path / "o")]
+    code, _, err = run(argv, capsys)
+    # was exit 130 and not a word: neither what was kept nor how to go on
+    assert code == 130 and "Traceback" not in err
+    again = f"ksparse {shlex.join(argv)} --resume"
+    assert err.strip().splitlines()[-1].startswith(f"ksparse: interrupted; continue with: {again} (it skips")
+    monkeypatch.setattr(loop, "_epoch", epoch)
+    assert run(shlex.split(again)[1:], capsys)[0] == 0
+    assert (tmp_path / "o" / "results" / "table1-smoke-k25-seed0.json").exists()

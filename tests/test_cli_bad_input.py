@@ -108,6 +108,12 @@ CASES = {
     "encode alpha inf": (["encode", M, X, "{d}/h.npy", "--alpha", "inf"], ["--alpha must be a finite"]),
     "encode alpha 0.5": (["encode", M, X, "{d}/h.npy", "--alpha", "0.5"], ["--alpha must be a finite"]),
     "info corrupt": (["info", "{d}/corrupt.npz"], ["not a readable"]),
+    # the run's folder given as its model: named a folder, with the model file in it (was "does not exist")
+    "encode model is a folder": (["encode", "{d}/run", X, "{d}/h.npy"], ["is a folder", "run/model.npz"]),
+    "info model is a folder": (["info", "{d}/run"], ["is a folder", "run/model.npz"]),
+    "resume a folder": (["train", "--out", "{d}/run", "--resume", "{d}/run", "--max-iter", "3"],
+                        ["is a folder", "run/model.npz"]),
+    "info of a folder without a model": (["info", "{d}"], ["is a folder", "model.npz written by"]),
     "info nan model": (["info", "{d}/nan_model.npz"], ["nan or inf"]),
     "unknown option": (["train", "--hidden", "5"], ["unrecognized"]),
     # an option that --paper turns off is refused, not ignored

@@ -239,3 +239,96 @@ def test_stdout_closed_by_its_reader_ends_quietly_with_141(folder, argv, unbuffe
     finally:
         os.close(write)
     assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+
+
+SMOKE = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--rows", "raw"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    # argparse's errors: one line, not the usage and then argparse's own line
+    ([*SMOKE, "--out", "o", "--profile", "fast"], ["--profile: invalid choice", "--help"]),
+    ([*SMOKE[:4], "--dataset", "digits"], ["required: --out"]),
+    (["reproduce", "report", "--results", "{d}/results", "--frobnicate"], ["unrecognized", "--frobnicate"]),
+    # output folders: a file, or a path through a file (was '[Errno 17] File exists'); before any training
+    ([*SMOKE, "--out", "{d}/X.npy"], ["--out", "X.npy' is a file", "give a folder"]),
+    ([*SMOKE, "--out", "o", "--results", "{d}/X.npy"], ["--results", "is a file"]),
+    ([*SMOKE, "--out", "{d}/X.npy/o"], ["cannot write into --out", "choose a folder you can write to"]),
+    # a negative seed (was scikit-learn's message about LogisticRegression's random_state)
+    ([*SMOKE, "--out", "o", "--seeds", "0", "-1"], ["--seeds must be integers >= 0, got -1"]),
+    # report: --docs a folder (was Errno 21 on a temporary file), a binary file, a broken result file
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/run"], ["--docs", "is a folder",
+                                                                                "results.md"]),
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/X.npy"], ["not a text file"]),
+    (["reproduce", "report", "--results", "{d}/broken", "--docs", "{d}/r.md"],
+     ["bad.json", "not valid json"]),
+    # report --docs naming one of the result files it reads (it appended Markdown to the JSON)
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/results/r.json"],
+     ["--docs", "r.json' is a result file of --results", "my-results.md"]),
+    (["reproduce", "report", "--results", "{d}/results", "--docs", "{d}/results/../results/r.json"],
+     ["is a result file"]),
+])
+def test_reproduce_bad_input_is_one_line_before_any_work(folder, capsys, argv, words):
+    (folder / "results").mkdir()
+    (folder / "results" / "r.json").write_text('{"meta": {"target": "table1", "profile": "x"}, "result": {}}')
+    (folder / "broken").mkdir()
+    (folder / "broken" / "bad.json").write_text('{"meta": ')
+    one_error([a.replace("{d}", str(folder)) for a in argv], folder, capsys, *words)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10-patches", "norb"])
+def test_a_data_dir_that_is_a_file_is_named_not_downloaded_into(folder, capsys, monkeypatch, dataset):
+    # was: three mirrors tried, each '[Errno 20] Not a directory', in one long line
+    one_error(["train", *TINY, "--dataset", dataset, "--data-dir", "X.npy", "--out", "o"], folder, capsys,
+              "--data-dir", "'X.npy' is a file", "give the folder that holds mnist/")
+    monkeypatch.setenv("KSPARSE_DATA", str(folder / "X.npy"))
+    one_error(["train", *TINY, "--dataset", dataset, "--out", "o"], folder, capsys,
+              "KSPARSE_DATA", "is a file")
+    from ksparse.datasets import load_dataset
+
+    with pytest.raises(ValueError, match="KSPARSE_DATA .* is a file"):
+        load_dataset(dataset)
+
+
+@pytest.mark.parametrize("command", ["train", "encode"])
+def test_a_folder_given_as_data_is_called_a_folder(folder, capsys, command):
+    (folder / "adir").mkdir()
+    argv = (["train", *TINY, "--dataset", "adir", "--out", "o"] if command == "train"
+            else ["encode", "run/model.npz", "adir", "h.npy"])
+    msg = one_error(argv, folder, capsys, "'adir' is a folder; ksparse reads .npy and .npz")
+    assert "extensionless" not in msg  # was "'adir' is a extensionless folder"
+
+
+def test_resume_on_data_of_other_features_says_what_to_do(folder, capsys):
+    np.save(folder / "wide.npy", np.random.default_rng(2).random((64, 20)))
+    msg = one_error(["train", "--out", "run", "--resume", "--max-iter", "3", "--dataset", "wide.npy"], folder,
+                    capsys, "expects 16 features, the data has 20", "'wide.npy'",
+                    "leave out --dataset", "or train a new model into another --out")
+    assert msg.count(";") == 1  # one fix, not a bare statement (was: no fix at all)
+
+
+@pytest.mark.parametrize("alpha, fix", [("0.5", "got 0.5; give a finite --alpha >= 1 (the model's is 3)"),
+                                        ("100", "lower --alpha (k and n_hidden are the model's)")])
+def test_encode_alpha_says_its_rule_and_one_fix_once(folder, capsys, alpha, fix):
+    msg = one_error(["encode", "run/model.npz", "X.npy", "h.npy", "--alpha", alpha], folder, capsys, fix)
+    assert msg.count("the model's") == 1, msg  # was also '(k and n_hidden are the model's)' below 1
+
+
+def test_info_settings_of_a_paper_model_are_a_command_train_accepts(folder, capsys):
+    assert main(["train", *TINY, "--paper", "--dataset", "X.npy", "--out", "p"]) == 0
+    capsys.readouterr()
+    assert main(["info", "p/model.npz"]) == 0
+    settings = capsys.readouterr().out.split("settings: ")[1].split()
+    # was '--paper --scale --pre-bias ... --resample --step-bound', which train refuses with --paper
+    off = {"--scale", "--pre-bias", "--resample", "--step-bound", "--b-prime-init"}
+    assert "--paper" in settings and not off & set(settings)
+    assert main(["train", *settings, "--dataset", "X.npy", "--out", "again", "--quiet", "--no-logreg"]) == 0
+    np.testing.assert_array_equal(KSparseAutoencoder.load("again/model.npz").W_,
+                                  KSparseAutoencoder.load("p/model.npz").W_)
+
+
+def test_a_model_cached_by_reproduce_is_named_as_such(folder, capsys):
+    assert main([*SMOKE[:4], "--dataset", "digits", "--rows", "k25", "--out", "rp"]) == 0
+    cached = [p for p in (folder / "rp" / "models").iterdir() if p.name.startswith("ksparse-k25")]
+    capsys.readouterr()
+    for argv in (["info", cached[0]], ["encode", cached[0], "X.npy", "h.npy"]):  # was '(format None)'
+        one_error(argv, folder, capsys, "not a readable ksparse model file", "cached by `ksparse reproduce`")

@@ -210,6 +210,34 @@ def test_save_load_round_trip(fitted, X, tmp_path):
     assert loaded.state_.epoch == 5
 
 
+def test_save_into_a_folder_and_load_of_a_folder_name_the_folder(fitted, tmp_path, monkeypatch):
+    (tmp_path / "w").mkdir()
+    monkeypatch.chdir(tmp_path / "w")
+    with pytest.raises(OSError, match=r"'\.' is a folder; give the name of a file"):
+        fitted.save(".")  # was EBUSY, renaming a temporary file made in the parent folder
+    fitted.save("m.npz")
+    with pytest.raises(ValueError, match=r"'\.' is a folder; give the path of a model.npz"):
+        KSparseAutoencoder.load(".")
+    os.mkdir("run")
+    fitted.save(os.path.join("run", "model.npz"))
+    with pytest.raises(ValueError, match=r"'run' is a folder; give the model file in it, run/model.npz"):
+        KSparseAutoencoder.load("run")
+    assert sorted(os.listdir(tmp_path / "w")) == ["m.npz", "run"] and os.listdir(tmp_path) == ["w"]
+
+
+@pytest.mark.parametrize("where, words", [("folder", "is a folder; give the name of a file"),
+                                          ("file/ckpt.npz", "'.*file' is a file, not a folder")])
+def test_unwritable_checkpoint_path_is_refused_before_the_first_epoch(X, tmp_path, where, words):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"x")
+    epochs = []
+    est = KSparseAutoencoder(**SMALL, checkpoint_path=tmp_path / where, checkpoint_every=1,
+                             callback=epochs.append)
+    with pytest.raises(OSError, match=f"checkpoint_path.*{words}"):
+        est.fit(X)
+    assert epochs == [] and sorted(os.listdir(tmp_path)) == ["file", "folder"]  # was: after an epoch's work
+
+
 def test_pickle_round_trip(fitted, X):
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
@@ -418,3 +446,32 @@ def test_values_beyond_float32_squares_train_like_data_in_0_1(X):
 def test_values_whose_squares_overflow_float64_say_the_scale_cannot_be_formed(X):
     with pytest.raises(ValueError, match="too large to form the data scale s.*divide it by a constant"):
         KSparseAutoencoder(**SMALL).fit(X * 1e200)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score", "inverse_transform"])
+def test_nan_and_1d_input_are_named_as_the_command_line_names_them(fitted, X, method):
+    bad = X.copy()
+    bad[7, 5] = np.inf
+    if method == "inverse_transform":
+        bad = fitted.transform(X)
+        bad[7, 5] = np.nan
+    est = KSparseAutoencoder(**SMALL) if method in ("fit", "partial_fit") else fitted
+    name = "codes" if method == "inverse_transform" else "X"
+    # was scikit-learn's 'Input X contains infinity ...' / '... HistGradientBoostingClassifier ...'
+    with pytest.raises(ValueError, match=rf"^{name} contains NaN or inf: \w+ at row 7, column 5; clean or"):
+        getattr(est, method)(bad)
+    with pytest.raises(ValueError, match=rf"^{name} must be 2-D .*got 1-D shape \({bad.shape[1]},\)\. "
+                                         rf"Reshape your data: one sample is {name}.reshape\(1, -1\)$"):
+        getattr(est, method)(bad[0])  # was scikit-learn's message, which prints the whole row
+
+
+@pytest.mark.parametrize("random_state", [np.random.default_rng(0), "a", 1.5])
+def test_random_state_of_another_type_says_what_it_accepts_and_the_fix(X, random_state):
+    # was check_random_state's "... cannot be used to seed a numpy.random.RandomState instance"
+    with pytest.raises(TypeError, match=r"^random_state must be an integer >= 0, a numpy.random.RandomState "
+                                        r"or None, got .*; pass an integer seed, e.g. random_state=0"):
+        KSparseAutoencoder(**dict(SMALL, random_state=random_state)).fit(X)
+    from ksparse import KSparseClassifier
+
+    with pytest.raises(TypeError, match="^random_state must be an integer"):
+        KSparseClassifier(random_state=random_state).fit(X[:20], np.arange(20) % 2)

@@ -10,7 +10,16 @@ import pytest
 
 from ksparse.datasets import load_matrix
 from ksparse.errors import DataFileError, OutputNotWritableError
-from ksparse.io import atomic_write, check_writable, load_npy, open_npz, read_npy, read_npz_array, same_file
+from ksparse.io import (
+    atomic_write,
+    check_output_file,
+    check_writable,
+    load_npy,
+    open_npz,
+    read_npy,
+    read_npz_array,
+    same_file,
+)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -128,3 +137,26 @@ def test_check_writable_refuses_a_read_only_folder(tmp_path):
     (tmp_path / "ro").mkdir(mode=0o500)
     with pytest.raises(OutputNotWritableError, match="Permission denied"):
         check_writable(tmp_path / "ro")
+
+
+def test_atomic_write_into_a_folder_names_the_folder_and_leaves_no_file(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputNotWritableError, match=r"out' is a folder; give the name of a file"):
+        atomic_write(tmp_path / "out", lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == []
+
+
+def test_atomic_write_through_a_file_names_the_file_asked_for_not_a_temporary_one(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputNotWritableError, match=r"cannot write '.*file/out.npz' \(.*\); choose a"):
+        atomic_write(tmp_path / "file" / "out.npz", lambda f: f.write(b"x"))
+
+
+def test_check_output_file_refuses_a_folder_and_a_path_through_a_file(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputNotWritableError, match=r"checkpoint_path '.*' is a folder"):
+        check_output_file(tmp_path, "checkpoint_path")
+    with pytest.raises(OutputNotWritableError, match=r"checkpoint_path's folder .*file' is a file, not a"):
+        check_output_file(tmp_path / "file" / "m.npz", "checkpoint_path")
+    check_output_file(tmp_path / "new" / "m.npz", "checkpoint_path")
+    assert os.listdir(tmp_path) == ["file"]

@@ -39,10 +39,21 @@ class Dataset:
 
 
 def data_dir(path=None):
-    """Return the data directory: ``path``, else $KSPARSE_DATA, else ~/.cache/ksparse."""
-    if path:
-        return os.fspath(path)
-    return os.environ.get("KSPARSE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "ksparse")
+    """Return the data directory: ``path``, else $KSPARSE_DATA, else ~/.cache/ksparse.
+
+    Raises
+    ------
+    ksparse.errors.DataFileError
+        (a ``ValueError``) If the directory named is an existing file, not a folder.
+    """
+    source = "data_dir (--data-dir)" if path else "KSPARSE_DATA"
+    folder = os.fspath(path) if path else os.environ.get("KSPARSE_DATA")
+    if not folder:
+        return os.path.join(os.path.expanduser("~"), ".cache", "ksparse")
+    if os.path.exists(folder) and not os.path.isdir(folder):  # else: a download into it, 'Not a directory'
+        raise DataFileError(f"{source} {folder!r} is a file; give the folder that holds mnist/, cifar10/ "
+                            "or norb/ (docs/data.md)")
+    return folder
 
 
 def load_digits(data_dir=None, test_size=0.25, random_state=0):
@@ -85,7 +96,8 @@ def unsupported_file(path):
     else:
         how = "numpy.save('X.npy', X) with X its (n_samples, n_features) array"
     kind = "folder" if os.path.isdir(path) else "file"
-    return (f"{path!r} is a {ext or 'extensionless'} {kind}; ksparse reads {' and '.join(FILE_TYPES)} "
+    what = f"a {ext} {kind}" if ext else ("a folder" if kind == "folder" else "a file without an extension")
+    return (f"{path!r} is {what}; ksparse reads {' and '.join(FILE_TYPES)} "
             f"(one sample per row): convert it with {how}, {then}")
 
 

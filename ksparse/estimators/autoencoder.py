@@ -15,10 +15,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ksparse.backend import check_device, device_of, to_numpy
-from ksparse.config import AutoencoderConfig, ConfigError, config_doc, init_from
-from ksparse.errors import reject_complex
+from ksparse.config import AutoencoderConfig, ConfigError, ConfigTypeError, config_doc, init_from
+from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators import codes as _codes
 from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
+from ksparse.io import check_output_file
 from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
@@ -32,6 +33,11 @@ def seed_from(random_state):
     """scikit-learn's convention: an int is the seed itself; None or a RandomState gives one drawn from it."""
     if _is_int(random_state):
         return random_state
+    if random_state is not None and not isinstance(random_state, np.random.RandomState):
+        # check_random_state's own message ('... cannot be used to seed a RandomState') gives no fix
+        raise ConfigTypeError("random_state", "must be an integer >= 0, a numpy.random.RandomState or None",
+                              random_state, fix="pass an integer seed, e.g. random_state=0 (from a "
+                              "numpy Generator rng: random_state=int(rng.integers(2**31)))")
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
@@ -137,6 +143,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def _run(self, X, state, config=None, epochs=None):
         """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
         left = epochs if epochs is not None else (config or state.config).max_iter - state.epoch
+        if self.checkpoint_path is not None:  # found now, not at the first checkpoint after an epoch's work
+            check_output_file(self.checkpoint_path, "checkpoint_path")
         try:
             with progress_bar(self.progress, max(left, 0) * X.shape[0]) as progress:
                 state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
@@ -317,7 +325,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # -- input -------------------------------------------------------------------------
     def _validate(self, X, reset=False, codes=False):
-        """The one input check of every method: real numbers (complex refused), 2-D, finite.
+        """The one input check of every method: real numbers (complex refused), 2-D, finite (the first
+        NaN or inf named by row and column, as from the command line).
 
         Data (``codes=False``) goes through scikit-learn's ``validate_data``, which records
         (``reset=True``) or checks ``n_features_in_`` and pandas column names; codes for
@@ -325,14 +334,20 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         if hasattr(X, "dtypes") and any(getattr(t, "kind", "") == "c" for t in np.atleast_1d(X.dtypes)):
             reject_complex(np.zeros(1, complex), "X")  # a DataFrame with a complex column
-        reject_complex(X, "codes" if codes else "X")
+        name = "codes" if codes else "X"
+        reject_complex(X, name)
+        if getattr(X, "ndim", 2) == 1:  # scikit-learn's own message prints the whole row
+            cols = "n_hidden" if codes else "n_features"
+            raise ValueError(f"{name} must be 2-D (n_samples, {cols}), got 1-D shape {X.shape}. Reshape your "
+                             f"data: one sample is {name}.reshape(1, -1)")  # words scikit-learn checks
         if not codes:
             if _codes.is_large(X):  # read by rows: shape and dtype here, finiteness block by block
                 return _codes.check_rows_of(self, X, reset)
-            return validate_data(self, X, dtype=_FLOATS, reset=reset)
+            X = validate_data(self, X, dtype=_FLOATS, reset=reset, ensure_all_finite=False)
+            return reject_nonfinite(X)
         if isinstance(X, tuple) or hasattr(X, "tocsr"):
             return X  # top-k pairs and scipy.sparse codes: checked by ksparse.estimators.codes.decode_codes
-        h = check_array(X, dtype=_FLOATS)
+        h = reject_nonfinite(check_array(X, dtype=_FLOATS, ensure_all_finite=False), "codes")
         if h.shape[1] != self.state_.config.n_hidden:
             raise ValueError(f"codes must have n_hidden = {self.state_.config.n_hidden} columns, "
                              f"got {h.shape[1]}")

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ksparse.backend import check_device, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
-from ksparse.errors import reject_complex
+from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators.autoencoder import seed_from
 from ksparse.estimators.params import check_bool, check_callable
 from ksparse.nn.supervised import softmax
@@ -229,8 +229,8 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def _split(self, X, y, X_val, y_val, seed):
         if X_val is not None:
             X_val, y_val = validate_data(self, reject_complex(X_val, "X_val"), y_val, reset=False,
-                                         dtype=[np.float64, np.float32])
-            X_val = self._standardize(X_val)
+                                         dtype=[np.float64, np.float32], ensure_all_finite=False)
+            X_val = self._standardize(reject_nonfinite(X_val, "X_val"))
             unknown = np.setdiff1d(y_val, self.classes_)
             if unknown.size:
                 raise ValueError(f"y_val holds classes not in y: {unknown[:5]}")
@@ -272,7 +272,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         """
         seed = seed_from(self.random_state)
         sizes, n_keep, (config, stage_epochs) = self._check_params(seed)
-        X, y = validate_data(self, reject_complex(X, "X"), y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, reject_complex(X, "X"), y, dtype=[np.float64, np.float32],
+                             ensure_all_finite=False)
+        reject_nonfinite(X)  # the first NaN or inf by row and column, as KSparseAutoencoder says it
         self.input_mean_ = np.zeros(X.shape[1]) if self.paper else X.mean(axis=0, dtype=np.float64)
         # one scalar for all features, making the variance per feature 1 on average
         self.input_scale_ = 1.0 if self.paper else data_scale(X) / np.sqrt(X.shape[1])
@@ -302,8 +304,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities softmax(s) (S3), shape (N, C), columns in the order of ``classes_``."""
         check_is_fitted(self, "params_")
-        X = self._standardize(validate_data(self, reject_complex(X, "X"), reset=False,
-                                            dtype=[np.float64, np.float32]))
+        X = self._standardize(reject_nonfinite(validate_data(self, reject_complex(X, "X"), reset=False,
+                                                             dtype=[np.float64, np.float32],
+                                                             ensure_all_finite=False)))
         # float64 whatever the training dtype: float32 products of different row counts round
         # differently and can flip a unit at the alpha k threshold (scikit-learn's subset check)
         params = {n: a.astype(np.float64) for n, a in self.params_.items()}

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ksparse.config import AutoencoderConfig
-from ksparse.io import atomic_write
+from ksparse.io import atomic_write, check_writable
 from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
@@ -64,9 +64,17 @@ def autoencoder_config(prof, k, max_iter, seed, **changes):
     return SEC_4_2_2.replace(**dict(options, **changes))  # ``changes`` may override the profile
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with ``ksparse train``'s house style: a bad option is one ``ksparse: error:`` line
+    (a ``ValueError`` the command line prints) and exit code 2, not the usage and argparse's line."""
+
+    def error(self, message):
+        raise ValueError(f"{message} (`{self.prog} --help` lists the options)")
+
+
 def parser(prog, description, profile_default="quick"):
     """The options every target takes: --profile, --out, --results, --data-dir, --cache, --seeds, --resume."""
-    p = argparse.ArgumentParser(prog=f"ksparse reproduce {prog}", description=description)
+    p = Parser(prog=f"ksparse reproduce {prog}", description=description)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
                    help="quick: 20 k-sparse epochs; long: 60; budget: 200; paper: Sec. 4.2.2 "
                    "(5000 epochs); smoke: seconds, for tests")
@@ -92,9 +100,15 @@ def finish_args(args):
     if args.seed is not None and args.seeds is not None:
         raise ValueError("give --seed S or --seeds S1 S2 ..., not both")
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
+    if min(args.seeds) < 0:  # a seed of the initial weights and of the split's shuffles: numpy wants >= 0
+        raise ValueError(f"--seeds must be integers >= 0, got {min(args.seeds)}; give seeds such as 0 1 2")
     args.seed = args.seeds[0]
     args.cache = args.cache or os.path.join(args.out, "models")
     args.results = args.results or os.path.join(args.out, "results")
+    for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError(f"{option} {folder!r} is a file; give a folder")
+        check_writable(folder, option)  # before any training: a folder that cannot be made or written
     for folder in (args.out, args.cache, args.results):
         path = os.path.abspath(folder)
         while not os.path.exists(path):  # remembered, so that a failed run can remove them

@@ -19,12 +19,13 @@ written; the exit code is 1 when the docs differ from what the result files give
 test can hold the docs to the data.
 """
 
-import argparse
 import glob
 import json
 import math
 import os
 import re
+
+from ksparse.reproduce import _common
 
 BEGIN, END = "<!-- report:{} -->", "<!-- /report:{} -->"
 NONE = "(no results yet)\n"  # the body of a block the result files cannot fill
@@ -37,8 +38,12 @@ def load_results(folder):
     """Every result file of ``folder`` as ``{"meta", "result", "file"}``, sorted by file name."""
     results = []
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            data = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise ValueError(f"result file {path!r} is not valid JSON ({e}); run its target again, or move "
+                             "the file out of the folder") from None
         if isinstance(data, dict) and {"meta", "result"} <= set(data):
             results.append(dict(data, file=os.path.basename(path)))
     return results
@@ -324,7 +329,7 @@ def fill(text, filled):
 
 def main(argv):
     """``ksparse reproduce report [--results DIR] [--docs PATH] [--check]``."""
-    p = argparse.ArgumentParser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
+    p = _common.Parser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
     p.add_argument("--results", default=os.path.join("docs", "results"), help="folder of result files")
     p.add_argument("--docs", default=os.path.join("docs", "results.md"),
                    help="markdown file with report blocks; written with every table the files "
@@ -338,14 +343,24 @@ def main(argv):
     if not results:
         raise ValueError(f"--results {args.results!r} holds no result files; run a `ksparse reproduce` "
                          "target first (its OUT/results)")
-    from ksparse.io import atomic_write, check_parent
+    from ksparse.io import atomic_write, check_parent, same_file
 
+    if os.path.isdir(args.docs):
+        raise ValueError(f"--docs {args.docs!r} is a folder; give a Markdown file, such as "
+                         f"{os.path.join(args.docs, 'results.md')}")
     check_parent(args.docs, "--docs")
-    filled = blocks(results)
+    if any(same_file(args.docs, path) for path in glob.glob(os.path.join(args.results, "*.json"))):
+        raise ValueError(f"--docs {args.docs!r} is a result file of --results, which the report reads; give "
+                         "a Markdown file, such as my-results.md")  # appending to it broke the JSON
     text = ""
     if os.path.isfile(args.docs):
-        with open(args.docs) as f:
-            text = f.read()
+        try:
+            with open(args.docs, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError:
+            raise ValueError(f"--docs {args.docs!r} is not a text file (not UTF-8); give a Markdown file, "
+                             "new or with report blocks") from None
+    filled = blocks(results)
     names = re.findall(r"<!-- report:(\S+) -->", text)
     if names:
         new, what = fill(text, filled), f"filled its {len(names)} report blocks"

@@ -40,8 +40,10 @@ def check_format(meta, path):
     fmt = meta.get("format") if isinstance(meta, dict) else None
     number = fmt[len(FORMAT_PREFIX):] if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX) else ""
     if not number.isdigit():
-        raise ModelFileError(f"{path!r} is not a readable ksparse model file (format {fmt!r}); " +
-                             _GIVE_MODEL)
+        what = f"format {fmt!r}" if fmt is not None else "its metadata names no model format"
+        if isinstance(meta, dict) and fmt is None and {"epochs", "history"} <= set(meta):
+            what = "it is a model cached by `ksparse reproduce`: weights and history, no training state"
+        raise ModelFileError(f"{path!r} is not a readable ksparse model file ({what}); " + _GIVE_MODEL)
     version = int(number)
     if version > FORMAT_VERSION:
         raise ModelFileError(
@@ -88,6 +90,11 @@ def load_checkpoint(path):
         checkpoint, of a newer format, or holds arrays of wrong dtype, shape or non-finite values.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):  # `--resume runs/x`, `encode runs/x ...`: the run's folder, not its model
+        inside = os.path.join(path, "model.npz")
+        fix = (f"give the model file in it, {inside}" if os.path.isfile(inside) else
+               "give the path of a model.npz written by `ksparse train` or save()")
+        raise ModelFileError(f"model file {path!r} is a folder; {fix}")
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path!r} does not exist; check the path")
     what = f"{path!r} (a ksparse model file)"
