@@ -81,6 +81,48 @@ def test_finetune_stage_raises_on_divergence():
         finetune_stage(params, x * 1e150, y, n_keep, 1, dict(CFG, lr=1e150))
 
 
+def test_a_diverged_stage_restarts_at_half_the_rate_and_equals_that_stage_run_from_its_start(monkeypatch):
+    # the first try of stage 2 diverges (simulated after it has trained, so that the restart must
+    # undo its updates and its draws of the minibatch order); the run then equals one made at half
+    # the rates in stage 2 from the start
+    from ksparse.training import finetune as ft
+    from ksparse.training.loop import TrainingDiverged
+
+    x, y, params, n_keep = small_problem(5)
+    expected = {n: a.copy() for n, a in params.items()}
+    real = ft.finetune_stage
+    rng = np.random.default_rng(CFG["random_state"])
+    real(expected, x, y, n_keep, 3, ft.check_finetune_config(CFG), rng=rng, stage=1)
+    real(expected, x, y, n_keep, 2, ft.check_finetune_config(dict(CFG, lr=0.25, lr_final=0.005)), rng=rng,
+         stage=2)
+    real(expected, x, y, n_keep, 1, ft.check_finetune_config(CFG), rng=rng, stage=3)
+    tries = []
+
+    def first_try_of_stage_2_diverges(params, x, y, n_keep, first, cfg, *args, **kwargs):
+        history = real(params, x, y, n_keep, first, cfg, *args, **kwargs)
+        tries.append((first, cfg.lr))
+        if tries == [(3, 0.5), (2, 0.5)]:
+            raise TrainingDiverged("fine-tuning diverged in stage 2, epoch 2 (loss nan)", None)
+        return history
+
+    monkeypatch.setattr(ft, "finetune_stage", first_try_of_stage_2_diverges)
+    with pytest.warns(RuntimeWarning, match="stage 2 diverged at lr=0.5; restarting .* at lr=0.25"):
+        history = ft.finetune(params, x, y, n_keep, CFG)
+    assert tries == [(3, 0.5), (2, 0.5), (2, 0.25), (1, 0.5)]
+    np.testing.assert_allclose([r["lr"] for r in history if r["stage"] == 2], [0.25, 0.005])
+    for name in params:
+        np.testing.assert_array_equal(params[name], expected[name], err_msg=name)
+
+
+def test_a_stage_that_diverges_at_every_restart_raises_and_says_so():
+    from ksparse.training.loop import TrainingDiverged
+
+    x, y, params, n_keep = small_problem(3)
+    with pytest.warns(RuntimeWarning, match="restarting"), \
+            pytest.raises(TrainingDiverged, match="restarted 3 times, each at half the rate before"):
+        finetune(params, x * 1e150, y, n_keep, dict(CFG, lr=1e150), layerwise=False)
+
+
 def test_pretrain_stack_trains_on_codes_of_the_layer_below():
     x = np.random.default_rng(4).random((50, 8))
     states = pretrain_stack(x, [12, 10], k=3, alpha=2, config={"max_iter": 2, "batch_size": 16})

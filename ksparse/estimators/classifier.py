@@ -88,7 +88,10 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     max_iter : int or sequence of int, default 200
         Fine-tuning epochs per stage (or one count per stage).
     lr, lr_final, momentum : default 1.0, 0.001, 0.25
-        Supervised schedule of Sec. 4.2.2: lr falls linearly from ``lr`` to ``lr_final``.
+        Supervised schedule of Sec. 4.2.2: lr falls linearly from ``lr`` to ``lr_final``. A
+        fine-tuning stage whose loss becomes NaN or inf restarts from its start at half of both
+        rates (at most three times, each with a RuntimeWarning; ``history_`` holds every
+        epoch's rate), then raises ``TrainingDiverged``.
     batch_size : int, default 128
     sigma : float, default 0.01
     layerwise : bool, default True

@@ -9,12 +9,15 @@
   then the top hidden layer and the softmax, and so on down to all layers together. Each
   stage uses SGD with momentum (Eq. 11) and the supervised schedule of Sec. 4.2.2 (momentum
   0.25, lr falling linearly from 1 to 0.001), and keeps the epoch with the lowest error
-  on the validation split when one is given.
+  on the validation split when one is given. A stage whose loss becomes NaN or inf restarts
+  from its start at half the learning rate (at most :data:`RESTARTS` times, with a warning).
 
 :class:`ksparse.estimators.classifier.KSparseClassifier` wraps it all as a scikit-learn classifier.
 """
 
+import copy
 import math
+import warnings
 
 import numpy as np
 
@@ -239,9 +242,39 @@ def finetune(params, x, y, n_keep, config=None, layerwise=True, x_val=None, y_va
     rng = np.random.default_rng(cfg.random_state)
     history = []
     for stage, (first, n) in enumerate(zip(firsts, epochs, strict=True), 1):
-        history += finetune_stage(params, x, y, n_keep, first, cfg.replace(max_iter=n),
-                                  x_val, y_val, rng, callback, stage)
+        history += _stage_or_restart(params, x, y, n_keep, first, cfg.replace(max_iter=n),
+                                     x_val, y_val, rng, callback, stage)
     return history
+
+
+RESTARTS = 3
+"""How many times a diverged fine-tuning stage restarts at half the learning rate."""
+
+
+def _stage_or_restart(params, x, y, n_keep, first, cfg, x_val, y_val, rng, callback, stage):
+    """:func:`finetune_stage`; where it diverges, the stage again from its start (its parameters,
+    the minibatch order's generator) with lr and lr_final halved, at most :data:`RESTARTS`
+    times, with a RuntimeWarning each time; then the divergence is raised.
+
+    A restarted stage equals the stage run at the halved rates from the start (a test holds it):
+    one seed's network that a rate sends to NaN in one stage does not end the whole run.
+    """
+    start = {name: a.copy() for name, a in params.items()}
+    order = copy.deepcopy(rng.bit_generator.state)
+    for restart in range(RESTARTS + 1):
+        try:
+            return finetune_stage(params, x, y, n_keep, first, cfg, x_val, y_val, rng, callback, stage)
+        except TrainingDiverged as err:
+            if restart == RESTARTS:
+                raise TrainingDiverged(f"{err} (the stage was restarted {RESTARTS} times, each at half "
+                                       f"the rate before; the last at lr={cfg.lr})", None) from err
+            lower = cfg.replace(lr=cfg.lr / 2, lr_final=None if cfg.lr_final is None else cfg.lr_final / 2)
+            warnings.warn(f"fine-tuning stage {stage} diverged at lr={cfg.lr}; restarting the stage from its "
+                          f"start at lr={lower.lr}", RuntimeWarning, stacklevel=4)
+            cfg = lower
+            for name, a in params.items():
+                a[...] = start[name]
+            rng.bit_generator.state = copy.deepcopy(order)
 
 
 def keep_counts(hidden_sizes, k, alpha):
