@@ -89,3 +89,22 @@ def rewrite_model(path, out=None, **changes):
     meta.update(changes.pop("meta", {}))
     arrays.update(changes, meta=np.array(json.dumps(meta)))
     np.savez(path if out is None else out, **arrays)
+
+
+@pytest.fixture
+def ctrl_c_at_call(monkeypatch):
+    """``ctrl_c_at_call(owner, name, n)``: ``owner.name`` raises KeyboardInterrupt on its n-th call
+    (the calls before it run the real function), as Ctrl-C in the n-th epoch would."""
+
+    def patch(owner, name, n):
+        real, calls = getattr(owner, name), []
+
+        def interrupted(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, interrupted)
+
+    return patch

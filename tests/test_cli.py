@@ -94,19 +94,11 @@ def test_train_on_npy_file_square_and_not(tmp_path, capsys):
         assert s["dataset"]["shape"] == [150, d] and "wrote" in stdout
 
 
-def test_train_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
+def test_train_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch, ctrl_c_at_call):
     opts = ["train", *FAST, "--lr-final", "0.001", "--checkpoint-every", "1"]
     assert run([*opts, "--max-iter", "4", "--out", tmp_path / "full"], capsys)[0] == 0
     # Ctrl-C in epoch 3 of 4, then resumed with no options: the checkpoint's settings
-    epoch, calls = ksparse.training.loop.train_epoch, []
-
-    def interrupted_in_epoch_3(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return epoch(*args)
-
-    monkeypatch.setattr(ksparse.training.loop, "train_epoch", interrupted_in_epoch_3)
+    ctrl_c_at_call(ksparse.training.loop, "train_epoch", 3)
     assert run([*opts, "--max-iter", "4", "--out", tmp_path / "part"], capsys)[0] == 130
     assert load_state(tmp_path / "part" / "model.npz").epoch == 2
     monkeypatch.undo()
@@ -426,18 +418,11 @@ def test_train_image_shape_draws_images_and_logreg_says_what_it_does(tmp_path, c
     assert "logistic regression on the raw inputs (1347 x 64)..." in err
 
 
-def test_ctrl_c_during_reproduce_says_how_to_continue_and_that_command_ends(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_during_reproduce_says_how_to_continue_and_that_command_ends(tmp_path, capsys, monkeypatch,
+                                                                            ctrl_c_at_call):
     from ksparse.training import loop
 
-    epoch, calls = loop._epoch, []
-
-    def stop_in_the_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return epoch(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "_epoch", stop_in_the_second_epoch)
+    ctrl_c_at_call(loop, "_epoch", 2)
     argv = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--rows", "k25", "--out",
             str(tmp_path / "o")]
     code, _, err = run(argv, capsys)
@@ -445,6 +430,6 @@ def test_ctrl_c_during_reproduce_says_how_to_continue_and_that_command_ends(tmp_
     assert code == 130 and "Traceback" not in err
     again = f"ksparse {shlex.join(argv)} --resume"
     assert err.strip().splitlines()[-1].startswith(f"ksparse: interrupted; continue with: {again} (it skips")
-    monkeypatch.setattr(loop, "_epoch", epoch)
+    monkeypatch.undo()  # the real epoch again
     assert run(shlex.split(again)[1:], capsys)[0] == 0
     assert (tmp_path / "o" / "results" / "table1-smoke-k25-seed0.json").exists()

@@ -319,7 +319,7 @@ def test_ctrl_c_before_an_epoch_ends_says_to_run_the_same_command(base, tmp_path
 
 
 @pytest.mark.parametrize("how", ["--overwrite", "--resume"])
-def test_interrupted_run_leaves_no_file_that_describes_another_model(base, tmp_path, capsys, monkeypatch,
+def test_interrupted_run_leaves_no_file_that_describes_another_model(base, tmp_path, capsys, ctrl_c_at_call,
                                                                      how):
     """--overwrite (or --resume) saves the new model on Ctrl-C: summary.json then describes that model,
     and the earlier filters.png (another model, or an earlier epoch) is gone; nothing else changes."""
@@ -328,15 +328,7 @@ def test_interrupted_run_leaves_no_file_that_describes_another_model(base, tmp_p
     assert (d / "run" / "filters.png").exists()
     assert json.loads((d / "run" / "summary.json").read_text())["n_iter"] == 2  # the earlier run's
     before = {p: h for p, h in _hashes(d).items() if not p.startswith("run")}
-    epoch, calls = train.train_epoch, []
-
-    def interrupted_in_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return epoch(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_epoch", interrupted_in_the_second)
+    ctrl_c_at_call(train, "train_epoch", 2)
     argv = ["train", "--dataset", str(d / "X.npy"), "--out", str(d / "run"), "--max-iter", "6", "--quiet",
             "--no-logreg"]
     argv += ["--resume"] if how == "--resume" else [*TINY, "--max-iter", "6", "--random-state", "7", how]
