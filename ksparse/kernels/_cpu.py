@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from ksparse.kernels import _encode_numba as ek
+from ksparse.kernels import _gomp
 from ksparse.kernels import _numba as nk
 from ksparse.nn.optim import sgd_momentum_
 
@@ -37,6 +38,10 @@ from ksparse.nn.optim import sgd_momentum_
 # (2 cores), two threads were slower than one below about 2^24 (batch 4 at H = 2000,
 # batch 8-12 at H = 1000) and faster above it (batch 8 at H = 4000, batch 32 at H = 1000).
 PARALLEL_WORK = 1 << 24
+# float32 steps on two or more threads run each phase as one OpenMP region
+# (ksparse.kernels._gomp) where libgomp and numpy's BLAS product can be called from compiled
+# code; False: always on the thread pool below (the same results, bit for bit).
+OPENMP = True
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,6 +226,16 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
         x, b_dec = x - b_prime, np.zeros_like(b_prime)
     else:
         b_dec = b_prime
+    team = _team_for(n, x, k, WT, VT, b, velocity["b"], None if pre_bias else b_prime)
+    if team is not None:
+        try:
+            with _one_blas_thread():
+                err, Gamma, dx_hat, db_prime, wdb_sum, norms2, lr = _gomp.train_step_(
+                    team, x, lr, momentum, lr_bound, clock, _unit_bounds)
+        finally:
+            team.lock.release()
+        return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb_sum, lr, momentum, err, N,
+                       Gamma, dx_hat, norms2)
     wdb, acc = np.zeros((n, d), dtype=x.dtype), np.empty((n, d), dtype=x.dtype)
     stats = np.empty((H, 3), dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
@@ -235,12 +250,26 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
                                                             False, acc[c], lo, hi),
                    _unit_bounds(start, d, n))
     clock.append(time.perf_counter())
+    return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb.sum(axis=0), lr, momentum, err,
+                   N, Gamma, dx_hat, stats[:, 0])
+
+
+def _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb_sum, lr, momentum, err, N, Gamma,
+            dx_hat, norms2):
+    """The end of :func:`train_step_`: the profile, D9's share of db', Eq. (11) for b', the returns."""
     if profile is not None:
         profile += np.diff(clock)
     if pre_bias:  # D9: the encoder's share of db'
-        db_prime -= wdb.sum(axis=0)
+        db_prime -= wdb_sum
     sgd_momentum_(params, {"b_prime": db_prime}, velocity, lr, momentum)  # Eq. (11) for b'
-    return x.dtype.type(err.sum() / N), Gamma, dx_hat, stats[:, 0]
+    return dx_hat.dtype.type(err.sum() / N), Gamma, dx_hat, norms2
+
+
+def _team_for(n, x, k, WT, VT, b, vb, b_dec):
+    """The OpenMP team of :mod:`ksparse.kernels._gomp` for this step, or None (the pool then runs it)."""
+    if n < 2 or not OPENMP or not (x.flags.c_contiguous and x.dtype == WT.dtype and WT.flags.c_contiguous):
+        return None
+    return _gomp.team_for(n, x.shape[0], k, WT, VT, b, vb, b_dec)
 
 
 def momentum_pass_(W, V, momentum):

@@ -1,0 +1,294 @@
+"""The fused step's two phases as OpenMP parallel regions (GNU libgomp), float32, CPU.
+
+:mod:`ksparse.kernels._cpu` runs each phase of a step (rows, then units) as one range
+per thread on a Python thread pool. Handing a range to a pool thread costs a wake-up and,
+because that thread runs Python to reach the kernel, a wait for the GIL: measured on this
+project's 2-core machine, 20 to 50 microseconds per hand-off, twice a step, against about
+1.5 microseconds for a round trip through ``GOMP_parallel`` (whose threads wait by
+spinning, then sleeping, without the GIL). Here each phase is one call to
+``GOMP_parallel`` (through ctypes, which releases the GIL) with one compiled C callback,
+:func:`_region`, that runs thread t's range of the phase: the rows phase with numpy's own
+BLAS product called from compiled code (:mod:`ksparse.kernels._blas`), then the same
+kernels as the pool (:func:`ksparse.kernels._encode_numba.select_rows`,
+:func:`ksparse.kernels._numba.sample_rows`, :func:`ksparse.kernels._numba.weight_grads_update`)
+on the same ranges, so the results equal the pool's bit for bit (a test holds it).
+
+A callback takes one pointer, so a :class:`Team` keeps every array of the step (the
+weights, their velocity, the biases, and buffers for batches of up to N rows) in one
+int64 table of addresses and shapes, built once; a step writes only the batch's address,
+its size and the ranges. Used where libgomp and numpy's BLAS product can both be found,
+for float32 (the training dtype; float64 keeps the pool), and never in a process forked
+from one that used it (GNU OpenMP is not fork-safe: the child keeps to the pool).
+``KSPARSE_NO_OPENMP=1`` turns it off.
+"""
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import threading
+import time
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from ksparse.kernels import _blas
+from ksparse.kernels import _encode_numba as ek
+from ksparse.kernels import _numba as nk
+
+ROWS, UNITS = 0, 1
+# The table's header: job, ranges n, batch rows N, address of x, of the product (gemm),
+# whether its integers are 64-bit, of omp_get_thread_num and omp_get_num_threads, shift, mask
+JOB, NRANGES, NROWS, X, GEMM, ILP64, THREAD_NUM, NUM_THREADS, SHIFT, MASK = range(10)
+HEADER = 16
+# The arrays after the header and the 2 (n + 1) range bounds, 3 entries each (address and
+# two lengths): their order in the table and their element types
+ARRAYS = ("WT", "VT", "b", "vb", "b_dec", "z", "bits", "Gamma", "values", "keys", "cols", "dx_hat", "dz",
+          "err", "sq", "dbp", "start", "entries", "wdb", "stats", "acc", "reals")
+NARRAYS = len(ARRAYS)
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
+
+
+def _pointer_to(nbtype):
+    """An intrinsic taking an int64 address to a pointer to ``nbtype``."""
+    @intrinsic
+    def pointer(typingctx, address):
+        ptrty = types.CPointer(nbtype)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptrty))
+        return ptrty(types.int64), codegen
+    return pointer
+
+
+_f32, _f64, _i32, _i64 = (_pointer_to(t) for t in (types.float32, types.float64, types.int32, types.int64))
+
+
+@intrinsic
+def _call_int(typingctx, address):
+    """Call the C function ``int f(void)`` at ``address``."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
+    return types.int32(types.int64), codegen
+
+
+def _sgemm_intrinsic(width):
+    """An intrinsic calling cblas_sgemm (row-major, z = x WT^T) at an address, ``width``-bit integers."""
+    @intrinsic
+    def sgemm(typingctx, address, m, n, kk, a, lda, b, ldb, c, ldc):
+        def codegen(context, builder, signature, args):
+            i32, iw, f32 = ir.IntType(32), ir.IntType(width), ir.FloatType()
+            ptr = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(),
+                                   [i32, i32, i32, iw, iw, iw, f32, ptr, iw, ptr, iw, f32, ptr, iw])
+            fn = builder.inttoptr(args[0], fnty.as_pointer())
+            ints = [builder.trunc(v, iw) if width < 64 else v for v in args[1:]]
+            m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = ints
+            a_, b_, c_ = (builder.inttoptr(v, ptr) for v in (a_, b_, c_))
+            builder.call(fn, [i32(101), i32(111), i32(112), m_, n_, k_, f32(1.0), a_, lda_, b_, ldb_,
+                              f32(0.0), c_, ldc_])
+            return context.get_dummy_value()
+        return types.void(*(types.int64,) * 10), codegen
+    return sgemm
+
+
+_sgemm64, _sgemm32 = _sgemm_intrinsic(64), _sgemm_intrinsic(32)
+
+
+def _region(table):
+    """The OpenMP callback: thread i of T runs ranges i, i + T, ... of the table's job (ROWS or
+    UNITS) on the arrays the table points to."""
+    t = numba.carray(table, (HEADER,))
+    t = numba.carray(table, (HEADER + 2 * (t[NRANGES] + 1) + 3 * NARRAYS,))
+    n = t[NRANGES]
+    o = HEADER + 2 * (n + 1)  # the arrays, in the order of ARRAYS: address, rows, columns
+    WT = numba.carray(_f32(t[o]), (t[o + 1], t[o + 2]))
+    VT = numba.carray(_f32(t[o + 3]), (t[o + 4], t[o + 5]))
+    b = numba.carray(_f32(t[o + 6]), t[o + 8])
+    vb = numba.carray(_f32(t[o + 9]), t[o + 11])
+    b_dec = numba.carray(_f32(t[o + 12]), t[o + 14])
+    z = numba.carray(_f32(t[o + 15]), (t[o + 16], t[o + 17]))
+    bits = numba.carray(_i32(t[o + 18]), (t[o + 19], t[o + 20]))
+    Gamma = numba.carray(_i64(t[o + 21]), (t[o + 22], t[o + 23]))
+    values = numba.carray(_f32(t[o + 24]), (t[o + 25], t[o + 26]))
+    keys = numba.carray(_i32(t[o + 27]), (t[o + 28], t[o + 29]))
+    cols = numba.carray(_i32(t[o + 30]), (t[o + 31], t[o + 32]))
+    dx_hat = numba.carray(_f32(t[o + 33]), (t[o + 34], t[o + 35]))
+    dz = numba.carray(_f32(t[o + 36]), (t[o + 37], t[o + 38]))
+    err = numba.carray(_f64(t[o + 39]), t[o + 41])
+    sq = numba.carray(_f64(t[o + 42]), t[o + 44])
+    dbp = numba.carray(_f32(t[o + 45]), (t[o + 46], t[o + 47]))
+    start = numba.carray(_i64(t[o + 48]), t[o + 50])
+    entries = numba.carray(_i64(t[o + 51]), t[o + 53])
+    wdb = numba.carray(_f32(t[o + 54]), (t[o + 55], t[o + 56]))
+    stats = numba.carray(_f32(t[o + 57]), (t[o + 58], t[o + 59]))
+    acc = numba.carray(_f32(t[o + 60]), (t[o + 61], t[o + 62]))
+    reals = numba.carray(_f32(t[o + 63]), t[o + 65])
+    H, d = WT.shape
+    x = numba.carray(_f32(t[X]), (t[NROWS], d))
+    none = numba.carray(_f32(t[o + 15]), (0, H))  # no dense output
+    shift, mask = np.int32(t[SHIFT]), np.int32(t[MASK])
+    lazy = t[JOB] < 0  # False: the plain update of every unit
+    i = _call_int(t[THREAD_NUM])
+    step = _call_int(t[NUM_THREADS])
+    u = HEADER + n + 1
+    for c in range(i, n, step):
+        if t[JOB] == ROWS:
+            lo, hi = t[HEADER + c], t[HEADER + c + 1]
+            if hi > lo:  # D1 without b for these rows, then b, D2 and D3-D6
+                if t[ILP64]:
+                    _sgemm64(t[GEMM], hi - lo, H, d, t[X] + lo * d * 4, d, t[o], d, t[o + 15] + lo * H * 4, H)
+                else:
+                    _sgemm32(t[GEMM], hi - lo, H, d, t[X] + lo * d * 4, d, t[o], d, t[o + 15] + lo * H * 4, H)
+            ek.select_rows(z, bits, shift, mask, b, Gamma, values, none, keys[c], cols[c], lo, hi)
+            nk.sample_rows(x, z, WT, b_dec, Gamma, reals[0], dx_hat, dz, err, sq, dbp[c], lo, hi)
+        else:  # D7, D8 and Eq. (11) for these units
+            nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, reals[1], reals[2],
+                                   wdb[c], stats, lazy, acc[c], t[u + c], t[u + c + 1])
+
+@functools.lru_cache(maxsize=1)
+def _callback():
+    """:func:`_region` compiled as a C callback (on first use; cached on disk): its address."""
+    return numba.cfunc(types.void(types.CPointer(types.int64)), **_JIT)(_region).address
+
+
+@functools.lru_cache(maxsize=1)
+def _libgomp():
+    """(GOMP_parallel as a ctypes function, the addresses of omp_get_thread_num and
+    omp_get_num_threads), or None where libgomp cannot be loaded."""
+    if os.environ.get("KSPARSE_NO_OPENMP"):
+        return None
+    for name in (ctypes.util.find_library("gomp"), "libgomp.so.1"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            parallel = lib.GOMP_parallel
+            thread_num, num_threads = lib.omp_get_thread_num, lib.omp_get_num_threads
+        except (OSError, AttributeError):
+            continue
+        parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        parallel.restype = None
+        address = functools.partial(ctypes.cast, typ=ctypes.c_void_p)
+        return parallel, address(thread_num).value, address(num_threads).value
+    return None
+
+
+_FORKED = False  # True in a process forked from this one (it must not call libgomp)
+
+
+def _after_fork_in_child():
+    global _FORKED
+    _FORKED = True
+    _TEAMS.clear()
+
+
+class Team:
+    """A step's arrays for ``n`` threads: the model's (updated in place) and buffers for up to N rows.
+
+    ``WT``, ``VT`` (H, d), ``b``, ``vb`` (H,) and ``b_dec`` (d,; None: zeros, D9) are the
+    arrays the step reads or updates in place, float32, C-contiguous; ``gemm`` is
+    :func:`ksparse.kernels._blas.gemm`'s product.
+    """
+
+    def __init__(self, n, N, k, WT, VT, b, vb, b_dec, gemm, omp):
+        H, d = WT.shape
+        self.n, self.N, self.k, self.gemm = n, N, k, gemm
+        self.bound = (WT, VT, b, vb, b_dec)
+        self.parallel = omp[0]
+        if b_dec is None:  # D9: decoded without b'
+            b_dec = np.zeros(d, dtype=np.float32)
+        z = np.empty((N, H), dtype=np.float32)
+        bits, shift, mask = ek.int_view(z)
+        keys, cols = ek.scratch(z, n)
+        f32 = functools.partial(np.zeros, dtype=np.float32)
+        self.arrays = {"WT": WT, "VT": VT, "b": b, "vb": vb, "b_dec": b_dec, "z": z, "bits": bits,
+                       "Gamma": np.zeros((N, k), dtype=np.int64), "values": f32((N, k)), "keys": keys,
+                       "cols": cols,
+                       "dx_hat": f32((N, d)), "dz": f32((N, k)), "err": np.zeros(N), "sq": np.zeros(N),
+                       "dbp": f32((n, d)), "start": np.zeros(H + 1, dtype=np.int64),
+                       "entries": np.zeros(N * k, dtype=np.int64), "wdb": f32((n, d)), "stats": f32((H, 3)),
+                       "acc": f32((n, d)), "reals": f32(3)}
+        table = np.zeros(HEADER + 2 * (n + 1) + 3 * NARRAYS, dtype=np.int64)
+        ilp64 = type(gemm)._argtypes_[3] is ctypes.c_int64
+        table[[NRANGES, GEMM, ILP64, THREAD_NUM, NUM_THREADS, SHIFT, MASK]] = (
+            n, ctypes.cast(gemm, ctypes.c_void_p).value, ilp64, omp[1], omp[2], shift, mask)
+        for a, name in enumerate(ARRAYS):
+            array = self.arrays[name]
+            assert array.flags.c_contiguous and array.dtype.itemsize in (4, 8)
+            shape = array.shape if array.ndim == 2 else (1, array.shape[0])
+            o = HEADER + 2 * (n + 1) + 3 * a
+            table[o:o + 3] = array.ctypes.data, *shape
+        self.table = table
+        self.lock = threading.Lock()  # held by the one thread stepping with the team
+
+    def fits(self, n, N, k, arrays, gemm):
+        return (n == self.n and N <= self.N and k == self.k and gemm is self.gemm
+                and all(a is b for a, b in zip(arrays, self.bound, strict=True)))
+
+    def phase(self, job):
+        """Run ``job`` (ROWS or UNITS) on every range, one OpenMP thread each."""
+        self.table[JOB] = job
+        self.parallel(_callback(), self.table.ctypes.data, self.n, 0)
+
+
+_TEAMS = {}  # the team of each thread count (one model at a time)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def team_for(n, N, k, WT, VT, b, vb, b_dec):
+    """The team of ``n`` threads bound to these arrays (a new one if needed), locked; or None.
+
+    None in a forked child, for other dtypes than float32, where libgomp or numpy's BLAS
+    product cannot be called (:func:`ksparse.kernels._blas.gemm`), or where another thread is
+    using the team. The caller releases ``team.lock``.
+    """
+    if _FORKED or WT.dtype != np.float32:
+        return None
+    omp, gemm = _libgomp(), _blas.gemm(np.float32)
+    if omp is None or gemm is None:
+        return None
+    team = _TEAMS.get(n)
+    if team is not None:
+        if not team.lock.acquire(blocking=False):
+            return None
+        if team.fits(n, N, k, (WT, VT, b, vb, b_dec), gemm):
+            return team
+        team.lock.release()
+    team = _TEAMS[n] = Team(n, N, k, WT, VT, b, vb, b_dec, gemm, omp)
+    team.lock.acquire()
+    return team
+
+
+def train_step_(team, x, lr, momentum, lr_bound, clock, unit_bounds):
+    """:func:`ksparse.kernels._cpu.train_step_`'s two phases on ``team`` for the batch ``x``
+    (N, d), float32, C-contiguous (D9's x - b' already formed; the team's ``b_dec`` is then zero).
+
+    Returns (err (N,), Gamma (N, k), dx_hat (N, d), db' (d,), W db (d,), norms2 (H,), lr):
+    new arrays, as the pool's step returns. ``clock`` receives the phases' end times and
+    ``unit_bounds(start, d, n)`` cuts the units.
+    """
+    a, t, n = team.arrays, team.table, team.n
+    N, d = x.shape
+    t[NROWS], t[X] = N, x.ctypes.data
+    t[HEADER:HEADER + n + 1] = [N * c // n for c in range(n + 1)]
+    a["reals"][:] = (2.0 / N, lr, momentum)
+    a["dbp"][:] = 0
+    a["wdb"][:] = 0
+    a["start"][:] = 0
+    team.phase(ROWS)
+    if lr_bound is not None:  # D11, from the rows phase's squared norms
+        lr = x.dtype.type(lr_bound(float(a["sq"][:N].max())))
+        a["reals"][1] = lr
+    clock.append(time.perf_counter())
+    nk.by_unit(a["Gamma"][:N], a["start"], a["entries"][:N * team.k])
+    clock.append(time.perf_counter())
+    t[HEADER + n + 1:HEADER + 2 * n + 2] = unit_bounds(a["start"], d, n)
+    team.phase(UNITS)
+    clock.append(time.perf_counter())
+    return (a["err"][:N].copy(), a["Gamma"][:N].copy(), a["dx_hat"][:N].copy(), a["dbp"].sum(axis=0),
+            a["wdb"].sum(axis=0), a["stats"][:, 0].copy(), lr)
