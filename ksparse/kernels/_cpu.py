@@ -16,6 +16,10 @@ thread pool is never woken, so it does not spin on the cores that the other phas
 (a pool that has just finished a product keeps polling for new work for a while).
 Below :data:`PARALLEL_WORK` multiply-adds a step runs in the calling thread and leaves
 BLAS alone. The thread count is numba's (``numba.set_num_threads``, per calling thread).
+
+In float32 on two or more threads, :func:`train_step_` runs each phase as one OpenMP
+parallel region instead (:mod:`ksparse.kernels._gomp`: no Python thread, no GIL hand-off),
+on the same ranges with the same kernels, so the results are the same bit for bit.
 """
 
 import concurrent.futures

@@ -1,25 +1,26 @@
 """The fused step's two phases as OpenMP parallel regions (GNU libgomp), float32, CPU.
 
 :mod:`ksparse.kernels._cpu` runs each phase of a step (rows, then units) as one range
-per thread on a Python thread pool. Handing a range to a pool thread costs a wake-up and,
-because that thread runs Python to reach the kernel, a wait for the GIL: measured on this
-project's 2-core machine, 20 to 50 microseconds per hand-off, twice a step, against about
-1.5 microseconds for a round trip through ``GOMP_parallel`` (whose threads wait by
-spinning, then sleeping, without the GIL). Here each phase is one call to
-``GOMP_parallel`` (through ctypes, which releases the GIL) with one compiled C callback,
-:func:`_region`, that runs thread t's range of the phase: the rows phase with numpy's own
-BLAS product called from compiled code (:mod:`ksparse.kernels._blas`), then the same
-kernels as the pool (:func:`ksparse.kernels._encode_numba.select_rows`,
-:func:`ksparse.kernels._numba.sample_rows`, :func:`ksparse.kernels._numba.weight_grads_update`)
-on the same ranges, so the results equal the pool's bit for bit (a test holds it).
+per thread. On its Python thread pool, handing a range to a thread costs a wake-up and,
+because that thread runs Python to reach the kernel, a wait for the GIL, twice a step;
+``GOMP_parallel``'s threads wait by spinning, then sleeping, and never take the GIL. Here
+each phase is one call to ``GOMP_parallel`` (through ctypes, which releases the GIL) with
+one compiled C callback, :func:`_region`, in which thread i runs range i of the phase:
+the rows phase with numpy's own BLAS product called from compiled code
+(:mod:`ksparse.kernels._blas`), then the same kernels as the pool
+(:func:`ksparse.kernels._encode_numba.select_rows`, :func:`ksparse.kernels._numba.sample_rows`,
+:func:`ksparse.kernels._numba.weight_grads_update`) on the same ranges, so the results equal
+the pool's bit for bit (tests/test_gomp.py).
 
 A callback takes one pointer, so a :class:`Team` keeps every array of the step (the
 weights, their velocity, the biases, and buffers for batches of up to N rows) in one
 int64 table of addresses and shapes, built once; a step writes only the batch's address,
 its size and the ranges. Used where libgomp and numpy's BLAS product can both be found,
-for float32 (the training dtype; float64 keeps the pool), and never in a process forked
-from one that used it (GNU OpenMP is not fork-safe: the child keeps to the pool).
-``KSPARSE_NO_OPENMP=1`` turns it off.
+for float32 (the training dtype; float64 keeps the pool), one thread at a time per team
+(another thread meanwhile steps on the pool), and never in a process forked from this one
+(GNU OpenMP is not fork-safe: the child keeps to the pool). The callback is compiled on
+the first step that uses it and cached on disk like every kernel. ``KSPARSE_NO_OPENMP=1``
+turns the path off.
 """
 
 import ctypes
@@ -198,7 +199,8 @@ class Team:
     def __init__(self, n, N, k, WT, VT, b, vb, b_dec, gemm, omp):
         H, d = WT.shape
         self.n, self.N, self.k, self.gemm = n, N, k, gemm
-        self.bound = (WT, VT, b, vb, b_dec)
+        self.bound = (WT, VT, b, vb, b_dec)  # held, so that their memory is not reused while bound
+        self.where = _where(self.bound)
         self.parallel = omp[0]
         if b_dec is None:  # D9: decoded without b'
             b_dec = np.zeros(d, dtype=np.float32)
@@ -219,7 +221,6 @@ class Team:
             n, ctypes.cast(gemm, ctypes.c_void_p).value, ilp64, omp[1], omp[2], shift, mask)
         for a, name in enumerate(ARRAYS):
             array = self.arrays[name]
-            assert array.flags.c_contiguous and array.dtype.itemsize in (4, 8)
             shape = array.shape if array.ndim == 2 else (1, array.shape[0])
             o = HEADER + 2 * (n + 1) + 3 * a
             table[o:o + 3] = array.ctypes.data, *shape
@@ -227,13 +228,19 @@ class Team:
         self.lock = threading.Lock()  # held by the one thread stepping with the team
 
     def fits(self, n, N, k, arrays, gemm):
+        """Whether the team is for these sizes and arrays (their memory: ``W.T`` is a new view each call)."""
         return (n == self.n and N <= self.N and k == self.k and gemm is self.gemm
-                and all(a is b for a, b in zip(arrays, self.bound, strict=True)))
+                and _where(arrays) == self.where)
 
     def phase(self, job):
         """Run ``job`` (ROWS or UNITS) on every range, one OpenMP thread each."""
         self.table[JOB] = job
         self.parallel(_callback(), self.table.ctypes.data, self.n, 0)
+
+
+def _where(arrays):
+    """The memory of each array (None stays None): address, shape, strides."""
+    return [None if a is None else (a.ctypes.data, a.shape, a.strides) for a in arrays]
 
 
 _TEAMS = {}  # the team of each thread count (one model at a time)
@@ -243,11 +250,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def team_for(n, N, k, WT, VT, b, vb, b_dec):
     """The team of ``n`` threads bound to these arrays (a new one if needed), locked; or None.
 
-    None in a forked child, for other dtypes than float32, where libgomp or numpy's BLAS
+    None in a forked child, for arrays that are not float32 and C-contiguous, where libgomp or numpy's BLAS
     product cannot be called (:func:`ksparse.kernels._blas.gemm`), or where another thread is
     using the team. The caller releases ``team.lock``.
     """
-    if _FORKED or WT.dtype != np.float32:
+    if _FORKED or not all(a is None or (a.dtype == np.float32 and a.flags.c_contiguous)
+                          for a in (WT, VT, b, vb, b_dec)):
         return None
     omp, gemm = _libgomp(), _blas.gemm(np.float32)
     if omp is None or gemm is None:
