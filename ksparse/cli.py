@@ -12,7 +12,9 @@ finished epoch atomically and exit with 130 and 143 (before any epoch: run the s
 again); interrupted after training, ``train`` still writes its summary. Whenever a run that did
 not finish saved a model, summary.json describes that model (its ``status``) and no filters.png
 of an earlier one remains. ``encode`` stops at the next block on either signal and leaves no
-OUTPUT. A reader that closes stdout early (``| head``) ends any command quietly, exit code 141.
+OUTPUT. Output to a reader that has gone (``2>&1 | head -1``) is dropped silently: ``train``,
+``encode`` and ``reproduce`` still finish, save and exit with their own code; ``info``, whose
+product is what it prints, ends quietly with exit code 141 once stdout's reader has gone.
 """
 
 import argparse
@@ -43,6 +45,7 @@ from ksparse.runfiles import (
     read_encode_input,
     record_data,
 )
+from ksparse.streams import progress_streams
 
 
 class _Reported(KeyboardInterrupt):
@@ -390,7 +393,8 @@ def main(argv=None):
     from ksparse.training.loop import TrainingInterrupted
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    with terminate_as_interrupt() as received:  # SIGTERM takes Ctrl-C's path: save, then exit 143
+    files_are_the_product = bool(argv) and argv[0] in ("train", "encode", "reproduce")
+    with terminate_as_interrupt() as received, progress_streams(stdout=files_are_the_product):
         try:
             code = _run(argv, received)
             sys.stdout.flush()  # here, not at exit: a closed pipe is then found below
@@ -400,7 +404,7 @@ def main(argv=None):
                 print(f"ksparse: {'terminated' if received.exit_code == 143 else 'interrupted'}",
                       file=sys.stderr)
             return received.exit_code
-        except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone
+        except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone (stdout is not wrapped)
             return _stdout_closed()
 
 
