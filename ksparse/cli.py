@@ -13,9 +13,10 @@ again); interrupted after training, ``train`` still writes its summary. Whenever
 not finish saved a model, summary.json describes that model (its ``status``) and no filters.png
 of an earlier one remains; with --checkpoint-every that holds after each checkpoint too (a run
 killed outright), and --resume writes a summary that disagrees with the checkpoint again.
-``encode`` stops at the next block on either signal and leaves no OUTPUT. Output to a reader
-that has gone (``2>&1 | head -1``) is dropped silently: ``train``, ``encode`` and ``reproduce`` still finish, save and exit with their own code; ``info``, whose
-product is what it prints, ends quietly with exit code 141 once stdout's reader has gone.
+``encode`` stops at the next block on either signal and leaves no OUTPUT. Output to a reader that
+has gone (``2>&1 | head -1``) is dropped silently: ``train``, ``encode`` and ``reproduce`` still
+finish, save and exit with their own code; ``info``, whose product is what it prints, ends quietly
+with exit code 141 once stdout's reader has gone.
 """
 
 import argparse
