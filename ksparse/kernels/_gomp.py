@@ -18,15 +18,20 @@ int64 table of addresses and shapes, built once; a step writes only the batch's 
 its size and the ranges. Used where libgomp and numpy's BLAS product can both be found,
 for float32 (the training dtype; float64 keeps the pool), one thread at a time per team
 (another thread meanwhile steps on the pool), and never in a process forked from this one
-(GNU OpenMP is not fork-safe: the child keeps to the pool). The callback is compiled on
+(GNU OpenMP is not fork-safe: the child keeps to the pool). Where other processes want the
+cores, OpenMP's waiting threads can make a phase wait a whole time slice, so a team also
+times its steps and runs on the pool while the pool has been faster (:meth:`Team.use_openmp`),
+and libgomp is loaded with a short spin (:func:`_load`). The callback is compiled on
 the first step that uses it and cached on disk like every kernel. ``KSPARSE_NO_OPENMP=1``
 turns the path off.
 """
 
+import collections
 import ctypes
 import ctypes.util
 import functools
 import os
+import statistics
 import threading
 import time
 
@@ -41,6 +46,8 @@ from ksparse.kernels import _encode_numba as ek
 from ksparse.kernels import _numba as nk
 
 ROWS, UNITS = 0, 1
+SPIN_COUNT = 1000  # GOMP_SPINCOUNT when this module loads libgomp (see _load)
+RECENT, PROBE = 5, 32  # Team.use_openmp: steps remembered per path; every PROBE-th step on the other
 # The table's header: job, ranges n, batch rows N, address of x, of the product (gemm),
 # whether its integers are 64-bit, of omp_get_thread_num and omp_get_num_threads, shift, mask
 JOB, NRANGES, NROWS, X, GEMM, ILP64, THREAD_NUM, NUM_THREADS, SHIFT, MASK = range(10)
@@ -167,7 +174,7 @@ def _libgomp():
         if not name:
             continue
         try:
-            lib = ctypes.CDLL(name)
+            lib = _load(name)
             parallel = lib.GOMP_parallel
             thread_num, num_threads = lib.omp_get_thread_num, lib.omp_get_num_threads
         except (OSError, AttributeError):
@@ -177,6 +184,32 @@ def _libgomp():
         address = functools.partial(ctypes.cast, typ=ctypes.c_void_p)
         return parallel, address(thread_num).value, address(num_threads).value
     return None
+
+
+def _load(name):
+    """libgomp as loaded in this process, or loaded now with a short spin (:data:`SPIN_COUNT`).
+
+    A thread that waits for work in GNU OpenMP polls for GOMP_SPINCOUNT iterations (300,000
+    by default, about a millisecond) before it sleeps. On a machine whose cores other work
+    also wants, a polling thread takes a core from the thread it waits for, and each phase
+    can wait for a whole time slice: with one busy process beside a 2-core step, the step
+    took about twice as long as on the thread pool. So, unless libgomp is loaded already
+    (then its settings stand) or the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY, libgomp is
+    loaded with GOMP_SPINCOUNT = SPIN_COUNT, the count libgomp itself uses when it knows its
+    threads outnumber the cores; the environment is restored right after loading.
+    """
+    try:
+        return ctypes.CDLL(name, mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+    except (OSError, AttributeError):
+        pass
+    ours = not any(v in os.environ for v in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"))
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        return ctypes.CDLL(name)
+    finally:
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
 
 
 _FORKED = False  # True in a process forked from this one (it must not call libgomp)
@@ -226,6 +259,27 @@ class Team:
             table[o:o + 3] = array.ctypes.data, *shape
         self.table = table
         self.lock = threading.Lock()  # held by the one thread stepping with the team
+        self.steps = 0
+        self.seconds = {True: collections.deque(maxlen=RECENT), False: collections.deque(maxlen=RECENT)}
+
+    def use_openmp(self):
+        """Whether this step runs on OpenMP (True) or on the thread pool, the faster lately.
+
+        Both paths give the same numbers, but not at the same speed on every machine and
+        load: OpenMP's threads spin, then sleep, while they wait, and where other processes
+        want the cores a phase can wait for a whole time slice of the thread it needs. So
+        the team keeps the seconds per row of its last :data:`RECENT` steps on each path
+        and takes the path with the lower median; every :data:`PROBE`-th step runs on the
+        other path, so that both stay measured. OpenMP until the pool has been measured.
+        """
+        self.steps += 1
+        pool = statistics.median(self.seconds[False]) if self.seconds[False] else float("inf")
+        openmp = statistics.median(self.seconds[True]) if self.seconds[True] else 0.0
+        return (openmp <= pool) != (self.steps % PROBE == 0)
+
+    def record(self, openmp, seconds, rows):
+        """Add one step's time (its path, seconds, batch rows) to the team's choice."""
+        self.seconds[openmp].append(seconds / rows)
 
     def fits(self, n, N, k, arrays, gemm):
         """Whether the team is for these sizes and arrays (their memory: ``W.T`` is a new view each call)."""
