@@ -11,11 +11,16 @@ options as flags (``--lr 0.05``, ``--no-paper``). Ctrl-C (SIGINT) and SIGTERM sa
 finished epoch atomically and exit with 130 and 143 (before any epoch: run the same command
 again); interrupted after training, ``train`` still writes its summary. Whenever a run that did
 not finish saved a model, summary.json describes that model (its ``status``) and no filters.png
-of an earlier one remains. ``encode`` stops at the next block on either signal and leaves no
-OUTPUT. A reader that closes stdout early (``| head``) ends any command quietly, exit code 141.
+of an earlier one remains; with --checkpoint-every that holds after each checkpoint too (a run
+killed outright), and --resume writes a summary that disagrees with the checkpoint again.
+``encode`` stops at the next block on either signal and leaves no OUTPUT. Output to a reader that
+has gone (``2>&1 | head -1``) is dropped silently: ``train``, ``encode`` and ``reproduce`` still
+finish, save and exit with their own code; ``info``, whose product is what it prints, ends quietly
+with exit code 141 once stdout's reader has gone.
 """
 
 import argparse
+import json
 import os
 import re
 import select
@@ -43,6 +48,7 @@ from ksparse.runfiles import (
     read_encode_input,
     record_data,
 )
+from ksparse.streams import progress_streams
 
 
 class _Reported(KeyboardInterrupt):
@@ -217,6 +223,57 @@ def _unfinished_run_files(est, args, status, note):
     _remove_stale_filters(args)
 
 
+def _summary_at_checkpoints(callback, args, model_path):
+    """``callback`` and, with --checkpoint-every N, after each checkpoint: summary.json describes the
+    model just written (read back from ``model_path``), so that a run killed (SIGKILL) leaves no
+    summary or filters.png of an earlier state beside its checkpoint."""
+    if not args.checkpoint_every:
+        return callback
+
+    def each(record):
+        callback(record)
+        if record["epoch"] % args.checkpoint_every == 0:
+            _checkpoint_summary(args, model_path, "running", f"written at the checkpoint of epoch "
+                                f"{record['epoch']} (--checkpoint-every {args.checkpoint_every}) while "
+                                "the run went on; if no run is going on, it was stopped without a word "
+                                "(killed)")
+    return each
+
+
+def _checkpoint_summary(args, model_path, status, why):
+    """Write summary.json (and remove filters.png) for the model in ``model_path``, read back."""
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+
+    est = KSparseAutoencoder.load(model_path)
+    again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])
+    _unfinished_run_files(est, args, status, f"the model is epoch {est.n_iter_} of max_iter = "
+                          f"{est.max_iter}, {why}; continue with: {again}")
+
+
+def _rebuild_stale_summary(args, est, resume, model_path):
+    """On --resume of OUT/model.npz: when summary.json describes another state than the checkpoint
+    (a run killed between its checkpoint and its summary, or by an older version), write it again
+    from the checkpoint before any work, and say so."""
+    from ksparse.io import same_file
+
+    if not same_file(resume, model_path):
+        return
+    path = os.path.join(args.out, "summary.json")
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        last = old.get("last_epoch") or {}
+        if old.get("n_iter") == est.n_iter_ and last.get("loss") == (est.history_ or [{}])[-1].get("loss"):
+            return
+        said = f"described epoch {old.get('n_iter')}, not"
+    except (OSError, ValueError, TypeError, AttributeError):
+        said = "was missing, beside" if not os.path.lexists(path) else "was unreadable, beside"
+    _checkpoint_summary(args, model_path, "stopped", "found by --resume: the run that wrote it was "
+                        "stopped without a word (killed) after this checkpoint")
+    print(f"ksparse: note: {path} {said} the checkpoint's epoch {est.n_iter_}; written "
+          "again from the checkpoint", file=sys.stderr)
+
+
 def _remove_stale_filters(args):
     """Remove OUT/filters.png: this run did not draw it, so it shows another model."""
     try:
@@ -268,8 +325,10 @@ def cmd_train(args):
     if summary.labels_note(ds) is not None and not args.no_logreg:
         print(f"ksparse: note: {summary.labels_note(ds)}", file=sys.stderr)
     done = est.state_.epoch if resume is not None else 0
+    if resume is not None:
+        _rebuild_stale_summary(args, est, resume, model_path)
     callback, progress, bar = progress_bar(args, est, x.shape[0])
-    est.set_params(callback=callback, progress=progress)
+    est.set_params(callback=_summary_at_checkpoints(callback, args, model_path), progress=progress)
     created, fit_started = _missing_folders(args.out), time.perf_counter()
     undo = record_data(args, model_path)
     try:
@@ -390,7 +449,8 @@ def main(argv=None):
     from ksparse.training.loop import TrainingInterrupted
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    with terminate_as_interrupt() as received:  # SIGTERM takes Ctrl-C's path: save, then exit 143
+    files_are_the_product = bool(argv) and argv[0] in ("train", "encode", "reproduce")
+    with terminate_as_interrupt() as received, progress_streams(stdout=files_are_the_product):
         try:
             code = _run(argv, received)
             sys.stdout.flush()  # here, not at exit: a closed pipe is then found below
@@ -400,7 +460,7 @@ def main(argv=None):
                 print(f"ksparse: {'terminated' if received.exit_code == 143 else 'interrupted'}",
                       file=sys.stderr)
             return received.exit_code
-        except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone
+        except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone (stdout is not wrapped)
             return _stdout_closed()
 
 

@@ -181,6 +181,8 @@ def record_data(args, model_path):
     data = {name: getattr(args, name) for name in DATA_OPTIONS}
     if os.path.isfile(args.dataset):
         data["dataset"] = os.path.abspath(args.dataset)
+    if args.data_dir:  # a resume may start elsewhere: the folder by its absolute path too
+        data["data_dir"] = os.path.abspath(args.data_dir)
     try:
         with open(path, "rb") as f:
             before = f.read()
@@ -224,16 +226,23 @@ def recorded_data(folder):
     return found
 
 
-def _check_recorded_file(args, folder):
-    """A data file the run recorded (and --resume would read) that is gone: it moved, so say where the
-    path came from and how to give the data again."""
-    path = args.data_from.get("dataset")
-    if path is None or not path.endswith((".npy", ".npz")) or os.path.exists(path):
-        return
+def _check_recorded_paths(args, folder):
+    """A data file or data folder the run recorded (and --resume would read) that is gone: it moved,
+    so say where the path came from and how to give the data again (not a download into a folder
+    made anew)."""
+    from ksparse.datasets import BUNDLED, REGISTRY
+
     where = "data.json" if os.path.isfile(os.path.join(folder, "data.json")) else "summary.json"
-    raise UserError(f"the run recorded --dataset {path!r} (in {os.path.join(folder, where)}), which no "
-                    f"longer exists; if the data moved, give it again: {shlex.join(args.argv)} "
-                    "--dataset NEWPATH")
+    path = args.data_from.get("dataset")
+    if path is not None and path.endswith((".npy", ".npz")) and not os.path.exists(path):
+        raise UserError(f"the run recorded --dataset {path!r} (in {os.path.join(folder, where)}), which no "
+                        f"longer exists; if the data moved, give it again: {shlex.join(args.argv)} "
+                        "--dataset NEWPATH")
+    path, name = args.data_from.get("data_dir"), args.dataset
+    if path and name in REGISTRY and name not in BUNDLED and not os.path.isdir(path):
+        raise UserError(f"the run recorded --data-dir {path!r} (in {os.path.join(folder, where)}), which no "
+                        f"longer exists; if the data folder moved, give it again: {shlex.join(args.argv)} "
+                        "--data-dir NEWFOLDER")
 
 
 def fill_data_options(args):
@@ -245,7 +254,7 @@ def fill_data_options(args):
         args.data_from = {k: v for k, v in recorded_data(folder).items() if getattr(args, k) is None}
         for name, value in args.data_from.items():
             setattr(args, name, value)
-        _check_recorded_file(args, folder)
+        _check_recorded_paths(args, folder)
     args.data_defaulted = args.dataset is None
     if args.dataset is None:
         args.dataset = DEFAULT_DATASET

@@ -219,26 +219,49 @@ def test_a_folder_as_data_says_what_it_is(folder, capsys, name, words):
     one_error(["encode", "run/model.npz", name, "h.npy"], folder, capsys, *words)
 
 
-@pytest.mark.parametrize("unbuffered", ["", "1"])  # the error comes from the flush at the end, or a print
-@pytest.mark.parametrize("argv", [["info", "run/model.npz"], ["encode", "run/model.npz", "X.npy", "H.npy"],
-                                  ["train", *TINY, "--dataset", "X.npy", "--out", "new"]])
-def test_stdout_closed_by_its_reader_ends_quietly_with_141(folder, argv, unbuffered):
-    """`ksparse info MODEL | head -1`: no 'Broken pipe' error, no traceback, exit code 128 + SIGPIPE."""
+def _closed_pipes(argv, closed, unbuffered=""):
+    """Run ``python -m ksparse.cli ARGV`` with the streams in ``closed`` ("stdout", "stderr") writing to
+    a pipe whose reader has gone before anything is written; return (exit code, the other's text)."""
     import os
     import subprocess
     import sys
 
     read, write = os.pipe()
-    os.close(read)  # the reader has gone before anything is written
+    os.close(read)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's ksparse
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONPATH=here,
                PYTHONUNBUFFERED=unbuffered)
+    streams = {name: write if name in closed else subprocess.PIPE for name in ("stdout", "stderr")}
     try:
-        proc = subprocess.run([sys.executable, "-m", "ksparse.cli", *argv], stdout=write,
-                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "ksparse.cli", *argv], text=True, env=env, timeout=120,
+                              **streams)
     finally:
         os.close(write)
-    assert proc.returncode == 141 and proc.stderr == "", proc.stderr
+    return proc.returncode, proc.stdout or proc.stderr or ""
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])  # the error comes from the flush at the end, or a print
+def test_info_with_stdout_closed_by_its_reader_ends_quietly_with_141(folder, unbuffered):
+    """`ksparse info MODEL | head -1`: no 'Broken pipe' error, no traceback, exit code 128 + SIGPIPE."""
+    assert _closed_pipes(["info", "run/model.npz"], ["stdout"], unbuffered) == (141, "")
+
+
+@pytest.mark.parametrize("closed", [["stdout"], ["stderr"], ["stdout", "stderr"]])
+@pytest.mark.parametrize("argv, made", [(["encode", "run/model.npz", "X.npy", "H.npy"], "H.npy"),
+                                        (["train", *[a for a in TINY if a != "--quiet"], "--dataset",
+                                          "X.npy", "--out", "new"], "new/summary.json")])  # a progress bar
+def test_output_to_a_reader_that_has_gone_is_dropped_and_the_command_finishes(folder, argv, made, closed):
+    """`ksparse train ... 2>&1 | head -1`: training (and its evaluation) finishes and saves, exit code 0
+    (was 141, or nothing saved when the progress bar's first write failed)."""
+    code, other = _closed_pipes(argv, closed)
+    assert code == 0 and "Traceback" not in other and "rror" not in other, other
+    assert (folder / made).is_file()
+    if argv[0] == "train":
+        assert KSparseAutoencoder.load(folder / "new" / "model.npz").n_iter_ == 2  # TINY's --max-iter
+
+
+def test_bad_input_with_stderr_closed_still_exits_2(folder):
+    assert _closed_pipes(["encode", "run/model.npz", "missing.npy", "H.npy"], ["stderr"]) == (2, "")
 
 
 SMOKE = ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits", "--rows", "raw"]

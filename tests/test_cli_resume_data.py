@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from tests.test_cli import FAST, assert_user_error, run
 
@@ -60,3 +61,29 @@ def test_resume_after_the_data_moved_names_the_recorded_path_and_dataset_newpath
     code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", "--dataset", moved, *QUIET],
                        capsys)
     assert code == 0, err
+
+
+def test_resume_after_the_data_folder_moved_names_it_and_data_dir_newfolder(tmp_path, capsys, monkeypatch):
+    """A run on MNIST from --data-dir D, D moved away before --resume: one error naming D, data.json and
+    --data-dir NEWFOLDER, before any download (was: a download of MNIST into D made anew)."""
+    import ksparse.datasets.mnist as mnist
+
+    folder, out = tmp_path / "data", tmp_path / "run"
+    folder.mkdir()
+    assert run(["train", *FAST, "--out", out, "--data-dir", folder], capsys)[0] == 0  # digits: a model
+    recorded = json.loads((out / "data.json").read_text())
+    assert recorded["data_dir"] == str(folder)
+    (out / "data.json").write_text(json.dumps(dict(recorded, dataset="mnist")))  # as a run on MNIST records
+    folder.rmdir()
+    monkeypatch.setattr(mnist, "_download", lambda *a, **k: pytest.fail("downloaded into a folder made anew"))
+    code, _, err = run(["train", "--out", out, "--resume", "--max-iter", "4", *QUIET], capsys)
+    assert_user_error(code, err, f"recorded --data-dir '{folder}'", str(out / "data.json"), "no longer",
+                      "--data-dir NEWFOLDER")
+    assert not folder.exists()
+
+
+def test_a_relative_data_dir_is_recorded_by_its_absolute_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    assert run(["train", *FAST, "--out", "run", "--data-dir", "data"], capsys)[0] == 0
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["data_dir"] == str(tmp_path / "data")

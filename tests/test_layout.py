@@ -16,6 +16,7 @@ LAYERS = {
     "ksparse.config": 0,
     "ksparse.errors": 0,
     "ksparse.interrupts": 0,
+    "ksparse.streams": 0,       # progress output whose reader may go (| head)
     "ksparse.nn": 1,            # the math: forward/backward pairs, Eq. (11), schedules
     "ksparse.kernels": 2,       # the same math on the support only, compiled
     "ksparse.training": 3,      # steps, the epoch loop, checkpoints, fine-tuning

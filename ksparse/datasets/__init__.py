@@ -23,6 +23,9 @@ REGISTRY = {
     "norb": "ksparse.datasets.norb:load_small_norb",
 }
 
+#: the registered data sets that come with a package, not from the data folder (data_dir)
+BUNDLED = ("digits",)
+
 
 @dataclasses.dataclass
 class Dataset:
