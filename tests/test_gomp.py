@@ -205,3 +205,20 @@ def test_libgomp_loaded_with_a_short_spin_and_the_environment_restored():
     env["GOMP_SPINCOUNT"] = "12345"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[1] == "12345"
+
+
+def test_team_does_not_keep_a_dropped_model(gomp, monkeypatch):
+    # the team holds weak references to the model's arrays and goes when W goes
+    import gc
+    import weakref
+
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: 2)
+    params, velocity = _model(0)
+    _steps(params, velocity, [32])
+    team = weakref.ref(gomp._TEAMS[2])
+    W = weakref.ref(params["W"])
+    del params, velocity
+    gc.collect()
+    assert W() is None and team() is None and 2 not in gomp._TEAMS

@@ -34,6 +34,7 @@ import os
 import statistics
 import threading
 import time
+import weakref
 
 import numba
 import numpy as np
@@ -232,8 +233,12 @@ class Team:
     def __init__(self, n, N, k, WT, VT, b, vb, b_dec, gemm, omp):
         H, d = WT.shape
         self.n, self.N, self.k, self.gemm = n, N, k, gemm
-        self.bound = (WT, VT, b, vb, b_dec)  # held, so that their memory is not reused while bound
-        self.where = _where(self.bound)
+        # the model's arrays are not held (a team must not keep a dropped model in memory): weak
+        # references to their owners tell whether they are alive, and the team is dropped with W
+        self.owners = [None if a is None else _weak_owner(a) for a in (WT, VT, b, vb, b_dec)]
+        self.where = _where((WT, VT, b, vb, b_dec))
+        if isinstance(self.owners[0], weakref.ref):
+            weakref.finalize(self.owners[0](), _drop_team, n, id(self))
         self.parallel = omp[0]
         if b_dec is None:  # D9: decoded without b'
             b_dec = np.zeros(d, dtype=np.float32)
@@ -241,7 +246,8 @@ class Team:
         bits, shift, mask = ek.int_view(z)
         keys, cols = ek.scratch(z, n)
         f32 = functools.partial(np.zeros, dtype=np.float32)
-        self.arrays = {"WT": WT, "VT": VT, "b": b, "vb": vb, "b_dec": b_dec, "z": z, "bits": bits,
+        model = {"WT": WT, "VT": VT, "b": b, "vb": vb, "b_dec": b_dec}
+        self.arrays = {**model, "z": z, "bits": bits,
                        "Gamma": np.zeros((N, k), dtype=np.int64), "values": f32((N, k)), "keys": keys,
                        "cols": cols,
                        "dx_hat": f32((N, d)), "dz": f32((N, k)), "err": np.zeros(N), "sq": np.zeros(N),
@@ -258,6 +264,8 @@ class Team:
             o = HEADER + 2 * (n + 1) + 3 * a
             table[o:o + 3] = array.ctypes.data, *shape
         self.table = table
+        for name in ("WT", "VT", "b", "vb") + (("b_dec",) if self.owners[4] is not None else ()):
+            del self.arrays[name]  # only the team's own buffers are held
         self.lock = threading.Lock()  # held by the one thread stepping with the team
         self.steps = 0
         self.seconds = {True: collections.deque(maxlen=RECENT), False: collections.deque(maxlen=RECENT)}
@@ -284,12 +292,28 @@ class Team:
     def fits(self, n, N, k, arrays, gemm):
         """Whether the team is for these sizes and arrays (their memory: ``W.T`` is a new view each call)."""
         return (n == self.n and N <= self.N and k == self.k and gemm is self.gemm
-                and _where(arrays) == self.where)
+                and all(o is None or o() is not None for o in self.owners) and _where(arrays) == self.where)
 
     def phase(self, job):
         """Run ``job`` (ROWS or UNITS) on every range, one OpenMP thread each."""
         self.table[JOB] = job
         self.parallel(_callback(), self.table.ctypes.data, self.n, 0)
+
+
+def _drop_team(n, team_id):
+    """Forget the team of ``n`` threads if it is still the one with this id (its W is gone)."""
+    if id(_TEAMS.get(n)) == team_id:
+        del _TEAMS[n]
+
+
+def _weak_owner(a):
+    """A weak reference to the object that owns ``a``'s memory (``W.T``'s is W), or a strong one
+    (a callable returning it) for an owner that takes no weak reference."""
+    owner = a if a.base is None else a.base
+    try:
+        return weakref.ref(owner)
+    except TypeError:
+        return lambda: owner
 
 
 def _where(arrays):
