@@ -168,3 +168,57 @@ def test_forked_child_keeps_to_the_pool(gomp, monkeypatch):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         refused, E_child = pool.apply_async(_child_step, (x,)).get(timeout=120)
     assert refused and E_child == E
+
+
+def test_team_takes_the_faster_path_and_probes_the_other(gomp):
+    # OpenMP until the pool is measured; then the lower median of recent seconds per row, with
+    # every PROBE-th step on the other path
+    params, velocity = _model(0)
+    WT, VT = params["W"].T, velocity["W"].T
+    team = gomp.team_for(2, 64, 7, WT, VT, params["b"], velocity["b"], params["b_prime"])
+    team.lock.release()
+    choices = [team.use_openmp() for _ in range(gomp.PROBE)]
+    assert all(choices[:-1]) and not choices[-1]  # the PROBE-th step measures the pool
+    for _ in range(gomp.RECENT):
+        team.record(True, 2.0, 64)
+        team.record(False, 1.0, 64)  # the pool is faster now
+    choices = [team.use_openmp() for _ in range(gomp.PROBE)]
+    assert not any(choices[:-1]) and choices[-1]  # ... and OpenMP is probed
+    for _ in range(gomp.RECENT):
+        team.record(True, 0.5, 32)  # seconds per row: 0.5 / 32 < 1.0 / 64
+    assert team.use_openmp()
+
+
+def test_libgomp_loaded_with_a_short_spin_and_the_environment_restored():
+    # GOMP_SPINCOUNT is set only while libgomp loads, and a user's own setting is left alone
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; from ksparse.kernels import _gomp; ok = _gomp._libgomp() is not None; "
+            "print(ok, os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    if out.stdout.split()[0] != "True":
+        pytest.skip("libgomp cannot be loaded here")
+    assert out.stdout.split()[1] == "None"
+    env["GOMP_SPINCOUNT"] = "12345"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[1] == "12345"
+
+
+def test_team_does_not_keep_a_dropped_model(gomp, monkeypatch):
+    # the team holds weak references to the model's arrays and goes when W goes
+    import gc
+    import weakref
+
+    from ksparse.kernels import _cpu
+
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: 2)
+    params, velocity = _model(0)
+    _steps(params, velocity, [32])
+    team = weakref.ref(gomp._TEAMS[2])
+    W = weakref.ref(params["W"])
+    del params, velocity
+    gc.collect()
+    assert W() is None and team() is None and 2 not in gomp._TEAMS

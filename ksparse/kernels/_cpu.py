@@ -231,15 +231,19 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
     else:
         b_dec = b_prime
     team = _team_for(n, x, k, WT, VT, b, velocity["b"], None if pre_bias else b_prime)
-    if team is not None:
+    openmp = team is not None and team.use_openmp()
+    if openmp:
         try:
             with _one_blas_thread():
                 err, Gamma, dx_hat, db_prime, wdb_sum, norms2, lr = _gomp.train_step_(
                     team, x, lr, momentum, lr_bound, clock, _unit_bounds)
         finally:
             team.lock.release()
+        team.record(True, time.perf_counter() - clock[0], N)
         return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb_sum, lr, momentum, err, N,
                        Gamma, dx_hat, norms2)
+    if team is not None:  # this step on the pool, timed for the team's choice
+        team.lock.release()
     wdb, acc = np.zeros((n, d), dtype=x.dtype), np.empty((n, d), dtype=x.dtype)
     stats = np.empty((H, 3), dtype=x.dtype)
     with _one_blas_thread() if n > 1 else contextlib.nullcontext():
@@ -254,6 +258,8 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
                                                             False, acc[c], lo, hi),
                    _unit_bounds(start, d, n))
     clock.append(time.perf_counter())
+    if team is not None:
+        team.record(False, clock[-1] - clock[0], N)
     return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb.sum(axis=0), lr, momentum, err,
                    N, Gamma, dx_hat, stats[:, 0])
 
@@ -270,8 +276,13 @@ def _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb_sum, lr, m
 
 
 def _team_for(n, x, k, WT, VT, b, vb, b_dec):
-    """The OpenMP team of :mod:`ksparse.kernels._gomp` for this step, or None (the pool then runs it)."""
-    if n < 2 or not OPENMP or not (x.flags.c_contiguous and x.dtype == WT.dtype and WT.flags.c_contiguous):
+    """The OpenMP team of :mod:`ksparse.kernels._gomp` for this step, or None (the pool then runs it).
+
+    Only where every range holds at least two rows: numpy multiplies a single row with gemv,
+    the OpenMP path with gemm, and the two paths must give the same numbers.
+    """
+    if (n < 2 or x.shape[0] < 2 * n or not OPENMP
+            or not (x.flags.c_contiguous and x.dtype == WT.dtype and WT.flags.c_contiguous)):
         return None
     return _gomp.team_for(n, x.shape[0], k, WT, VT, b, vb, b_dec)
 

@@ -18,17 +18,23 @@ int64 table of addresses and shapes, built once; a step writes only the batch's 
 its size and the ranges. Used where libgomp and numpy's BLAS product can both be found,
 for float32 (the training dtype; float64 keeps the pool), one thread at a time per team
 (another thread meanwhile steps on the pool), and never in a process forked from this one
-(GNU OpenMP is not fork-safe: the child keeps to the pool). The callback is compiled on
+(GNU OpenMP is not fork-safe: the child keeps to the pool). Where other processes want the
+cores, OpenMP's waiting threads can make a phase wait a whole time slice, so a team also
+times its steps and runs on the pool while the pool has been faster (:meth:`Team.use_openmp`),
+and libgomp is loaded with a short spin (:func:`_load`). The callback is compiled on
 the first step that uses it and cached on disk like every kernel. ``KSPARSE_NO_OPENMP=1``
 turns the path off.
 """
 
+import collections
 import ctypes
 import ctypes.util
 import functools
 import os
+import statistics
 import threading
 import time
+import weakref
 
 import numba
 import numpy as np
@@ -41,6 +47,8 @@ from ksparse.kernels import _encode_numba as ek
 from ksparse.kernels import _numba as nk
 
 ROWS, UNITS = 0, 1
+SPIN_COUNT = 1000  # GOMP_SPINCOUNT when this module loads libgomp (see _load)
+RECENT, PROBE = 5, 32  # Team.use_openmp: steps remembered per path; every PROBE-th step on the other
 # The table's header: job, ranges n, batch rows N, address of x, of the product (gemm),
 # whether its integers are 64-bit, of omp_get_thread_num and omp_get_num_threads, shift, mask
 JOB, NRANGES, NROWS, X, GEMM, ILP64, THREAD_NUM, NUM_THREADS, SHIFT, MASK = range(10)
@@ -167,7 +175,7 @@ def _libgomp():
         if not name:
             continue
         try:
-            lib = ctypes.CDLL(name)
+            lib = _load(name)
             parallel = lib.GOMP_parallel
             thread_num, num_threads = lib.omp_get_thread_num, lib.omp_get_num_threads
         except (OSError, AttributeError):
@@ -177,6 +185,32 @@ def _libgomp():
         address = functools.partial(ctypes.cast, typ=ctypes.c_void_p)
         return parallel, address(thread_num).value, address(num_threads).value
     return None
+
+
+def _load(name):
+    """libgomp as loaded in this process, or loaded now with a short spin (:data:`SPIN_COUNT`).
+
+    A thread that waits for work in GNU OpenMP polls for GOMP_SPINCOUNT iterations (300,000
+    by default, about a millisecond) before it sleeps. On a machine whose cores other work
+    also wants, a polling thread takes a core from the thread it waits for, and each phase
+    can wait for a whole time slice: with one busy process beside a 2-core step, the step
+    took about twice as long as on the thread pool. So, unless libgomp is loaded already
+    (then its settings stand) or the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY, libgomp is
+    loaded with GOMP_SPINCOUNT = SPIN_COUNT, the count libgomp itself uses when it knows its
+    threads outnumber the cores; the environment is restored right after loading.
+    """
+    try:
+        return ctypes.CDLL(name, mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+    except (OSError, AttributeError):
+        pass
+    ours = not any(v in os.environ for v in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"))
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    try:
+        return ctypes.CDLL(name)
+    finally:
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
 
 
 _FORKED = False  # True in a process forked from this one (it must not call libgomp)
@@ -199,8 +233,12 @@ class Team:
     def __init__(self, n, N, k, WT, VT, b, vb, b_dec, gemm, omp):
         H, d = WT.shape
         self.n, self.N, self.k, self.gemm = n, N, k, gemm
-        self.bound = (WT, VT, b, vb, b_dec)  # held, so that their memory is not reused while bound
-        self.where = _where(self.bound)
+        # the model's arrays are not held (a team must not keep a dropped model in memory): weak
+        # references to their owners tell whether they are alive, and the team is dropped with W
+        self.owners = [None if a is None else _weak_owner(a) for a in (WT, VT, b, vb, b_dec)]
+        self.where = _where((WT, VT, b, vb, b_dec))
+        if isinstance(self.owners[0], weakref.ref):
+            weakref.finalize(self.owners[0](), _drop_team, n, id(self))
         self.parallel = omp[0]
         if b_dec is None:  # D9: decoded without b'
             b_dec = np.zeros(d, dtype=np.float32)
@@ -208,7 +246,8 @@ class Team:
         bits, shift, mask = ek.int_view(z)
         keys, cols = ek.scratch(z, n)
         f32 = functools.partial(np.zeros, dtype=np.float32)
-        self.arrays = {"WT": WT, "VT": VT, "b": b, "vb": vb, "b_dec": b_dec, "z": z, "bits": bits,
+        model = {"WT": WT, "VT": VT, "b": b, "vb": vb, "b_dec": b_dec}
+        self.arrays = {**model, "z": z, "bits": bits,
                        "Gamma": np.zeros((N, k), dtype=np.int64), "values": f32((N, k)), "keys": keys,
                        "cols": cols,
                        "dx_hat": f32((N, d)), "dz": f32((N, k)), "err": np.zeros(N), "sq": np.zeros(N),
@@ -225,17 +264,56 @@ class Team:
             o = HEADER + 2 * (n + 1) + 3 * a
             table[o:o + 3] = array.ctypes.data, *shape
         self.table = table
+        for name in ("WT", "VT", "b", "vb") + (("b_dec",) if self.owners[4] is not None else ()):
+            del self.arrays[name]  # only the team's own buffers are held
         self.lock = threading.Lock()  # held by the one thread stepping with the team
+        self.steps = 0
+        self.seconds = {True: collections.deque(maxlen=RECENT), False: collections.deque(maxlen=RECENT)}
+
+    def use_openmp(self):
+        """Whether this step runs on OpenMP (True) or on the thread pool, the faster lately.
+
+        Both paths give the same numbers, but not at the same speed on every machine and
+        load: OpenMP's threads spin, then sleep, while they wait, and where other processes
+        want the cores a phase can wait for a whole time slice of the thread it needs. So
+        the team keeps the seconds per row of its last :data:`RECENT` steps on each path
+        and takes the path with the lower median; every :data:`PROBE`-th step runs on the
+        other path, so that both stay measured. OpenMP until the pool has been measured.
+        """
+        self.steps += 1
+        pool = statistics.median(self.seconds[False]) if self.seconds[False] else float("inf")
+        openmp = statistics.median(self.seconds[True]) if self.seconds[True] else 0.0
+        return (openmp <= pool) != (self.steps % PROBE == 0)
+
+    def record(self, openmp, seconds, rows):
+        """Add one step's time (its path, seconds, batch rows) to the team's choice."""
+        self.seconds[openmp].append(seconds / rows)
 
     def fits(self, n, N, k, arrays, gemm):
         """Whether the team is for these sizes and arrays (their memory: ``W.T`` is a new view each call)."""
         return (n == self.n and N <= self.N and k == self.k and gemm is self.gemm
-                and _where(arrays) == self.where)
+                and all(o is None or o() is not None for o in self.owners) and _where(arrays) == self.where)
 
     def phase(self, job):
         """Run ``job`` (ROWS or UNITS) on every range, one OpenMP thread each."""
         self.table[JOB] = job
         self.parallel(_callback(), self.table.ctypes.data, self.n, 0)
+
+
+def _drop_team(n, team_id):
+    """Forget the team of ``n`` threads if it is still the one with this id (its W is gone)."""
+    if id(_TEAMS.get(n)) == team_id:
+        del _TEAMS[n]
+
+
+def _weak_owner(a):
+    """A weak reference to the object that owns ``a``'s memory (``W.T``'s is W), or a strong one
+    (a callable returning it) for an owner that takes no weak reference."""
+    owner = a if a.base is None else a.base
+    try:
+        return weakref.ref(owner)
+    except TypeError:
+        return lambda: owner
 
 
 def _where(arrays):
