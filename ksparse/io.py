@@ -296,10 +296,40 @@ def check_parent(path, option):
         (an ``OSError``) Naming the option, the file and its missing folder.
     """
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputNotWritableError(f"{option} {os.fspath(path)!r}: {folder!r} is a file, not a folder; "
+                                     "choose another path")
     if not os.path.isdir(folder):
         raise OutputNotWritableError(f"{option} {os.fspath(path)!r}: its folder {folder!r} does not exist; "
                                      "create it first or choose another path")
     check_writable(folder, option + "'s folder")
+
+
+def check_model_file(path, option):
+    """Raise unless ``path`` can name a model file to write (``KSparseAutoencoder.save``,
+    ``checkpoint_path``). The name ends in ``.npz`` (the file is an ``.npz`` archive, written under
+    exactly the name given), it is not a folder, and its folder exists and can be written
+    (:func:`check_parent`, the rule of ``ksparse encode``'s OUTPUT too: an output file is never
+    given a folder of its own, a missing folder is usually a typo; output folders such as
+    ``ksparse train --out`` are made).
+
+    Raises
+    ------
+    ValueError
+        For a name not ending in ``.npz``, naming the one to use.
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) For an empty path, a folder, or a folder that is missing or not writable.
+    """
+    path = os.fspath(path)
+    if not path.strip():
+        raise OutputNotWritableError(f"{option} is empty ({path!r}); give the name of a file (model.npz)")
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"{option} {path!r} is a folder; give the name of a file to write "
+                                     f"({os.path.join(path, 'model.npz')})")
+    if not path.endswith(".npz"):
+        raise ValueError(f"{option} {path!r}: a model file is an .npz archive; name it "
+                         f"{os.path.splitext(path)[0] + '.npz'!r}")
+    check_parent(path, option)
 
 
 def check_output_file(path, option):

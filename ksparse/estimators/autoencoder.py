@@ -19,7 +19,7 @@ from ksparse.config import AutoencoderConfig, ConfigError, ConfigTypeError, conf
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators import codes as _codes
 from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
-from ksparse.io import check_output_file
+from ksparse.io import check_model_file
 from ksparse.training import loop as train
 
 _FLOATS = (np.float64, np.float32)
@@ -57,7 +57,8 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
         "gpu" needs CuPy; the fitted attributes are NumPy arrays either way.
     checkpoint_path : path or None, default None
         Where :meth:`fit` writes its state (see :meth:`save`) at the end of training,
-        and every ``checkpoint_every`` epochs.
+        and every ``checkpoint_every`` epochs: a name ending in ``.npz``, in a folder that exists
+        (checked before the first epoch).
     checkpoint_every : int, default 0
         0 writes only at the end.
     callback : callable or None, default None
@@ -144,7 +145,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """Continue ``state`` on validated ``X``; keep the last good state on divergence."""
         left = epochs if epochs is not None else (config or state.config).max_iter - state.epoch
         if self.checkpoint_path is not None:  # found now, not at the first checkpoint after an epoch's work
-            check_output_file(self.checkpoint_path, "checkpoint_path")
+            check_model_file(self.checkpoint_path, "checkpoint_path")
         try:
             with progress_bar(self.progress, max(left, 0) * X.shape[0]) as progress:
                 state = train.fit(X, config, state=state, device=self.device, callback=self.callback,
@@ -360,8 +361,23 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path):
-        """Write the model and its full training state to one ``.npz``, atomically."""
+        """Write the model and its full training state to one ``.npz``, atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Ending in ``.npz``, written under exactly this name, in a folder that exists (the
+            rule of ``checkpoint_path`` and of ``ksparse train``'s and ``encode``'s files too).
+
+        Raises
+        ------
+        ValueError
+            For a name not ending in ``.npz`` (``'X.npy'``): the message names the one to use.
+        OSError
+            For an empty path, a folder, or a folder that is missing or cannot be written.
+        """
         check_is_fitted(self, "state_")
+        check_model_file(path, "path")
         train.save_state(path, self.state_)
 
     @classmethod
