@@ -209,7 +209,12 @@ SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrai
 
 
 @pytest.mark.parametrize("X, y, match", [
-    (np.zeros((10, 3)), np.arange(9) % 2, "inconsistent numbers of samples"),
+    (np.zeros((10, 3)), np.arange(9) % 2, "^y has 9 labels but X has 10 rows; give one label per row of X$"),
+    (np.zeros(10), np.arange(10) % 2, r"^X must be 2-D \(n_samples, n_features\), got 1-D shape \(10,\)\. "
+     r"Reshape your data: one sample is X.reshape\(1, -1\)$"),  # was scikit-learn's, printing all of X
+    (np.zeros((10, 3)), np.zeros((10, 2)), r"^y must be 1-D \(n_samples,\), one class label per row of X, "
+     r"got shape \(10, 2\)$"),
+    (np.zeros((10, 3)), None, "^this estimator requires y to be passed, but the target y is None; give one"),
     (np.zeros((10, 3)), np.ones(10), "1 class"),
     (np.full((10, 3), np.nan), np.arange(10) % 2, "^X contains NaN or inf: nan at row 0, column 0 .*; clean"),
     (np.ones((10, 3)) + 1j, np.arange(10) % 2, "^Complex data not supported: X holds complex numbers; pass"),
@@ -217,6 +222,9 @@ SMALL = {"n_hidden": (16,), "k": 3, "alpha": 2, "pretrain_max_iter": 2, "pretrai
 def test_classifier_rejects_bad_input(X, y, match):
     with pytest.raises(ValueError, match=match):
         KSparseClassifier(**SMALL).fit(X, y)
+    if X.ndim == 1:  # X_val and predict: the same one line
+        with pytest.raises(ValueError, match=match.replace("X", "X_val").replace(r"\(10,\)", r"\(4,\)")):
+            KSparseClassifier(**SMALL).fit(np.zeros((10, 3)), y, X_val=X[:4], y_val=y[:4])
 
 
 def test_classifier_names_the_first_nan_in_validation_data_and_in_predict(digits):

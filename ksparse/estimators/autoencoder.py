@@ -18,7 +18,7 @@ from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, ConfigTypeError, config_doc, init_from
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators import codes as _codes
-from ksparse.estimators.params import check_callable, check_path, check_progress, progress_bar
+from ksparse.estimators.params import check_2d, check_callable, check_path, check_progress, progress_bar
 from ksparse.io import check_model_file
 from ksparse.training import loop as train
 
@@ -337,10 +337,7 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             reject_complex(np.zeros(1, complex), "X")  # a DataFrame with a complex column
         name = "codes" if codes else "X"
         reject_complex(X, name)
-        if getattr(X, "ndim", 2) == 1:  # scikit-learn's own message prints the whole row
-            cols = "n_hidden" if codes else "n_features"
-            raise ValueError(f"{name} must be 2-D (n_samples, {cols}), got 1-D shape {X.shape}. Reshape your "
-                             f"data: one sample is {name}.reshape(1, -1)")  # words scikit-learn checks
+        check_2d(X, name, "n_hidden" if codes else "n_features")  # scikit-learn prints the whole row
         if not codes:
             if _codes.is_large(X):  # read by rows: shape and dtype here, finiteness block by block
                 return _codes.check_rows_of(self, X, reset)

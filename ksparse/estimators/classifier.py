@@ -19,7 +19,7 @@ from ksparse.backend import check_device, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators.autoencoder import seed_from
-from ksparse.estimators.params import check_bool, check_callable
+from ksparse.estimators.params import check_2d, check_bool, check_callable, check_labels
 from ksparse.nn.supervised import softmax
 from ksparse.training.finetune import (
     finetune,
@@ -231,6 +231,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
 
     def _split(self, X, y, X_val, y_val, seed):
         if X_val is not None:
+            check_labels(check_2d(X_val, "X_val"), y_val, "X_val", "y_val")
             X_val, y_val = validate_data(self, reject_complex(X_val, "X_val"), y_val, reset=False,
                                          dtype=[np.float64, np.float32], ensure_all_finite=False)
             X_val = self._standardize(reject_nonfinite(X_val, "X_val"))
@@ -275,6 +276,7 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
         """
         seed = seed_from(self.random_state)
         sizes, n_keep, (config, stage_epochs) = self._check_params(seed)
+        check_labels(check_2d(X), y)  # one line each, before scikit-learn's messages
         X, y = validate_data(self, reject_complex(X, "X"), y, dtype=[np.float64, np.float32],
                              ensure_all_finite=False)
         reject_nonfinite(X)  # the first NaN or inf by row and column, as KSparseAutoencoder says it
@@ -307,9 +309,9 @@ class KSparseClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities softmax(s) (S3), shape (N, C), columns in the order of ``classes_``."""
         check_is_fitted(self, "params_")
-        X = self._standardize(reject_nonfinite(validate_data(self, reject_complex(X, "X"), reset=False,
-                                                             dtype=[np.float64, np.float32],
-                                                             ensure_all_finite=False)))
+        X = validate_data(self, reject_complex(check_2d(X), "X"), reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite=False)
+        X = self._standardize(reject_nonfinite(X))
         # float64 whatever the training dtype: float32 products of different row counts round
         # differently and can flip a unit at the alpha k threshold (scikit-learn's subset check)
         params = {n: a.astype(np.float64) for n, a in self.params_.items()}

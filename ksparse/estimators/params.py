@@ -4,6 +4,8 @@ only fail later, deep in training, is refused when the parameters are validated,
 
 import os
 
+import numpy as np
+
 from ksparse.config import ConfigError, ConfigTypeError
 
 
@@ -72,3 +74,51 @@ class progress_bar:
         if self.bar is not None:
             self.bar.close()
         return False
+
+
+def check_2d(X, name="X", columns="n_features"):
+    """Refuse a 0-D or 1-D ``X`` in one line, as scikit-learn words it ("Reshape your data"),
+    before scikit-learn's own message, which prints the whole array; other inputs pass unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``X must be 2-D (n_samples, n_features), got 1-D shape (5,). Reshape your data: ...``.
+    """
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, (list, tuple)):  # a flat list of numbers
+        ndim = 1 if len(X) and not hasattr(X[0], "__len__") else None
+    if ndim in (0, 1):
+        shape = tuple(getattr(X, "shape", (len(X),)))
+        raise ValueError(f"{name} must be 2-D (n_samples, {columns}), got {ndim}-D shape {shape}. "
+                         f"Reshape your data: one sample is {name}.reshape(1, -1)")
+    return X
+
+
+def check_labels(X, y, name_X="X", name_y="y"):
+    """Refuse labels ``y`` that are not one per row of ``X`` (after :func:`check_2d`): missing, of
+    more than one column, or of another length, in one line naming both; ``y`` of shape (N, 1)
+    passes (scikit-learn warns and ravels it).
+
+    Raises
+    ------
+    ValueError
+        ``y has 50 labels but X has 60 rows; give one label per row of X``.
+    """
+    if y is None:
+        raise ValueError(f"this estimator requires {name_y} to be passed, but the target {name_y} is None; "
+                         f"give one class label per row of {name_X}, shape (n_samples,)")
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        try:
+            shape = np.asarray(y).shape  # not np.shape: array-likes may refuse __array_function__
+        except ValueError:  # ragged nested lists
+            shape = (len(y), None)
+    n = (getattr(X, "shape", None) or np.asarray(X).shape)[0]
+    if len(shape) != 1 and not (len(shape) == 2 and shape[1] == 1):
+        raise ValueError(f"{name_y} must be 1-D (n_samples,), one class label per row of {name_X}, got shape "
+                         f"{tuple(shape)}")
+    if shape[0] != n:
+        raise ValueError(f"{name_y} has {shape[0]} labels but {name_X} has {n} rows; give one label per row "
+                         f"of {name_X}")
+    return y
