@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from ksparse.io import path_argument
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
 
@@ -223,7 +225,8 @@ def parse_args(description, argv=None, epoch=False):
                    "(implies --no-save)")
     p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
     p.add_argument("--no-save", action="store_true", help="do not write the docs files (docs/*.json, .md)")
-    p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
+    p.add_argument("--data-dir", type=path_argument,
+                   default=None, help="folder holding mnist/ (default: $KSPARSE_DATA)")
     p.add_argument("--only", default=None,
                    help="run_all: only these comma-separated sections "
                    "(compile, step, lazy, encode, dictionary)")
@@ -264,9 +267,9 @@ def parts_args(doc, argv, name, parts, seeds, add=None):
     p.add_argument("--seeds", default=seeds)
     if add is not None:
         add(p)
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", type=path_argument, default=None)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    p.add_argument("--out", type=path_argument, default=os.path.join(ROOT, "docs"))
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     set_threads(args.threads)

@@ -150,7 +150,7 @@ def figure(results, path):
 
 def main(argv=None):
     from ksparse.datasets import load_dataset
-    from ksparse.io import atomic_write
+    from ksparse.io import atomic_write, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-train", type=int, default=10000)
@@ -158,9 +158,9 @@ def main(argv=None):
     p.add_argument("--window", type=int, default=5000, help="samples per dead-fraction window")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default=None, help="comma-separated subset of the variants")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", type=path_argument, default=None)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
     p.add_argument("--replot", action="store_true", help="only redraw the figure from OUT/dead_units.json")
     args = p.parse_args(argv)
     if args.replot:

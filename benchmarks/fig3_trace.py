@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import path_argument
 
 KEEP = 8  # minibatches kept, the last the first whose loss is not finite
 
@@ -74,7 +75,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ratio", type=float, default=1.0)
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", type=path_argument, default=None)
     args = p.parse_args(argv)
     ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=100000, n_test_patches=0,
                       random_state=0)

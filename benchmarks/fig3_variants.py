@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import path_argument
 
 # name -> (what it changes, AutoencoderConfig fields, factor on the patches); the rows run when D13's
 # default was the constant 0.1 state it, so that they rerun as they ran
@@ -254,9 +255,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 patches, 4 epochs (development; not saved)")
     p.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", type=path_argument, default=None)
     p.add_argument("--no-save", action="store_true")
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs", "fig3_variants.json"),
+    p.add_argument("--out", type=path_argument,
+                   default=os.path.join(common.ROOT, "docs", "fig3_variants.json"),
                    help="the result file (default docs/fig3_variants.json; its .md page beside it)")
     p.add_argument("--resume", action="store_true",
                    help="skip the variants docs/fig3_variants.json already holds (same patches and epochs)")

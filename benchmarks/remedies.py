@@ -94,11 +94,11 @@ def markdown(results):
 
 
 def main(argv=None):
-    from ksparse.io import atomic_write
+    from ksparse.io import atomic_write, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--data-dir", type=path_argument, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs-scale", type=float, default=1.0)
     p.add_argument("--only", default=None, help="comma-separated data set names")

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import path_argument
 
 # the protocols table1.select had before: (alphas, the C of the alpha sweep, the Cs, select_n, max_iter)
 OLD_GRID = ((1, 2, 3, 4), 10.0, (0.1, 1.0, 10.0, 100.0))
@@ -149,13 +150,14 @@ def markdown(res):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", required=True, help="the models folder of a quick-profile table1 run")
+    p.add_argument("--models", type=path_argument,
+                   required=True, help="the models folder of a quick-profile table1 run")
     p.add_argument("--rows", default="k25,k25c,k25d")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--results", default=os.path.join(common.ROOT, "docs", "results"),
+    p.add_argument("--results", type=path_argument, default=os.path.join(common.ROOT, "docs", "results"),
                    help="result files of the run that made the models (the current protocol's numbers)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--data-dir", type=path_argument, default=None)
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
     args = p.parse_args(argv)
     common.set_threads(1)
     from ksparse.reproduce import _common

@@ -26,6 +26,7 @@ import shlex
 import time
 
 from benchmarks import common
+from ksparse.io import path_argument
 
 # name -> AutoencoderConfig changes on top of k25d's (the library defaults under the quick profile)
 CANDIDATES = {
@@ -127,11 +128,11 @@ def main(argv=None):
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help="comma-separated names of CANDIDATES (default: all)")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", type=path_argument, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=os.path.join("runs", "table1_defaults"),
                    help="folder for the per-epoch checkpoints of the model being trained")
-    p.add_argument("--out", default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
     args = p.parse_args(argv)
     names = args.candidates.split(",")
     unknown = sorted(set(names) - set(CANDIDATES))

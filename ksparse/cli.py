@@ -33,6 +33,7 @@ import numpy as np
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
+from ksparse.io import path_argument
 from ksparse.kernels.encode import alpha_k
 from ksparse.runfiles import (
     UserError,
@@ -78,18 +79,21 @@ def build_parser():
     add_arguments(tr.add_argument_group("model and training (ksparse.config.AutoencoderConfig)"),
                   AutoencoderConfig)
     run = tr.add_argument_group("data and run")
-    run.add_argument("--dataset", default=None, help="registered name (digits, mnist, cifar10-patches, "
+    run.add_argument("--dataset", default=None, type=path_argument,
+                     help="registered name (digits, mnist, cifar10-patches, "
                      "norb) or a .npy/.npz path, one sample per row; an .npz of X_train, y_train, X_test, "
                      "y_test adds logistic-regression test errors (default: digits; on --resume, the "
                      "run's own, recorded in OUT/data.json, like --data-dir and --image-shape)")
-    run.add_argument("--data-dir", default=None, help="folder of the real data sets (default: $KSPARSE_DATA, "
+    run.add_argument("--data-dir", default=None, type=path_argument,
+                     help="folder of the real data sets (default: $KSPARSE_DATA, "
                      "else ~/.cache/ksparse)")
     run.add_argument("--image-shape", default=None, metavar="HxW[xC]",
                      help="draw filters.png as images of this shape (default: the data set's, if any)")
     run.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (default: cpu)")
-    run.add_argument("--out", default=os.path.join("runs", "ksparse"),
+    run.add_argument("--out", default=os.path.join("runs", "ksparse"), type=path_argument,
                      help="output folder (default: runs/ksparse)")
-    run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+    run.add_argument("--resume", nargs="?", const=True, default=None, type=path_argument,
+                     metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: OUT/model.npz). The run keeps every setting of "
                      "the checkpoint, only --max-iter may change; the k and lr schedules continue where "
                      "they were. The data must be of the kind the model was trained on (its spread within "
@@ -104,9 +108,12 @@ def build_parser():
                          description="Write features h = supp_{alpha k}(W^T x + b) (Sec. 2.2) of each row of "
                          "INPUT to OUTPUT: KSparseAutoencoder.transform, block by block (a .npy INPUT is "
                          "read through a memory map, the codes are written as they come).")
-    enc.add_argument("model", metavar="MODEL", help="model file written by `ksparse train` (model.npz)")
-    enc.add_argument("input", metavar="INPUT", help=".npy or .npz matrix, one sample per row")
-    enc.add_argument("output", metavar="OUTPUT", help="where to write the codes: .npy for --form dense, "
+    enc.add_argument("model", metavar="MODEL", type=path_argument,
+                     help="model file written by `ksparse train` (model.npz)")
+    enc.add_argument("input", metavar="INPUT", type=path_argument,
+                     help=".npy or .npz matrix, one sample per row")
+    enc.add_argument("output", metavar="OUTPUT", type=path_argument,
+                     help="where to write the codes: .npy for --form dense, "
                      ".npz for sparse (scipy.sparse.load_npz reads it) and topk (arrays index, value)")
     enc.add_argument("--form", choices=("dense", "sparse", "topk"), default="dense",
                      help="dense (N, n_hidden) array; sparse CSR with alpha*k entries per row; or topk: "
@@ -118,7 +125,8 @@ def build_parser():
                      help="where to compute (default: cpu)")
     info = sub.add_parser("info", help="describe a model file", description="Print a model's shape, "
                           "settings, epochs run, last-epoch metrics and the ksparse version that wrote it.")
-    info.add_argument("model", metavar="MODEL", help="model file written by `ksparse train` (model.npz)")
+    info.add_argument("model", metavar="MODEL", type=path_argument,
+                      help="model file written by `ksparse train` (model.npz)")
     sub.add_parser("reproduce", add_help=False, help="reproduce the paper's tables and figures "
                    "(`ksparse reproduce --help` lists them)")
     return parser

@@ -7,6 +7,7 @@ refused before any array is made. Every fault is a :class:`ksparse.errors.FileFo
 (a ``ValueError``), raised as the subclass the caller asks for.
 """
 
+import argparse
 import contextlib
 import os
 import signal
@@ -56,9 +57,11 @@ def atomic_write(path, write, interruptible=False):
     Raises
     ------
     ksparse.errors.OutputNotWritableError
-        (an ``OSError``) If ``path`` is a folder, or its folder cannot be made or written to.
+        (an ``OSError``) If ``path`` is empty or a folder, or its folder cannot be made or written to.
     """
     path = os.fspath(path)
+    if not path.strip():  # else the rename fails with the temporary file's name
+        raise OutputNotWritableError(f"the path to write is empty ({path!r}); give the name of a file")
     if os.path.isdir(path):  # else the rename fails with the temporary file's name, or the folder's
         raise OutputNotWritableError(f"{path!r} is a folder; give the name of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
@@ -257,6 +260,21 @@ def read_npz_array(zf, key, what, error=DataFileError):
         raise
     except _FORMAT_ERRORS as e:
         raise error(f"{what} (array {key!r}) is corrupt ({type(e).__name__}: {e}); write it again") from None
+
+
+def path_argument(text):
+    """argparse's ``type`` for an option or argument that names a file or folder: the text itself,
+    or ArgumentTypeError for an empty (or blank) one, which would otherwise name the current folder
+    (``--out ""`` wrote into it) or fall back to a default unsaid (``--data-dir ""``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Which argparse reports as ``argument --out: is empty; ...``.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"is empty ({text!r}); give the path of a file or folder")
+    return text
 
 
 def same_file(a, b):

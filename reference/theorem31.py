@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ksparse.io import path_argument
 from reference.coherence import mutual_coherence, theorem31_ratio, welch_bound
 from reference.frames import alternating_projection, gaussian_dictionary, two_ortho
 from reference.iti import iti, supp_k
@@ -179,8 +180,10 @@ def write_report(out, prof, synthetic, learned, seconds):
 def main(argv=None):
     """Run the experiment; return 0, or raise Theorem31Violation (exit status 1)."""
     p = argparse.ArgumentParser(prog="python -m reference.theorem31", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="docs", help="folder for theorem31.md and figures/ (default docs)")
-    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $KSPARSE_DATA)")
+    p.add_argument("--out", type=path_argument,
+                   default="docs", help="folder for theorem31.md and figures/ (default docs)")
+    p.add_argument("--data-dir", type=path_argument,
+                   default=None, help="MNIST folder (default: $KSPARSE_DATA)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="full")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

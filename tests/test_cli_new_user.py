@@ -354,4 +354,12 @@ def test_a_model_cached_by_reproduce_is_named_as_such(folder, capsys):
     cached = [p for p in (folder / "rp" / "models").iterdir() if p.name.startswith("ksparse-k25")]
     capsys.readouterr()
     for argv in (["info", cached[0]], ["encode", cached[0], "X.npy", "h.npy"]):  # was '(format None)'
-        one_error(argv, folder, capsys, "not a readable ksparse model file", "cached by `ksparse reproduce`")
+        line = one_error(argv, folder, capsys, "a model cached by `ksparse reproduce` (ksparse on digits)",
+                         f"numpy.load({str(cached[0])!r})", "or train such a model: ksparse train")
+    with pytest.raises(ValueError, match="cached by `ksparse reproduce`"):
+        KSparseAutoencoder.load(cached[0])
+    arrays = np.load(cached[0])  # what the message says: its arrays read by numpy
+    assert arrays["W_enc"].shape == (64, 100)
+    command = line.split("or train such a model: ksparse train ")[1].replace("DIR", "fromcache").split()
+    assert main(["train", *command, "--quiet", "--no-logreg"]) == 0  # a command train accepts
+    assert KSparseAutoencoder.load("fromcache/model.npz").W_.shape == arrays["W"].shape

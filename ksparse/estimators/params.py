@@ -22,9 +22,12 @@ def check_bool(name, value):
 
 
 def check_path(name, value):
-    """``value`` is None or a path (str or os.PathLike); else ConfigTypeError naming ``name``."""
+    """``value`` is None or a non-empty path (str or os.PathLike); else ConfigTypeError (another
+    type) or ConfigError (an empty path) naming ``name``."""
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise ConfigTypeError(name, "must be a file path (str or os.PathLike) or None", value)
+    if value is not None and not os.fspath(value).strip():  # '' is falsy: no checkpoint would be written
+        raise ConfigError(name, "must be a file path or None, not empty", value)
     return value
 
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ksparse.config import AutoencoderConfig
-from ksparse.io import atomic_write, check_writable
+from ksparse.io import atomic_write, check_writable, path_argument
 from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
@@ -78,13 +78,14 @@ def parser(prog, description, profile_default="quick"):
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
                    help="quick: 20 k-sparse epochs; long: 60; budget: 200; paper: Sec. 4.2.2 "
                    "(5000 epochs); smoke: seconds, for tests")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--results", default=None,
+    p.add_argument("--out", required=True, type=path_argument, help="output folder (created)")
+    p.add_argument("--results", default=None, type=path_argument,
                    help="folder for the per-run JSON files (default: OUT/results); "
                    "`ksparse reproduce report` makes the docs' tables from them")
-    p.add_argument("--data-dir", default=None,
+    p.add_argument("--data-dir", default=None, type=path_argument,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
-    p.add_argument("--cache", default=None, help="folder of trained models (default: OUT/models)")
+    p.add_argument("--cache", default=None, type=path_argument,
+                   help="folder of trained models (default: OUT/models)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
                    help="one run per seed (default: 0); the seed sets the initial weights and the "
                    "minibatch order, not the validation split")

@@ -40,15 +40,35 @@ def check_format(meta, path):
     fmt = meta.get("format") if isinstance(meta, dict) else None
     number = fmt[len(FORMAT_PREFIX):] if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX) else ""
     if not number.isdigit():
-        what = f"format {fmt!r}" if fmt is not None else "its metadata names no model format"
         if isinstance(meta, dict) and fmt is None and {"epochs", "history"} <= set(meta):
-            what = "it is a model cached by `ksparse reproduce`: weights and history, no training state"
+            raise ModelFileError(_cached_by_reproduce(meta, path))
+        what = f"format {fmt!r}" if fmt is not None else "its metadata names no model format"
         raise ModelFileError(f"{path!r} is not a readable ksparse model file ({what}); " + _GIVE_MODEL)
     version = int(number)
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path!r} was written by a newer ksparse ({meta.get('version', '?')}, model format {version}; "
             f"this ksparse reads format {FORMAT_VERSION} and older); upgrade ksparse to read it")
+
+
+def _cached_by_reproduce(meta, path):
+    """What a model cached by ``ksparse reproduce`` is, and what to do with it: its arrays by
+    numpy.load, or the ``ksparse train`` command of a model with its settings."""
+    from ksparse.config import PAPER_OFF, AutoencoderConfig, flag
+
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    method, data = settings.get("method", "?"), settings.get("data", "?")
+    text = (f"{path!r} is a model cached by `ksparse reproduce` ({method} on {data}): its weights and "
+            "history, not the model file with training state that ksparse info/encode and "
+            f"KSparseAutoencoder.load read; read its arrays with numpy.load({os.fspath(path)!r})")
+    if method != "ksparse":
+        return text + " (it is not a k-sparse autoencoder)"
+    defaults = AutoencoderConfig().to_dict()
+    ignored = PAPER_OFF if settings.get("paper") else ()
+    options = [f"{flag(n)} {v}" if not isinstance(v, bool) else flag(n) if v else "--no-" + flag(n)[2:]
+               for n, v in settings.items() if n in defaults and v != defaults[n] and n not in ignored]
+    return (text + " (codes of raw inputs x: x @ W_enc + b_enc, then the alpha k largest), or train "
+            f"such a model: ksparse train --dataset {data} {' '.join(options)} --out DIR")
 
 
 def check_arrays(params, velocity, path):
