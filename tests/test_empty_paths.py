@@ -45,7 +45,7 @@ def test_the_estimator_refuses_an_empty_path(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="checkpoint_path must be a file path or None, not empty"):
         est.set_params(checkpoint_path="").fit(x)  # was: fitted, and no checkpoint written
     est.set_params(checkpoint_path=None).fit(x)
-    with pytest.raises(OutputNotWritableError, match="the path to write is empty"):  # was a temporary file
+    with pytest.raises(OutputNotWritableError, match="path is empty"):  # was a temporary file
         est.save("")
     assert not list(tmp_path.iterdir())
 
