@@ -37,7 +37,8 @@ def test_filter_grid_without_an_image_shape_draws_one_patch_per_filter(tmp_path,
     W = np.random.default_rng(0).normal(size=(5000, 30))
     drawn = {}
     save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and save(fig, path))
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, path: drawn.setdefault("fig", fig) and save(fig, path))
     plots.filter_grid(W, None, tmp_path / "f.png", n_filters=12)
     axes = drawn["fig"].axes
     assert len(axes) == 12 and all(len(ax.patches) == 1 for ax in axes)
