@@ -20,7 +20,6 @@ with exit code 141 once stdout's reader has gone.
 """
 
 import argparse
-import json
 import os
 import re
 import select
@@ -48,6 +47,12 @@ from ksparse.runfiles import (
     read_dataset,
     read_encode_input,
     record_data,
+)
+from ksparse.runsummary import (
+    rebuild_stale_summary,
+    remove_stale_filters,
+    summary_at_checkpoints,
+    unfinished_run_files,
 )
 from ksparse.streams import progress_streams
 
@@ -211,83 +216,13 @@ def _fit(est, x, resume, model_path, args, bar):
             again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])  # data.json: the data
             diverged = isinstance(e, TrainingDiverged)
             then = _as_flags(str(e), resume is not None) if diverged else f"continue with: {again}"
-            _unfinished_run_files(est, args, "diverged" if diverged else _stopped(args),
+            unfinished_run_files(est, args, "diverged" if diverged else _stopped(args),
                                   f"the model is epoch {state.epoch} of max_iter = {est.max_iter}; {then}")
         if isinstance(e, TrainingDiverged):
             raise UserError(f"{_as_flags(str(e), resume is not None)}; {kept}") from None
         verb = "continue with" if state is not None and state.epoch > start else "run it again with"
         print(f"ksparse: {_stopped(args)}; {kept}; {verb}: {again}", file=sys.stderr)
         raise _Reported() from None
-
-
-def _unfinished_run_files(est, args, status, note):
-    """After a run saved a model it did not finish: summary.json describes that model (``status``,
-    epochs run), and no filters.png of an earlier model (or an earlier epoch) remains beside it."""
-    from ksparse import summary
-
-    summary.write_json(os.path.join(args.out, "summary.json"), summary.unfinished_summary(
-        est, shlex.join(args.argv), args.device, status,
-        note + "; filters.png, the score and the test errors are written when a run finishes"))
-    _remove_stale_filters(args)
-
-
-def _summary_at_checkpoints(callback, args, model_path):
-    """``callback`` and, with --checkpoint-every N, after each checkpoint: summary.json describes the
-    model just written (read back from ``model_path``), so that a run killed (SIGKILL) leaves no
-    summary or filters.png of an earlier state beside its checkpoint."""
-    if not args.checkpoint_every:
-        return callback
-
-    def each(record):
-        callback(record)
-        if record["epoch"] % args.checkpoint_every == 0:
-            _checkpoint_summary(args, model_path, "running", f"written at the checkpoint of epoch "
-                                f"{record['epoch']} (--checkpoint-every {args.checkpoint_every}) while "
-                                "the run went on; if no run is going on, it was stopped without a word "
-                                "(killed)")
-    return each
-
-
-def _checkpoint_summary(args, model_path, status, why):
-    """Write summary.json (and remove filters.png) for the model in ``model_path``, read back."""
-    from ksparse.estimators.autoencoder import KSparseAutoencoder
-
-    est = KSparseAutoencoder.load(model_path)
-    again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])
-    _unfinished_run_files(est, args, status, f"the model is epoch {est.n_iter_} of max_iter = "
-                          f"{est.max_iter}, {why}; continue with: {again}")
-
-
-def _rebuild_stale_summary(args, est, resume, model_path):
-    """On --resume of OUT/model.npz: when summary.json describes another state than the checkpoint
-    (a run killed between its checkpoint and its summary, or by an older version), write it again
-    from the checkpoint before any work, and say so."""
-    from ksparse.io import same_file
-
-    if not same_file(resume, model_path):
-        return
-    path = os.path.join(args.out, "summary.json")
-    try:
-        with open(path) as f:
-            old = json.load(f)
-        last = old.get("last_epoch") or {}
-        if old.get("n_iter") == est.n_iter_ and last.get("loss") == (est.history_ or [{}])[-1].get("loss"):
-            return
-        said = f"described epoch {old.get('n_iter')}, not"
-    except (OSError, ValueError, TypeError, AttributeError):
-        said = "was missing, beside" if not os.path.lexists(path) else "was unreadable, beside"
-    _checkpoint_summary(args, model_path, "stopped", "found by --resume: the run that wrote it was "
-                        "stopped without a word (killed) after this checkpoint")
-    print(f"ksparse: note: {path} {said} the checkpoint's epoch {est.n_iter_}; written "
-          "again from the checkpoint", file=sys.stderr)
-
-
-def _remove_stale_filters(args):
-    """Remove OUT/filters.png: this run did not draw it, so it shows another model."""
-    try:
-        os.remove(os.path.join(args.out, "filters.png"))
-    except FileNotFoundError:
-        pass
 
 
 def _stopped(args):
@@ -334,9 +269,9 @@ def cmd_train(args):
         print(f"ksparse: note: {summary.labels_note(ds)}", file=sys.stderr)
     done = est.state_.epoch if resume is not None else 0
     if resume is not None:
-        _rebuild_stale_summary(args, est, resume, model_path)
+        rebuild_stale_summary(args, est, resume, model_path)
     callback, progress, bar = progress_bar(args, est, x.shape[0])
-    est.set_params(callback=_summary_at_checkpoints(callback, args, model_path), progress=progress)
+    est.set_params(callback=summary_at_checkpoints(callback, args, model_path), progress=progress)
     created, fit_started = _missing_folders(args.out), time.perf_counter()
     undo = record_data(args, model_path)
     try:
@@ -363,7 +298,7 @@ def cmd_train(args):
         record.update(interrupted=f"{_stopped(args)} during the post-training evaluation",
                       wall_time_s=time.perf_counter() - started)
         if record["filters"] is None:  # not drawn by this run
-            _remove_stale_filters(args)
+            remove_stale_filters(args)
         summary.write_json(os.path.join(args.out, "summary.json"), record)
         print(f"ksparse: {_stopped(args)} after training; the model is in {model_path} and "
               f"{os.path.join(args.out, 'summary.json')} holds what was measured", file=sys.stderr)

@@ -29,6 +29,7 @@ LAYERS = {
     "ksparse.cli": 6,           # the command line and the reproductions
     "ksparse.reproduce": 6,
     "ksparse.runfiles": 6,
+    "ksparse.runsummary": 6,    # summary.json of a run that has not finished
 }
 
 
