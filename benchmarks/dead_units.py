@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.plots import save_figure
 
 H, K = 1000, 25
 
@@ -145,7 +146,7 @@ def figure(results, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
 
 
 def main(argv=None):

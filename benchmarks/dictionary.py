@@ -31,6 +31,7 @@ import numpy as np
 
 from benchmarks import common
 from benchmarks.encode import mnist
+from ksparse.plots import save_figure
 
 H, K = 256, 25
 
@@ -278,7 +279,7 @@ def plot(results, path):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

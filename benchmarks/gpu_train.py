@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import atomic_write
 
 REFERENCE = "cpu_reference.json"
 
@@ -43,8 +44,12 @@ def load(data_dir, dry):
 def write_idx(path, array):
     """Write a uint8 array as a gzipped IDX file (the MNIST format)."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+    def write(f):
+        with gzip.GzipFile(filename="", fileobj=f, mode="wb", mtime=0) as z:  # no temporary name inside
+            z.write(data)
+    atomic_write(path, write)
 
 
 def fake_mnist(folder, n_train=256, n_test=64, seed=0):

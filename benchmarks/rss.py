@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.io import atomic_write
 
 D = 784
 
@@ -83,8 +84,8 @@ def main(argv=None):
     results = run(args.gb, args.max_iter, args.folder)
     print(json.dumps({k: results[k] for k in ("file_bytes", "rows", "train", "encode")}, indent=1))
     if not args.no_save:
-        with open(os.path.join(common.ROOT, "docs", "rss.json"), "w") as f:
-            json.dump(results, f, indent=1)
+        text = json.dumps(results, indent=1)
+        atomic_write(os.path.join(common.ROOT, "docs", "rss.json"), lambda f: f.write(text.encode()))
     return results
 
 

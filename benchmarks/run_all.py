@@ -12,6 +12,7 @@ import traceback
 
 from benchmarks import common
 from ksparse.io import atomic_write
+from ksparse.plots import save_figure
 
 FIGURES = os.path.join(common.ROOT, "docs", "figures")
 PAGE = os.path.join(common.ROOT, "docs", "benchmarks.md")
@@ -166,7 +167,7 @@ def plot_steps(step, path):
     ax.legend(fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -21,8 +21,9 @@ def _figure(width, height):
     return fig
 
 
-def _save(fig, path, dpi=100):
-    """Write ``fig`` as a PNG to ``path`` atomically; return ``path``."""
+def save_figure(fig, path, dpi=100):
+    """Write the matplotlib figure ``fig`` as a PNG to ``path`` atomically
+    (:func:`ksparse.io.atomic_write`: a crash leaves the old file or the new one); return ``path``."""
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     return path
 
@@ -122,7 +123,7 @@ def filter_grid(W, image_shape, path, n_filters=100, select="norm", n_cols=None,
     ax.set_axis_off()
     if title:
         fig.suptitle(title, y=0.99, va="top")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _bar_grid(columns, n_cols, path, title):
@@ -138,7 +139,7 @@ def _bar_grid(columns, n_cols, path, title):
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def activity_histogram(activities, path, bins=60, nonzero=False, title=None):
@@ -185,7 +186,7 @@ def activity_histogram(activities, path, bins=60, nonzero=False, title=None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstructions(x, x_hat, image_shape, path, n=10, title=None):
@@ -231,4 +232,4 @@ def reconstructions(x, x_hat, image_shape, path, n=10, title=None):
             ax.set_axis_off()
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

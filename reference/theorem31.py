@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ksparse.io import path_argument
+from ksparse.io import atomic_write, path_argument
 from reference.coherence import mutual_coherence, theorem31_ratio, welch_bound
 from reference.frames import alternating_projection, gaussian_dictionary, two_ortho
 from reference.iti import iti, supp_k
@@ -158,9 +158,9 @@ def write_report(out, prof, synthetic, learned, seconds):
 
     os.makedirs(os.path.join(out, "figures"), exist_ok=True)
     figures = plot_all(os.path.join(out, "figures"), synthetic, learned)
-    with open(os.path.join(out, "theorem31.json"), "w") as f:
-        json.dump({"profile": prof, "synthetic": synthetic, "learned": learned, "seconds": seconds}, f,
-                  indent=1)
+    record = json.dumps({"profile": prof, "synthetic": synthetic, "learned": learned, "seconds": seconds},
+                        indent=1)
+    atomic_write(os.path.join(out, "theorem31.json"), lambda f: f.write(record.encode()))
     text = ["# Theorem 3.1: measured\n",
             "Written by `python -m reference.theorem31`; see [theory.md](theory.md) for the reading. "
             f"Settings: `{json.dumps(prof)}`; seed 0; wall time {seconds:.0f} s.\n",
@@ -173,8 +173,7 @@ def write_report(out, prof, synthetic, learned, seconds):
                  "(1/N) sum ||x_hat - x||^2, with every method coding x - b' on the same W.\n",
                  learned_table(learned)]
     text += ["\n## Figures\n"] + [f"![{name}](figures/{name})\n" for name in figures]
-    with open(os.path.join(out, "theorem31.md"), "w") as f:
-        f.write("\n".join(text))
+    atomic_write(os.path.join(out, "theorem31.md"), lambda f: f.write("\n".join(text).encode()))
 
 
 def main(argv=None):

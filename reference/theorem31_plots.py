@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from ksparse.plots import save_figure
+
 METHODS = (("one_step", "one step: supp_k(W^T x)"), ("iti", "ITI, Eqs. (2)-(3)"), ("omp", "OMP"))
 MARKERS = {"gaussian": "o", "altproj": "s", "two-ortho": "^"}
 
@@ -34,7 +36,7 @@ def plot_recovery_vs_rho(path, rows):
     axes[0].set_ylabel("support recovery rate")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
 
 
@@ -58,7 +60,7 @@ def plot_recovery_vs_k(path, rows):
     axes[0].set_ylabel("support recovery rate")
     axes[2].legend(fontsize=6, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
 
 
@@ -86,7 +88,7 @@ def plot_learned(path, rows):
         ax.set_xlabel("k")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
 
 

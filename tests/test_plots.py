@@ -36,8 +36,9 @@ def test_filter_grid_without_an_image_shape_draws_one_patch_per_filter(tmp_path,
     # ax.bar made one patch per feature: `ksparse train` on 3 rows of 5000 features spent minutes on it
     W = np.random.default_rng(0).normal(size=(5000, 30))
     drawn = {}
-    save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault("fig", fig) and save(fig, path))
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, path: drawn.setdefault("fig", fig) and save(fig, path))
     plots.filter_grid(W, None, tmp_path / "f.png", n_filters=12)
     axes = drawn["fig"].axes
     assert len(axes) == 12 and all(len(ax.patches) == 1 for ax in axes)
