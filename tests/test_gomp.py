@@ -71,6 +71,9 @@ def _run(monkeypatch, openmp, n_threads, **kw):
 @pytest.mark.parametrize("remedies", [{}, {"pre_bias": True}, {"lr_bound": lambda m: 0.05 / (1 + 0.01 * m)}])
 def test_openmp_step_equals_the_pool_bit_for_bit(gomp, monkeypatch, n_threads, remedies):
     # batches of 64, then smaller ones on the same team (a last, partial batch), then 64 again
+    from ksparse.kernels import _choice
+
+    monkeypatch.setattr(_choice.Choice, "pick", lambda self, paths: paths[0])  # OpenMP where offered
     used = []
     step = gomp.train_step_
     monkeypatch.setattr(gomp, "train_step_", lambda *a, **kw: used.append(1) or step(*a, **kw))
@@ -170,23 +173,36 @@ def test_forked_child_keeps_to_the_pool(gomp, monkeypatch):
     assert refused and E_child == E
 
 
-def test_team_takes_the_faster_path_and_probes_the_other(gomp):
-    # OpenMP until the pool is measured; then the lower median of recent seconds per row, with
-    # every PROBE-th step on the other path
-    params, velocity = _model(0)
-    WT, VT = params["W"].T, velocity["W"].T
-    team = gomp.team_for(2, 64, 7, WT, VT, params["b"], velocity["b"], params["b_prime"])
-    team.lock.release()
-    choices = [team.use_openmp() for _ in range(gomp.PROBE)]
-    assert all(choices[:-1]) and not choices[-1]  # the PROBE-th step measures the pool
-    for _ in range(gomp.RECENT):
-        team.record(True, 2.0, 64)
-        team.record(False, 1.0, 64)  # the pool is faster now
-    choices = [team.use_openmp() for _ in range(gomp.PROBE)]
-    assert not any(choices[:-1]) and choices[-1]  # ... and OpenMP is probed
-    for _ in range(gomp.RECENT):
-        team.record(True, 0.5, 32)  # seconds per row: 0.5 / 32 < 1.0 / 64
-    assert team.use_openmp()
+def test_choice_takes_the_fastest_path_and_probes_the_others():
+    # the first path until another is measured; then the lowest median of recent seconds per row,
+    # with every PROBE-th step on another path, in turn
+    from ksparse.kernels import _choice
+
+    choice, paths = _choice.Choice(), ("openmp", "pool", "serial")
+    picks = [choice.pick(paths) for _ in range(2 * _choice.PROBE)]
+    assert set(picks[:-1]) - {picks[_choice.PROBE - 1]} == {"openmp"}
+    assert {picks[_choice.PROBE - 1], picks[-1]} == {"pool", "serial"}  # both probed, in turn
+    for _ in range(_choice.RECENT):
+        choice.record("openmp", 2.0, 64)
+        choice.record("pool", 1.5, 64)
+        choice.record("serial", 1.0, 64)  # the serial path is the fastest now
+    picks = [choice.pick(paths) for _ in range(2 * _choice.PROBE)]
+    assert picks.count("serial") == len(picks) - 2
+    for _ in range(_choice.RECENT):
+        choice.record("pool", 0.5, 64)
+    assert choice.pick(paths) == "pool" and choice.pick(("serial",)) == "serial"
+
+
+def test_every_path_gives_the_same_step(gomp, monkeypatch):
+    # OpenMP, the pool and the ranges one after the other in one thread: the same numbers
+    from ksparse.kernels import _choice
+
+    results = []
+    for path in ("openmp", "pool", "serial"):
+        monkeypatch.setattr(_choice.Choice, "pick", lambda self, paths, path=path: path)
+        results.append(_run(monkeypatch, True, 2, sizes=[64, 40, 64], pre_bias=True))
+    _assert_identical(results[0], results[1])
+    _assert_identical(results[0], results[2])
 
 
 def test_libgomp_loaded_with_a_short_spin_and_the_environment_restored():
@@ -222,3 +238,27 @@ def test_team_does_not_keep_a_dropped_model(gomp, monkeypatch):
     del params, velocity
     gc.collect()
     assert W() is None and team() is None and 2 not in gomp._TEAMS
+
+
+def test_small_products_run_on_one_blas_thread(monkeypatch):
+    # below PARALLEL_WORK the step runs in one thread, and so does BLAS (a woken BLAS pool cost
+    # more than it saved, and on a busy machine a fit on small data took ten times as long)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from ksparse.kernels import _cpu
+
+    _cpu._blas_libraries.cache_clear()  # every BLAS loaded by now (the list is kept from the first step)
+    seen = []
+    matmul = np.matmul
+
+    def spy(*args, **kw):
+        seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return matmul(*args, **kw)
+
+    params, velocity = _model(0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        monkeypatch.setattr(np, "matmul", spy)
+        _steps(params, velocity, [16])  # 16 x 50 x 300 multiply-adds: far below PARALLEL_WORK
+        monkeypatch.setattr(np, "matmul", matmul)
+        assert seen and all(s == {1} for s in seen)
+        assert all(p["num_threads"] == 2 for p in threadpool_info() if p["user_api"] == "blas")  # restored

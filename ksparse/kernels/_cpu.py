@@ -14,12 +14,15 @@ range per thread and run on the same threads:
 While a step runs on several threads, BLAS runs on one thread in each of them: the BLAS
 thread pool is never woken, so it does not spin on the cores that the other phases need
 (a pool that has just finished a product keeps polling for new work for a while).
-Below :data:`PARALLEL_WORK` multiply-adds a step runs in the calling thread and leaves
-BLAS alone. The thread count is numba's (``numba.set_num_threads``, per calling thread).
+Below :data:`PARALLEL_WORK` multiply-adds a step runs in the calling thread, with BLAS on
+one thread too (:func:`blas_threads`). The thread count is numba's
+(``numba.set_num_threads``, per calling thread).
 
-In float32 on two or more threads, :func:`train_step_` runs each phase as one OpenMP
+In float32 on two or more threads, :func:`train_step_` can run each phase as one OpenMP
 parallel region instead (:mod:`ksparse.kernels._gomp`: no Python thread, no GIL hand-off),
-on the same ranges with the same kernels, so the results are the same bit for bit.
+and on any dtype it can run the ranges one after the other in the calling thread; the
+same kernels on the same ranges, so the results are the same bit for bit. Which of the
+three runs a step is the fastest lately for that shape (:mod:`ksparse.kernels._choice`).
 """
 
 import concurrent.futures
@@ -31,8 +34,8 @@ import time
 import numba
 import numpy as np
 
+from ksparse.kernels import _choice, _gomp
 from ksparse.kernels import _encode_numba as ek
-from ksparse.kernels import _gomp
 from ksparse.kernels import _numba as nk
 from ksparse.nn.optim import sgd_momentum_
 
@@ -90,6 +93,17 @@ def _one_blas_thread():
                 lib.set_num_threads(n)
 
 
+def blas_threads(n, N, d, H):
+    """The BLAS thread count for a step or block on ``n`` threads with an (N, d) x (d, H) product.
+
+    One BLAS thread per call when the step runs on several threads of its own (each calls
+    BLAS) or when the product is below :data:`PARALLEL_WORK` (too small for several threads:
+    a BLAS pool woken for it costs more than it saves, and where other processes want the
+    cores it can wait a whole time slice for each product); otherwise BLAS is left alone.
+    """
+    return _one_blas_thread() if n > 1 or N * d * H < PARALLEL_WORK else contextlib.nullcontext()
+
+
 def threads_for(N, d, H):
     """How many threads a step of batch N, d inputs and H units runs on (1 below PARALLEL_WORK)."""
     if N * d * H < PARALLEL_WORK:
@@ -97,14 +111,16 @@ def threads_for(N, d, H):
     return max(1, min(numba.get_num_threads(), N))
 
 
-def run_ranges(fn, bounds):
+def run_ranges(fn, bounds, serial=False):
     """Call ``fn(c, lo, hi)`` for each consecutive pair ``lo, hi`` of ``bounds`` (the c-th), one per thread.
 
-    The first range runs in the calling thread. Exceptions are re-raised here.
+    The first range runs in the calling thread; with ``serial``, every range does, in order.
+    Exceptions are re-raised here.
     """
     ranges = [(c, lo, hi) for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-    if len(ranges) == 1:
-        fn(*ranges[0])
+    if len(ranges) == 1 or serial:
+        for r in ranges:
+            fn(*r)
         return
     futures = [_pool(len(ranges) - 1).submit(fn, *r) for r in ranges[1:]]
     try:
@@ -141,9 +157,9 @@ def selector(z, b, n):
     return select
 
 
-def _forward(x, WT, b, b_prime, k, n):
-    """Phase 1 on ``n`` threads: z (N, H), Gamma, dx_hat (D5), dz on Gamma, per-sample errors and
-    squared norms ||x_i||^2, db'."""
+def _forward(x, WT, b, b_prime, k, n, serial=False):
+    """Phase 1 on ``n`` ranges (threads, or one after the other with ``serial``): z (N, H), Gamma,
+    dx_hat (D5), dz on Gamma, per-sample errors and squared norms ||x_i||^2, db'."""
     N, d = x.shape
     z = np.empty((N, WT.shape[0]), dtype=x.dtype)
     Gamma = np.empty((N, k), dtype=np.int64)
@@ -159,7 +175,7 @@ def _forward(x, WT, b, b_prime, k, n):
         select(c, lo, hi, Gamma, values)  # b, then D2
         nk.sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, sq, db_prime[c], lo, hi)  # D3-D6
 
-    run_ranges(rows, [N * c // n for c in range(n + 1)])
+    run_ranges(rows, [N * c // n for c in range(n + 1)], serial)
     return z, Gamma, dx_hat, dz, err, sq, db_prime.sum(axis=0)
 
 
@@ -185,7 +201,7 @@ def step(x, WT, b, b_prime, k):
     """The support-only step on the compiled kernels: (E, grads, Gamma); ``grads["W"]`` column-major."""
     N, d = x.shape
     n = threads_for(N, d, WT.shape[0])
-    with _one_blas_thread() if n > 1 else contextlib.nullcontext():
+    with blas_threads(n, N, d, WT.shape[0]):
         z, Gamma, dx_hat, dz, err, _, db_prime = _forward(x, WT, b, b_prime, k, n)
         start, entries = by_unit(Gamma, WT.shape[0])
         dWT = np.empty_like(WT)
@@ -231,23 +247,25 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
     else:
         b_dec = b_prime
     team = _team_for(n, x, k, WT, VT, b, velocity["b"], None if pre_bias else b_prime)
-    openmp = team is not None and team.use_openmp()
-    if openmp:
+    choice = _choice.choice_for((n, N, d, H, k, x.dtype.str, pre_bias)) if n > 1 else None
+    path = choice.pick(("openmp", "pool", "serial") if team else ("pool", "serial")) if choice else "pool"
+    if path == "openmp":
         try:
             with _one_blas_thread():
                 err, Gamma, dx_hat, db_prime, wdb_sum, norms2, lr = _gomp.train_step_(
                     team, x, lr, momentum, lr_bound, clock, _unit_bounds)
         finally:
             team.lock.release()
-        team.record(True, time.perf_counter() - clock[0], N)
+        choice.record(path, time.perf_counter() - clock[0], N)
         return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb_sum, lr, momentum, err, N,
                        Gamma, dx_hat, norms2)
-    if team is not None:  # this step on the pool, timed for the team's choice
+    if team is not None:
         team.lock.release()
+    serial = path == "serial"
     wdb, acc = np.zeros((n, d), dtype=x.dtype), np.empty((n, d), dtype=x.dtype)
     stats = np.empty((H, 3), dtype=x.dtype)
-    with _one_blas_thread() if n > 1 else contextlib.nullcontext():
-        z, Gamma, dx_hat, dz, err, sq, db_prime = _forward(x, WT, b, b_dec, k, n)
+    with blas_threads(n, N, d, H):
+        z, Gamma, dx_hat, dz, err, sq, db_prime = _forward(x, WT, b, b_dec, k, n, serial)
         if lr_bound is not None:  # D11, from the rows phase's squared norms
             lr = x.dtype.type(lr_bound(float(sq.max())))
         clock.append(time.perf_counter())
@@ -256,10 +274,10 @@ def train_step_(x, params, velocity, k, lr, momentum, profile=None, pre_bias=Fal
         run_ranges(lambda c, lo, hi: nk.weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT,
                                                             velocity["b"], lr, momentum, wdb[c], stats,
                                                             False, acc[c], lo, hi),
-                   _unit_bounds(start, d, n))
+                   _unit_bounds(start, d, n), serial)
     clock.append(time.perf_counter())
-    if team is not None:
-        team.record(False, clock[-1] - clock[0], N)
+    if choice is not None:
+        choice.record(path, clock[-1] - clock[0], N)
     return _finish(params, velocity, profile, clock, pre_bias, db_prime, wdb.sum(axis=0), lr, momentum, err,
                    N, Gamma, dx_hat, stats[:, 0])
 

@@ -19,19 +19,17 @@ its size and the ranges. Used where libgomp and numpy's BLAS product can both be
 for float32 (the training dtype; float64 keeps the pool), one thread at a time per team
 (another thread meanwhile steps on the pool), and never in a process forked from this one
 (GNU OpenMP is not fork-safe: the child keeps to the pool). Where other processes want the
-cores, OpenMP's waiting threads can make a phase wait a whole time slice, so a team also
-times its steps and runs on the pool while the pool has been faster (:meth:`Team.use_openmp`),
-and libgomp is loaded with a short spin (:func:`_load`). The callback is compiled on
+cores, OpenMP's waiting threads can make a phase wait a whole time slice, so libgomp is
+loaded with a short spin (:func:`_load`), and :mod:`ksparse.kernels._choice` runs a step on
+OpenMP only while it has been the fastest way lately. The callback is compiled on
 the first step that uses it and cached on disk like every kernel. ``KSPARSE_NO_OPENMP=1``
 turns the path off.
 """
 
-import collections
 import ctypes
 import ctypes.util
 import functools
 import os
-import statistics
 import threading
 import time
 import weakref
@@ -61,7 +59,6 @@ from ksparse.kernels._gomp_region import (
 )
 
 SPIN_COUNT = 1000  # GOMP_SPINCOUNT when this module loads libgomp (see _load)
-RECENT, PROBE = 5, 32  # Team.use_openmp: steps remembered per path; every PROBE-th step on the other
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,27 +163,6 @@ class Team:
         for name in ("WT", "VT", "b", "vb") + (("b_dec",) if self.owners[4] is not None else ()):
             del self.arrays[name]  # only the team's own buffers are held
         self.lock = threading.Lock()  # held by the one thread stepping with the team
-        self.steps = 0
-        self.seconds = {True: collections.deque(maxlen=RECENT), False: collections.deque(maxlen=RECENT)}
-
-    def use_openmp(self):
-        """Whether this step runs on OpenMP (True) or on the thread pool, the faster lately.
-
-        Both paths give the same numbers, but not at the same speed on every machine and
-        load: OpenMP's threads spin, then sleep, while they wait, and where other processes
-        want the cores a phase can wait for a whole time slice of the thread it needs. So
-        the team keeps the seconds per row of its last :data:`RECENT` steps on each path
-        and takes the path with the lower median; every :data:`PROBE`-th step runs on the
-        other path, so that both stay measured. OpenMP until the pool has been measured.
-        """
-        self.steps += 1
-        pool = statistics.median(self.seconds[False]) if self.seconds[False] else float("inf")
-        openmp = statistics.median(self.seconds[True]) if self.seconds[True] else 0.0
-        return (openmp <= pool) != (self.steps % PROBE == 0)
-
-    def record(self, openmp, seconds, rows):
-        """Add one step's time (its path, seconds, batch rows) to the team's choice."""
-        self.seconds[openmp].append(seconds / rows)
 
     def fits(self, n, N, k, arrays, gemm):
         """Whether the team is for these sizes and arrays (their memory: ``W.T`` is a new view each call)."""

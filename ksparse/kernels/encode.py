@@ -18,8 +18,8 @@ codes come in three forms (:data:`OUTPUTS`):
 :func:`decode` (D3) accepts all three.
 """
 
-import contextlib
 import math
+import time
 
 import numpy as np
 
@@ -167,10 +167,12 @@ def _encode_compiled(x, W, b, ak, rows, output, index_type):
     block (BLAS on one thread in each, as in the training step) into a block of z reused
     for every block, then adds b and selects those rows while they are in cache
     (:func:`ksparse.kernels._encode_numba.select_rows`, the kernel the training step
-    compiles too). The dense output starts as zeros (pages the system zeroes when first
+    compiles too). A block's ranges run one after the other in the calling thread instead
+    where that has been faster lately (:mod:`ksparse.kernels._choice`; the same codes). The
+    dense output starts as zeros (pages the system zeroes when first
     written) and receives only the alpha k values of each row, so it is written once.
     """
-    from ksparse.kernels import _cpu
+    from ksparse.kernels import _choice, _cpu
 
     N, d, H = x.shape[0], W.shape[0], W.shape[1]
     rows = min(rows, N)
@@ -182,7 +184,8 @@ def _encode_compiled(x, W, b, ak, rows, output, index_type):
         h = np.zeros((N, H), dtype=W.dtype)
     else:
         index, value = np.empty((N, ak), index_type), np.empty((N, ak), W.dtype)
-    with _cpu._one_blas_thread() if n > 1 else contextlib.nullcontext():
+    choice = _choice.choice_for(("encode", n, rows, d, H, ak, W.dtype.str, output)) if n > 1 else None
+    with _cpu.blas_threads(n, rows, d, H):
         for lo in range(0, N, rows):
             hi = min(N, lo + rows)
             xb = _block(x, lo, hi, W)
@@ -193,7 +196,11 @@ def _encode_compiled(x, W, b, ak, rows, output, index_type):
                 np.matmul(xb[a:e], W, out=z[a:e])  # D1 for these rows
                 select(c, a, e, idx, val, out)  # b, then alpha k
 
-            _cpu.run_ranges(part, [(hi - lo) * c // n for c in range(n + 1)])
+            path = choice.pick(("pool", "serial")) if choice else "pool"  # the faster lately (equal codes)
+            t0 = time.perf_counter()
+            _cpu.run_ranges(part, [(hi - lo) * c // n for c in range(n + 1)], path == "serial")
+            if choice:
+                choice.record(path, time.perf_counter() - t0, hi - lo)
             if output != "dense":
                 index[lo:hi] = idx
     return h if output == "dense" else (index, value)

@@ -23,7 +23,6 @@ of an epoch, a checkpoint), :meth:`LazyMomentum.materialize_` brings every unit 
 so saved models equal the plain ones. ``tests/test_lazy.py`` holds it to the plain update.
 """
 
-import contextlib
 
 import numpy as np
 
@@ -154,7 +153,7 @@ def lazy_train_step_(x, params, velocity, S, P, stats, k, lr, momentum, pre_bias
         np.matmul(x[lo:hi], VT.T, out=y[lo:hi])  # and the idle steps' share, x V
         nk.lazy_topk_rows(z, y, S, b, bits, shift, mask, Gamma, lo, hi)
 
-    with _cpu._one_blas_thread() if n > 1 else contextlib.nullcontext():
+    with _cpu.blas_threads(n, N, d, H):
         _cpu.run_ranges(select, rows)
         start, entries = _cpu.by_unit(Gamma, H)
         _cpu.run_ranges(lambda c, lo, hi: nk.materialize_units(start, WT, VT, S, P, stats, False, lo, hi),
