@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -273,9 +274,22 @@ def test_paper_on_unscaled_data_names_the_cause_and_a_fix_in_flags(base, tmp_pat
 
 
 def test_paper_divergence_from_python_names_the_parameters(base):
-    with pytest.raises(train.TrainingDiverged, match=r"scale X to \[0, 1\], or use paper=False"):
-        with np.errstate(all="ignore"):
+    # one message, with no numpy RuntimeWarning (overflow, invalid value) on the way to it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(train.TrainingDiverged, match=r"scale X to \[0, 1\], or use paper=False"):
             train.fit(np.load(base / "big.npy"), {"paper": True, "n_hidden": 12, "k": 3, "max_iter": 50})
+
+
+def test_paper_divergence_on_pixels_gives_no_numpy_warnings():
+    # the digits in 0-255 under the paper's setting: the steps overflow, then the loss is NaN
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data * 16).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(train.TrainingDiverged, match="paper=False"):
+            train.fit(X, {"paper": True, "max_iter": 5, "random_state": 0})
 
 
 def test_c_aux_with_paper_is_refused_by_the_estimator_too():

@@ -125,7 +125,10 @@ def run_epoch(step, batches, params, velocity, settings, n_hidden=None):
     """
     totals, n, used = {}, 0, None
     for batch in batches:
-        out = step(batch, params, velocity, settings)
+        # a diverging run overflows before its loss turns NaN, which the caller reports in
+        # one message (TrainingDiverged); numpy's own warnings on the way say nothing more
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = step(batch, params, velocity, settings)
         rows = batch[0].shape[0]
         for name, value in {"loss": out.loss, **out.metrics}.items():  # summed in float64, on the device
             totals[name] = totals.get(name, 0) + get_array_module(value).asarray(value, "float64") * rows
