@@ -44,6 +44,25 @@ class ComplexDataError(KSparseError, ValueError, TypeError):
     """
 
 
+def not_2d(name, shape, columns="n_features"):
+    """The ValueError for data that is not 2-D, naming the reshape that makes it so.
+
+    Parameters
+    ----------
+    name : str
+        The data's name in the message (an argument or a file).
+    shape : tuple of int
+    columns : str
+        What the columns are (``n_features``).
+    """
+    shape = tuple(shape)
+    if len(shape) > 2:
+        hint = "flatten each sample first: a.reshape(len(a), -1) for a numpy array a"
+    else:
+        hint = "one sample is a.reshape(1, -1) and one feature a.reshape(-1, 1) for a numpy array a"
+    return ValueError(f"{name} must be 2-D (n_samples, {columns}), got {len(shape)}-D shape {shape}; {hint}")
+
+
 def reject_complex(x, name="X"):
     """Raise :class:`ComplexDataError` if ``x`` holds complex numbers; return ``x`` unchanged.
 

@@ -372,3 +372,17 @@ def test_interrupt_before_the_filters_are_drawn_removes_the_earlier_ones(base, t
     summary = json.loads((d / "run" / "summary.json").read_text())
     assert summary["status"] == "trained; evaluation interrupted" and summary["n_iter"] == 3
     assert summary["filters"] is None and not (d / "run" / "filters.png").exists()
+
+
+@pytest.mark.parametrize("shape", [(20, 8, 8), (6, 2, 3, 4)])
+def test_data_of_three_or_more_dimensions_names_the_reshape(tmp_path, capsys, shape):
+    # the command line, fit and the estimator: one line that says how to flatten the samples
+    X = np.random.default_rng(0).random(shape)
+    np.save(tmp_path / "x.npy", X)
+    code = main(["train", "--dataset", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "reshape(len(a), -1)" in err
+    with pytest.raises(ValueError, match=r"got \d-D shape .*reshape\(len\(a\), -1\)"):
+        train.fit(X, {"max_iter": 1})
+    with pytest.raises(ValueError, match=r"X must be 2-D .*reshape\(len\(a\), -1\)"):
+        KSparseAutoencoder(max_iter=1).fit(X)

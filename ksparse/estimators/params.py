@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from ksparse.config import ConfigError, ConfigTypeError
+from ksparse.errors import not_2d
 
 
 def check_callable(name, value):
@@ -78,7 +79,8 @@ class progress_bar:
 
 def check_2d(X, name="X", columns="n_features"):
     """Refuse a 0-D or 1-D ``X`` in one line, as scikit-learn words it ("Reshape your data"),
-    before scikit-learn's own message, which prints the whole array; other inputs pass unchanged.
+    before scikit-learn's own message, which prints the whole array, and a 3-D or higher one
+    naming the reshape that flattens its samples; other inputs pass unchanged.
 
     Raises
     ------
@@ -92,6 +94,8 @@ def check_2d(X, name="X", columns="n_features"):
         shape = tuple(getattr(X, "shape", (len(X),)))
         raise ValueError(f"{name} must be 2-D (n_samples, {columns}), got {ndim}-D shape {shape}. "
                          f"Reshape your data: one sample is {name}.reshape(1, -1)")
+    if ndim is not None and ndim > 2:
+        raise not_2d(name, X.shape, columns)
     return X
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ksparse.backend import check_device, device_of, get_array_module, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError
-from ksparse.errors import ModelFileError, reject_complex, reject_nonfinite
+from ksparse.errors import ModelFileError, not_2d, reject_complex, reject_nonfinite
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
@@ -210,7 +210,7 @@ def check_data(x, name="X"):
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
     if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {x.ndim}-D shape {x.shape}")
+        raise not_2d(name, x.shape)
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {x.shape}; need at least one sample and one feature")
     reject_nonfinite(x, name)

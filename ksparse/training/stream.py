@@ -18,7 +18,7 @@ import numpy as np
 
 from ksparse.backend import get_array_module
 from ksparse.blockio import NpyRows
-from ksparse.errors import reject_nonfinite
+from ksparse.errors import not_2d, reject_nonfinite
 from ksparse.training import epoch
 
 __all__ = ["NpyRows", "StreamedData", "check_rows", "column_stats", "is_streamed", "read_block",
@@ -43,7 +43,7 @@ def check_rows(x, name="X"):
     """
     shape, dtype = tuple(x.shape), np.dtype(x.dtype)
     if len(shape) != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {len(shape)}-D shape {shape}")
+        raise not_2d(name, shape)
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {shape}; need at least one sample and one feature")
     if dtype.kind not in "biuf":
