@@ -26,6 +26,7 @@ import select
 import shlex
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -393,7 +394,9 @@ def main(argv=None):
 
     argv = sys.argv[1:] if argv is None else list(argv)
     files_are_the_product = bool(argv) and argv[0] in ("train", "encode", "reproduce")
-    with terminate_as_interrupt() as received, progress_streams(stdout=files_are_the_product):
+    with terminate_as_interrupt() as received, progress_streams(stdout=files_are_the_product), \
+            warnings.catch_warnings():
+        warnings.showwarning = _note  # the library's warnings as one-line notes
         try:
             code = _run(argv, received)
             sys.stdout.flush()  # here, not at exit: a closed pipe is then found below
@@ -405,6 +408,11 @@ def main(argv=None):
             return received.exit_code
         except BrokenPipeError:  # `ksparse info ... | head -1`: the reader has gone (stdout is not wrapped)
             return _stdout_closed()
+
+
+def _note(message, category, filename, lineno, file=None, line=None):
+    """Show a warning from the library as one line, ``ksparse: note: MESSAGE``, on stderr."""
+    print(f"ksparse: note: {message}", file=sys.stderr)
 
 
 #: the exit code when the reader of stdout has gone: 128 + SIGPIPE, what the shell reports for a

@@ -386,3 +386,21 @@ def test_data_of_three_or_more_dimensions_names_the_reshape(tmp_path, capsys, sh
         train.fit(X, {"max_iter": 1})
     with pytest.raises(ValueError, match=r"X must be 2-D .*reshape\(len\(a\), -1\)"):
         KSparseAutoencoder(max_iter=1).fit(X)
+
+
+def test_a_chosen_batch_larger_than_the_data_gets_one_note(tmp_path, capsys):
+    # the estimator warns (a batch size the user chose; the default is silent on small data), and the
+    # command line shows the library's warnings as one line each, "ksparse: note: ..."
+    X = np.random.default_rng(0).random((40, 6)).astype(np.float32)
+    with pytest.warns(UserWarning, match="batch_size=100 is more than the 40 rows"):
+        KSparseAutoencoder(n_hidden=8, k=2, max_iter=1, batch_size=100).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        KSparseAutoencoder(n_hidden=8, k=2, max_iter=1).fit(X)  # the default batch (64): no warning
+    np.save(tmp_path / "x.npy", X)
+    code = main(["train", "--dataset", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run"),
+                 "--n-hidden", "8", "--k", "2", "--max-iter", "1", "--batch-size", "100", "--quiet",
+                 "--no-logreg"])
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "batch_size=100" in line]
+    assert code == 0 and notes == [notes[0]] and notes[0].startswith("ksparse: note: ")
