@@ -493,14 +493,14 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         extend(state, x.shape[1], max_iter, config)
     resumed = given_state and config is not None and state.epoch > 0  # a resume keeps every setting
     cfg = state.config
-    default_batch = {f.name: f.default for f in dataclasses.fields(cfg)}["batch_size"]
-    if x.shape[0] < cfg.batch_size != default_batch and state.epoch == 0:  # a size the user chose
-        warnings.warn(f"batch_size={cfg.batch_size} is more than the {x.shape[0]} rows of X: each epoch is "
-                      f"one step on all of them (the default learning rate assumes the batch size given)",
-                      UserWarning, stacklevel=2)
     stats = _data_stats(x)
     if state.epoch == 0:
         check_learnable(x, stats[1])
+        default_batch = {f.name: f.default for f in dataclasses.fields(cfg)}["batch_size"]
+        if x.shape[0] < cfg.batch_size != default_batch:  # a size the user chose
+            warnings.warn(f"batch_size={cfg.batch_size} is more than the {x.shape[0]} rows of X: each epoch "
+                          f"is one step on all of them (the default learning rate assumes the batch size "
+                          f"given)", UserWarning, stacklevel=2)
     if resumed:
         check_same_data(state, stats)
     step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
