@@ -279,3 +279,20 @@ def test_interruptible_atomic_write_stops_at_once_and_keeps_the_old_file(tmp_pat
         atomic_write(path, write, interruptible=True)
     assert written == [b"first "] and path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_signal_right_after_a_checkpoint_reports_the_checkpointed_epoch(tmp_path, monkeypatch):
+    # Ctrl-C or SIGTERM landing just after model.npz was written: the state fit reports as the
+    # last good one is the epoch on disk, not the one before (the CLI said "no epoch had finished")
+    x = load_digits().X_train[:200]
+    path = tmp_path / "model.npz"
+    write = train.save_state
+
+    def write_then_interrupt(p, state):
+        write(p, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_state", write_then_interrupt)
+    with pytest.raises(train.TrainingInterrupted) as caught:
+        train.fit(x, {"n_hidden": 12, "k": 3, "max_iter": 5}, checkpoint_path=path, checkpoint_every=1)
+    assert caught.value.state.epoch == 1 == train.load_state(path).epoch

@@ -513,6 +513,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
                                checkpoint_every, callback, progress, resumed)
         if checkpoint_path:
             save_state(checkpoint_path, state)
+    except TrainingInterrupted:
+        raise
     except KeyboardInterrupt:
         raise TrainingInterrupted(last_good) from None
     return state
@@ -536,11 +538,16 @@ def _epoch(xd, d, variance, state, step, last_good, checkpoint_path, checkpoint_
     state.tracker = step.tracker.to_json()
     state.epoch = e + 1
     state.history.append(record)
-    if checkpoint_path and checkpoint_every and state.epoch % checkpoint_every == 0:
-        save_state(checkpoint_path, state)
     last_good = state.copy()
-    if callback is not None:
-        callback(record)
+    try:  # a signal from here on reports this epoch: the checkpoint may already hold it
+        if checkpoint_path and checkpoint_every and state.epoch % checkpoint_every == 0:
+            save_state(checkpoint_path, state)
+        if callback is not None:
+            callback(record)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(last_good) from None
     return last_good
 
 
