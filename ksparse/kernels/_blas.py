@@ -10,8 +10,9 @@ by threadpoolctl) under the names the common builds give it.
 :func:`gemm` returns None where no such symbol exists (numpy on Accelerate, a BLAS that
 threadpoolctl does not find...) and where the function found does not give the same
 product as ``np.matmul`` on a test problem, bit for bit, on one thread; callers then keep
-to ``np.matmul``. The pointer is passed to the kernels as an argument (not a global), so
-that numba can cache them on disk. ``KSPARSE_NO_BLAS_POINTER=1`` turns the lookup off.
+to ``np.matmul``. Its address reaches the compiled code at run time, in the table of
+:mod:`ksparse.kernels._gomp` (not as a global), so that numba can cache that code on disk.
+``KSPARSE_NO_BLAS_POINTER=1`` turns the lookup off.
 """
 
 import ctypes
