@@ -134,7 +134,7 @@ def build_parser():
     info.add_argument("model", metavar="MODEL", type=path_argument,
                       help="model file written by `ksparse train` (model.npz)")
     sub.add_parser("reproduce", add_help=False, help="reproduce the paper's tables and figures "
-                   "(`ksparse reproduce --help` lists them)")
+                   "(`ksparse reproduce --help` lists them and their options)")
     return parser
 
 

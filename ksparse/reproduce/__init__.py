@@ -17,12 +17,29 @@ TARGETS = {
 }
 
 
+def help_text():
+    """``ksparse reproduce --help``: the targets, and the options they share with one line of help each."""
+    import argparse
+    import textwrap
+
+    from ksparse.reproduce import _common
+
+    lines = [f"  {name:8s} {text}" for name, (_, text) in TARGETS.items()]
+    shared = textwrap.fill("Every target but report takes the options below; `ksparse reproduce TARGET "
+                           "--help` lists a target's own options too (report's: --results, --docs, --check).")
+    description = "The paper's tables and figures, one target each:\n\n" + "\n".join(lines) + "\n\n" + shared
+    p = _common.parser("TARGET", description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return p.format_help()
+
+
 def main(argv):
     """Run ``argv[0]`` (a target name) with the remaining arguments; return an exit code."""
-    if not argv or argv[0] in ("-h", "--help"):
-        lines = [f"  {name:8s} {text}" for name, (_, text) in TARGETS.items()]
-        print("usage: ksparse reproduce TARGET [options]\n\ntargets:\n" + "\n".join(lines))
-        return 0 if argv else 2
+    if argv and argv[0] in ("-h", "--help"):
+        print(help_text(), end="")
+        return 0
+    if not argv:
+        raise ValueError(f"give a target: ksparse reproduce TARGET, one of {list(TARGETS)} "
+                         "(`ksparse reproduce --help` lists them and their options)")
     name, rest = argv[0], list(argv[1:])
     if name not in TARGETS:
         raise ValueError(f"unknown reproduce target {name!r}; choose one of {sorted(TARGETS)}")

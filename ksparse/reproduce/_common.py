@@ -66,15 +66,20 @@ def autoencoder_config(prof, k, max_iter, seed, **changes):
 
 class Parser(argparse.ArgumentParser):
     """argparse with ``ksparse train``'s house style: a bad option is one ``ksparse: error:`` line
-    (a ``ValueError`` the command line prints) and exit code 2, not the usage and argparse's line."""
+    (a ``ValueError`` the command line prints) and exit code 2, not the usage and argparse's line.
+    The description (a module docstring's first line) is shown without its reST markup."""
+
+    def __init__(self, *args, description=None, **kwargs):
+        super().__init__(*args, description=description and description.replace("``", "`"), **kwargs)
 
     def error(self, message):
         raise ValueError(f"{message} (`{self.prog} --help` lists the options)")
 
 
-def parser(prog, description, profile_default="quick"):
-    """The options every target takes: --profile, --out, --results, --data-dir, --cache, --seeds, --resume."""
-    p = Parser(prog=f"ksparse reproduce {prog}", description=description)
+def parser(prog, description, profile_default="quick", **kwargs):
+    """The options every target takes: --profile, --out, --results, --data-dir, --cache, --seeds, --resume
+    (``kwargs`` go to the parser)."""
+    p = Parser(prog=f"ksparse reproduce {prog}", description=description, **kwargs)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
                    help="quick: 20 k-sparse epochs; long: 60; budget: 200; paper: Sec. 4.2.2 "
                    "(5000 epochs); smoke: seconds, for tests")

@@ -331,10 +331,10 @@ def main(argv):
     """``ksparse reproduce report [--results DIR] [--docs PATH] [--check]``."""
     p = _common.Parser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
     p.add_argument("--results", default=os.path.join("docs", "results"), type=_common.path_argument,
-                   help="folder of result files")
+                   help="folder of result files (default: docs/results)")
     p.add_argument("--docs", default=os.path.join("docs", "results.md"), type=_common.path_argument,
                    help="markdown file with report blocks; written with every table the files "
-                   "support if it does not exist or holds no block")
+                   "support if it does not exist or holds no block (default: docs/results.md)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the docs are out of date")
     args = p.parse_args(argv)
     if not os.path.isdir(args.results):
