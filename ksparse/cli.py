@@ -91,8 +91,8 @@ def build_parser():
                      "y_test adds logistic-regression test errors (default: digits; on --resume, the "
                      "run's own, recorded in OUT/data.json, like --data-dir and --image-shape)")
     run.add_argument("--data-dir", default=None, type=path_argument,
-                     help="folder of the real data sets (default: $KSPARSE_DATA, "
-                     "else ~/.cache/ksparse)")
+                     help="folder of the real data sets (default: $KSPARSE_DATA, else ~/.cache/ksparse; "
+                     "on --resume, the folder the run read, recorded in OUT/data.json)")
     run.add_argument("--image-shape", default=None, metavar="HxW[xC]",
                      help="draw filters.png as images of this shape (default: the data set's, if any)")
     run.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (default: cpu)")

@@ -173,15 +173,21 @@ def record_data(args, model_path):
     """Write the run's data options to OUT/data.json (atomically), for a later --resume; return
     ``undo()``, which puts the earlier data.json back (or removes it) unless ``model_path`` changed.
 
-    A file given as --dataset is recorded by its absolute path (a resume may start elsewhere).
+    A file given as --dataset is recorded by its absolute path (a resume may start elsewhere). For a
+    data set read from the data folder (mnist, cifar10-patches, norb) the folder read is recorded,
+    by its absolute path, wherever it came from (--data-dir, $KSPARSE_DATA or the default), so that
+    a resume reads the same files whatever its environment.
     """
+    from ksparse.datasets import BUNDLED, REGISTRY, data_dir
     from ksparse.io import atomic_write
 
     path, model = os.path.join(args.out, "data.json"), _stat(model_path)
     data = {name: getattr(args, name) for name in DATA_OPTIONS}
     if os.path.isfile(args.dataset):
         data["dataset"] = os.path.abspath(args.dataset)
-    if args.data_dir:  # a resume may start elsewhere: the folder by its absolute path too
+    if args.dataset in REGISTRY and args.dataset not in BUNDLED:  # the folder the data was read from
+        data["data_dir"] = os.path.abspath(data_dir(args.data_dir))
+    elif args.data_dir:  # a resume may start elsewhere: the folder by its absolute path too
         data["data_dir"] = os.path.abspath(args.data_dir)
     try:
         with open(path, "rb") as f:
@@ -240,9 +246,10 @@ def _check_recorded_paths(args, folder):
                         "--dataset NEWPATH")
     path, name = args.data_from.get("data_dir"), args.dataset
     if path and name in REGISTRY and name not in BUNDLED and not os.path.isdir(path):
-        raise UserError(f"the run recorded --data-dir {path!r} (in {os.path.join(folder, where)}), which no "
-                        f"longer exists; if the data folder moved, give it again: {shlex.join(args.argv)} "
-                        "--data-dir NEWFOLDER")
+        raise UserError(f"the run read {name} from the data folder {path!r} (recorded in "
+                        f"{os.path.join(folder, where)}), which no longer exists; if the data folder moved, "
+                        f"give it again: {shlex.join(args.argv)} --data-dir NEWFOLDER (a resume reads the "
+                        "recorded folder, not KSPARSE_DATA)")
 
 
 def fill_data_options(args):

@@ -108,3 +108,27 @@ def ctrl_c_at_call(monkeypatch):
         monkeypatch.setattr(owner, name, interrupted)
 
     return patch
+
+
+@pytest.fixture
+def small_mnist(tmp_path, monkeypatch):
+    """A folder holding a tiny MNIST-like set (4x4 images; 10,200 training images, so that the
+    10,000 of the validation split leave 200) under mnist/, its md5s made the ones expected;
+    downloading fails the test."""
+    import gzip
+    import hashlib
+
+    import ksparse.datasets.mnist as mnist
+    from tests.test_datasets_mnist import idx_bytes
+
+    rng = np.random.default_rng(0)
+    arrays = {"train_images": rng.integers(0, 256, (10200, 4, 4)), "train_labels": rng.integers(0, 10, 10200),
+              "test_images": rng.integers(0, 256, (50, 4, 4)), "test_labels": rng.integers(0, 10, 50)}
+    folder = tmp_path / "data"
+    (folder / "mnist").mkdir(parents=True)
+    for role, array in arrays.items():
+        raw = idx_bytes(array)
+        (folder / "mnist" / (mnist.FILES[role] + ".gz")).write_bytes(gzip.compress(raw, mtime=0))
+        monkeypatch.setitem(mnist.MD5, mnist.FILES[role], hashlib.md5(raw).hexdigest())
+    monkeypatch.setattr(mnist, "_download", lambda *a, **k: pytest.fail("downloaded MNIST"))
+    return folder

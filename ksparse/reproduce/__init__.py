@@ -47,6 +47,7 @@ def main(argv):
 
     module = importlib.import_module(TARGETS[name][0])
     _common.MADE_FOLDERS.clear()
+    _common.DATA_RECORD.clear()
     try:
         return module.main([name] + rest) if module.__name__.endswith("figures") else module.main(rest)
     except BaseException:  # bad input or missing data: leave no empty folder behind

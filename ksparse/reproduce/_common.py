@@ -88,7 +88,8 @@ def parser(prog, description, profile_default="quick", **kwargs):
                    help="folder for the per-run JSON files (default: OUT/results); "
                    "`ksparse reproduce report` makes the docs' tables from them")
     p.add_argument("--data-dir", default=None, type=path_argument,
-                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse; with --resume, the "
+                   "folder the run read, recorded in OUT/data.json)")
     p.add_argument("--cache", default=None, type=path_argument,
                    help="folder of trained models (default: OUT/models)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
@@ -102,13 +103,17 @@ def parser(prog, description, profile_default="quick", **kwargs):
 
 
 def finish_args(args):
-    """Create the output, results and cache folders and set ``args.seeds``; return the profile's settings."""
+    """Create the output, results and cache folders and set ``args.seeds``; on ``--resume`` without
+    ``--data-dir`` read the data folder the run recorded (:func:`record_data_dir`); return the
+    profile's settings."""
     if args.seed is not None and args.seeds is not None:
         raise ValueError("give --seed S or --seeds S1 S2 ..., not both")
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
     if min(args.seeds) < 0:  # a seed of the initial weights and of the split's shuffles: numpy wants >= 0
         raise ValueError(f"--seeds must be integers >= 0, got {min(args.seeds)}; give seeds such as 0 1 2")
     args.seed = args.seeds[0]
+    if args.resume and args.data_dir is None and args.dataset != "digits":
+        args.data_dir = recorded_data_dir(args.out)
     args.cache = args.cache or os.path.join(args.out, "models")
     args.results = args.results or os.path.join(args.out, "results")
     for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
@@ -121,18 +126,86 @@ def finish_args(args):
             MADE_FOLDERS.append(path)
             path = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
+    if args.dataset != "digits":  # the other data sets are read from the data folder
+        record_data_dir(args)
     return dict(PROFILES[args.profile])
 
 
 MADE_FOLDERS = []  # folders finish_args created
+DATA_RECORD = []  # (OUT/data.json, its bytes before or None, the run's folders, their files then)
 
 
 def remove_made_folders():
-    """Remove the folders :func:`finish_args` created that are still empty (after a failed run)."""
+    """After a failed run: put back the data.json :func:`record_data_dir` wrote if the run wrote
+    nothing else, then remove the folders :func:`finish_args` created that are still empty."""
+    for path, before, folders, files in DATA_RECORD:
+        if _files(folders, path) != files:
+            continue
+        if before is None:
+            os.remove(path)
+        else:
+            atomic_write(path, lambda f, before=before: f.write(before))
+    DATA_RECORD.clear()
     for path in sorted(MADE_FOLDERS, key=len, reverse=True):  # deepest first
         if os.path.isdir(path) and not os.listdir(path):
             os.rmdir(path)
     MADE_FOLDERS.clear()
+
+
+def _files(folders, but):
+    """{path: (mtime, size)} of the files under ``folders`` but ``but``: what a run has written."""
+    found, but = {}, os.path.abspath(but)
+    for top in folders:
+        for root, _, names in os.walk(top):
+            for path in (os.path.abspath(os.path.join(root, name)) for name in names):
+                try:
+                    if path != but:
+                        found[path] = (os.stat(path).st_mtime_ns, os.stat(path).st_size)
+                except OSError:  # gone meanwhile
+                    continue
+    return found
+
+
+def record_data_dir(args):
+    """Write the data folder this run reads (``--data-dir``, else ``$KSPARSE_DATA``, else
+    ~/.cache/ksparse; by its absolute path) to OUT/data.json, where ``--resume`` finds it: a run
+    continued in another environment reads the same files (or says the folder has gone)."""
+    from ksparse.datasets import data_dir
+
+    path = os.path.join(args.out, "data.json")
+    text = json.dumps({"data_dir": os.path.abspath(data_dir(args.data_dir))}, indent=1).encode()
+    try:
+        with open(path, "rb") as f:
+            before = f.read()
+    except OSError:
+        before = None
+    if text != before:
+        folders = (args.out, args.cache, args.results)
+        DATA_RECORD.append((path, before, folders, _files(folders, path)))
+        atomic_write(path, lambda f: f.write(text))
+
+
+def recorded_data_dir(out):
+    """The data folder a run into ``out`` recorded (:func:`record_data_dir`), or None.
+
+    Raises
+    ------
+    ValueError
+        When that folder no longer exists, naming it and ``--data-dir``.
+    """
+    path = os.path.join(out, "data.json")
+    try:
+        with open(path) as f:
+            folder = json.load(f)["data_dir"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(folder, str):
+        return None
+    if not os.path.isdir(folder):
+        raise ValueError(f"the run read its data from the folder {folder!r} (recorded in {path}), which no "
+                         "longer exists; if the data folder moved, give it again with --data-dir NEWFOLDER "
+                         "(a resume reads the recorded folder, not KSPARSE_DATA)")
+    return folder
 
 
 # Sec. 4.1: "We randomly separate the training set into 50,000 training cases and 10,000
