@@ -332,6 +332,51 @@ def check_model_file(path, option):
     check_parent(path, option)
 
 
+#: the file each form of codes is written as (:func:`ksparse.estimators.codes.save_codes`, ``ksparse
+#: encode``'s OUTPUT): the dense array as a .npy, the arrays of the sparse and top-k forms in a .npz
+CODE_SUFFIXES = {"dense": ".npy", "sparse": ".npz", "topk": ".npz"}
+
+
+def check_codes_name(path, output, option="path", form="output={!r}"):
+    """Raise unless ``path`` can name the file of codes of form ``output`` (:data:`CODE_SUFFIXES`):
+    its name ends in that form's suffix (the file is written under exactly that name) and it is not
+    a folder. Nothing is read or written.
+
+    ``form`` names a form in the messages: ``"output={!r}"`` (Python) or ``"--form {}"`` (the command
+    line).
+
+    Raises
+    ------
+    ValueError
+        For an unknown form, or a name with another suffix (``codes.txt``, ``codes``): the message
+        lists the accepted suffixes and names the file to use.
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) For an empty path or a folder.
+    """
+    path = os.fspath(path)
+    if output not in CODE_SUFFIXES:
+        raise ValueError(f"output must be one of {tuple(CODE_SUFFIXES)}, got {output!r}")
+    want = CODE_SUFFIXES[output]
+    if not path.strip():
+        raise OutputNotWritableError(f"{option} is empty ({path!r}); give the name of a file (codes{want})")
+    if os.path.isdir(path):
+        raise OutputNotWritableError(f"{option} {path!r} is a folder; give the name of a file to write "
+                                     f"({os.path.join(path, 'codes' + want)})")
+    if not path.endswith(want):
+        accepted = "; ".join(f"{suffix} for " + " or ".join(form.format(f) for f, s in CODE_SUFFIXES.items()
+                                                             if s == suffix)
+                             for suffix in dict.fromkeys(CODE_SUFFIXES.values()))
+        raise ValueError(f"{option} {path!r}: {form.format(output)} writes {want} (the accepted "
+                         f"suffixes: {accepted}); name it {os.path.splitext(path)[0] + want!r}")
+
+
+def check_codes_file(path, output, option="path", form="output={!r}"):
+    """:func:`check_codes_name`, and the folder that is to hold ``path`` exists and can be written
+    (:func:`check_parent`): every check before codes are computed and written."""
+    check_codes_name(path, output, option, form)
+    check_parent(path, option)
+
+
 def check_output_file(path, option):
     """Raise OSError unless :func:`atomic_write` can write the file ``path``, before any work: not a
     folder, and its folder (made if missing, as atomic_write does) writable.

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from ksparse.config import PAPER_OFF, flag
-from ksparse.io import check_parent, check_writable, same_file
+from ksparse.io import check_codes_name, check_parent, check_writable, same_file
 
 
 class UserError(Exception):
@@ -95,15 +95,11 @@ def image_shape(text):
 
 def check_encode_names(model, input, output, form):
     """Before reading anything: OUTPUT is neither MODEL nor INPUT, not a folder, named for ``form``."""
-    want = ".npy" if form == "dense" else ".npz"
     for option, path in (("MODEL", model), ("INPUT", input)):
         if same_file(path, output) or os.path.abspath(path) == os.path.abspath(output):
             raise UserError(f"OUTPUT {output} is the {option} file and would be overwritten; "
                             "choose another OUTPUT")
-    if os.path.isdir(output):
-        raise UserError(f"OUTPUT {output} is a folder; give a file name such as features{want}")
-    if not output.endswith(want):
-        raise UserError(f"--form {form} writes {want}; name OUTPUT {output!r} with {want}")
+    check_codes_name(output, form, "OUTPUT", "--form {}")  # the suffix of the form; not a folder
 
 
 def check_encode_output(model, input, output, form, overwrite=False):

@@ -80,3 +80,39 @@ def test_dask_ml_incremental_runs_partial_fit_per_block(X):
         ref.partial_fit(X[lo:lo + 100])
     np.testing.assert_array_equal(inc.estimator_.W_, ref.W_)
     np.testing.assert_allclose(inc.transform(Xd).compute(), ref.transform(X), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, output", [("codes.txt", "dense"), ("codes", "dense"), ("codes.npz", "dense"),
+                                          ("codes.npy", "sparse"), ("codes.txt", "topk")])
+def test_save_codes_refuses_a_name_without_the_forms_suffix_before_any_work(fitted, X, tmp_path, monkeypatch,
+                                                                           name, output):
+    """save_codes wrote ``codes.txt`` (a .npy under another name); now one message listing the
+    suffixes, before a block is encoded."""
+    import ksparse.estimators.codes as codes
+
+    monkeypatch.setattr(codes, "iter_codes", lambda *a, **k: pytest.fail("encoded before the check"))
+    with pytest.raises(ValueError) as e:
+        codes.save_codes(tmp_path / name, fitted.state_, X, fitted.alpha, output)
+    want = ".npy" if output == "dense" else ".npz"
+    for word in (".npy for output='dense'", ".npz for output='sparse' or output='topk'",
+                 f"name it '{tmp_path / 'codes'}{want}'"):
+        assert word in str(e.value), str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_codes_refuses_an_unknown_form_a_missing_folder_and_its_own_input(fitted, X, tmp_path):
+    from ksparse.blockio import NpyRows
+    from ksparse.estimators.codes import save_codes
+
+    with pytest.raises(ValueError, match="output must be one of"):
+        save_codes(tmp_path / "codes.npz", fitted.state_, X, fitted.alpha, "coo")
+    with pytest.raises(OSError, match="does not exist"):
+        save_codes(tmp_path / "missing" / "codes.npy", fitted.state_, X, fitted.alpha)
+    np.save(tmp_path / "x.npy", X)
+    before = (tmp_path / "x.npy").read_bytes()
+    for source in (NpyRows(tmp_path / "x.npy"), np.load(tmp_path / "x.npy", mmap_mode="r")):
+        with pytest.raises(ValueError, match="is the file X is read from"):
+            save_codes(tmp_path / "x.npy", fitted.state_, source, fitted.alpha)
+    assert (tmp_path / "x.npy").read_bytes() == before
+    save_codes(tmp_path / "codes.npy", fitted.state_, X, fitted.alpha)  # the right name: written
+    np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), fitted.transform(X))

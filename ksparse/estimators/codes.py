@@ -8,12 +8,15 @@ yields them block by block for writers that never hold them whole. :func:`decode
 is :meth:`KSparseAutoencoder.inverse_transform` for the three forms.
 """
 
+import os
+
 import numpy as np
 from scipy import sparse
 
 from ksparse.backend import device_of, to_device, to_numpy
 from ksparse.blockio import write_npy_blocks, write_npz_blocks
 from ksparse.errors import reject_nonfinite
+from ksparse.io import check_codes_file, same_file
 from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
 from ksparse.training.loop import encoder_params, model_input, uncentered
@@ -122,7 +125,21 @@ def save_codes(path, state, X, alpha, output="dense"):
     ``"dense"`` writes an (N, H) ``.npy``; ``"sparse"`` an ``.npz`` in the layout of
     ``scipy.sparse.save_npz`` (``scipy.sparse.load_npz`` reads it back as a ``csr_array``);
     ``"topk"`` an ``.npz`` with ``index`` and ``value`` (N, alpha k) and ``n_hidden``.
+
+    Raises
+    ------
+    ValueError
+        Before any work: for an unknown ``output``, a ``path`` without that form's suffix (the
+        message lists the accepted ones: ``.npy`` for dense, ``.npz`` for sparse and topk), or
+        ``path`` the file ``X`` is read from.
+    ksparse.errors.OutputNotWritableError
+        (an ``OSError``) Before any work: for a folder, or a folder that is missing or not writable.
     """
+    check_codes_file(path, output)  # every check before the first block is encoded
+    source = getattr(X, "path", None) or getattr(X, "filename", None)  # NpyRows, numpy.memmap
+    if source is not None and same_file(source, path):
+        raise ValueError(f"path {os.fspath(path)!r} is the file X is read from; write the codes to another "
+                         "file")
     cfg = state.config
     N, H, ak = X.shape[0], cfg.n_hidden, alpha_k(cfg.k, alpha, cfg.n_hidden)
     blocks = (codes for _, codes in iter_codes(state, X, alpha, output))

@@ -327,13 +327,17 @@ def fill(text, filled):
     return pattern.sub(sub, text)
 
 
+#: the names --docs may have: the report is Markdown
+DOCS_SUFFIXES = (".md", ".markdown")
+
+
 def main(argv):
     """``ksparse reproduce report [--results DIR] [--docs PATH] [--check]``."""
     p = _common.Parser(prog="ksparse reproduce report", description=__doc__.splitlines()[0])
     p.add_argument("--results", default=os.path.join("docs", "results"), type=_common.path_argument,
                    help="folder of result files (default: docs/results)")
     p.add_argument("--docs", default=os.path.join("docs", "results.md"), type=_common.path_argument,
-                   help="markdown file with report blocks; written with every table the files "
+                   help="Markdown file (.md) with report blocks; written with every table the files "
                    "support if it does not exist or holds no block (default: docs/results.md)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the docs are out of date")
     args = p.parse_args(argv)
@@ -361,6 +365,9 @@ def main(argv):
         except UnicodeDecodeError:
             raise ValueError(f"--docs {args.docs!r} is not a text file (not UTF-8); give a Markdown file, "
                              "new or with report blocks") from None
+    if not args.docs.lower().endswith(DOCS_SUFFIXES):  # e.g. results.json, a typo'd folder name
+        raise ValueError(f"--docs {args.docs!r}: the report is Markdown; the accepted suffixes are "
+                         f"{' and '.join(DOCS_SUFFIXES)}; name it {os.path.splitext(args.docs)[0] + '.md'!r}")
     filled = blocks(results)
     names = re.findall(r"<!-- report:(\S+) -->", text)
     if names:
