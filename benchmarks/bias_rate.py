@@ -74,9 +74,11 @@ def report(results):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ratios", default="1,0.1,0.03")
-    p.add_argument("--data", default="digits,mnist,cifar")
-    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--ratios", default="1,0.1,0.03",
+                   help="comma-separated bias_lr_ratio values to train with (default: 1,0.1,0.03)")
+    p.add_argument("--data", default="digits,mnist,cifar",
+                   help="comma-separated data sets: digits, mnist, cifar (default: all three)")
+    p.add_argument("--no-save", action="store_true", help="print only; do not write docs/bias_rate.*")
     args = p.parse_args(argv)
     results = {"machine": common.machine(), "threads": {v: os.environ.get(v) for v in
                                                         ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}, "data": {}}

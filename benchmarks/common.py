@@ -263,13 +263,15 @@ def parts_args(doc, argv, name, parts, seeds, add=None):
     import argparse
 
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
-    p.add_argument("--part", default=parts)
-    p.add_argument("--seeds", default=seeds)
+    p.add_argument("--part", default=parts, help=f"comma-separated parts to run (default: {parts})")
+    p.add_argument("--seeds", default=seeds, help=f"comma-separated seeds (default: {seeds})")
     if add is not None:
         add(p)
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=path_argument, default=os.path.join(ROOT, "docs"))
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
+    p.add_argument("--out", type=path_argument, default=os.path.join(ROOT, "docs"),
+                   help=f"folder for {name}.json and .md (default: docs)")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     set_threads(args.threads)

@@ -154,14 +154,16 @@ def main(argv=None):
     from ksparse.io import atomic_write, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n-train", type=int, default=10000)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--n-train", type=int, default=10000, help="first N MNIST images (default: 10000)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs of each variant (default: 10)")
     p.add_argument("--window", type=int, default=5000, help="samples per dead-fraction window")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and minibatch order")
     p.add_argument("--variants", default=None, help="comma-separated subset of the variants")
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+                   help="folder for dead_units.json and figures/dead_units.png (default: docs)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure from OUT/dead_units.json")
     args = p.parse_args(argv)
     if args.replot:

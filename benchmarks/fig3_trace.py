@@ -73,9 +73,10 @@ def main(argv=None):
     from ksparse.training.remedies import RemedyStep
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ratio", type=float, default=1.0)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--data-dir", type=path_argument, default=None)
+    p.add_argument("--ratio", type=float, default=1.0, help="bias_lr_ratio (default: 1.0, one rate)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs (default: 20, the quick profile's)")
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
     args = p.parse_args(argv)
     ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=100000, n_test_patches=0,
                       random_state=0)

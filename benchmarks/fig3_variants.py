@@ -255,8 +255,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 patches, 4 epochs (development; not saved)")
     p.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--no-save", action="store_true", help="print only; do not write the result files")
     p.add_argument("--out", type=path_argument,
                    default=os.path.join(common.ROOT, "docs", "fig3_variants.json"),
                    help="the result file (default docs/fig3_variants.json; its .md page beside it)")

@@ -97,10 +97,13 @@ def main(argv=None):
     from ksparse.io import atomic_write, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--epochs-scale", type=float, default=1.0)
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+                   help="folder for remedies.json and remedies.md (default: docs)")
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
+    p.add_argument("--epochs-scale", type=float, default=1.0,
+                   help="multiply every data set's epochs by this (default: 1.0)")
     p.add_argument("--only", default=None, help="comma-separated data set names")
     args = p.parse_args(argv)
     common.set_threads(args.threads)

@@ -152,12 +152,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", type=path_argument,
                    required=True, help="the models folder of a quick-profile table1 run")
-    p.add_argument("--rows", default="k25,k25c,k25d")
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--rows", default="k25,k25c,k25d", help="comma-separated Table 1 rows (default: these 3)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the models (default: 0,1,2)")
     p.add_argument("--results", type=path_argument, default=os.path.join(common.ROOT, "docs", "results"),
                    help="result files of the run that made the models (the current protocol's numbers)")
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+                   help="folder for table1_classifier.json and .md (default: docs)")
     args = p.parse_args(argv)
     common.set_threads(1)
     from ksparse.reproduce import _common

@@ -127,12 +127,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help="comma-separated names of CANDIDATES (default: all)")
-    p.add_argument("--seeds", default="0")
-    p.add_argument("--data-dir", type=path_argument, default=None)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--data-dir", type=path_argument, default=None,
+                   help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
     p.add_argument("--work", default=os.path.join("runs", "table1_defaults"),
                    help="folder for the per-epoch checkpoints of the model being trained")
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"))
+    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+                   help="folder for table1_defaults.json and .md (default: docs)")
     args = p.parse_args(argv)
     names = args.candidates.split(",")
     unknown = sorted(set(names) - set(CANDIDATES))

@@ -142,8 +142,8 @@ def markdown(res):
 def _options(p):
     p.add_argument("--epochs", type=int, default=20, help="epochs of the dead-unit runs (quick profile: 20)")
     p.add_argument("--with-paper", action="store_true", help="also one paper=True run (first seed)")
-    p.add_argument("--n-scale", type=int, default=10000)
-    p.add_argument("--scale-epochs", type=int, default=10)
+    p.add_argument("--n-scale", type=int, default=10000, help="MNIST images, scale part (default: 10000)")
+    p.add_argument("--scale-epochs", type=int, default=10, help="epochs of the scale part (default: 10)")
 
 
 def main(argv=None):

@@ -183,8 +183,9 @@ def main(argv=None):
                    default="docs", help="folder for theorem31.md and figures/ (default docs)")
     p.add_argument("--data-dir", type=path_argument,
                    default=None, help="MNIST folder (default: $KSPARSE_DATA)")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="full")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", choices=sorted(PROFILES), default="full",
+                   help="full: the experiment of docs/theorem31.md; smoke: seconds, for the tests")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dictionaries and codes (default: 0)")
     args = p.parse_args(argv)
     from threadpoolctl import threadpool_limits
 

@@ -58,3 +58,27 @@ def test_reproduce_help_lists_the_targets_and_their_shared_options(capsys):
 def test_reproduce_without_a_target_is_one_error(capsys):
     code, _, err = run(["reproduce"], capsys)
     assert_user_error(code, err, "give a target", "table1", "ksparse reproduce --help")
+
+
+def _scripts():
+    import pkgutil
+
+    import benchmarks
+
+    names = [m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name != "common"]
+    return [f"benchmarks.{name}" for name in names] + ["reference.theorem31"]
+
+
+@pytest.mark.parametrize("name", _scripts())
+def test_every_script_option_has_its_help(name, capsys):
+    """``python -m benchmarks.X --help`` (and reference.theorem31) lists each option with its help."""
+    import importlib
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(name).main(["--help"])
+    out = capsys.readouterr().out
+    helps = {n: text for n, text in entries(out).items() if n.startswith("-")}
+    named = {f for n in helps for f in re.findall(r"(?<![\w-])(--?[a-z][-a-z]*)", n)}
+    assert not usage_flags(out) - named - {"-m"}  # `python -m benchmarks.X` in the usage
+    for option, text in helps.items():
+        assert len(text) > 3, f"{name} --help: {option!r} has no help"
