@@ -198,7 +198,7 @@ def write_report(path, data, markdown):
     from ksparse.io import atomic_write
 
     write_json(path, data)
-    atomic_write(path[:-5] + ".md", lambda f: f.write(markdown.encode()))
+    atomic_write(os.path.splitext(path)[0] + ".md", lambda f: f.write(markdown.encode()))
 
 
 def save_part(path, results, part, out, command, threads, markdown, into=None):

@@ -264,6 +264,9 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true",
                    help="skip the variants docs/fig3_variants.json already holds (same patches and epochs)")
     args = p.parse_args(argv)
+    if not args.out.endswith(".json"):  # before any work: the page goes beside it as .md
+        p.error(f"--out {args.out!r}: the result file is JSON (its .md page beside it); the accepted suffix "
+                f"is .json; name it {os.path.splitext(args.out)[0] + '.json'!r}")
     n, epochs = (20000, 4) if args.quick else (PATCHES, EPOCHS)
     ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=n, n_test_patches=0,
                       random_state=0)

@@ -34,3 +34,18 @@ def test_help_exits_0_and_writes_nothing(name, capsys):
 def test_quick_implies_no_save():
     assert common.parse_args("x", ["--quick"]).no_save
     assert not common.parse_args("x", []).no_save
+
+
+@pytest.mark.parametrize("out", ["fig3.txt", "fig3"])
+def test_fig3_variants_out_must_be_a_json_file_before_any_work(tmp_path, capsys, monkeypatch, out):
+    """Its --out is the result file, its .md page beside it: another suffix is refused, naming .json
+    (it wrote JSON into fig3.txt and the page to fig.md), before the patches are loaded."""
+    import ksparse.datasets
+    from benchmarks import fig3_variants
+
+    monkeypatch.setattr(ksparse.datasets, "load_dataset", lambda *a, **k: pytest.fail("loaded the data"))
+    with pytest.raises(SystemExit) as e:
+        fig3_variants.main(["--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "the accepted suffix is .json" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
