@@ -285,3 +285,68 @@ def test_small_steps_leave_the_numba_thread_count_alone():
     fast.fast_step(x, W, b, b_prime, 2, kernel="numba")
     fast.supp_k(x, 2, kernel="numba")
     assert numba.get_num_threads() == before
+
+
+def _near_subnormal_model(dtype, N=40, d=30, H=60, seed=3):
+    # velocities just above the smallest normal number: one step at m = 0.9 takes every unit
+    # off the support (zero gradient) below it
+    rng = np.random.default_rng(seed)
+    tiny = np.finfo(dtype).tiny
+    x = rng.random((N, d)).astype(dtype)
+    params = {"W": np.asfortranarray(0.1 * rng.standard_normal((d, H)).astype(dtype)),
+              "b": np.zeros(H, dtype), "b_prime": np.zeros(d, dtype)}
+    velocity = {n: np.asfortranarray(np.full(p.shape, 1.05 * tiny, dtype)) for n, p in params.items()}
+    return x, params, velocity
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_momentum_stores_subnormal_velocities_as_zero(dtype):
+    tiny = np.finfo(dtype).tiny
+    p, v = {"w": np.ones(4, dtype)}, {"w": np.array([1.05, -1.05, 2.0, 1.05], dtype) * tiny}
+    sgd_momentum_(p, {"w": np.array([0, 0, 0, -1e-3], dtype)}, v, lr=0.1, momentum=0.9)
+    assert v["w"][0] == 0 and v["w"][1] == 0  # 0.945 tiny: subnormal, stored as 0
+    assert v["w"][2] == dtype(0.9) * dtype(2 * tiny)  # 1.8 tiny: normal, kept
+    assert v["w"][3] == dtype(0.1) * dtype(1e-3) + dtype(0.9) * dtype(1.05 * tiny)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("openmp", [False, True])
+def test_every_fused_update_stores_subnormal_velocities_as_zero(kernel, n_threads, openmp, monkeypatch,
+                                                               one_blas_thread):
+    # the units off the support: the plain update's 0, in the same place, on every path (pool,
+    # serial, OpenMP region, NumPy), and every other entry as the plain update has it
+    from ksparse.kernels import _choice, _cpu
+
+    if kernel == "numpy" and (n_threads > 1 or openmp):
+        pytest.skip("one NumPy path")
+    monkeypatch.setattr(_cpu, "threads_for", lambda N, d, H: n_threads)
+    monkeypatch.setattr(_cpu, "OPENMP", openmp and _cpu.OPENMP)
+    monkeypatch.setattr(_choice.Choice, "pick", lambda self, paths: paths[0])
+    x, params, velocity = _near_subnormal_model(np.float32)
+    _, ref_params, ref_velocity = _near_subnormal_model(np.float32)
+    E, grads, Gamma = ksparse_step(x, ref_params["W"], ref_params["b"], ref_params["b_prime"], 5)
+    sgd_momentum_(ref_params, grads, ref_velocity, 0.01, 0.9)
+    fast.fast_train_step_(x, params, velocity, 5, 0.01, 0.9, kernel=kernel)
+    off = np.setdiff1d(np.arange(params["W"].shape[1]), Gamma)
+    assert off.size > 0
+    assert np.all(velocity["W"][:, off] == 0) and np.all(ref_velocity["W"][:, off] == 0)
+    tiny = np.finfo(np.float32).tiny
+    for name in params:
+        assert not np.any((velocity[name] != 0) & (np.abs(velocity[name]) < tiny)), name
+        np.testing.assert_allclose(velocity[name], ref_velocity[name], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(params[name], ref_params[name], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.skipif(not fast.has_numba(), reason="numba is not installed (the `fast` extra)")
+def test_lazy_momentum_stores_subnormal_velocities_as_zero():
+    from ksparse.kernels.lazy import LazyMomentum
+
+    x, params, velocity = _near_subnormal_model(np.float32)
+    lazy = LazyMomentum(params["W"].shape[1], 0.9)
+    for _ in range(3):  # idle units: V m^s in closed form, below the smallest normal
+        lazy.step_(x, params, velocity, 5, 0.0, 0.9)
+    lazy.materialize_(params, velocity)
+    tiny = np.finfo(np.float32).tiny
+    assert np.any(velocity["W"] == 0)
+    assert not np.any((velocity["W"] != 0) & (np.abs(velocity["W"]) < tiny))

@@ -26,6 +26,8 @@ first call and caches it on disk.
 import numba
 import numpy as np
 
+from ksparse.kernels import _cache  # noqa: F401  (one cache stamp for every kernel file)
+
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 # Helpers inlined into their caller by numba, so that none is a compile unit of its own
 # (each unit is optimised and turned into machine code on its own, then again inside its

@@ -19,6 +19,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ksparse.kernels import _cache  # noqa: F401  (one cache stamp for every kernel file)
 from ksparse.kernels import _encode_numba as ek
 from ksparse.kernels import _numba as nk
 

@@ -14,7 +14,10 @@ for the types of that call only, and caches it on disk (``cache=True``).
 
 import numba
 import numpy as np
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
 
+from ksparse.kernels import _cache  # noqa: F401  (one cache stamp for every kernel file)
 from ksparse.kernels._encode_numba import _select_row
 
 # Every fast-math flag except 'nnan' and 'ninf': NaN and inf must still propagate, so that
@@ -22,6 +25,30 @@ from ksparse.kernels._encode_numba import _select_row
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _INLINE = dict(_JIT, inline="always")  # small helpers: no compile unit of their own
+
+
+def _flush(a, v):
+    """``v`` in the dtype of the array ``a``, or 0 where its magnitude is below the smallest
+    normal number of that dtype (compiled only)."""
+    return v
+
+
+@overload(_flush)
+def _flush_impl(a, v):
+    # A velocity that momentum has shrunk below the smallest normal float (after about 800
+    # steps idle at m = 0.9 in float32) becomes subnormal, and subnormal arithmetic costs
+    # some CPUs 20 times normal arithmetic: a model whose dead units keep such velocities
+    # (the paper's setting) pays that in every pass over W and V. ``ksparse.nn.optim``
+    # flushes them to 0 in the same way. The value is cast to the array's dtype first, so
+    # that a float64 expression is judged as the float32 it will be stored as.
+    dtype = as_dtype(a.dtype)
+    tiny, zero = dtype.type(np.finfo(dtype).tiny), dtype.type(0)
+    cast = dtype.type
+
+    def impl(a, v):
+        x = cast(v)
+        return zero if abs(x) < tiny else x
+    return impl
 
 
 @numba.njit(**_INLINE)
@@ -114,11 +141,12 @@ def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, mom
     D9, and writes ``stats[h] = (||w||^2, w . v, ||v||^2)`` of the updated column and
     velocity (the squared norm for resampling; all three for lazy momentum). With ``lazy``
     the columns of units outside the support are left as they are (b is always updated).
-    ``acc`` (d,) is scratch for the gradient row, one per thread.
+    ``acc`` (d,) is scratch for the gradient row, one per thread. Velocities below the
+    smallest normal number are stored as 0, as :mod:`ksparse.nn.optim` does.
     """
     for h in range(lo, hi):
         g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
-        vb[h] = momentum * vb[h] - lr * g
+        vb[h] = _flush(vb, momentum * vb[h] - lr * g)
         b[h] += vb[h]
         if start[h + 1] == start[h] and lazy:
             continue
@@ -129,7 +157,7 @@ def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, mom
                 wdb[t] += g * w[t]
         ww = wv = vv = lr - lr
         for t in range(w.shape[0]):
-            vt = momentum * v[t] - lr * acc[t]
+            vt = _flush(v, momentum * v[t] - lr * acc[t])
             v[t] = vt
             wt = w[t] + vt
             w[t] = wt
@@ -184,7 +212,8 @@ def materialize_units(start, WT, VT, S, P, stats, every, lo, hi):
     """Lazy momentum's closed form for the units ``lo:hi`` on the support (``every``: all of them).
 
     A unit idle for s steps: W[:, h] += S[h] V[:, h] and V[:, h] *= P[h], with
-    S = m + ... + m^s and P = m^s; with ``every`` also ``stats[h]`` as in
+    S = m + ... + m^s and P = m^s (a velocity below the smallest normal number stored as
+    0, as :mod:`ksparse.nn.optim` does); with ``every`` also ``stats[h]`` as in
     :func:`weight_grads_update`.
     """
     for h in range(lo, hi):
@@ -197,7 +226,7 @@ def materialize_units(start, WT, VT, S, P, stats, every, lo, hi):
         ww = wv = vv = a - a
         for t in range(w.shape[0]):
             wt = w[t] + a * v[t]
-            vt = v[t] * p
+            vt = _flush(v, v[t] * p)
             w[t] = wt
             v[t] = vt
             ww += wt * wt

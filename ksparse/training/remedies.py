@@ -69,7 +69,10 @@ def top_variance_share(x, max_rows=10000, n_blocks=10, n_iter=50):
         them when N <= max_rows, else ``n_blocks`` contiguous blocks spread evenly over the rows
         (the same rows for any storage), each read in blocks of the training's ``BLOCK_ROWS``.
     n_iter : int
-        Power iterations on the covariance of those rows, from a fixed start (deterministic).
+        Bounds the Lanczos iterations (``n_iter * d``, ARPACK from a fixed start: deterministic)
+        on the covariance of those rows where d > 256; the largest eigenvalue converges to
+        1e-10 relative long before. For d <= 256 the covariance's eigenvalues are computed
+        exactly.
 
     Returns
     -------
@@ -90,15 +93,20 @@ def top_variance_share(x, max_rows=10000, n_blocks=10, n_iter=50):
     total = float((rows * rows).sum()) / len(rows)
     if not total > 0 or not np.isfinite(total):
         return 1.0
-    v = np.random.default_rng(0).normal(size=rows.shape[1])
-    lam = 0.0
-    for _ in range(n_iter):  # v <- C v / ||C v||, C = rows^T rows / n; lam the Rayleigh quotient
-        v /= np.linalg.norm(v)
-        w = rows.T @ (rows @ v) / len(rows)
-        lam = float(v @ w)
-        v = w
-        if not np.any(v):
-            break
+    # lambda_1 of C = rows^T rows / n by Lanczos (ARPACK) from a fixed start: deterministic, and
+    # about a fifth of the passes over the rows that power iteration takes to the same digits
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    n_rows, d = rows.shape
+    if d <= 256:  # small: the covariance itself
+        lam = float(np.linalg.eigvalsh(rows.T @ rows / n_rows)[-1])
+        return float(min(1.0, max(lam / total, np.finfo(np.float64).tiny)))
+    C = LinearOperator((d, d), matvec=lambda v: rows.T @ (rows @ v) / n_rows, dtype=np.float64)
+    try:
+        lam = float(eigsh(C, k=1, v0=np.random.default_rng(0).normal(size=d), tol=1e-10, maxiter=n_iter * d,
+                          return_eigenvectors=False)[0])
+    except ArpackNoConvergence as e:  # the best estimate so far, else no estimate (share 1)
+        lam = float(e.eigenvalues[0]) if len(e.eigenvalues) else total
     return float(min(1.0, max(lam / total, np.finfo(np.float64).tiny)))
 
 
