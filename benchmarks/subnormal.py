@@ -83,9 +83,13 @@ def markdown(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--epochs", type=int, default=8)
+    from ksparse.io import path_argument
+
+    parser.add_argument("--out", default="docs", type=path_argument,
+                        help="folder for subnormal.json and subnormal.md (default: docs)")
+    parser.add_argument("--data-dir", default=None, type=path_argument,
+                        help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the paper part (default: 8)")
     args = parser.parse_args(argv)
     common.set_threads(1)
     words = sys.argv[1:] if argv is None else argv
