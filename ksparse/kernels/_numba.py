@@ -61,21 +61,67 @@ def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
         v = x_row[t]
         r[t] = b_prime[t] - v
         q += v * v
-    for j in range(k):  # D3: x_hat_i = b' + sum_{j in Gamma_i} z_ij W[:, j]
-        w = WT[Gamma_row[j]]
-        a = z_row[Gamma_row[j]]
+    G = Gamma_row
+    j = 0
+    while j + 8 <= k:  # D3: x_hat_i = b' + sum_{j in Gamma_i} z_ij W[:, j], eight atoms per pass over r
+        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
+        w4, w5, w6, w7 = WT[G[j + 4]], WT[G[j + 5]], WT[G[j + 6]], WT[G[j + 7]]
+        a0, a1, a2, a3 = z_row[G[j]], z_row[G[j + 1]], z_row[G[j + 2]], z_row[G[j + 3]]
+        a4, a5, a6, a7 = z_row[G[j + 4]], z_row[G[j + 5]], z_row[G[j + 6]], z_row[G[j + 7]]
+        for t in range(d):
+            r[t] += ((a0 * w0[t] + a1 * w1[t]) + (a2 * w2[t] + a3 * w3[t])) + \
+                ((a4 * w4[t] + a5 * w5[t]) + (a6 * w6[t] + a7 * w7[t]))
+        j += 8
+    if j + 4 <= k:
+        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
+        a0, a1, a2, a3 = z_row[G[j]], z_row[G[j + 1]], z_row[G[j + 2]], z_row[G[j + 3]]
+        for t in range(d):
+            r[t] += (a0 * w0[t] + a1 * w1[t]) + (a2 * w2[t] + a3 * w3[t])
+        j += 4
+    for jj in range(j, k):
+        w = WT[G[jj]]
+        a = z_row[G[jj]]
         for t in range(d):
             r[t] += a * w[t]
     e = 0.0
     for t in range(d):  # D4 and D5: residual -> (2/N) residual
         e += r[t] * r[t]
         r[t] = r[t] * scale
-    for j in range(k):  # D6: dz_ij = dx_hat_i . W[:, j], j in Gamma_i
-        w = WT[Gamma_row[j]]
+    j = 0
+    while j + 8 <= k:  # D6: dz_ij = dx_hat_i . W[:, j], j in Gamma_i, eight atoms per pass over r
+        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
+        w4, w5, w6, w7 = WT[G[j + 4]], WT[G[j + 5]], WT[G[j + 6]], WT[G[j + 7]]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = scale - scale
+        for t in range(d):
+            rt = r[t]
+            s0 += rt * w0[t]
+            s1 += rt * w1[t]
+            s2 += rt * w2[t]
+            s3 += rt * w3[t]
+            s4 += rt * w4[t]
+            s5 += rt * w5[t]
+            s6 += rt * w6[t]
+            s7 += rt * w7[t]
+        dz_row[j], dz_row[j + 1], dz_row[j + 2], dz_row[j + 3] = s0, s1, s2, s3
+        dz_row[j + 4], dz_row[j + 5], dz_row[j + 6], dz_row[j + 7] = s4, s5, s6, s7
+        j += 8
+    if j + 4 <= k:
+        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
+        s0 = s1 = s2 = s3 = scale - scale
+        for t in range(d):
+            rt = r[t]
+            s0 += rt * w0[t]
+            s1 += rt * w1[t]
+            s2 += rt * w2[t]
+            s3 += rt * w3[t]
+        dz_row[j], dz_row[j + 1], dz_row[j + 2], dz_row[j + 3] = s0, s1, s2, s3
+        j += 4
+    for jj in range(j, k):
+        w = WT[G[jj]]
         s = scale - scale
         for t in range(d):
             s += r[t] * w[t]
-        dz_row[j] = s
+        dz_row[jj] = s
     return e, q
 
 
@@ -112,14 +158,26 @@ def _unit_grad(h, start, entries, x, z, dx_hat, dz, acc):
     for t in range(d):
         acc[t] = 0
     db = 0.0
-    for e in range(start[h], start[h + 1]):
-        i = entries[e] // k
-        j = entries[e] - i * k
-        a = z[i, h]
-        g = dz[i, j]
-        db += g
+    e, end = start[h], start[h + 1]
+    while e + 2 <= end:  # two entries per pass over acc
+        i0 = entries[e] // k
+        i1 = entries[e + 1] // k
+        a0, a1 = z[i0, h], z[i1, h]
+        g0, g1 = dz[i0, entries[e] - i0 * k], dz[i1, entries[e + 1] - i1 * k]
+        db += g0
+        db += g1
+        r0, r1, x0, x1 = dx_hat[i0], dx_hat[i1], x[i0], x[i1]
         for t in range(d):  # D8: decoder part dx_hat_i z_ij plus encoder part x_i dz_ij
-            acc[t] += a * dx_hat[i, t] + g * x[i, t]
+            acc[t] += (a0 * r0[t] + g0 * x0[t]) + (a1 * r1[t] + g1 * x1[t])
+        e += 2
+    if e < end:
+        i = entries[e] // k
+        a = z[i, h]
+        g = dz[i, entries[e] - i * k]
+        db += g
+        r0, x0 = dx_hat[i], x[i]
+        for t in range(d):
+            acc[t] += a * r0[t] + g * x0[t]
     return db
 
 
@@ -139,31 +197,53 @@ def weight_grads_update(start, entries, x, z, dx_hat, dz, WT, b, VT, vb, lr, mom
     read and written once. While a column is at hand the kernel also adds
     ``db[h] W[:, h]`` (before the update) to ``wdb`` (d,), the encoder's share of db' under
     D9, and writes ``stats[h] = (||w||^2, w . v, ||v||^2)`` of the updated column and
-    velocity (the squared norm for resampling; all three for lazy momentum). With ``lazy``
-    the columns of units outside the support are left as they are (b is always updated).
-    ``acc`` (d,) is scratch for the gradient row, one per thread. Velocities below the
-    smallest normal number are stored as 0, as :mod:`ksparse.nn.optim` does.
+    velocity (the squared norm for resampling; the other two, which lazy momentum needs,
+    only with ``lazy``, else 0). With ``lazy`` the columns of units outside the support are
+    left as they are (b is always updated). ``acc`` (d,) is scratch for the gradient row, one
+    per thread. Velocities below the smallest normal number are stored as 0, as
+    :mod:`ksparse.nn.optim` does. A unit off the support has a zero gradient: its update is
+    v <- m v, the same numbers without reading a gradient row.
     """
+    d = WT.shape[1]
     for h in range(lo, hi):
-        g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
-        vb[h] = _flush(vb, momentum * vb[h] - lr * g)
-        b[h] += vb[h]
-        if start[h + 1] == start[h] and lazy:
-            continue
         w = WT[h]
         v = VT[h]
-        if start[h + 1] > start[h]:  # D9: W db over the units on the support (db is 0 elsewhere)
-            for t in range(w.shape[0]):
-                wdb[t] += g * w[t]
         ww = wv = vv = lr - lr
-        for t in range(w.shape[0]):
-            vt = _flush(v, momentum * v[t] - lr * acc[t])
-            v[t] = vt
-            wt = w[t] + vt
-            w[t] = wt
-            ww += wt * wt
-            wv += wt * vt
-            vv += vt * vt
+        if start[h + 1] == start[h]:  # off the support
+            vb[h] = _flush(vb, momentum * vb[h])
+            b[h] += vb[h]
+            if lazy:
+                continue
+            for t in range(d):
+                vt = _flush(v, momentum * v[t])
+                v[t] = vt
+                wt = w[t] + vt
+                w[t] = wt
+                ww += wt * wt
+        else:
+            g = _unit_grad(h, start, entries, x, z, dx_hat, dz, acc)
+            vb[h] = _flush(vb, momentum * vb[h] - lr * g)
+            b[h] += vb[h]
+            if lazy:
+                for t in range(d):
+                    w0 = w[t]
+                    wdb[t] += g * w0  # D9: W db over the units on the support (db is 0 elsewhere)
+                    vt = _flush(v, momentum * v[t] - lr * acc[t])
+                    v[t] = vt
+                    wt = w0 + vt
+                    w[t] = wt
+                    ww += wt * wt
+                    wv += wt * vt
+                    vv += vt * vt
+            else:
+                for t in range(d):
+                    w0 = w[t]
+                    wdb[t] += g * w0
+                    vt = _flush(v, momentum * v[t] - lr * acc[t])
+                    v[t] = vt
+                    wt = w0 + vt
+                    w[t] = wt
+                    ww += wt * wt
         stats[h, 0] = ww
         stats[h, 1] = wv
         stats[h, 2] = vv
