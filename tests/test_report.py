@@ -115,3 +115,17 @@ def test_runs_pretrained_with_the_defaults_get_blocks_of_their_own():
     assert report._profile(dict(meta, profile="quick-defaults-lr1")) == "quick-defaults-lr1"
     assert report._profile(dict(meta, pretrain_defaults=False)) == "quick"
     assert report._profile({"target": "table1", "profile": "long"}) == "long"
+
+
+def test_a_result_file_missing_a_field_is_one_error_naming_it(smoke_results, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(smoke_results / "results", results)
+    name = "table1-smoke-k25-seed1.json"
+    data = json.loads((results / name).read_text())
+    del data["meta"]["code"]  # e.g. written by hand, or by an older version
+    (results / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"{name}.*lacks the field 'code'.*run its target again"):
+        report.main(["--results", str(results), "--docs", str(tmp_path / "r.md")])
+    assert not (tmp_path / "r.md").exists()

@@ -63,16 +63,7 @@ def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
         q += v * v
     G = Gamma_row
     j = 0
-    while j + 8 <= k:  # D3: x_hat_i = b' + sum_{j in Gamma_i} z_ij W[:, j], eight atoms per pass over r
-        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
-        w4, w5, w6, w7 = WT[G[j + 4]], WT[G[j + 5]], WT[G[j + 6]], WT[G[j + 7]]
-        a0, a1, a2, a3 = z_row[G[j]], z_row[G[j + 1]], z_row[G[j + 2]], z_row[G[j + 3]]
-        a4, a5, a6, a7 = z_row[G[j + 4]], z_row[G[j + 5]], z_row[G[j + 6]], z_row[G[j + 7]]
-        for t in range(d):
-            r[t] += ((a0 * w0[t] + a1 * w1[t]) + (a2 * w2[t] + a3 * w3[t])) + \
-                ((a4 * w4[t] + a5 * w5[t]) + (a6 * w6[t] + a7 * w7[t]))
-        j += 8
-    if j + 4 <= k:
+    while j + 4 <= k:  # D3: x_hat_i = b' + sum_{j in Gamma_i} z_ij W[:, j], four atoms per pass over r
         w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
         a0, a1, a2, a3 = z_row[G[j]], z_row[G[j + 1]], z_row[G[j + 2]], z_row[G[j + 3]]
         for t in range(d):
@@ -88,24 +79,7 @@ def _sample(x_row, z_row, WT, b_prime, Gamma_row, scale, r, dz_row):
         e += r[t] * r[t]
         r[t] = r[t] * scale
     j = 0
-    while j + 8 <= k:  # D6: dz_ij = dx_hat_i . W[:, j], j in Gamma_i, eight atoms per pass over r
-        w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
-        w4, w5, w6, w7 = WT[G[j + 4]], WT[G[j + 5]], WT[G[j + 6]], WT[G[j + 7]]
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = scale - scale
-        for t in range(d):
-            rt = r[t]
-            s0 += rt * w0[t]
-            s1 += rt * w1[t]
-            s2 += rt * w2[t]
-            s3 += rt * w3[t]
-            s4 += rt * w4[t]
-            s5 += rt * w5[t]
-            s6 += rt * w6[t]
-            s7 += rt * w7[t]
-        dz_row[j], dz_row[j + 1], dz_row[j + 2], dz_row[j + 3] = s0, s1, s2, s3
-        dz_row[j + 4], dz_row[j + 5], dz_row[j + 6], dz_row[j + 7] = s4, s5, s6, s7
-        j += 8
-    if j + 4 <= k:
+    while j + 4 <= k:  # D6: dz_ij = dx_hat_i . W[:, j], j in Gamma_i, four atoms per pass over r
         w0, w1, w2, w3 = WT[G[j]], WT[G[j + 1]], WT[G[j + 2]], WT[G[j + 3]]
         s0 = s1 = s2 = s3 = scale - scale
         for t in range(d):

@@ -368,7 +368,7 @@ def main(argv):
     if not args.docs.lower().endswith(DOCS_SUFFIXES):  # e.g. results.json, a typo'd folder name
         raise ValueError(f"--docs {args.docs!r}: the report is Markdown; the accepted suffixes are "
                          f"{' and '.join(DOCS_SUFFIXES)}; name it {os.path.splitext(args.docs)[0] + '.md'!r}")
-    filled = blocks(results)
+    filled = _blocks_or_error(results, args.results)
     names = re.findall(r"<!-- report:(\S+) -->", text)
     if names:
         new, what = fill(text, filled), f"filled its {len(names)} report blocks"
@@ -388,6 +388,24 @@ def main(argv):
           + (f"; no results yet for {', '.join(empty)}" if empty else "")
           + (f"; these files also support the blocks {', '.join(unused)}" if unused else ""))
     return 0
+
+
+def _blocks_or_error(results, folder):
+    """:func:`blocks`, or one ValueError naming the first result file that lacks a field it reads."""
+    try:
+        return blocks(results)
+    except (KeyError, TypeError, IndexError, AttributeError):
+        for r in results:  # which file: the first that cannot be reported on its own
+            try:
+                blocks([r])
+            except (KeyError, TypeError, IndexError, AttributeError) as e:
+                what = (f"lacks the field {e}" if isinstance(e, KeyError)
+                        else f"has a field of the wrong form ({e})")
+                path = os.path.join(folder, r["file"])
+                raise ValueError(f"result file {path!r} {what}: it was not written by this version's "
+                                 "`ksparse reproduce`, or was cut short; run its target again, or move the "
+                                 "file out of the folder") from None
+        raise
 
 
 def fresh_blocks(filled):
