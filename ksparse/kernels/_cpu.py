@@ -170,11 +170,15 @@ def _forward(x, WT, b, b_prime, k, n, serial=False):
     select, values = selector(z, b, n), np.empty((N, k), dtype=x.dtype)
     scale = x.dtype.type(2.0 / N)
 
+    def product(c, lo, hi):  # D1 without b, for the units lo:hi and every row (W read once)
+        if hi > lo:
+            np.matmul(x, WT[lo:hi].T, out=z[:, lo:hi])
+
     def rows(c, lo, hi):
-        np.matmul(x[lo:hi], WT.T, out=z[lo:hi])  # D1 without b, for these rows
         select(c, lo, hi, Gamma, values)  # b, then D2
         nk.sample_rows(x, z, WT, b_prime, Gamma, scale, dx_hat, dz, err, sq, db_prime[c], lo, hi)  # D3-D6
 
+    run_ranges(product, _gomp.product_bounds(WT.shape[0], n), serial)  # the OpenMP path's ranges
     run_ranges(rows, [N * c // n for c in range(n + 1)], serial)
     return z, Gamma, dx_hat, dz, err, sq, db_prime.sum(axis=0)
 

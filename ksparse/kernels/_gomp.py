@@ -50,6 +50,7 @@ from ksparse.kernels._gomp_region import (
     NRANGES,
     NROWS,
     NUM_THREADS,
+    PRODUCT,
     ROWS,
     SHIFT,
     THREAD_NUM,
@@ -170,7 +171,7 @@ class Team:
                 and all(o is None or o() is not None for o in self.owners) and _where(arrays) == self.where)
 
     def phase(self, job):
-        """Run ``job`` (ROWS or UNITS) on every range, one OpenMP thread each."""
+        """Run ``job`` (PRODUCT, ROWS or UNITS) on every range, one OpenMP thread each."""
         self.table[JOB] = job
         self.parallel(_callback(), self.table.ctypes.data, self.n, 0)
 
@@ -225,6 +226,17 @@ def team_for(n, N, k, WT, VT, b, vb, b_dec):
     return team
 
 
+def product_bounds(H, n):
+    """The units of D1's product on each of ``n`` threads: ``n`` ranges of about H / n units.
+
+    Each thread multiplies every row of the batch by its share of W, so W is read once a step
+    (cut by rows, each thread read all of W: on a 2-core Xeon two such halves together took as
+    long as the whole product on one thread). :mod:`ksparse.kernels._cpu`'s pool cuts the same
+    ranges, so the two paths compute the same numbers.
+    """
+    return [H * c // n for c in range(n + 1)]
+
+
 def train_step_(team, x, lr, momentum, lr_bound, clock, unit_bounds):
     """:func:`ksparse.kernels._cpu.train_step_`'s two phases on ``team`` for the batch ``x``
     (N, d), float32, C-contiguous (D9's x - b' already formed; the team's ``b_dec`` is then zero).
@@ -241,6 +253,9 @@ def train_step_(team, x, lr, momentum, lr_bound, clock, unit_bounds):
     a["dbp"][:] = 0
     a["wdb"][:] = 0
     a["start"][:] = 0
+    H = a["stats"].shape[0]
+    t[HEADER + n + 1:HEADER + 2 * n + 2] = product_bounds(H, n)  # the units' slots, until the units phase
+    team.phase(PRODUCT)
     team.phase(ROWS)
     if lr_bound is not None:  # D11, from the rows phase's squared norms
         lr = x.dtype.type(lr_bound(float(a["sq"][:N].max())))

@@ -2,9 +2,9 @@
 
 :func:`_region` is compiled as a C callback (``void f(int64 *table)``) that
 ``GOMP_parallel`` runs on every thread of a team: thread i of T runs ranges i, i + T, ...
-of the table's job, ROWS (numpy's BLAS product of the range's rows, called through its
-address, then :func:`ksparse.kernels._encode_numba.select_rows` and
-:func:`ksparse.kernels._numba.sample_rows`) or UNITS
+of the table's job, PRODUCT (numpy's BLAS product of every row with the range's units,
+called through its address), ROWS (:func:`ksparse.kernels._encode_numba.select_rows` and
+:func:`ksparse.kernels._numba.sample_rows` on the range's rows) or UNITS
 (:func:`ksparse.kernels._numba.weight_grads_update`), on arrays the table gives by address
 and shape. Intrinsics turn addresses into typed pointers and call C functions through
 their addresses, so that nothing process-specific is baked into the compiled code and numba
@@ -23,7 +23,7 @@ from ksparse.kernels import _cache  # noqa: F401  (one cache stamp for every ker
 from ksparse.kernels import _encode_numba as ek
 from ksparse.kernels import _numba as nk
 
-ROWS, UNITS = 0, 1
+ROWS, UNITS, PRODUCT = 0, 1, 2
 # The table's header: job, ranges n, batch rows N, address of x, of the product (gemm),
 # whether its integers are 64-bit, of omp_get_thread_num and omp_get_num_threads, shift, mask
 JOB, NRANGES, NROWS, X, GEMM, ILP64, THREAD_NUM, NUM_THREADS, SHIFT, MASK = range(10)
@@ -120,14 +120,17 @@ def _region(table):
     i = _call_int(t[THREAD_NUM])
     step = _call_int(t[NUM_THREADS])
     u = HEADER + n + 1
+    N = t[NROWS]
     for c in range(i, n, step):
-        if t[JOB] == ROWS:
-            lo, hi = t[HEADER + c], t[HEADER + c + 1]
-            if hi > lo:  # D1 without b for these rows, then b, D2 and D3-D6
+        if t[JOB] == PRODUCT:  # D1 without b for the units lo:hi (their rows of WT), every row
+            lo, hi = t[u + c], t[u + c + 1]
+            if hi > lo:
                 if t[ILP64]:
-                    _sgemm64(t[GEMM], hi - lo, H, d, t[X] + lo * d * 4, d, t[o], d, t[o + 15] + lo * H * 4, H)
+                    _sgemm64(t[GEMM], N, hi - lo, d, t[X], d, t[o] + lo * d * 4, d, t[o + 15] + lo * 4, H)
                 else:
-                    _sgemm32(t[GEMM], hi - lo, H, d, t[X] + lo * d * 4, d, t[o], d, t[o + 15] + lo * H * 4, H)
+                    _sgemm32(t[GEMM], N, hi - lo, d, t[X], d, t[o] + lo * d * 4, d, t[o + 15] + lo * 4, H)
+        elif t[JOB] == ROWS:  # b, D2 and D3-D6 for these rows
+            lo, hi = t[HEADER + c], t[HEADER + c + 1]
             ek.select_rows(z, bits, shift, mask, b, Gamma, values, none, keys[c], cols[c], lo, hi)
             nk.sample_rows(x, z, WT, b_dec, Gamma, reals[0], dx_hat, dz, err, sq, dbp[c], lo, hi)
         else:  # D7, D8 and Eq. (11) for these units
