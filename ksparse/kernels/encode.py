@@ -163,16 +163,16 @@ def _block(x, lo, hi, W):
 def _encode_compiled(x, W, b, ak, rows, output, index_type):
     """:func:`encode` on the CPU with the compiled selection, block by block, each block split over rows.
 
-    Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of its rows of the
-    block (BLAS on one thread in each, as in the training step) into a block of z reused
-    for every block, then adds b and selects those rows while they are in cache
-    (:func:`ksparse.kernels._encode_numba.select_rows`, the kernel the training step
-    compiles too). A block's ranges run one after the other in the calling thread instead
+    Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of every row of the
+    block with its share of the units (BLAS on one thread in each, as in the training step:
+    W is read once a block) into a block of z reused for every block, then adds b and
+    selects its rows (:func:`ksparse.kernels._encode_numba.select_rows`, the kernel the
+    training step compiles too). A block's ranges run one after the other in the calling thread instead
     where that has been faster lately (:mod:`ksparse.kernels._choice`; the same codes). The
     dense output starts as zeros (pages the system zeroes when first
     written) and receives only the alpha k values of each row, so it is written once.
     """
-    from ksparse.kernels import _choice, _cpu
+    from ksparse.kernels import _choice, _cpu, _gomp
 
     N, d, H = x.shape[0], W.shape[0], W.shape[1]
     rows = min(rows, N)
@@ -192,12 +192,16 @@ def _encode_compiled(x, W, b, ak, rows, output, index_type):
             idx = block_index[:hi - lo]
             val, out = (block_value[:hi - lo], h[lo:hi]) if output == "dense" else (value[lo:hi], None)
 
-            def part(c, a, e, xb=xb, idx=idx, val=val, out=out):
-                np.matmul(xb[a:e], W, out=z[a:e])  # D1 for these rows
+            def product(c, a, e, xb=xb, zb=z[:hi - lo]):  # D1 for the units a:e, every row of the block
+                if e > a:
+                    np.matmul(xb, W[:, a:e], out=zb[:, a:e])
+
+            def part(c, a, e, idx=idx, val=val, out=out):
                 select(c, a, e, idx, val, out)  # b, then alpha k
 
             path = choice.pick(("pool", "serial")) if choice else "pool"  # the faster lately (equal codes)
             t0 = time.perf_counter()
+            _cpu.run_ranges(product, _gomp.product_bounds(H, n), path == "serial")  # W read once a block
             _cpu.run_ranges(part, [(hi - lo) * c // n for c in range(n + 1)], path == "serial")
             if choice:
                 choice.record(path, time.perf_counter() - t0, hi - lo)
