@@ -79,6 +79,12 @@ def check_outputs(args, model_path):
     if args.resume is None and os.path.exists(model_path) and not args.overwrite:
         raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
                         "(or --resume to continue it)")
+    if (args.resume not in (None, True) and os.path.exists(model_path)
+            and not (same_file(args.resume, model_path)
+                     or os.path.abspath(args.resume) == os.path.abspath(model_path))):
+        raise UserError(f"{model_path} already holds a model of another run, which continuing {args.resume} "
+                        f"there would replace; give another --out, or continue {model_path} itself "
+                        "(--resume without a path)")
     check_writable(args.out)
 
 

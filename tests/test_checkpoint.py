@@ -296,3 +296,24 @@ def test_a_signal_right_after_a_checkpoint_reports_the_checkpointed_epoch(tmp_pa
     with pytest.raises(train.TrainingInterrupted) as caught:
         train.fit(x, {"n_hidden": 12, "k": 3, "max_iter": 5}, checkpoint_path=path, checkpoint_every=1)
     assert caught.value.state.epoch == 1 == train.load_state(path).epoch
+
+
+def test_resume_may_not_stop_before_the_k_schedule_ends():
+    # a run of 4 epochs stopped after 1: its k falls over all 4, so a total of 3 would end on a
+    # k larger than the model's; 4 or more continue it
+    from sklearn.datasets import load_digits
+
+    from ksparse.config import ConfigError
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+    from ksparse.training.loop import extend
+
+    x = load_digits().data[:200] / 16
+    state = KSparseAutoencoder(n_hidden=20, k=3, k_start=10, max_iter=1, random_state=0).fit(x).state_
+    state.schedule_length = 4
+    with pytest.raises(ConfigError, match="4 epochs the run's k and lr schedules span") as e:
+        extend(state.copy(), x.shape[1], max_iter=3)
+    assert e.value.fix_text(lambda name: "--" + name.replace("_", "-")) == "; give --max-iter 4 or more"
+    for total in (4, 9):
+        s = state.copy()
+        extend(s, x.shape[1], max_iter=total)
+        assert s.config.max_iter == total

@@ -53,6 +53,7 @@ def base(tmp_path_factory):
     rewrite_model(model, d / "nan_model.npz", W=W)
     rewrite_model(model, d / "newer.npz", meta={"format": "ksparse-checkpoint-9"})
     os.symlink(model, d / "link.npy")
+    shutil.copy(model, d / "copy.npz")  # a model of its own, outside run/
     return d
 
 
@@ -132,6 +133,9 @@ CASES = {
                           ["resume only on data of the kind", "new model"]),
     "resume max-iter below": (["train", "--dataset", X, "--out", "{d}/run", "--resume", "--max-iter", "1",
                                "--quiet", "--no-logreg"], ["--max-iter must be >= the 2 epochs"]),
+    "resume into another run's out": (["train", "--dataset", X, "--out", "{d}/run", "--resume",
+                                       "{d}/copy.npz", "--max-iter", "3", "--quiet", "--no-logreg"],
+                                      ["already holds a model of another run", "another --out"]),
     # options and data are checked before whether --out (encode: OUTPUT) already holds a model
     "encode over earlier codes, bad alpha": (["encode", M, X, "{d}/cube.npy", "--alpha", "0.5"],
                                              ["--alpha must be a finite"]),

@@ -568,7 +568,8 @@ def extend(state, d, max_iter=None, config=None):
     ------
     ksparse.config.ConfigError
         Naming the first field of ``config`` that differs from the state's, or a
-        ``max_iter`` below the epochs already run.
+        ``max_iter`` below the epochs already run or below the span of the run's k and lr
+        schedules (``state.schedule_length``: only a longer run may follow them).
     """
     if state.params["W"].shape[0] != d:
         raise ValueError(f"the model expects {state.params['W'].shape[0]} features, the data has {d}")
@@ -584,6 +585,12 @@ def extend(state, d, max_iter=None, config=None):
         return
     if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < state.epoch:
         raise ConfigError("max_iter", f"must be >= the {state.epoch} epochs already run", max_iter)
+    span = state.schedule_length if state.schedule_length is not None else state.config.max_iter
+    if isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter < span:
+        # the k and lr schedules keep their span: a shorter run would end before k reached its target
+        raise ConfigError("max_iter", f"must be >= the {span} epochs the run's k and lr schedules span (k "
+                          "falls from k_start to k over them: a shorter run would end on a larger k than "
+                          "the model's)", max_iter, fix=f"give {{max_iter}} {span} or more")
     state.config = state.config.replace(max_iter=max_iter)
 
 
