@@ -161,3 +161,21 @@ def test_top_variance_share_reads_the_same_rows_streamed(tmp_path):
     assert top_variance_share(stream.NpyRows(tmp_path / "x.npy"), max_rows=1000) == \
         top_variance_share(x, max_rows=1000)
     assert len(src.reads) == 10 and all(k.stop - k.start == 100 for k in src.reads)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_a_float16_file_read_by_rows_trains_and_encodes_as_the_array_in_memory(tmp_path, monkeypatch, center):
+    # the estimator validates an array in memory to float64 (scikit-learn's rule for float16); rows
+    # read from a file must meet the same arithmetic (in float16, x / s rounded: W differed by 0.03)
+    from ksparse.estimators.autoencoder import KSparseAutoencoder
+
+    monkeypatch.setattr(epoch, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(epoch, "SHUFFLE_ROWS", 256)
+    x = (np.random.default_rng(8).random((600, 12)) * 16).astype(np.float16)
+    np.save(tmp_path / "x16.npy", x)
+    kw = {"n_hidden": 20, "k": 4, "max_iter": 2, "batch_size": 50, "center": center, "random_state": 0}
+    a = KSparseAutoencoder(**kw).fit(x)
+    rows = np.load(tmp_path / "x16.npy", mmap_mode="r")
+    b = KSparseAutoencoder(**kw).fit(rows)
+    np.testing.assert_array_equal(a.W_, b.W_)
+    np.testing.assert_array_equal(a.transform(rows), a.transform(x))

@@ -52,11 +52,19 @@ def check_rows(x, name="X"):
 
 
 def read_block(x, lo, hi):
-    """Rows lo:hi of ``x`` as a NumPy array (one read)."""
+    """Rows lo:hi of ``x`` as a NumPy array (one read); float16 rows as float64 (:func:`read_dtype`)."""
     block = x[lo:hi]
     if hasattr(block, "compute"):  # a Dask array
         block = block.compute()
-    return np.asarray(block)
+    block = np.asarray(block)
+    return block.astype(np.float64) if block.dtype == np.float16 else block
+
+
+def read_dtype(dtype):
+    """The dtype :func:`read_block` gives rows of ``dtype``: float16 becomes float64, as
+    scikit-learn's validation converts an array in memory, so that the model's arithmetic on
+    a file read by rows is that on the same array in memory (in float16 it rounded x / s)."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
 
 
 def blocks(x, block_rows=None):
@@ -82,7 +90,7 @@ def column_stats(x, name=None, block_rows=None):
     """
     name = name or getattr(x, "path", None) or "X"  # a file read by rows (NpyRows) is named
     n, d = x.shape
-    own = np.dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
+    own = read_dtype(x.dtype) if np.dtype(x.dtype).kind == "f" else np.dtype(np.float64)
     sums = {np.dtype(np.float64): np.zeros(d), own: np.zeros(d, own)}
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is redone in float64 below
         for lo, block in blocks(x, block_rows):
