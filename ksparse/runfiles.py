@@ -29,7 +29,7 @@ def read_dataset(args):
     from ksparse.training.loop import check_data
     from ksparse.training.stream import check_rows
 
-    if args.dataset.endswith(".npy") and os.path.isfile(args.dataset):
+    if args.dataset.lower().endswith(".npy") and os.path.isfile(args.dataset):
         x = check_rows(NpyRows(args.dataset), name=args.dataset)
         ds = Dataset(os.path.basename(args.dataset), x, None, image_shape=None)  # no guess from the width
     else:
@@ -126,7 +126,7 @@ def read_encode_input(path):
     from ksparse.training.loop import check_data
     from ksparse.training.stream import check_rows
 
-    if path.endswith(".npy") and os.path.isfile(path):
+    if path.lower().endswith(".npy") and os.path.isfile(path):
         return check_rows(NpyRows(path), name=path)
     ds = load_matrix(path)
     if ds.X_test is not None:  # encode one matrix: which of the two is not a guess to make

@@ -363,3 +363,15 @@ def test_a_model_cached_by_reproduce_is_named_as_such(folder, capsys):
     command = line.split("or train such a model: ksparse train ")[1].replace("DIR", "fromcache").split()
     assert main(["train", *command, "--quiet", "--no-logreg"]) == 0  # a command train accepts
     assert KSparseAutoencoder.load("fromcache/model.npz").W_.shape == arrays["W"].shape
+
+
+def test_data_files_named_in_upper_case_are_read(folder, capsys):
+    # X.NPY / X.NPZ are the same files to numpy; the message said "'X.NPY' is a .npy file; ksparse
+    # reads .npy and .npz ... convert it"
+    (folder / "X.npy").rename(folder / "X.NPY")
+    assert main(["train", *TINY, "--dataset", "X.NPY", "--out", "up"]) == 0
+    assert main(["encode", "up/model.npz", "X.NPY", "up/H.npy"]) == 0
+    np.savez(folder / "d.npz", X=np.load(folder / "X.NPY"))
+    (folder / "d.npz").rename(folder / "D.NPZ")
+    assert main(["train", *TINY, "--dataset", "D.NPZ", "--out", "up2"]) == 0
+    assert np.load(folder / "up" / "H.npy").shape == (64, 12)

@@ -137,11 +137,11 @@ def load_matrix(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataFileError(f"data file {path!r} does not exist; check the path")
-    if not path.endswith((".npy", ".npz")):
+    if not path.lower().endswith((".npy", ".npz")):  # X.NPY too: numpy reads any name
         raise DataFileError(unsupported_file(path))
     if not os.path.isfile(path):
         raise DataFileError(f"data file {path!r} is a folder; give the path of a .npy or .npz file")
-    arrays = read_npz(path) if path.endswith(".npz") else {"X_train": load_npy(path)}
+    arrays = read_npz(path) if path.lower().endswith(".npz") else {"X_train": load_npy(path)}
     return Dataset(os.path.basename(path), **arrays, image_shape=None)  # a square width is no image
 
 
@@ -154,7 +154,7 @@ def load_dataset(name, data_dir=None, **options):
         For an unknown name, with the list of known ones.
     """
     name = os.fspath(name)
-    if name.endswith((".npy", ".npz")):
+    if name.lower().endswith((".npy", ".npz")):
         return load_matrix(name)
     if name not in REGISTRY and os.path.exists(name):  # a file, or a folder such as a zarr store
         raise DataFileError(unsupported_file(name))
