@@ -129,3 +129,13 @@ def test_a_result_file_missing_a_field_is_one_error_naming_it(smoke_results, tmp
     with pytest.raises(ValueError, match=f"{name}.*lacks the field 'code'.*run its target again"):
         report.main(["--results", str(results), "--docs", str(tmp_path / "r.md")])
     assert not (tmp_path / "r.md").exists()
+
+
+def test_a_json_that_is_not_a_result_is_named_in_a_note(smoke_results, tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(smoke_results / "results", results)
+    (results / "table1-smoke-k40-seed0.json").write_text('{"a": 1}')  # its row would vanish unexplained
+    assert report.main(["--results", str(results), "--docs", str(tmp_path / "r.md")]) == 0
+    assert "were left out: table1-smoke-k40-seed0.json" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import sys
 
 from ksparse.reproduce import _common
 
@@ -47,6 +48,17 @@ def load_results(folder):
         if isinstance(data, dict) and {"meta", "result"} <= set(data):
             results.append(dict(data, file=os.path.basename(path)))
     return results
+
+
+def other_files(folder):
+    """The ``*.json`` files of ``folder`` that are not result files (no ``meta`` and ``result``)."""
+    others = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if not (isinstance(data, dict) and {"meta", "result"} <= set(data)):
+            others.append(os.path.basename(path))
+    return others
 
 
 def pct(x):
@@ -384,6 +396,10 @@ def main(argv):
     atomic_write(args.docs, lambda f: f.write(new.encode()))
     empty = [n for n in names if filled.get(n, NONE) == NONE]
     unused = [n for n in filled if filled[n] != NONE and names and n not in names]
+    skipped = other_files(args.results)
+    if skipped:  # a row that vanished from a table should not go unexplained
+        print(f"ksparse: note: {len(skipped)} .json file(s) in {args.results} are not result files (no "
+              f"'meta' and 'result') and were left out: {', '.join(skipped)}", file=sys.stderr)
     print(f"wrote {args.docs}: {what} from {len(results)} result files in {args.results}"
           + (f"; no results yet for {', '.join(empty)}" if empty else "")
           + (f"; these files also support the blocks {', '.join(unused)}" if unused else ""))
