@@ -375,3 +375,14 @@ def test_data_files_named_in_upper_case_are_read(folder, capsys):
     (folder / "d.npz").rename(folder / "D.NPZ")
     assert main(["train", *TINY, "--dataset", "D.NPZ", "--out", "up2"]) == 0
     assert np.load(folder / "up" / "H.npy").shape == (64, 12)
+
+
+def test_encoding_data_of_another_scale_says_so(folder, capsys):
+    # the model trained on [0, 1]; raw values 1000 times larger give codes that mean little
+    np.save(folder / "big.npy", np.load(folder / "X.npy") * 1000)
+    capsys.readouterr()
+    assert main(["encode", "run/model.npz", "big.npy", "H.npy"]) == 0
+    err = capsys.readouterr().err
+    assert "ksparse: note: the rows to encode lie on average 1e+03 times as far" in err
+    assert main(["encode", "run/model.npz", "X.npy", "H2.npy"]) == 0
+    assert "times as far" not in capsys.readouterr().err

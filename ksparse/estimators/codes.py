@@ -19,6 +19,7 @@ from ksparse.errors import reject_nonfinite
 from ksparse.io import check_codes_file, same_file
 from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
+from ksparse.training.datacheck import warn_other_scale
 from ksparse.training.loop import encoder_params, model_input, uncentered
 from ksparse.training.stream import check_rows, is_streamed, read_block
 
@@ -47,6 +48,8 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None):
     for lo in range(0, X.shape[0], rows):
         xb = read_block(X, lo, min(X.shape[0], lo + rows))
         reject_nonfinite(xb, getattr(X, "path", None) or "X", lo)  # a file read by rows is named
+        if lo == 0:  # data of another preprocessing: say so once (the first block)
+            warn_other_scale(state, xb)
         xb = to_device(model_input(xb, state), device, dtype=cfg.dtype)  # (x - mean) / s - b' (D9)
         codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))

@@ -52,3 +52,30 @@ def check_same_data(state, stats):
                              f"{shift / was:.3g} times the training data's spread: resume only on data "
                              "of the kind the model was trained on (same preprocessing), or train a new "
                              "model on this data")
+
+
+#: rows needed before :func:`warn_other_scale` judges a block's spread
+MIN_ROWS = 10
+
+
+def warn_other_scale(state, block):
+    """Warn (UserWarning) when the rows of ``block`` (N, d; NumPy) spread more than :data:`FACTOR`
+    times more or less than the model's training data: data of another preprocessing (raw 0-255
+    pixels for a model trained on [0, 1], say), whose codes mean nothing. Judged only on
+    blocks of at least :data:`MIN_ROWS` rows; never raises. Returns the ratio, or None.
+    """
+    import warnings
+
+    import numpy as np
+
+    energy = trained_energy(state)
+    if energy is None or not energy > 0 or block.shape[0] < MIN_ROWS:
+        return None
+    b = np.asarray(block, dtype=np.float64)
+    new = float(((b - b.mean(axis=0)) ** 2).sum(axis=1).mean())
+    ratio = math.sqrt(max(new, 0.0) / energy)
+    if not 1 / FACTOR <= ratio <= FACTOR:
+        warnings.warn(f"the rows to encode lie on average {ratio:.3g} times as far from their mean as the "
+                      "model's training data did: encode data preprocessed as the training data was "
+                      "(the same units and scaling); these codes mean little", UserWarning, stacklevel=3)
+    return ratio
