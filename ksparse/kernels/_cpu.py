@@ -149,6 +149,9 @@ def selector(z, b, n):
     bits, shift, mask = ek.int_view(z)
     keys, cols = ek.scratch(z, n)
     none = np.empty((0, z.shape[1]), dtype=z.dtype)
+    # a writable copy where b is read-only (a model loaded from a file): numba types read-only
+    # arrays apart, and would compile the whole selection again for them
+    b = np.require(b, dtype=z.dtype, requirements=["C", "W"])
 
     def select(c, lo, hi, index, value, out=None):
         ek.select_rows(z, bits, shift, mask, b, index, value, none if out is None else out, keys[c], cols[c],
