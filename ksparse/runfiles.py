@@ -79,6 +79,11 @@ def check_outputs(args, model_path):
     if args.resume is None and os.path.exists(model_path) and not args.overwrite:
         raise UserError(f"{model_path} already holds a model; add --overwrite to replace it "
                         "(or --resume to continue it)")
+    if args.resume is None and not args.overwrite:  # an earlier run's files without its model
+        earlier = [n for n in ("summary.json", "filters.png") if os.path.exists(os.path.join(args.out, n))]
+        if earlier:
+            raise UserError(f"--out {args.out} already holds {' and '.join(earlier)} of an earlier run (and "
+                            "no model.npz); add --overwrite to replace them, or give another --out")
     if (args.resume not in (None, True) and os.path.exists(model_path)
             and not (same_file(args.resume, model_path)
                      or os.path.abspath(args.resume) == os.path.abspath(model_path))):

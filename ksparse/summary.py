@@ -110,10 +110,11 @@ def brief(record):
     epochs = f"{record['n_iter']} epoch{'' if record['n_iter'] == 1 else 's'}"
     cfg = record["config"]  # score reconstructs from alpha k units (transform's), not training's k
     units = alpha_k(cfg["k"], cfg["alpha"], cfg["n_hidden"])
-    line = f"{epochs}, score {record['score']:.4g} (minus the MSE per element, from alpha k = {units} units)"
+    line = (f"{epochs}, score {record['score']:.4g} (minus the MSE per element, from the alpha k = {units} "
+            "largest units)")
     if last:
         line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
-    line += f", {record['wall_time_s']:.1f} s"
+    line += f"; {record['wall_time_s']:.1f} s in all"  # the whole run, the evaluation included
     if "features_test_error" in lr:
         line += (f"; logistic regression test error {lr['features_test_error']:.2%} on the "
                  f"{lr['n_active_features']}-sparse features vs {lr['raw_test_error']:.2%} on raw inputs")

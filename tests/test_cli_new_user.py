@@ -135,7 +135,8 @@ def test_values_whose_squares_overflow_float32_train_like_data_in_0_1(folder, ca
         capsys.readouterr()
         assert main(["train", *TINY, "--dataset", f"{name}.npy", "--out", name]) == 0
         out = capsys.readouterr().out
-        assert "score" in out and "from alpha k = 9 units" in out, out  # k 3, alpha 3: what score used
+        assert "score" in out and "from the alpha k = 9 largest units" in out, out  # k 3, alpha 3
+        assert "s in all" in out, out  # the whole run's time, not the last epoch's
         fvu[name] = json.loads((folder / name / "summary.json").read_text())["last_epoch"]["fvu"]
     assert fvu["big"] == pytest.approx(fvu["x01"], rel=1e-3)
 
@@ -386,3 +387,12 @@ def test_encoding_data_of_another_scale_says_so(folder, capsys):
     assert "ksparse: note: the rows to encode lie on average 1e+03 times as far" in err
     assert main(["encode", "run/model.npz", "X.npy", "H2.npy"]) == 0
     assert "times as far" not in capsys.readouterr().err
+
+
+def test_an_earlier_runs_summary_without_its_model_is_not_replaced_unasked(folder, capsys):
+    (folder / "stale").mkdir()
+    (folder / "stale" / "summary.json").write_text("keep")
+    argv = ["train", *TINY, "--dataset", "X.npy", "--out", "stale"]
+    one_error(argv, folder, capsys, "already holds summary.json of an earlier run", "--overwrite")
+    assert (folder / "stale" / "summary.json").read_text() == "keep"
+    assert main([*argv, "--overwrite"]) == 0 and (folder / "stale" / "model.npz").exists()
