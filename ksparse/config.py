@@ -291,8 +291,9 @@ class AutoencoderConfig(Config):
         "patches); 1 is the paper's single rate (paper=True uses 1)", low=0, high=1, low_open=True,
         legacy=1.0)
     momentum: float = option(0.9, "momentum of Eq. (11)", low=0, high=1, high_open=True)
-    sigma: float = option(0.01, "standard deviation of the Gaussian initial weights, Sec. 4.2.2",
-                          low=0)
+    sigma: float = option(0.01, "standard deviation of the Gaussian initial weights, Sec. 4.2.2 (> 0: "
+                          "with W = 0 every unit starts alike and the ties of top-k pick the same ones)",
+                          low=0, low_open=True)
     center: bool = option(False, "subtract the training mean from every input (stored with the model; "
                           "not in the paper; keeps more units alive on non-negative data)")
     paper: bool = option(False, "the paper's model on the raw inputs: turns off scale, pre_bias, "

@@ -44,6 +44,7 @@ def test_config_defaults_validate_and_round_trip():
     ("center", 1, "center must be True or False, got 1"),
     ("dtype", "float16", "dtype must be one of 'float32', 'float64', got 'float16'"),
     ("random_state", None, "random_state must be an integer >= 0, got None"),
+    ("sigma", 0, "sigma must be a finite number > 0, got 0.0"),  # W = 0: 98% of the units dead
 ])
 def test_each_bad_value_gives_one_message_naming_its_field(name, value, message):
     with pytest.raises(ConfigError) as info:
