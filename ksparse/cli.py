@@ -33,7 +33,7 @@ import numpy as np
 from ksparse import __version__
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
-from ksparse.io import path_argument
+from ksparse.io import check_folder_name, path_argument
 from ksparse.kernels.encode import alpha_k
 from ksparse.runfiles import (
     UserError,
@@ -257,6 +257,7 @@ def cmd_train(args):
                         "it); give one of them")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out {args.out!r} is a file; give a folder")
+    check_folder_name(args.out)
     model_path = os.path.join(args.out, "model.npz")
     fill_data_options(args)
     est, resume = _estimator(args, given(args, AutoencoderConfig), model_path)

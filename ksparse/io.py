@@ -392,6 +392,20 @@ def check_output_file(path, option):
     check_writable(os.path.dirname(os.path.abspath(path)), option + "'s folder")
 
 
+#: suffixes of the files the commands write or read: a folder to be made with one is a slip
+FILE_SUFFIXES = (".npz", ".npy", ".json", ".png", ".md", ".csv", ".txt", ".h5", ".hdf5")
+
+
+def check_folder_name(folder, option="--out"):
+    """Raise ValueError when ``folder``, an output folder that does not exist yet, is named like a
+    file (``--out model.npz`` made a folder called model.npz); an existing folder is taken as is."""
+    ext = os.path.splitext(os.path.normpath(os.fspath(folder)))[1].lower()
+    if ext in FILE_SUFFIXES and not os.path.exists(folder):
+        stem = os.path.splitext(os.path.normpath(os.fspath(folder)))[0]
+        raise ValueError(f"{option} {os.fspath(folder)!r} is the folder to write into, but it is named like "
+                         f"a {ext} file; give a folder, such as {stem!r}")
+
+
 def check_writable(folder, option="--out"):
     """Raise OSError unless files can be created in ``folder`` (made if missing), before any work.
 

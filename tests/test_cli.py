@@ -85,7 +85,7 @@ def test_train_on_npy_file_square_and_not(tmp_path, capsys):
         x = rng.normal(size=(150, d))
         data = tmp_path / name
         np.savez(data, X=x) if name.endswith(".npz") else np.save(data, x)
-        out = tmp_path / f"out{name}"
+        out = tmp_path / f"out_{name.replace('.', '_')}"  # a folder, not named like a file
         code, stdout, err = run(["train", *TINY, "--dataset", data, "--out", out, *shape], capsys)
         assert code == 0, err
         s = json.loads((out / "summary.json").read_text())

@@ -396,3 +396,12 @@ def test_an_earlier_runs_summary_without_its_model_is_not_replaced_unasked(folde
     one_error(argv, folder, capsys, "already holds summary.json of an earlier run", "--overwrite")
     assert (folder / "stale" / "summary.json").read_text() == "keep"
     assert main([*argv, "--overwrite"]) == 0 and (folder / "stale" / "model.npz").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", *TINY, "--dataset", "X.npy", "--out", "model.npz"],
+                                  ["reproduce", "table1", "--profile", "smoke", "--dataset", "digits",
+                                   "--out", "results.json"]])
+def test_an_output_folder_named_like_a_file_is_refused(folder, capsys, argv):
+    # --out model.npz made a folder called model.npz (new-user trial)
+    one_error(argv, folder, capsys, "named like a", "give a folder, such as")
+    assert not (folder / argv[-1]).exists()

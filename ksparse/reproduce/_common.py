@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ksparse.config import AutoencoderConfig
-from ksparse.io import atomic_write, check_writable, path_argument
+from ksparse.io import atomic_write, check_folder_name, check_writable, path_argument
 from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
@@ -119,6 +119,7 @@ def finish_args(args):
     for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{option} {folder!r} is a file; give a folder")
+        check_folder_name(folder, option)
         check_writable(folder, option)  # before any training: a folder that cannot be made or written
     for folder in (args.out, args.cache, args.results):
         path = os.path.abspath(folder)
