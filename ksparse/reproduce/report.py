@@ -35,8 +35,9 @@ ORDER = {"table1": ["raw", "rbm", "dropout", "denoising", "dropout_denoising", "
          "table3": ["no_pretrain", "dropout", "denoising", "shallow", "deep"]}
 
 
-def load_results(folder):
-    """Every result file of ``folder`` as ``{"meta", "result", "file"}``, sorted by file name."""
+def load_results(folder, skipped=None):
+    """Every result file of ``folder`` as ``{"meta", "result", "file"}``, sorted by file name; the
+    names of the other ``*.json`` files (no ``meta`` and ``result``) go to ``skipped`` when given."""
     results = []
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         try:
@@ -47,18 +48,9 @@ def load_results(folder):
                              "the file out of the folder") from None
         if isinstance(data, dict) and {"meta", "result"} <= set(data):
             results.append(dict(data, file=os.path.basename(path)))
+        elif skipped is not None:
+            skipped.append(os.path.basename(path))
     return results
-
-
-def other_files(folder):
-    """The ``*.json`` files of ``folder`` that are not result files (no ``meta`` and ``result``)."""
-    others = []
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not (isinstance(data, dict) and {"meta", "result"} <= set(data)):
-            others.append(os.path.basename(path))
-    return others
 
 
 def pct(x):
@@ -356,7 +348,8 @@ def main(argv):
     if not os.path.isdir(args.results):
         raise ValueError(f"--results {args.results!r} is not a folder; give the folder of result files "
                          "(OUT/results of a `ksparse reproduce` run)")
-    results = load_results(args.results)
+    skipped = []
+    results = load_results(args.results, skipped)
     if not results:
         raise ValueError(f"--results {args.results!r} holds no result files; run a `ksparse reproduce` "
                          "target first (its OUT/results)")
@@ -396,7 +389,6 @@ def main(argv):
     atomic_write(args.docs, lambda f: f.write(new.encode()))
     empty = [n for n in names if filled.get(n, NONE) == NONE]
     unused = [n for n in filled if filled[n] != NONE and names and n not in names]
-    skipped = other_files(args.results)
     if skipped:  # a row that vanished from a table should not go unexplained
         print(f"ksparse: note: {len(skipped)} .json file(s) in {args.results} are not result files (no "
               f"'meta' and 'result') and were left out: {', '.join(skipped)}", file=sys.stderr)

@@ -54,15 +54,16 @@ def check_same_data(state, stats):
                              "model on this data")
 
 
-#: rows needed before :func:`warn_other_scale` judges a block's spread
-MIN_ROWS = 10
+#: rows needed before :func:`warn_other_scale` judges a block's spread, and the most it reads
+MIN_ROWS, MAX_ROWS = 10, 1000
 
 
 def warn_other_scale(state, block):
-    """Warn (UserWarning) when the rows of ``block`` (N, d; NumPy) spread more than :data:`FACTOR`
-    times more or less than the model's training data: data of another preprocessing (raw 0-255
-    pixels for a model trained on [0, 1], say), whose codes mean nothing. Judged only on
-    blocks of at least :data:`MIN_ROWS` rows; never raises. Returns the ratio, or None.
+    """Warn (UserWarning) when the rows of ``block`` (N, d; NumPy; its first :data:`MAX_ROWS`)
+    spread more than :data:`FACTOR` times more or less than the model's training data: data of
+    another preprocessing (raw 0-255 pixels for a model trained on [0, 1], say), whose codes mean
+    nothing. Judged only on blocks of at least :data:`MIN_ROWS` rows; never raises. Returns the
+    ratio, or None.
     """
     import warnings
 
@@ -71,7 +72,7 @@ def warn_other_scale(state, block):
     energy = trained_energy(state)
     if energy is None or not energy > 0 or block.shape[0] < MIN_ROWS:
         return None
-    b = np.asarray(block, dtype=np.float64)
+    b = np.asarray(block[:MAX_ROWS], dtype=np.float64)  # a sample bounds the cost of every call
     new = float(((b - b.mean(axis=0)) ** 2).sum(axis=1).mean())
     ratio = math.sqrt(max(new, 0.0) / energy)
     if not 1 / FACTOR <= ratio <= FACTOR:

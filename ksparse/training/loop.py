@@ -38,6 +38,7 @@ from ksparse.training.stream import (
     column_stats,
     counted,
     is_streamed,
+    read_dtype,
     row_energy,
 )
 
@@ -165,8 +166,9 @@ def centered(x, state):
     Every input to the model goes through this (training, encoding, reconstruction error);
     the model's x_hat in the data's units is then ``(W z_k + b') s + x_mean``.
     """
-    if getattr(x, "dtype", None) == np.float16:  # rows read from a file: as an array in memory is
-        x = x.astype(np.float64)  # validated (ksparse.training.stream.read_dtype), not x / s in float16
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and read_dtype(dtype) != dtype:  # float16 rows read from a file: as in memory
+        x = x.astype(read_dtype(dtype))
     x = x if state.x_mean is None else np.asarray(x) - state.x_mean
     return x if state.scale == 1.0 else np.asarray(x) / state.scale
 

@@ -52,17 +52,16 @@ def check_rows(x, name="X"):
 
 
 def read_block(x, lo, hi):
-    """Rows lo:hi of ``x`` as a NumPy array (one read); float16 rows as float64 (:func:`read_dtype`)."""
+    """Rows lo:hi of ``x`` as a NumPy array (one read), in its own dtype."""
     block = x[lo:hi]
     if hasattr(block, "compute"):  # a Dask array
         block = block.compute()
-    block = np.asarray(block)
-    return block.astype(np.float64) if block.dtype == np.float16 else block
+    return np.asarray(block)
 
 
 def read_dtype(dtype):
-    """The dtype :func:`read_block` gives rows of ``dtype``: float16 becomes float64, as
-    scikit-learn's validation converts an array in memory, so that the model's arithmetic on
+    """The dtype the model computes on for rows of ``dtype`` read from a source: float16 becomes
+    float64, as scikit-learn's validation converts an array in memory, so that the arithmetic on
     a file read by rows is that on the same array in memory (in float16 it rounded x / s)."""
     return np.dtype(np.float64) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
 
