@@ -339,9 +339,12 @@ def cmd_encode(args):
         except ConfigError as e:
             if e.field != "alpha":
                 raise UserError(_option_error(e)) from None
-            fix = ("lower --alpha (k and n_hidden are the model's)" if e.fix is not None  # alpha*k > H
-                   else f"give a finite --alpha >= 1 (the model's is {est.alpha:g})")  # below 1, not finite
-            raise UserError(f"--alpha {e.rule}, got {e.value!r}; {fix}") from None
+            if e.among is not None:  # alpha*k > H: k and n_hidden are the model's, only --alpha is given
+                rule = e.rule.format_map({n: (f"--alpha {v!r}" if n == "alpha" else f"{n} = {v!r}")
+                                          for n, v in e.among.items()})
+                raise UserError(f"{rule}; lower --alpha (k and n_hidden are the model's)") from None
+            raise UserError(f"--alpha {e.rule}, got {e.value!r}; give a finite --alpha >= 1 (the model's "
+                            f"is {est.alpha:g})") from None  # below 1, not finite
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
     save_codes(args.output, est.state_, x, est.alpha, args.form)
@@ -386,7 +389,7 @@ def _fail(message):
 
 def _option_error(e):
     """A ConfigError of the estimator as the command line says it: ``--k-start must be ...``."""
-    return f"{flag(e.field)} {e.rule}, got {e.value!r}" + e.fix_text(flag)
+    return e.text(flag, lambda name, value: f"{flag(name)} {value!r}")  # a rule between options: each one
 
 
 def main(argv=None):

@@ -30,11 +30,25 @@ class ConfigError(KSparseError, ValueError):
     ``str(error)`` is ``"<field> <rule>, got <value>"``, then ``"; <fix>"`` when a ``fix`` is
     given: a template naming parameters as ``{k}`` (``"lower {k} or raise {n_hidden}"``). The
     command line rewrites the field and the fix's names as options (``--k-start must be ...``).
+
+    A rule between options (``alpha*k <= n_hidden``) gives ``among``, ``{name: value}`` of every
+    option it involves: ``rule`` is then the whole sentence, a template that names each of them
+    as ``{k}``, shown with its value (``k = 20``; on the command line ``--k 20``), so that the
+    message blames no one option of several.
     """
 
-    def __init__(self, field, rule, value, fix=None):
-        self.field, self.rule, self.value, self.fix = field, rule, value, fix
-        super().__init__(f"{field} {rule}, got {value!r}" + self.fix_text(lambda name: name))
+    def __init__(self, field, rule, value, fix=None, among=None):
+        self.field, self.rule, self.value, self.fix, self.among = field, rule, value, fix, among
+        super().__init__(self.text(lambda name: name))
+
+    def text(self, say, show=None):
+        """The message with each parameter named by ``say(name)``; in a rule between options each
+        one it involves is shown by ``show(name, value)`` (default ``"<say(name)> = <value>"``)."""
+        if self.among is None:
+            return f"{say(self.field)} {self.rule}, got {self.value!r}" + self.fix_text(say)
+        show = show or (lambda name, value: f"{say(name)} = {value!r}")
+        shown = {name: show(name, value) for name, value in self.among.items()}
+        return self.rule.format_map(shown) + self.fix_text(say)
 
     def fix_text(self, say):
         """``"; <fix>"`` with each parameter name written by ``say(name)``, or "" without a fix."""
@@ -322,15 +336,19 @@ class AutoencoderConfig(Config):
     random_state: int = option(0, "seed of the initial weights and of the minibatch order", low=0)
 
     def check_together(self):
-        if self.k > self.n_hidden:
-            raise ConfigError("k", f"must be <= n_hidden = {self.n_hidden}", self.k,
-                              fix="lower {k} or raise {n_hidden}")
+        if self.k > self.n_hidden:  # a rule between options: the message names both (ConfigError)
+            raise ConfigError("k", "k <= n_hidden is required (each sample keeps k of the n_hidden "
+                              "units), but {k} > {n_hidden}", self.k,
+                              fix=f"lower {{k}} or raise {{n_hidden}} to at least {self.k}",
+                              among={"k": self.k, "n_hidden": self.n_hidden})
         # alpha k rounded half up: the one rule, that of ksparse.kernels.encode.alpha_k
         ak = math.floor(self.alpha * self.k + 0.5)
         if ak > self.n_hidden:
-            raise ConfigError("alpha", f"must keep alpha*k <= n_hidden (alpha = {self.alpha}, k = {self.k}: "
-                              f"alpha*k = {ak} > n_hidden = {self.n_hidden})", self.alpha,
-                              fix="lower {k} or {alpha}, or raise {n_hidden}")
+            raise ConfigError("alpha", "alpha*k <= n_hidden is required (the features keep alpha*k of "
+                              f"the n_hidden units), but {{alpha}} and {{k}} give alpha*k = {ak} > "
+                              "{n_hidden}", self.alpha,
+                              fix=f"lower {{k}} or {{alpha}}, or raise {{n_hidden}} to at least {ak}",
+                              among={"alpha": self.alpha, "k": self.k, "n_hidden": self.n_hidden})
         if self.paper and self.c_aux:  # the paper's setting has no AuxK: it would be ignored
             raise ConfigError("c_aux", "must be 0 with paper=True (the paper's setting turns AuxK off; "
                               "use paper=False for it)", self.c_aux)

@@ -251,7 +251,7 @@ def test_classifier_predict_and_validation_refuse_complex(digits):
 
 def test_classifier_rejects_bad_settings():
     X, y = np.random.default_rng(0).random((20, 4)), np.arange(20) % 2
-    with pytest.raises(ValueError, match=r"alpha must keep alpha\*k <= n_hidden"):
+    with pytest.raises(ValueError, match=r"alpha\*k <= n_hidden is required .*alpha = 2.0 and k = 10"):
         KSparseClassifier(**dict(SMALL, k=10, alpha=2)).fit(X, y)
     with pytest.raises(ValueError, match="pretrain_max_iter must be an integer >= 1, got -1"):
         KSparseClassifier(**dict(SMALL, pretrain_max_iter=-1)).fit(X, y)

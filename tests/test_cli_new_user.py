@@ -110,10 +110,17 @@ def test_max_iter_0_is_refused_for_a_new_run_as_by_the_estimator(folder, capsys)
 
 
 def test_only_n_hidden_changed_names_alpha_k_and_the_three_fixes(folder, capsys):
-    # the defaults k = 20, alpha = 3 need n_hidden >= 60: the user changed only --n-hidden
-    one_error(["train", "--dataset", "X.npy", "--n-hidden", "50", "--out", "o"], folder, capsys,
-              "alpha*k <= n_hidden", "alpha = 3.0", "k = 20", "n_hidden = 50",
-              "lower --k or --alpha, or raise --n-hidden")
+    # the defaults k = 20, alpha = 3 need n_hidden >= 60: the user changed only --n-hidden, and the
+    # message began "--alpha must keep ...", blaming an option the user never gave (new-user trial)
+    err = one_error(["train", "--dataset", "X.npy", "--n-hidden", "50", "--out", "o"], folder, capsys,
+                    "alpha*k <= n_hidden is required",
+                    "--alpha 3.0 and --k 20 give alpha*k = 60 > --n-hidden 50",
+                    "lower --k or --alpha, or raise --n-hidden to at least 60")
+    assert not err.startswith("ksparse: error: --alpha")
+    # k alone above n_hidden names the rule and both options, with their values
+    one_error(["train", "--dataset", "X.npy", "--n-hidden", "10", "--out", "o"], folder, capsys,
+              "k <= n_hidden is required", "--k 20 > --n-hidden 10",
+              "lower --k or raise --n-hidden to at least 20")
 
 
 @pytest.mark.parametrize("name, how", [("ok.csv", "numpy.loadtxt('ok.csv', delimiter=',')"),

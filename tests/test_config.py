@@ -62,9 +62,13 @@ def test_wrong_types_are_type_errors_and_numpy_scalars_are_accepted():
 
 
 def test_fields_together():
-    with pytest.raises(ConfigError, match="k must be <= n_hidden = 10, got 11"):
+    with pytest.raises(ConfigError, match="k <= n_hidden is required .*, but k = 11 > n_hidden = 10") as e:
         AutoencoderConfig(n_hidden=10, k=11)
-    with pytest.raises(ConfigError, match=r"alpha must keep alpha\*k <= n_hidden"):
+    assert e.value.field == "k" and e.value.among == {"k": 11, "n_hidden": 10}
+    # one rule between three options: the message states the rule and every option's value
+    with pytest.raises(ConfigError, match=r"^alpha\*k <= n_hidden is required .*, but alpha = 3.0 and k = 5 "
+                       r"give alpha\*k = 15 > n_hidden = 10; lower k or alpha, or raise n_hidden "
+                       r"to at least 15$"):
         AutoencoderConfig(n_hidden=10, k=5, alpha=3)
 
 
@@ -118,7 +122,7 @@ def test_alpha_k_check_rounds_half_up_as_alpha_k():
     assert alpha_k(5, 2.5, 13) == 13 and AutoencoderConfig(n_hidden=13, k=5, alpha=2.5).alpha == 2.5
     with pytest.raises(ValueError):
         alpha_k(5, 2.5, 12)
-    with pytest.raises(ConfigError, match=r"alpha must keep alpha\*k <= n_hidden .*n_hidden = 12"):
+    with pytest.raises(ConfigError, match=r"alpha\*k <= n_hidden .*alpha\*k = 13 > n_hidden = 12"):
         AutoencoderConfig(n_hidden=12, k=5, alpha=2.5)
 
 

@@ -49,8 +49,12 @@ def _per_layer(value, n_layers, name):
 def _renamed(error, names):
     """``error`` (a ConfigError) with its field given the classifier's parameter name."""
     field = names.get(error.field, error.field)
-    fix = error.fix and error.fix.format_map(_Keep({k: "{" + v + "}" for k, v in names.items()}))
-    return type(error)(field, error.rule, error.value, fix=fix)
+    keep = _Keep({k: "{" + v + "}" for k, v in names.items()})
+    fix = error.fix and error.fix.format_map(keep)
+    if error.among is None:
+        return type(error)(field, error.rule, error.value, fix=fix)
+    among = {names.get(k, k): v for k, v in error.among.items()}  # a rule between options: its template too
+    return type(error)(field, error.rule.format_map(keep), error.value, fix=fix, among=among)
 
 
 class _Keep(dict):
