@@ -6,7 +6,9 @@ field, with the estimator's defaults). Bad input (a wrong option, bad data, a co
 file, an output that would replace an input or an earlier model, an output folder that
 cannot be written, an option that --paper would ignore, --resume on data of another scale) and a
 diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any
-file is written; a run that finished no new epoch leaves the model file as it was. Advice names
+file is written; a run that finished no new epoch leaves the model file as it was. ``reproduce``
+refuses the same way to replace an earlier run's result files, tables or figures unless given
+--resume (continue that run) or --overwrite. Advice names
 options as flags (``--lr 0.05``, ``--no-paper``). Ctrl-C (SIGINT) and SIGTERM save the last
 finished epoch atomically and exit with 130 and 143 (before any epoch: run the same command
 again); interrupted after training, ``train`` still writes its summary. Whenever a run that did
@@ -371,7 +373,8 @@ def cmd_reproduce(argv, received=None):
     except KeyboardInterrupt:
         if not argv or argv[0] in ("report", "-h", "--help"):
             raise
-        again = shlex.join(["ksparse", "reproduce", *argv, *([] if "--resume" in argv else ["--resume"])])
+        kept = [a for a in argv if a != "--overwrite"]  # the rerun continues what this one wrote
+        again = shlex.join(["ksparse", "reproduce", *kept, *([] if "--resume" in kept else ["--resume"])])
         stopped = "terminated" if received is not None and received.exit_code == 143 else "interrupted"
         print(f"ksparse: {stopped}; continue with: {again} (it skips the rows already written and continues "
               "each autoencoder's pre-training from its last finished epoch)", file=sys.stderr)

@@ -51,8 +51,8 @@ def test_table1_writes_one_result_file_per_row_and_a_table(out):
 
 
 def test_table1_reuses_cached_models(out):
-    before = sorted(os.listdir(os.path.join(out, "models")))
-    assert main(["table1", *SMOKE, "--out", out, "--rows", "raw,k25"]) == 0
+    before = sorted(os.listdir(os.path.join(out, "models")))  # --overwrite: these rows' files are there
+    assert main(["table1", *SMOKE, "--out", out, "--rows", "raw,k25", "--overwrite"]) == 0
     assert sorted(os.listdir(os.path.join(out, "models"))) == before
 
 

@@ -97,17 +97,31 @@ def parser(prog, description, profile_default="quick", **kwargs):
                    "minibatch order, not the validation split")
     p.add_argument("--seed", type=int, default=None, help="the same as --seeds S")
     p.add_argument("--resume", action="store_true",
-                   help="continue the pre-training of a stopped run from its checkpoint in the cache, "
-                   "and skip the rows whose result file this same code already wrote")
+                   help="continue the pre-training of a stopped run from its checkpoint in the cache; "
+                   "table1 and table3 skip the rows whose result file this same code already wrote (the "
+                   "figures are drawn, sweep's rows fine-tuned, again)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the result files, tables and figures an earlier run wrote for these rows "
+                   "and seeds (without it or --resume, a run whose files exist is refused); the models in "
+                   "--cache are reused either way")
     return p
 
 
-def finish_args(args):
+def finish_args(args, outputs=None, resume_does=None):
     """Create the output, results and cache folders and set ``args.seeds``; on ``--resume`` without
     ``--data-dir`` read the data folder the run recorded (:func:`record_data_dir`); return the
-    profile's settings."""
+    profile's settings.
+
+    ``outputs(args)`` lists the files the run will write (known once ``args.results`` and
+    ``args.seeds`` are set): unless ``--resume`` or ``--overwrite``, any of them that exists is
+    refused before any folder or file is made (:func:`check_overwrite`, ``resume_does`` saying
+    what --resume does with them).
+    """
     if args.seed is not None and args.seeds is not None:
         raise ValueError("give --seed S or --seeds S1 S2 ..., not both")
+    if args.overwrite and args.resume:  # one replaces the earlier run's files, the other continues the run
+        raise ValueError("--overwrite and --resume contradict each other (replace the earlier run's files or "
+                         "continue that run); give one of them")
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
     if min(args.seeds) < 0:  # a seed of the initial weights and of the split's shuffles: numpy wants >= 0
         raise ValueError(f"--seeds must be integers >= 0, got {min(args.seeds)}; give seeds such as 0 1 2")
@@ -120,6 +134,9 @@ def finish_args(args):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise ValueError(f"{option} {folder!r} is a file; give a folder")
         check_folder_name(folder, option)
+    if outputs is not None:
+        check_overwrite(args, outputs(args), resume_does)
+    for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
         check_writable(folder, option)  # before any training: a folder that cannot be made or written
     for folder in (args.out, args.cache, args.results):
         path = os.path.abspath(folder)
@@ -130,6 +147,25 @@ def finish_args(args):
     if args.dataset != "digits":  # the other data sets are read from the data folder
         record_data_dir(args)
     return dict(PROFILES[args.profile])
+
+
+def check_overwrite(args, paths, resume_does=None):
+    """Raise ValueError, unless ``args.resume`` or ``args.overwrite``, when any of ``paths`` (the
+    files a run will write) exists: a second run into the same folders replaced an earlier run's
+    result files and figures unasked. The message names the files (the first three and how many
+    more), --resume (which ``resume_does``: by default, keeps the rows already written) and
+    --overwrite. ``ksparse train`` refuses an existing model the same way."""
+    if args.resume or args.overwrite:
+        return
+    existing = [p for p in dict.fromkeys(paths) if os.path.lexists(p)]
+    if not existing:
+        return
+    named = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+    does = resume_does or "it keeps the rows whose result file this code already wrote and runs the others"
+    own = os.path.abspath(args.results) == os.path.abspath(os.path.join(args.out, "results"))
+    raise ValueError(f"an earlier run's files are in the way: {named} already exist; add --resume to "
+                     f"continue that run ({does}), or --overwrite to replace them, or give another "
+                     + ("--out" if own else "--out and --results"))
 
 
 MADE_FOLDERS = []  # folders finish_args created

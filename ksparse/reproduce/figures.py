@@ -244,6 +244,15 @@ def _fig3_rows(text):
     return text
 
 
+def outputs(name, args):
+    """The files a run of figure ``name`` writes: its images, OUT/NAME.json and its result files."""
+    rows = args.rows.split(",") if name == "fig3" else ["all"]
+    images = {"fig1": [f"fig1_k{k}.png" for k in FIG1_KS], "fig3": [f"fig3_{row}.png" for row in rows]}
+    return ([os.path.join(args.out, f) for f in images.get(name, [f"{name}.png"]) + [f"{name}.json"]]
+            + [_runs.result_path(args.results, name, args.profile, row, seed) for seed in args.seeds
+               for row in rows])
+
+
 def main(argv):
     """``ksparse reproduce fig1|fig3|fig4 --out DIR [--profile P] [--data-dir DIR] [--dataset D]``."""
     targets = {"fig1": fig1, "fig3": fig3, "fig4": fig4}
@@ -258,9 +267,10 @@ def main(argv):
                        help="comma-separated models to draw: paper (Sec. 4.2.2, raw patches, no "
                        "remedies), defaults (the library's defaults); default: both")
     args = p.parse_args(argv[1:])
-    prof = _common.finish_args(args)
-    if len(args.seeds) != 1:
+    if args.seeds is not None and len(args.seeds) != 1:
         raise ValueError(f"a figure is drawn for one seed; give --seed S (got --seeds {args.seeds})")
+    prof = _common.finish_args(args, lambda a: outputs(name, a),
+                               "it draws the figure again from the models in the cache")
     meta = _runs.run_meta(name, argv[1:], args.profile, args.seed)
     start = time.perf_counter()
     stats = targets[name](args, prof)

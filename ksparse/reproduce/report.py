@@ -17,6 +17,10 @@ A ``--docs`` file that does not exist or holds no block gets one block per table
 files support, each under a heading, after any text it held. With ``--check`` nothing is
 written; the exit code is 1 when the docs differ from what the result files give, so that a
 test can hold the docs to the data.
+
+Rewriting ``--docs`` is the report's purpose, so it takes no ``--overwrite`` (unlike the other
+targets, whose result files and figures it reads): only the report blocks change, every other
+line is kept, and the result files are only read (a ``--docs`` that is one of them is refused).
 """
 
 import glob
@@ -341,8 +345,9 @@ def main(argv):
     p.add_argument("--results", default=os.path.join("docs", "results"), type=_common.path_argument,
                    help="folder of result files (default: docs/results)")
     p.add_argument("--docs", default=os.path.join("docs", "results.md"), type=_common.path_argument,
-                   help="Markdown file (.md) with report blocks; written with every table the files "
-                   "support if it does not exist or holds no block (default: docs/results.md)")
+                   help="Markdown file (.md) with report blocks, rewritten in place: its blocks are "
+                   "replaced and every other line kept (no --overwrite needed); written with every table "
+                   "the files support if it does not exist or holds no block (default: docs/results.md)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the docs are out of date")
     args = p.parse_args(argv)
     if not os.path.isdir(args.results):

@@ -63,6 +63,12 @@ def sweep_row(key, prof, data, encoders, seed, lrs):
     return runs
 
 
+def _tag(args):
+    """The profile part of the result files' names: the profile, --defaults and --ft-epochs."""
+    return (args.profile + ("-defaults" if args.defaults else "")
+            + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
+
+
 def main(argv):
     """``ksparse reproduce sweep [--profile P] --out DIR [--rows R] [--lrs LR ...] [--seeds S ...]``."""
     args = _parser().parse_args(argv)
@@ -71,7 +77,9 @@ def main(argv):
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
     args.center = False
-    _common.finish_args(args)
+    _common.finish_args(args, lambda a: [_runs.result_path(a.results, "sweep", _tag(a), key, seed)
+                                         for seed in a.seeds for key in keys],
+                        "it continues the pre-training from the cache and fine-tunes every row again")
     prof = dict(table3.settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_epochs is not None:
         prof["ft_epochs"] = {k: (args.ft_epochs,) * len(v) for k, v in prof["ft_epochs"].items()}
@@ -83,8 +91,7 @@ def main(argv):
     for seed in args.seeds:
         made = {}
         for key in keys:
-            tag = (args.profile + ("-defaults" if args.defaults else "")
-                   + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
+            tag = _tag(args)
             meta = dict(_runs.run_meta("sweep", argv, tag, seed), settings=prof, data=data,
                         pretrain_defaults=args.defaults)
             start = time.perf_counter()

@@ -215,6 +215,12 @@ def run_row(key, args, prof, train, val, test, seed):
                                                "cpu": time.process_time() - cpu})
 
 
+def outputs(args, keys):
+    """The files a run writes: one result file per row and seed, and OUT/table1.md and .json."""
+    return ([_runs.result_path(args.results, "table1", args.profile, key, seed) for seed in args.seeds
+             for key in keys] + [os.path.join(args.out, name) for name in ("table1.md", "table1.json")])
+
+
 def main(argv):
     """``ksparse reproduce table1 [--profile P] --out DIR [--seeds S ...] [--rows R] [--resume]``."""
     p = _common.parser("table1", __doc__.splitlines()[0])
@@ -225,11 +231,11 @@ def main(argv):
                    "the k-sparse models on mean-subtracted inputs; k40d, k25d, k10d: the library's "
                    "defaults (data scale, pre-encoder bias, resampling)")
     args = p.parse_args(argv)
-    prof = _common.finish_args(args)
     keys = args.rows.split(",")
     unknown = set(keys) - {k for k, _, _ in ROWS}
     if unknown:
         raise ValueError(f"unknown rows {sorted(unknown)}; choose from {[k for k, _, _ in ROWS]}")
+    prof = _common.finish_args(args, lambda a: outputs(a, keys))
     _, train, val, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     data = {"dataset": args.dataset, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(test[0]),
             "val_split": _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"}

@@ -270,11 +270,22 @@ def _model_record(info):
             "history": thin(info.get("history"))}
 
 
+def _tag(args):
+    """The profile part of the result files' names: the profile and the options that change the rows."""
+    return (args.profile + ("-centred" if args.center else "") + ("-defaults" if args.defaults else "")
+            + (f"-lr{args.ft_lr:g}" if args.ft_lr else "")
+            + (f"-ft{args.ft_epochs}" if args.ft_epochs else ""))
+
+
+def outputs(args, keys):
+    """The files a run writes: one result file per row and seed, and OUT/table3.md and .json."""
+    return ([_runs.result_path(args.results, "table3", _tag(args), key, seed) for seed in args.seeds
+             for key in keys] + [os.path.join(args.out, name) for name in ("table3.md", "table3.json")])
+
+
 def run_seed(args, argv, prof, keys, arrays, data, seed):
     """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row."""
-    tag = (args.profile + ("-centred" if args.center else "") + ("-defaults" if args.defaults else "")
-           + (f"-lr{args.ft_lr:g}" if args.ft_lr else "")
-           + (f"-ft{args.ft_epochs}" if args.ft_epochs else ""))
+    tag = _tag(args)
     out, made = [], {}
     for key in keys:
         path = _runs.result_path(args.results, "table3", tag, key, seed)
@@ -304,16 +315,16 @@ def main(argv):
     known = [k for k, _, _ in ROWS[args.dataset]]
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
-    _common.finish_args(args)
     if args.defaults and args.center:
         raise ValueError("--defaults and --center are two ways to pre-train; give one (the defaults "
                          "already shift the inputs by a learned pre-encoder bias)")
+    if args.ft_epochs is not None and args.ft_epochs < 1:
+        raise ValueError(f"--ft-epochs must be at least 1, got {args.ft_epochs}")
+    _common.finish_args(args, lambda a: outputs(a, keys))  # last of the checks: files in the way
     prof = dict(settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_lr is not None:
         prof["ft_lr"] = args.ft_lr
     if args.ft_epochs is not None:
-        if args.ft_epochs < 1:
-            raise ValueError(f"--ft-epochs must be at least 1, got {args.ft_epochs}")
         prof["ft_epochs"] = {k: (args.ft_epochs,) * len(v) for k, v in prof["ft_epochs"].items()}
     arrays = load_split(args.dataset, args.data_dir, args.n_train or prof["n_train"], 0)
     data = {"dataset": args.dataset, "n_train": len(arrays[0][0]), "n_val": len(arrays[1][0]),
