@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ksparse.io import path_argument
+from ksparse.io import folder_argument, path_argument
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "benchmarks.json")
@@ -270,7 +270,7 @@ def parts_args(doc, argv, name, parts, seeds, add=None):
     p.add_argument("--data-dir", type=path_argument, default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
     p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
-    p.add_argument("--out", type=path_argument, default=os.path.join(ROOT, "docs"),
+    p.add_argument("--out", type=folder_argument, default=os.path.join(ROOT, "docs"),
                    help=f"folder for {name}.json and .md (default: docs)")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]

@@ -151,7 +151,7 @@ def figure(results, path):
 
 def main(argv=None):
     from ksparse.datasets import load_dataset
-    from ksparse.io import atomic_write, path_argument
+    from ksparse.io import atomic_write, folder_argument, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-train", type=int, default=10000, help="first N MNIST images (default: 10000)")
@@ -162,7 +162,7 @@ def main(argv=None):
     p.add_argument("--data-dir", type=path_argument, default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
     p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+    p.add_argument("--out", type=folder_argument, default=os.path.join(common.ROOT, "docs"),
                    help="folder for dead_units.json and figures/dead_units.png (default: docs)")
     p.add_argument("--replot", action="store_true", help="only redraw the figure from OUT/dead_units.json")
     args = p.parse_args(argv)

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from benchmarks import common, gpu_train
-from ksparse.io import path_argument
+from ksparse.io import folder_argument, path_argument
 
 D, LR, MOMENTUM = 784, 1e-4, 0.9
 STEP_SHAPES = [(N, H, k) for N in (128, 4096) for H in (1000, 4096, 16384) for k in (25, 64)]
@@ -308,10 +308,11 @@ def _args(argv):
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prepare", metavar="DIR", help="write MNIST and the CPU's first epochs to DIR; stop")
+    p.add_argument("--prepare", metavar="DIR", type=folder_argument,
+                   help="write MNIST and the CPU's first epochs to DIR; stop")
     p.add_argument("--data-dir", type=path_argument,
                    default=None, help="folder from --prepare (default: $KSPARSE_DATA)")
-    p.add_argument("--out", type=path_argument,
+    p.add_argument("--out", type=folder_argument,
                    default=None, help="also write gpu.json and benchmarks.md to this folder")
     p.add_argument("--load", metavar="FILE", help="store a gpu.json in docs/benchmarks.json, redraw the page")
     p.add_argument("--dry-run", action="store_true", help="every path on the CPU, tiny shapes, nothing saved")

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from benchmarks import common
-from ksparse.io import atomic_write
+from ksparse.io import atomic_write, same_file
 
 REFERENCE = "cpu_reference.json"
 
@@ -79,7 +79,10 @@ def cpu_reference(X, config, n_epochs):
 
 
 def prepare(folder, data_dir=None, n_epochs=3, dry=False):
-    """Copy MNIST into ``folder``/mnist and store the CPU's first epochs in ``folder``/cpu_reference.json."""
+    """Copy MNIST into ``folder``/mnist and store the CPU's first epochs in ``folder``/cpu_reference.json.
+
+    Each file is copied atomically; one that is already the file to copy (``folder`` is the data
+    folder itself) is left as it is, not copied onto itself."""
     from ksparse.datasets import data_dir as resolve
     from ksparse.datasets.mnist import FILES, locate_mnist
 
@@ -90,7 +93,11 @@ def prepare(folder, data_dir=None, n_epochs=3, dry=False):
         for path in locate_mnist(resolve(data_dir), download=False).values():
             name = os.path.basename(path)
             assert name.split(".")[0] in FILES.values(), path
-            shutil.copyfile(path, os.path.join(folder, "mnist", name))
+            target = os.path.join(folder, "mnist", name)
+            if same_file(path, target):  # --prepare into the data folder: the file is there already
+                continue
+            with open(path, "rb") as src:
+                atomic_write(target, lambda f, src=src: shutil.copyfileobj(src, f))
     X, _ = load(folder, dry)
     ref = cpu_reference(X, train_config(dry), 1 if dry else n_epochs)
     common.write_json(os.path.join(folder, REFERENCE), ref)

@@ -94,10 +94,10 @@ def markdown(results):
 
 
 def main(argv=None):
-    from ksparse.io import atomic_write, path_argument
+    from ksparse.io import atomic_write, folder_argument, path_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+    p.add_argument("--out", type=folder_argument, default=os.path.join(common.ROOT, "docs"),
                    help="folder for remedies.json and remedies.md (default: docs)")
     p.add_argument("--data-dir", type=path_argument, default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from benchmarks import common
-from ksparse.io import atomic_write
+from ksparse.io import atomic_write, path_argument
 
 D = 784
 
@@ -78,9 +78,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--gb", type=float, default=2.0, help="data size in units of 10^9 bytes (default 2)")
     p.add_argument("--max-iter", type=int, default=1, help="epochs of the training run (default 1)")
-    p.add_argument("--folder", default=None, help="where to put the temporary file (default: the system's)")
+    p.add_argument("--folder", default=None, type=path_argument,
+                   help="an existing folder to put the temporary file in (default: the system's)")
     p.add_argument("--no-save", action="store_true", help="do not write docs/rss.json")
     args = p.parse_args(argv)
+    if args.folder is not None and not os.path.isdir(args.folder):  # before the 2 GB are written
+        p.error(f"--folder {args.folder!r} is not a folder; give an existing folder for the temporary file")
     results = run(args.gb, args.max_iter, args.folder)
     print(json.dumps({k: results[k] for k in ("file_bytes", "rows", "train", "encode")}, indent=1))
     if not args.no_save:

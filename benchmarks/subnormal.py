@@ -83,9 +83,9 @@ def markdown(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from ksparse.io import path_argument
+    from ksparse.io import folder_argument, path_argument
 
-    parser.add_argument("--out", default="docs", type=path_argument,
+    parser.add_argument("--out", default="docs", type=folder_argument,
                         help="folder for subnormal.json and subnormal.md (default: docs)")
     parser.add_argument("--data-dir", default=None, type=path_argument,
                         help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")

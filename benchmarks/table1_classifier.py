@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import common
-from ksparse.io import path_argument
+from ksparse.io import folder_argument, path_argument
 
 # the protocols table1.select had before: (alphas, the C of the alpha sweep, the Cs, select_n, max_iter)
 OLD_GRID = ((1, 2, 3, 4), 10.0, (0.1, 1.0, 10.0, 100.0))
@@ -158,7 +158,7 @@ def main(argv=None):
                    help="result files of the run that made the models (the current protocol's numbers)")
     p.add_argument("--data-dir", type=path_argument, default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+    p.add_argument("--out", type=folder_argument, default=os.path.join(common.ROOT, "docs"),
                    help="folder for table1_classifier.json and .md (default: docs)")
     args = p.parse_args(argv)
     common.set_threads(1)

@@ -26,7 +26,7 @@ import shlex
 import time
 
 from benchmarks import common
-from ksparse.io import path_argument
+from ksparse.io import folder_argument, path_argument
 
 # name -> AutoencoderConfig changes on top of k25d's (the library defaults under the quick profile)
 CANDIDATES = {
@@ -131,9 +131,9 @@ def main(argv=None):
     p.add_argument("--data-dir", type=path_argument, default=None,
                    help="data folder (default: $KSPARSE_DATA, else ~/.cache/ksparse)")
     p.add_argument("--threads", type=int, default=1, help="BLAS and numba threads (default: 1)")
-    p.add_argument("--work", default=os.path.join("runs", "table1_defaults"),
+    p.add_argument("--work", type=folder_argument, default=os.path.join("runs", "table1_defaults"),
                    help="folder for the per-epoch checkpoints of the model being trained")
-    p.add_argument("--out", type=path_argument, default=os.path.join(common.ROOT, "docs"),
+    p.add_argument("--out", type=folder_argument, default=os.path.join(common.ROOT, "docs"),
                    help="folder for table1_defaults.json and .md (default: docs)")
     args = p.parse_args(argv)
     names = args.candidates.split(",")

@@ -398,12 +398,32 @@ FILE_SUFFIXES = (".npz", ".npy", ".json", ".png", ".md", ".csv", ".txt", ".h5", 
 
 def check_folder_name(folder, option="--out"):
     """Raise ValueError when ``folder``, an output folder that does not exist yet, is named like a
-    file (``--out model.npz`` made a folder called model.npz); an existing folder is taken as is."""
+    file (``--out model.npz`` made a folder called model.npz); an existing folder is taken as is.
+    The message begins with ``option`` (none when it is None: argparse names the option itself)."""
     ext = os.path.splitext(os.path.normpath(os.fspath(folder)))[1].lower()
     if ext in FILE_SUFFIXES and not os.path.exists(folder):
         stem = os.path.splitext(os.path.normpath(os.fspath(folder)))[0]
-        raise ValueError(f"{option} {os.fspath(folder)!r} is the folder to write into, but it is named like "
-                         f"a {ext} file; give a folder, such as {stem!r}")
+        raise ValueError(("" if option is None else f"{option} ") + f"{os.fspath(folder)!r} is the folder "
+                         f"to write into, but it is named like a {ext} file; give a folder, such as {stem!r}")
+
+
+def folder_argument(text):
+    """argparse's ``type`` for an option that names an output folder (made if missing):
+    :func:`path_argument`'s rule, then :func:`check_folder_name`'s (a folder to be made is not named
+    like a file), the rule of ``ksparse train --out`` and ``ksparse reproduce --out``; the scripts of
+    ``benchmarks/`` and ``reference/`` use it.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Which argparse reports as ``argument --out: 'r.json' is the folder to write into, ...``.
+    """
+    text = path_argument(text)
+    try:
+        check_folder_name(text, None)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def check_writable(folder, option="--out"):
