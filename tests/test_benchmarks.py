@@ -57,7 +57,7 @@ def test_step_targets_compare_with_the_issue():
         methods = {step.PRODUCT: {"ms": 1.0, "ratio": 1.0}, step.PASS: {"ms": 0.1},
                    step.STEP: {"ms": ms_step, "ratio": ms_step, "epoch_s": ms_step},
                    step.FIT: {"epoch_s": 1.05 * ms_step}, step.FIT_STEP: {"epoch_s": ms_step},
-                   "PyTorch TopK": {"ms": 8.0}}
+                   "PyTorch TopK": {"ms": 8.0, "ratio": 8.0}}
         return {"threads": threads, "N": 128, "H": 1000, "methods": methods, "busy": busy}
 
     rows = run_all.step_targets({"cases": [case(1, 1.7), case(2, 1.9)]})
@@ -66,7 +66,14 @@ def test_step_targets_compare_with_the_issue():
     assert ("2 thread(s), batch 128, H=1000: step at most 1.8× one product (floor 1.10×)", "1.90×",
             "**no**") in rows
     assert ("batch 128, H=1000: 2 threads not slower than 1", "0.89× faster", "**no**") in rows
-    assert any(t.endswith("PyTorch TopK's speed") and v == "4.71×" and ok == "yes" for t, v, ok in rows)
+    # the target as the step it asks for (PyTorch's 8x a product / 4), against the floor
+    assert ("1 thread(s), batch 128, H=1000: at least 4× PyTorch TopK's speed (a step of at most 2.00× one "
+            "product; floor 1.10×)", "4.71×", "yes") in rows
+    slow = case(1, 1.7)
+    slow["methods"]["PyTorch TopK"] = {"ms": 4.0, "ratio": 4.0}
+    below = run_all.step_targets({"cases": [slow]})
+    assert ("1 thread(s), batch 128, H=1000: at least 4× PyTorch TopK's speed (a step of at most 1.00× one "
+            "product (below the floor); floor 1.10×)", "2.35×", "**no**") in below
     assert ("1 thread(s), batch 128, H=1000: fit epoch at most 1.1× the sum of its steps", "1.05×",
             "yes") in rows
     own = case(2, 1.9)
