@@ -386,11 +386,11 @@ def cmd_reproduce(argv, received=None):
 
 def _resume_does(target):
     """What ``ksparse reproduce TARGET --resume`` does with a stopped run, as the Ctrl-C message says it."""
-    pretrain = ("continues each k-sparse autoencoder's training from its last finished epoch, other models "
-                "train again")
+    pretrain = ("continues each k-sparse autoencoder's training from its last finished epoch (other models "
+                "train again)")
     if target in ("fig1", "fig3", "fig4"):
-        return f"it {pretrain}, and draws the figure again"
-    return f"it skips the rows already written, {pretrain}"
+        return f"it {pretrain} and draws the figure again"
+    return f"it skips the rows already written and {pretrain}"
 
 
 def _fail(message):

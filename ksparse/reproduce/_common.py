@@ -100,7 +100,8 @@ def parser(prog, description, profile_default="quick", **kwargs):
                    help="continue a stopped run: each k-sparse autoencoder's training from its checkpoint "
                    "in the cache (other models train again); table1, table3 and sweep skip the rows whose "
                    "result file this same code already wrote, the figures are drawn again. A result file "
-                   "made with other settings (data set, options, profile) is refused, never mixed in")
+                   "made with other settings (another --dataset, option, or profile since changed) is "
+                   "refused, never kept nor replaced")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the result files, tables and figures an earlier run wrote for these rows "
                    "and seeds (without it or --resume, a run whose files exist is refused); the models in "
