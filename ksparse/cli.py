@@ -376,13 +376,21 @@ def cmd_reproduce(argv, received=None):
         kept = [a for a in argv if a != "--overwrite"]  # the rerun continues what this one wrote
         again = shlex.join(["ksparse", "reproduce", *kept, *([] if "--resume" in kept else ["--resume"])])
         stopped = "terminated" if received is not None and received.exit_code == 143 else "interrupted"
-        print(f"ksparse: {stopped}; continue with: {again} (it skips the rows already written and continues "
-              "each autoencoder's pre-training from its last finished epoch)", file=sys.stderr)
+        print(f"ksparse: {stopped}; continue with: {again} ({_resume_does(argv[0])})", file=sys.stderr)
         raise _Reported() from None
     except ModuleNotFoundError as e:
         if not (e.name or "").startswith("ksparse"):
             raise
         raise UserError(f"`ksparse reproduce` is not available in this install: {e}") from None
+
+
+def _resume_does(target):
+    """What ``ksparse reproduce TARGET --resume`` does with a stopped run, as the Ctrl-C message says it."""
+    pretrain = ("continues each k-sparse autoencoder's training from its last finished epoch (other models "
+                "train again)")
+    if target in ("fig1", "fig3", "fig4"):
+        return f"it {pretrain} and draws the figure again"
+    return f"it skips the rows already written and {pretrain}"
 
 
 def _fail(message):

@@ -97,9 +97,11 @@ def parser(prog, description, profile_default="quick", **kwargs):
                    "minibatch order, not the validation split")
     p.add_argument("--seed", type=int, default=None, help="the same as --seeds S")
     p.add_argument("--resume", action="store_true",
-                   help="continue the pre-training of a stopped run from its checkpoint in the cache; "
-                   "table1 and table3 skip the rows whose result file this same code already wrote (the "
-                   "figures are drawn, sweep's rows fine-tuned, again)")
+                   help="continue a stopped run: each k-sparse autoencoder's training from its checkpoint "
+                   "in the cache (other models train again); table1, table3 and sweep skip the rows whose "
+                   "result file this same code already wrote, the figures are drawn again. A result file "
+                   "made with other settings (another --dataset, option, or profile since changed) is "
+                   "refused, never kept nor replaced")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the result files, tables and figures an earlier run wrote for these rows "
                    "and seeds (without it or --resume, a run whose files exist is refused); the models in "
@@ -166,6 +168,35 @@ def check_overwrite(args, paths, resume_does=None):
     raise ValueError(f"an earlier run's files are in the way: {named} already exist; add --resume to "
                      f"continue that run ({does}), or --overwrite to replace them, or give another "
                      + ("--out" if own else "--out and --results"))
+
+
+def check_resume(args, paths, expected, ignore=()):
+    """On ``--resume``, raise ValueError when any of ``paths`` (the result files the run writes) that
+    exists was made with settings other than ``expected`` (:func:`_runs.differences`, which
+    skips the settings named in ``ignore``): the run
+    would keep it as finished, or replace it, as if it were one of its own rows.
+
+    The message names the file, the settings that differ, the command that made it (which
+    continues that run) and the ways forward: another ``--out`` (and ``--results``), or
+    ``--overwrite`` to replace it. Call it before any training.
+    """
+    if not args.resume:
+        return
+    for path in dict.fromkeys(paths):
+        if not os.path.lexists(path):
+            continue
+        differ = _runs.differences(path, expected, ignore)
+        if not differ:
+            continue
+        with open(path) as f:
+            command = json.load(f)["meta"].get("command")
+        own = os.path.abspath(args.results) == os.path.abspath(os.path.join(args.out, "results"))
+        shown = "; ".join(differ[:4]) + (f"; and {len(differ) - 4} more" if len(differ) > 4 else "")
+        raise ValueError(f"--resume would mix settings: {path} was made with other settings than this run's "
+                         f"({shown}); to continue that run, give its own options"
+                         + (f" ({command})" if command else "") + ", or to keep it give another "
+                         + ("--out" if own else "--out and --results")
+                         + ", or add --overwrite (instead of --resume) to replace it")
 
 
 MADE_FOLDERS = []  # folders finish_args created

@@ -101,7 +101,9 @@ def write_result(path, meta, record):
 def finished(path):
     """The record of ``path`` when it exists and was written by this very code, else None.
 
-    ``--resume`` skips such rows; a result of other code is run again (and overwritten).
+    ``--resume`` skips such rows; a result of other code is run again (and overwritten). The
+    run's settings are compared with the file's before any work
+    (:func:`ksparse.reproduce._common.check_resume`), so a row kept here has this run's settings.
     """
     if not os.path.isfile(path):
         return None
@@ -110,6 +112,51 @@ def finished(path):
     if data["meta"]["code"]["source_sha1"] != source_digest():
         return None
     return data["result"]
+
+
+def differences(path, expected, ignore=()):
+    """The settings in which the result file ``path`` differs from ``expected``, as readable lines.
+
+    ``expected`` maps names of the file's ``meta`` (or, where ``meta`` lacks one, ``result``)
+    entries to this run's values, e.g. ``{"settings": prof, "data": data, "lrs": [0.1, 1.0]}``;
+    a dict is compared entry by entry. A name the file does not record (files of older code)
+    is not compared, nor an entry of a dict named in ``ignore`` (settings this target does not
+    read). Returns ``[]`` when the file was made with these settings, else lines such
+    as ``"data.dataset: 'mnist' in the file, 'digits' in this run"``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is not a result file (not JSON with ``meta`` and ``result``).
+    """
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        found = dict(data["result"], **data["meta"])
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"--resume cannot tell with what settings {path} was made: it is not a result "
+                         f"file of `ksparse reproduce` ({type(e).__name__}: {e}); move it away, or add "
+                         "--overwrite (instead of --resume) to replace it") from None
+    here = json.loads(json.dumps(expected, default=jsonable))  # tuples as lists, as the file has them
+    out = []
+    for name, value in here.items():
+        if name not in found:
+            continue
+        there = found[name]
+        if isinstance(value, dict) and isinstance(there, dict):
+            pairs = [(f"{name}.{n}", there.get(n, _NONE), value.get(n, _NONE))
+                     for n in sorted(set(value) | set(there)) if n not in ignore]
+        else:
+            pairs = [(name, there, value)]
+        out += [f"{n}: {_shown(a)} in the file, {_shown(b)} in this run" for n, a, b in pairs if a != b]
+    return out
+
+
+_NONE = object()  # an entry one side does not record
+
+
+def _shown(value):
+    return "not recorded" if value is _NONE else repr(value)
 
 
 def jsonable(value):

@@ -5,7 +5,9 @@
 with :mod:`ksparse.plots`, and the numbers in ``DIR/figN.json`` and in the result file
 ``RESULTS/figN-PROFILE-all-seedS.json`` (fig3: ``RESULTS/fig3-PROFILE-ROW-seedS.json``,
 :mod:`ksparse.reproduce._runs`). A figure is drawn for one seed (default 0). Models are
-shared with ``table1`` through the cache (``--cache``, default ``DIR/models``).
+shared with ``table1`` through the cache (``--cache``, default ``DIR/models``). ``--resume``
+draws the figure again (continuing a stopped k-sparse autoencoder from its checkpoint); a
+result file made with other settings (e.g. another ``--dataset``) is refused.
 
 - Fig. 1: MNIST filters of k = 70, 40, 25, 10 (1000 hidden units), with each filter's
   spatial spread: smaller k should give larger, more global strokes.
@@ -249,8 +251,14 @@ def outputs(name, args):
     rows = args.rows.split(",") if name == "fig3" else ["all"]
     images = {"fig1": [f"fig1_k{k}.png" for k in FIG1_KS], "fig3": [f"fig3_{row}.png" for row in rows]}
     return ([os.path.join(args.out, f) for f in images.get(name, [f"{name}.png"]) + [f"{name}.json"]]
-            + [_runs.result_path(args.results, name, args.profile, row, seed) for seed in args.seeds
-               for row in rows])
+            + result_paths(name, args))
+
+
+def result_paths(name, args):
+    """The result files a run of figure ``name`` writes: one per fig3 row, else one (row ``all``)."""
+    rows = args.rows.split(",") if name == "fig3" else ["all"]
+    return [_runs.result_path(args.results, name, args.profile, row, seed) for seed in args.seeds
+            for row in rows]
 
 
 def main(argv):
@@ -270,11 +278,13 @@ def main(argv):
     if args.seeds is not None and len(args.seeds) != 1:
         raise ValueError(f"a figure is drawn for one seed; give --seed S (got --seeds {args.seeds})")
     prof = _common.finish_args(args, lambda a: outputs(name, a),
-                               "it draws the figure again from the models in the cache")
+                               "it draws the figure again from the models in the cache, continuing a stopped "
+                               "k-sparse autoencoder's training from its checkpoint")
+    data = "cifar10-patches" if name == "fig3" and args.dataset != "digits" else args.dataset
+    _common.check_resume(args, result_paths(name, args), {"settings": prof, "data": {"dataset": data}})
     meta = _runs.run_meta(name, argv[1:], args.profile, args.seed)
     start = time.perf_counter()
     stats = targets[name](args, prof)
-    data = "cifar10-patches" if name == "fig3" and args.dataset != "digits" else args.dataset
     meta.update(seconds=time.perf_counter() - start, settings=prof, data={"dataset": data})
     stats = {"profile": args.profile, "dataset": data, "seconds": meta["seconds"], "stats": stats}
     _runs.write_text(os.path.join(args.out, f"{name}.json"),

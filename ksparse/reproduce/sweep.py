@@ -11,7 +11,9 @@ shared with ``table3`` when the code and settings match), the fine-tuning uses t
 ``ksparse reproduce sweep --profile quick --rows shallow,no_pretrain --lrs 0.1 0.3 1 --out DIR``
 writes ``sweep-PROFILE-ROW-seedS.json`` (``PROFILE-ftE`` with ``--ft-epochs E``) per row and
 seed into ``--results``: for each lr the validation error per epoch, its minimum, and whether
-the run diverged; ``chosen_lr`` is the lr of the lowest validation error.
+the run diverged; ``chosen_lr`` is the lr of the lowest validation error. ``--resume`` keeps the
+rows this same code already wrote with these settings (``--lrs``, ``--ft-n-train``, ``--dataset``
+are in the file, not in its name: a file of other settings is refused).
 ``ksparse reproduce report`` tabulates them.
 """
 
@@ -69,6 +71,12 @@ def _tag(args):
             + ("" if args.ft_epochs is None else f"-ft{args.ft_epochs}"))
 
 
+def outputs(args, keys):
+    """The result files a run writes: one per row and seed."""
+    return [_runs.result_path(args.results, "sweep", _tag(args), key, seed) for seed in args.seeds
+            for key in keys]
+
+
 def main(argv):
     """``ksparse reproduce sweep [--profile P] --out DIR [--rows R] [--lrs LR ...] [--seeds S ...]``."""
     args = _parser().parse_args(argv)
@@ -77,9 +85,7 @@ def main(argv):
     if set(keys) - set(known):
         raise ValueError(f"unknown rows {sorted(set(keys) - set(known))}; choose from {known}")
     args.center = False
-    _common.finish_args(args, lambda a: [_runs.result_path(a.results, "sweep", _tag(a), key, seed)
-                                         for seed in a.seeds for key in keys],
-                        "it continues the pre-training from the cache and fine-tunes every row again")
+    _common.finish_args(args, lambda a: outputs(a, keys))
     prof = dict(table3.settings(args.profile, args.dataset), dataset=args.dataset)
     if args.ft_epochs is not None:
         prof["ft_epochs"] = {k: (args.ft_epochs,) * len(v) for k, v in prof["ft_epochs"].items()}
@@ -88,24 +94,36 @@ def main(argv):
     split = _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"
     data = {"dataset": args.dataset, "n_train": len(X), "n_finetune": n_ft, "n_val": len(val[0]),
             "n_test": 0, "val_split": split}
+    _common.check_resume(args, outputs(args, keys), {"settings": prof, "data": data, "lrs": list(args.lrs),
+                                                     "pretrain_defaults": args.defaults}, table3.UNREAD)
     for seed in args.seeds:
         made = {}
         for key in keys:
-            tag = _tag(args)
-            meta = dict(_runs.run_meta("sweep", argv, tag, seed), settings=prof, data=data,
-                        pretrain_defaults=args.defaults)
-            start = time.perf_counter()
-            encoders, infos = table3.encoders_for(args, prof, X, key, seed, made)
-            runs = sweep_row(key, prof, ((X[:n_ft], y[:n_ft]), val), encoders, seed, args.lrs)
-            meta["seconds"] = time.perf_counter() - start
-            finite = [r for r in runs if not r["diverged"]]
-            best = min(finite, key=lambda r: r["val_error"]) if finite else None
-            record = {**table3.row_label(key, prof), "lrs": list(args.lrs), "runs": runs,
-                      "chosen_lr": None if best is None else best["lr"],
-                      "ft_epochs": list(prof["ft_epochs"][key]),
-                      "pretrain_epochs": [i.get("epochs") for i in infos]}
-            _runs.write_result(_runs.result_path(args.results, "sweep", tag, key, seed), meta, record)
+            path = _runs.result_path(args.results, "sweep", _tag(args), key, seed)
+            record = _runs.finished(path) if args.resume else None
+            if record is not None:
+                log.info("%s seed %d: kept %s", key, seed, path)
+            else:
+                record = _sweep(args, argv, prof, key, seed, (X, y), val, n_ft, made, data, path)
             print(f"{key} seed {seed}: " + ", ".join(
                 f"lr {r['lr']:g}: " + ("diverged" if r["diverged"] else f"{100 * r['val_error']:.2f}%")
-                for r in runs) + f"; chosen {record['chosen_lr']}")
+                for r in record["runs"]) + f"; chosen {record['chosen_lr']}")
     return 0
+
+
+def _sweep(args, argv, prof, key, seed, train, val, n_ft, made, data, path):
+    """Pre-train (or load) row ``key``'s encoders, fine-tune once per lr, write and return its record."""
+    meta = dict(_runs.run_meta("sweep", argv, _tag(args), seed), settings=prof, data=data,
+                pretrain_defaults=args.defaults)
+    start = time.perf_counter()
+    X, y = train
+    encoders, infos = table3.encoders_for(args, prof, X, key, seed, made)
+    runs = sweep_row(key, prof, ((X[:n_ft], y[:n_ft]), val), encoders, seed, args.lrs)
+    meta["seconds"] = time.perf_counter() - start
+    finite = [r for r in runs if not r["diverged"]]
+    best = min(finite, key=lambda r: r["val_error"]) if finite else None
+    record = {**table3.row_label(key, prof), "lrs": list(args.lrs), "runs": runs,
+              "chosen_lr": None if best is None else best["lr"], "ft_epochs": list(prof["ft_epochs"][key]),
+              "pretrain_epochs": [i.get("epochs") for i in infos]}
+    _runs.write_result(path, meta, record)
+    return record

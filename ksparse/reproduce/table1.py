@@ -215,10 +215,11 @@ def run_row(key, args, prof, train, val, test, seed):
                                                "cpu": time.process_time() - cpu})
 
 
-def outputs(args, keys):
-    """The files a run writes: one result file per row and seed, and OUT/table1.md and .json."""
+def outputs(args, keys, tables=True):
+    """The files a run writes: one result file per row and seed, and (``tables``) OUT/table1.md and .json."""
     return ([_runs.result_path(args.results, "table1", args.profile, key, seed) for seed in args.seeds
-             for key in keys] + [os.path.join(args.out, name) for name in ("table1.md", "table1.json")])
+             for key in keys] + [os.path.join(args.out, name) for name in ("table1.md", "table1.json")
+                                                               if tables])
 
 
 def main(argv):
@@ -239,6 +240,7 @@ def main(argv):
     _, train, val, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     data = {"dataset": args.dataset, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(test[0]),
             "val_split": _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"}
+    _common.check_resume(args, outputs(args, keys, tables=False), {"settings": prof, "data": data})
     results = []
     for seed in args.seeds:
         for key in keys:

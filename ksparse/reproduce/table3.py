@@ -97,6 +97,12 @@ PROFILES = {
 }
 
 
+# Table 1's settings, in every profile through _common's, that no row of table3 or sweep reads:
+# a result file that differs only in them was made with this run's settings (logreg_C: the
+# classifier's single C of result files up to commit 33e56ad)
+UNREAD = (*_common.CLASSIFIER, "logreg_C", "rbm_epochs", "rbm_lr", "n_patches", "patch_epochs")
+
+
 def settings(profile, dataset):
     """The merged settings of a profile and a data set (the smoke profile shrinks the network)."""
     base = _common.PROFILES.get(profile, _common.PROFILES["quick"])
@@ -277,10 +283,11 @@ def _tag(args):
             + (f"-ft{args.ft_epochs}" if args.ft_epochs else ""))
 
 
-def outputs(args, keys):
-    """The files a run writes: one result file per row and seed, and OUT/table3.md and .json."""
+def outputs(args, keys, tables=True):
+    """The files a run writes: one result file per row and seed, and (``tables``) OUT/table3.md and .json."""
     return ([_runs.result_path(args.results, "table3", _tag(args), key, seed) for seed in args.seeds
-             for key in keys] + [os.path.join(args.out, name) for name in ("table3.md", "table3.json")])
+             for key in keys] + [os.path.join(args.out, name) for name in ("table3.md", "table3.json")
+                                                               if tables])
 
 
 def run_seed(args, argv, prof, keys, arrays, data, seed):
@@ -330,6 +337,10 @@ def main(argv):
     data = {"dataset": args.dataset, "n_train": len(arrays[0][0]), "n_val": len(arrays[1][0]),
             "n_test": len(arrays[2][0]), "val_split": _common.VAL_SPLIT if args.dataset == "mnist"
             else "digits: first quarter" if args.dataset == "digits" else "a stratified sixth (seed 0)"}
+    _common.check_resume(args, outputs(args, keys, tables=False), {"settings": prof, "data": data,
+                                                                   "center": args.center,
+                                                                   "pretrain_defaults": args.defaults},
+                         UNREAD)
     results = []
     for seed in args.seeds:
         results += run_seed(args, argv, prof, keys, arrays, data, seed)
