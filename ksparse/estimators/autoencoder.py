@@ -190,6 +190,10 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             For data with nothing to learn: fewer than 2 rows, or zero variance (every row
             the same; :func:`ksparse.training.loop.check_learnable`).
         ValueError
+            For data too large for ``dtype``: a scale (mean distance of a row to the mean) or
+            column mean within a factor 10 of its largest number, e.g. float32 data near 3.4e38
+            (:func:`ksparse.training.datacheck.check_representable`); rescale the data.
+        ValueError
             With ``resume_from``, for data whose spread (mean distance of a row to the mean)
             differs from the training data's by more than a factor 10
             (:func:`ksparse.training.datacheck.check_same_data`).
@@ -220,6 +224,17 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Before any update, the model left as it was: for data whose spread (mean distance
+            of a row to the mean) differs from that of the data the model has trained on by more
+            than a factor 10, such as raw 0-255 pixels after pixels in [0, 1]
+            (:func:`ksparse.training.datacheck.check_same_data`); for data too large for
+            ``dtype`` (:func:`ksparse.training.datacheck.check_representable`).
+        ksparse.training.loop.TrainingDiverged
+            As :meth:`fit`.
         """
         first = not hasattr(self, "state_")
         X = self._validate(X, reset=first)
@@ -232,8 +247,14 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             if now != built[name]:
                 raise ValueError(f"{name} changed from {built[name]!r} to {now!r} since the model "
                                  "was built; call fit to start a new one")
+        kept, epoch = state.config, state.epoch
         state.config = cfg.replace(max_iter=max(cfg.max_iter, state.epoch + 1))
-        return self._run(X, state, epochs=1)
+        try:
+            return self._run(X, state, epochs=1)
+        except ValueError:
+            if state.epoch == epoch:  # refused before any update (e.g. data of another scale): as it was
+                state.config = kept
+            raise
 
     # -- fitted attributes -----------------------------------------------------------
     @property

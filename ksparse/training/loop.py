@@ -28,7 +28,7 @@ from ksparse.errors import ModelFileError, not_2d, reject_complex, reject_nonfin
 from ksparse.nn.schedule import k_schedule, linear_lr
 from ksparse.training.bound import BoundedStep
 from ksparse.training.checkpoint import PARAM_NAMES, load_checkpoint, save_checkpoint
-from ksparse.training.datacheck import check_same_data
+from ksparse.training.datacheck import check_representable, check_same_data
 from ksparse.training.epoch import index_blocks, minibatches, run_epoch
 from ksparse.training.memory import check_memory
 from ksparse.training.steps import AutoencoderStep, StepSettings
@@ -474,6 +474,10 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
         On Ctrl-C (a KeyboardInterrupt), with the last good state.
     ValueError
         Before a fresh run, for fewer than 2 rows or data of zero variance (:func:`check_learnable`).
+        Before any run, for data too large for ``config.dtype``
+        (:func:`ksparse.training.datacheck.check_representable`); before continuing a ``state``
+        that has run epochs, for data whose spread differs from its training data's by more than
+        a factor 10 (:func:`ksparse.training.datacheck.check_same_data`).
 
     Notes
     -----
@@ -498,6 +502,7 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
     resumed = given_state and config is not None and state.epoch > 0  # a resume keeps every setting
     cfg = state.config
     stats = _data_stats(x)
+    check_representable(stats, cfg.dtype, read_dtype(getattr(x, "source", x).dtype))  # x / s: in this
     if state.epoch == 0:
         check_learnable(x, stats[1])
         default_batch = {f.name: f.default for f in dataclasses.fields(cfg)}["batch_size"]
@@ -505,8 +510,8 @@ def fit(x, config=None, state=None, device="cpu", callback=None, checkpoint_path
             warnings.warn(f"batch_size={cfg.batch_size} is more than the {x.shape[0]} rows of X: each epoch "
                           f"is one step on all of them (the default learning rate assumes the batch size "
                           f"given)", UserWarning, stacklevel=2)
-    if resumed:
-        check_same_data(state, stats)
+    if given_state and state.epoch > 0:  # a resumed checkpoint, or more epochs of a model (partial_fit)
+        check_same_data(state, stats, "resume" if resumed else "continue")
     step = _training_step(state, x, step, stats)  # sets the scale, b' and x_mean of a fresh run first
     xd, variance = _training_data(x, state, device, stats), stats[1]
     last_good = state.copy()
