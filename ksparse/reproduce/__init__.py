@@ -43,13 +43,14 @@ def main(argv):
     name, rest = argv[0], list(argv[1:])
     if name not in TARGETS:
         raise ValueError(f"unknown reproduce target {name!r}; choose one of {sorted(TARGETS)}")
-    from ksparse.reproduce import _common
+    from ksparse.reproduce import _common, _progress
 
     module = importlib.import_module(TARGETS[name][0])
     _common.MADE_FOLDERS.clear()
     _common.DATA_RECORD.clear()
     try:
-        return module.main([name] + rest) if module.__name__.endswith("figures") else module.main(rest)
+        with _progress.shown():  # a bar per model's epochs, a line per row or figure, on stderr
+            return module.main([name] + rest) if module.__name__.endswith("figures") else module.main(rest)
     except BaseException:  # bad input or missing data: leave no empty folder behind
         _common.remove_made_folders()
         raise

@@ -16,6 +16,7 @@ import numpy as np
 
 from ksparse.config import AutoencoderConfig
 from ksparse.io import atomic_write, check_folder_name, check_writable, path_argument
+from ksparse.reproduce import _progress as progress
 from ksparse.reproduce import _runs
 
 log = logging.getLogger("ksparse.reproduce")
@@ -82,7 +83,7 @@ def parser(prog, description, profile_default="quick", **kwargs):
     p = Parser(prog=f"ksparse reproduce {prog}", description=description, **kwargs)
     p.add_argument("--profile", choices=sorted(PROFILES), default=profile_default,
                    help="quick: 20 k-sparse epochs; long: 60; budget: 200; paper: Sec. 4.2.2 "
-                   "(5000 epochs); smoke: seconds, for tests")
+                   f"(5000 epochs); smoke: seconds, for tests (default: {profile_default})")
     p.add_argument("--out", required=True, type=path_argument, help="output folder (created)")
     p.add_argument("--results", default=None, type=path_argument,
                    help="folder for the per-run JSON files (default: OUT/results); "
@@ -102,6 +103,9 @@ def parser(prog, description, profile_default="quick", **kwargs):
                    "result file this same code already wrote, the figures are drawn again. A result file "
                    "made with other settings (another --dataset, option, or profile since changed) is "
                    "refused, never kept nor replaced")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (a bar per model's epochs, a line per model loaded and per "
+                   "row or figure finished); the closing 'wrote ...' line still goes to stdout")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the result files, tables and figures an earlier run wrote for these rows "
                    "and seeds (without it or --resume, a run whose files exist is refused); the models in "
@@ -125,6 +129,8 @@ def finish_args(args, outputs=None, resume_does=None):
         raise ValueError("--overwrite and --resume contradict each other (replace the earlier run's files or "
                          "continue that run); give one of them")
     args.seeds = args.seeds or [0 if args.seed is None else args.seed]
+    if args.quiet:
+        progress.quiet()
     if min(args.seeds) < 0:  # a seed of the initial weights and of the split's shuffles: numpy wants >= 0
         raise ValueError(f"--seeds must be integers >= 0, got {min(args.seeds)}; give seeds such as 0 1 2")
     args.seed = args.seeds[0]
@@ -348,7 +354,8 @@ def cached_model(cache, name, settings, train_fn):
             arrays = {n: f[n] for n in f.files if n != "meta"}
         log.info("loaded %s from %s", name, path)
         return arrays, dict(info, file=os.path.basename(path))
-    log.info("training %s (%s)", name, settings)
+    epochs = settings.get("max_iter", settings.get("n_iter"))
+    log.info("training %s", name, extra={"model": f"training {name}", "epochs": epochs})
     start, cpu = time.perf_counter(), time.process_time()
     out = train_fn(path[:-len(".npz")])
     arrays, info = out if isinstance(out, tuple) else (out, {})
@@ -357,6 +364,8 @@ def cached_model(cache, name, settings, train_fn):
                 code=_runs.code_version())
     meta = json.dumps(info, default=_runs.jsonable)
     atomic_write(path, lambda f: np.savez(f, meta=np.array(meta), **arrays))
+    log.info("trained %s: %s epochs in %.1f s, cached in %s", name, info["epochs"], seconds["wall"], path,
+             extra={"done": True})
     return arrays, dict(info, file=os.path.basename(path))
 
 
@@ -385,10 +394,11 @@ def train_autoencoder(X, config, stem, resume=False, callback=None):
             if os.path.isfile(path):
                 os.remove(path)
     else:
-        log.info("resuming %s at epoch %d of %d", ckpt, state.epoch, state.config.max_iter)
+        log.info("resuming %s at epoch %d of %d", ckpt, state.epoch, state.config.max_iter,
+                 extra={"at": state.epoch})
     resumed_at = 0 if state is None else state.epoch
     clock = _runs.EpochClock(times)
-    report = callback or _progress(f"k={config['k']}")
+    report = callback or epoch_log(f"k={config['k']}")
 
     def tick(record):
         clock.tick(record["epoch"])
@@ -437,19 +447,24 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
     settings = dict(config, method=kind, data=dataset, n=len(X))
 
     def train(stem):
-        state = fit_baseline(X, kind, config, callback=callback or _progress(kind), random_state=seed)
+        state = fit_baseline(X, kind, config, callback=callback or epoch_log(kind), random_state=seed)
         arrays = {n: np.asarray(a) for n, a in state.params.items()}
         return arrays, {"epochs": config["max_iter"], "history": getattr(state, "history", None)}
 
     return cached_model(cache, f"{kind}-{dataset}", settings, train)
 
 
-def _progress(name):
-    """A fit callback that logs each epoch's record."""
+def epoch_log(name):
+    """A fit callback that logs each epoch's record (shown as the model's bar, :mod:`._progress`)."""
     def callback(record):
         log.info("%s epoch %d: loss %.4g, dead %.3f, k %d", name, record["epoch"], record["loss"],
-                 record["dead_fraction"], record["k"])
+                 record["dead_fraction"], record["k"], extra=at_epoch(record))
     return callback
+
+
+def at_epoch(record):
+    """The ``extra`` of a log record that reports a finished epoch of a model (:mod:`._progress`)."""
+    return {"epoch": record.get("epoch")}
 
 
 def rbm_model(cache, X, prof, dataset, seed=0):

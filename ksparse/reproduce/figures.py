@@ -20,12 +20,15 @@ result file made with other settings (e.g. another ``--dataset``) is refused.
 """
 
 import json
+import logging
 import os
 import time
 
 import numpy as np
 
-from ksparse.reproduce import _common, _runs
+from ksparse.reproduce import _common, _progress, _runs
+
+log = logging.getLogger("ksparse.reproduce")
 
 FIG1_KS = (70, 40, 25, 10)
 FIG3_K = 50
@@ -155,8 +158,10 @@ def fig1(args, prof):
                                              args.dataset, args.seed, resume=args.resume)
         W = arrays["W"]
         used = _used(arrays, train[0], k)
-        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
-                    os.path.join(args.out, f"fig1_k{k}.png"), select="first", title=f"k = {k}")
+        path = os.path.join(args.out, f"fig1_k{k}.png")
+        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape, path, select="first",
+                    title=f"k = {k}")
+        log.info("fig1 k = %d: drew %s", k, path)
         spread = spatial_spread(W[:, used], shape)
         stats[f"k{k}"] = {"median_spread_px": float(np.median(spread)),
                           "fraction_local_spread_below_3px": float(np.mean(spread < 3.0)),
@@ -188,12 +193,16 @@ def fig3(args, prof):
                                                  resume=args.resume, paper=paper)
         except TrainingDiverged as e:  # a row that diverges is a result too: say so, draw the others
             stats[row] = {"paper_setting": paper, "diverged": str(e), "epochs": e.state.epoch}
+            log.info("fig3 %s: the model diverged at epoch %d; no figure for this row", row,
+                     e.state.epoch + 1)
             continue
         W = arrays["W"]
         used = _used(arrays, X, k)
         title = f"{FIG3_ROWS[row][0]}: k = {k}, {prof['n_hidden']} units, {X.shape[0]} patches"
-        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape,
-                    os.path.join(args.out, f"fig3_{row}.png"), select="first", title=title)
+        path = os.path.join(args.out, f"fig3_{row}.png")
+        filter_grid(_pick(W, used, 100, np.random.default_rng(args.seed)), shape, path, select="first",
+                    title=title)
+        log.info("fig3 %s: drew %s", row, path)
         stats[row] = dict({"n_patches": int(X.shape[0]), "d": int(X.shape[1]), "k": k, "paper_setting": paper,
                            "train_seconds": info["seconds"], "epochs": info["epochs"],
                            "dead_fraction_last_epoch": _last(info, "dead_fraction")},
@@ -231,6 +240,7 @@ def fig4(args, prof):
                       "mean_active_per_sample": float(np.mean((h != 0).sum(axis=1))),
                       "max_activity": float(acts[label].max()), "train_seconds": info["seconds"],
                       "epochs": info["epochs"]}
+        log.info("fig4 %s: %d test images encoded", key, len(test[0]))
     activity_histogram({label: acts[label] for _, label in FIG4_MODELS}, os.path.join(args.out, "fig4.png"),
                        title=f"Hidden activities, {len(test[0])} test images")
     return stats
@@ -294,5 +304,7 @@ def main(argv):
     for row, row_stats in rows.items():
         record = dict(stats, stats=row_stats, key=row)
         _runs.write_result(_runs.result_path(args.results, name, args.profile, row, args.seed), meta, record)
-    print(json.dumps(stats, indent=1, default=_runs.jsonable))
+    diverged = {f"fig3_{row}.png" for row, s in stats["stats"].items() if "diverged" in s}
+    written = [p for p in outputs(name, args) if name != "fig3" or os.path.basename(p) not in diverged]
+    print(_progress.wrote(written, args.results))
     return 0

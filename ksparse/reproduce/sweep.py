@@ -20,7 +20,7 @@ are in the file, not in its name: a file of other settings is refused).
 import logging
 import time
 
-from ksparse.reproduce import _common, _runs, table3
+from ksparse.reproduce import _common, _progress, _runs, table3
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -108,6 +108,7 @@ def main(argv):
             print(f"{key} seed {seed}: " + ", ".join(
                 f"lr {r['lr']:g}: " + ("diverged" if r["diverged"] else f"{100 * r['val_error']:.2f}%")
                 for r in record["runs"]) + f"; chosen {record['chosen_lr']}")
+    print(_progress.wrote(outputs(args, keys), args.results))
     return 0
 
 

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 
-from ksparse.reproduce import _common, _runs
+from ksparse.reproduce import _common, _progress, _runs
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -177,7 +177,7 @@ def select(key, feats, prof, train, evals, seed):
             F = _fit_features(feats, alpha, train, evals) if new else None
             for C in new:
                 fits[alpha, C] = _classify(F, alpha, C, train, evals, prof, seed, n_sel)
-                log.info("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, fits[alpha, C]["n_fit"],
+                log.debug("%s alpha=%s C=%g (n=%d): val %.4f", key, alpha, C, fits[alpha, C]["n_fit"],
                          fits[alpha, C]["val_error"])
         trials = [fits[a, C] for a in alphas for C in Cs]
         best = min(trials, key=lambda t: t["val_error"])
@@ -202,9 +202,10 @@ def select(key, feats, prof, train, evals, seed):
 def run_row(key, args, prof, train, val, test, seed):
     """Train (or load) one method, fit the classifiers (:func:`select`) and return the row's record."""
     feats, info = _features(key, args, prof, train, seed)
+    log.info("table1 %s seed %d: fitting the logistic regressions (alpha, C by validation error)", key, seed)
     start, cpu = time.perf_counter(), time.process_time()
     trials, full = select(key, feats, prof, train, [val, test], seed)
-    log.info("%s: alpha=%s C=%g: val %.4f test %.4f", key, full[0]["alpha"], full[0]["C"],
+    log.debug("%s: alpha=%s C=%g: val %.4f test %.4f", key, full[0]["alpha"], full[0]["C"],
              full[0]["val_error"], full[0]["test_error"])
     label, paper = next((label, paper) for k, label, paper in ROWS if k == key)
     model = {"seconds": info["seconds"], "epochs": info.get("epochs"), "file": info.get("file"),
@@ -255,6 +256,9 @@ def main(argv):
             record = run_row(key, args, prof, train, val, test, seed)
             meta["seconds"] = time.perf_counter() - start
             _runs.write_result(path, meta, record)
+            chosen = ("" if record["alpha"] is None else f"alpha {record['alpha']}, ") + f"C {record['C']:g}"
+            log.info("table1 %s seed %d: test error %s (%s), %.0f s; wrote %s", key, seed,
+                     _percent(record["test_error"]), chosen, meta["seconds"], path)
             results.append({"meta": meta, "result": record})
     from ksparse.reproduce import report
 
@@ -263,4 +267,9 @@ def main(argv):
     _runs.write_text(os.path.join(args.out, "table1.json"),
                      json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
+    print(_progress.wrote(outputs(args, keys), args.results))
     return 0
+
+
+def _percent(error):
+    return "n/a" if error is None else f"{100 * error:.2f}%"

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from ksparse.config import FinetuneConfig
-from ksparse.reproduce import _common, _runs
+from ksparse.reproduce import _common, _progress, _runs
 
 log = logging.getLogger("ksparse.reproduce")
 
@@ -149,7 +149,7 @@ def pretrain(args, prof, X, deep, seed=0):
 
     paper = not args.defaults
     arrays, info1 = _common.ksparse_model(args.cache, X, prof["k"], prof, args.dataset, seed,
-                                          callback=lambda r: log.info("AE 1 %s", _brief(r)),
+                                          callback=_epochs_of("AE 1"),
                                           center=args.center, resume=args.resume, paper=paper)
     # z = x W_enc + b_enc on raw x: the centring (W^T (x - m) + b = W^T x + (b - W^T m)) and,
     # with the library's defaults, the data scale and D9's pre-encoder bias folded in
@@ -165,7 +165,7 @@ def pretrain(args, prof, X, deep, seed=0):
     name = f"ksparse2-k{prof['k']}{'' if paper else 'd'}-{args.dataset}"
     arrays2, info2 = _common.cached_model(
         args.cache, name, settings2, lambda stem: _common.train_autoencoder(
-            codes, config, stem, args.resume, lambda r: log.info("AE 2 %s", _brief(r))))
+            codes, config, stem, args.resume, _epochs_of("AE 2")))
     return encoders + [(arrays2["W_enc"], arrays2["b_enc"])], infos + [info2]
 
 
@@ -175,7 +175,7 @@ def pretrain_baseline(args, prof, X, key, seed=0):
     kind = {"dropout": "dropout", "denoising": "denoising"}[key]
     arrays, info = _common.baseline_model(args.cache, X, kind, dict(prof, ae_epochs=prof["ae_epochs"][0]),
                                           args.dataset, seed,
-                                          callback=lambda r: log.info("AE %s %s", kind, _brief(r)))
+                                          callback=_epochs_of(f"AE {kind}"))
     return [(arrays["W"], arrays["b"])], [info]
 
 
@@ -193,6 +193,11 @@ def encoders_for(args, prof, X, key, seed, made):
         made["ksparse"] = pretrain(args, prof, X, key == "deep", seed)
     encoders, infos = made["ksparse"]
     return encoders[:n], infos[:n]
+
+
+def _epochs_of(label):
+    """A pre-training callback that logs each epoch's record (the model's progress bar)."""
+    return lambda r: log.info("%s %s", label, _brief(r), extra=_common.at_epoch(r))
 
 
 def _brief(record):
@@ -308,9 +313,9 @@ def run_seed(args, argv, prof, keys, arrays, data, seed):
         record = run_row(key, prof, arrays, row_encoders, seed)
         record["pretrain"] = [] if key == "no_pretrain" else [_model_record(i) for i in row_infos]
         meta["seconds"] = time.perf_counter() - start
-        log.info("%s seed %d: test error %.4f, val error %.4f", key, seed, record["test_error"],
-                 record["val_error"])
         _runs.write_result(path, meta, record)
+        log.info("table3 %s seed %d: test error %.4f, val error %.4f, %.0f s; wrote %s", key, seed,
+                 record["test_error"], record["val_error"], meta["seconds"], path)
         out.append({"meta": meta, "result": record})
     return out
 
@@ -351,4 +356,5 @@ def main(argv):
     _runs.write_text(os.path.join(args.out, "table3.json"),
                      json.dumps(results, indent=1, default=_runs.jsonable))
     print(table)
+    print(_progress.wrote(outputs(args, keys), args.results))
     return 0
