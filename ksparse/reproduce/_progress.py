@@ -41,7 +41,7 @@ class BarHandler(logging.Handler):
                 self.bar.refresh()
             if self.bar is not None and getattr(record, "epoch", None) is not None:
                 self.bar.n = record.epoch
-                self.bar.set_postfix_str(message[-60:], refresh=True)
+                self.bar.set_postfix_str(message[:70], refresh=True)
                 return
             if getattr(record, "done", False):
                 self._close(finished=True)
