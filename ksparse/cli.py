@@ -14,7 +14,10 @@ finished epoch atomically and exit with 130 and 143 (before any epoch: run the s
 again); interrupted after training, ``train`` still writes its summary. Whenever a run that did
 not finish saved a model, summary.json describes that model (its ``status``) and no filters.png
 of an earlier one remains; with --checkpoint-every that holds after each checkpoint too (a run
-killed outright), and --resume writes a summary that disagrees with the checkpoint again.
+killed outright) and once the finished model is saved, before the evaluation (``trained;
+evaluating``), and --resume writes a summary that disagrees with the checkpoint again. --resume
+keeps the run options that are not model settings (:data:`ksparse.runfiles.RUN_OPTIONS`),
+recorded in OUT/data.json, unless given again; a fresh run refuses another run's data.json.
 ``encode`` stops at the next block on either signal and leaves no OUTPUT. Output to a reader that
 has gone (``2>&1 | head -1``) is dropped silently: ``train``, ``encode`` and ``reproduce`` still
 finish, save and exit with their own code; ``info``, whose product is what it prints, ends quietly
@@ -82,7 +85,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tr = sub.add_parser("train", help="train a k-sparse autoencoder; write model, filters, summary",
                         description="Fit a KSparseAutoencoder (Sec. 2.2) and write model.npz, filters.png, "
-                        "summary.json and data.json (the data options, for --resume) to --out. The "
+                        "summary.json and data.json (the data and run options, for --resume) to --out. The "
                         "model's options have the estimator's names and defaults.")
     add_arguments(tr.add_argument_group("model and training (ksparse.config.AutoencoderConfig)"),
                   AutoencoderConfig)
@@ -97,7 +100,8 @@ def build_parser():
                      "on --resume, the folder the run read, recorded in OUT/data.json)")
     run.add_argument("--image-shape", default=None, metavar="HxW[xC]",
                      help="draw filters.png as images of this shape (default: the data set's, if any)")
-    run.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to train (default: cpu)")
+    run.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                     help="where to train (default: cpu; on --resume, the run's own)")
     run.add_argument("--out", default=os.path.join("runs", "ksparse"), type=path_argument,
                      help="output folder (default: runs/ksparse)")
     run.add_argument("--resume", nargs="?", const=True, default=None, type=path_argument,
@@ -108,10 +112,17 @@ def build_parser():
                      "a factor 10)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the model already in --out (without it, train refuses to overwrite one)")
-    run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                     help="also write OUT/model.npz every N epochs (default: 0, only at the end)")
-    run.add_argument("--no-logreg", action="store_true", help="skip the logistic-regression test errors")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                     help="also write OUT/model.npz every N epochs (default: 0, only at the end). On "
+                     "--resume, this option, --no-logreg, --quiet and --device default to the run's own, "
+                     "recorded in OUT/data.json")
+    run.add_argument("--no-logreg", action="store_true", default=None,
+                     help="skip the logistic-regression test errors")
+    run.add_argument("--logreg", dest="no_logreg", action="store_false", default=None,
+                     help="compute them (on --resume of a run given --no-logreg)")
+    run.add_argument("--quiet", action="store_true", default=None, help="no progress output")
+    run.add_argument("--no-quiet", dest="quiet", action="store_false", default=None,
+                     help="show progress (on --resume of a run given --quiet)")
     enc = sub.add_parser("encode", help="write the alpha*k features of a data matrix",
                          description="Write features h = supp_{alpha k}(W^T x + b) (Sec. 2.2) of each row of "
                          "INPUT to OUTPUT: KSparseAutoencoder.transform, block by block (a .npy INPUT is "
@@ -150,7 +161,14 @@ def _estimator(args, options, model_path):
         AutoencoderConfig.from_dict(options)  # every option checked before the data is read
         return KSparseAutoencoder(**options, **run), None
     path = model_path if args.resume is True else args.resume
-    return KSparseAutoencoder.load(path, args.device).set_params(**options, **run), path
+    try:
+        est = KSparseAutoencoder.load(path, args.device)
+    except ValueError as e:
+        if "device" not in args.run_from or not str(e).startswith("device 'gpu'"):
+            raise
+        raise UserError(f"{e} (the run's --device gpu, recorded in its data.json); to resume it here, "
+                        "give --device cpu") from None
+    return est.set_params(**options, **run), path
 
 
 def _check_run(est, resume, x, args):
@@ -293,6 +311,11 @@ def cmd_train(args):
         print(f"ksparse: note: {resume} has run all {est.max_iter} epochs; nothing to train (raise "
               "--max-iter to continue); the summary is written again", file=sys.stderr)
     record = {"train_time_s": time.perf_counter() - fit_started, "history": est.history_}
+    again = shlex.join(["ksparse", "train", "--out", args.out, "--resume"])
+    unfinished_run_files(est, args, "trained; evaluating", f"the model is finished (epoch {est.n_iter_} of "
+                         f"max_iter = {est.max_iter}) and was being evaluated; if no run is going on, it "
+                         f"was stopped without a word (killed) before the evaluation ended; evaluate it "
+                         f"with: {again}")
     try:
         _evaluate(est, ds, x, shape, args, record)
     except KeyboardInterrupt:  # the model is saved; keep what the evaluation had found

@@ -84,6 +84,7 @@ def check_outputs(args, model_path):
         if earlier:
             raise UserError(f"--out {args.out} already holds {' and '.join(earlier)} of an earlier run (and "
                             "no model.npz); add --overwrite to replace them, or give another --out")
+    _check_data_json(args, model_path)
     if (args.resume not in (None, True) and os.path.exists(model_path)
             and not (same_file(args.resume, model_path)
                      or os.path.abspath(args.resume) == os.path.abspath(model_path))):
@@ -91,6 +92,25 @@ def check_outputs(args, model_path):
                         f"there would replace; give another --out, or continue {model_path} itself "
                         "(--resume without a path)")
     check_writable(args.out)
+
+
+def _check_data_json(args, model_path):
+    """Unless --overwrite: an OUT/data.json beside no model this run continues belongs to another
+    run (or is not ours); refuse to write over it, unless it already says what this run would."""
+    path = os.path.join(args.out, "data.json")
+    continued = args.resume is not None and os.path.exists(model_path)
+    if args.overwrite or continued or not os.path.lexists(path):
+        return
+    try:
+        with open(path) as f:
+            if json.load(f) == data_record(args):  # the same run started again: nothing is lost
+                return
+    except (OSError, ValueError):
+        pass
+    fix = ("give another --out (--overwrite replaces it, but not with --resume)" if args.resume is not None
+           else "add --overwrite to replace it, or give another --out")
+    raise UserError(f"--out {args.out} already holds data.json of an earlier run (and no model.npz of "
+                    f"this run); {fix}")
 
 
 def image_shape(text):
@@ -166,6 +186,9 @@ def progress_bar(args, est, n_rows):
 #: the data options of ``train``, recorded in OUT/data.json so that --resume reads the same data
 DATA_OPTIONS = ("dataset", "data_dir", "image_shape")
 DEFAULT_DATASET = "digits"
+#: the run options of ``train`` that are not model settings, with their defaults: recorded in
+#: OUT/data.json beside the data options, so that --resume runs as the original command did
+RUN_OPTIONS = {"checkpoint_every": 0, "no_logreg": False, "quiet": False, "device": "cpu"}
 
 
 def _stat(path):
@@ -185,17 +208,10 @@ def record_data(args, model_path):
     by its absolute path, wherever it came from (--data-dir, $KSPARSE_DATA or the default), so that
     a resume reads the same files whatever its environment.
     """
-    from ksparse.datasets import BUNDLED, REGISTRY, data_dir
     from ksparse.io import atomic_write
 
     path, model = os.path.join(args.out, "data.json"), _stat(model_path)
-    data = {name: getattr(args, name) for name in DATA_OPTIONS}
-    if os.path.isfile(args.dataset):
-        data["dataset"] = os.path.abspath(args.dataset)
-    if args.dataset in REGISTRY and args.dataset not in BUNDLED:  # the folder the data was read from
-        data["data_dir"] = os.path.abspath(data_dir(args.data_dir))
-    elif args.data_dir:  # a resume may start elsewhere: the folder by its absolute path too
-        data["data_dir"] = os.path.abspath(args.data_dir)
+    data = data_record(args)
     try:
         with open(path, "rb") as f:
             before = f.read()
@@ -212,6 +228,32 @@ def record_data(args, model_path):
         else:
             atomic_write(path, lambda f: f.write(before))
     return undo
+
+
+def data_record(args):
+    """What :func:`record_data` writes to OUT/data.json: the data options (files and folders by
+    their absolute paths) and the run options (:data:`RUN_OPTIONS`), a dict."""
+    from ksparse.datasets import BUNDLED, REGISTRY, data_dir
+
+    data = {name: getattr(args, name) for name in DATA_OPTIONS}
+    if os.path.isfile(args.dataset):
+        data["dataset"] = os.path.abspath(args.dataset)
+    if args.dataset in REGISTRY and args.dataset not in BUNDLED:  # the folder the data was read from
+        data["data_dir"] = os.path.abspath(data_dir(args.data_dir))
+    elif args.data_dir:  # a resume may start elsewhere: the folder by its absolute path too
+        data["data_dir"] = os.path.abspath(args.data_dir)
+    return dict(data, **{name: getattr(args, name) for name in RUN_OPTIONS})
+
+
+def recorded_run(folder):
+    """The run options (:data:`RUN_OPTIONS`) a run in ``folder`` recorded in data.json; {} for a run
+    of an earlier version, which recorded none."""
+    try:
+        with open(os.path.join(folder, "data.json")) as f:
+            data = json.load(f)
+        return {k: data[k] for k in RUN_OPTIONS if k in data and isinstance(data[k], type(RUN_OPTIONS[k]))}
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def recorded_data(folder):
@@ -260,15 +302,20 @@ def _check_recorded_paths(args, folder):
 
 
 def fill_data_options(args):
-    """On --resume, take the data options not given on the command line from the run's folder;
-    the others keep their defaults. Sets ``args.data_from`` to what was filled in (a dict)."""
-    args.data_from = {}
+    """On --resume, take the data and run options not given on the command line from the run's
+    folder; the others keep their defaults. Sets ``args.data_from`` to the data options filled in
+    and ``args.run_from`` to the run options (dicts)."""
+    args.data_from, args.run_from = {}, {}
     if args.resume is not None:
         folder = args.out if args.resume is True else os.path.dirname(os.path.abspath(args.resume))
         args.data_from = {k: v for k, v in recorded_data(folder).items() if getattr(args, k) is None}
-        for name, value in args.data_from.items():
+        args.run_from = {k: v for k, v in recorded_run(folder).items() if getattr(args, k) is None}
+        for name, value in {**args.data_from, **args.run_from}.items():
             setattr(args, name, value)
         _check_recorded_paths(args, folder)
+    for name, default in RUN_OPTIONS.items():  # not given, not recorded (or no --resume)
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     args.data_defaulted = args.dataset is None
     if args.dataset is None:
         args.dataset = DEFAULT_DATASET

@@ -144,6 +144,8 @@ def finish_args(args, outputs=None, resume_does=None):
         check_folder_name(folder, option)
     if outputs is not None:
         check_overwrite(args, outputs(args), resume_does)
+    if args.dataset != "digits" and not (args.resume or args.overwrite):
+        check_data_json(args)
     for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
         check_writable(folder, option)  # before any training: a folder that cannot be made or written
     for folder in (args.out, args.cache, args.results):
@@ -240,14 +242,37 @@ def _files(folders, but):
     return found
 
 
+def _data_json(args):
+    """OUT/data.json's path and the bytes :func:`record_data_dir` writes there."""
+    from ksparse.datasets import data_dir
+
+    path = os.path.join(args.out, "data.json")
+    return path, json.dumps({"data_dir": os.path.abspath(data_dir(args.data_dir))}, indent=1).encode()
+
+
+def check_data_json(args):
+    """Raise ValueError when OUT/data.json exists and says other than what this run would record
+    (an earlier run's, which its --resume reads, or not ours): a run without --resume or
+    --overwrite replaced it silently."""
+    path, text = _data_json(args)
+    try:
+        with open(path, "rb") as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    raise ValueError(f"an earlier run's {path} is in the way (it does not record the data folder this run "
+                     "reads); add --resume to continue that run, or --overwrite to replace it, or give "
+                     "another --out")
+
+
 def record_data_dir(args):
     """Write the data folder this run reads (``--data-dir``, else ``$KSPARSE_DATA``, else
     ~/.cache/ksparse; by its absolute path) to OUT/data.json, where ``--resume`` finds it: a run
     continued in another environment reads the same files (or says the folder has gone)."""
-    from ksparse.datasets import data_dir
-
-    path = os.path.join(args.out, "data.json")
-    text = json.dumps({"data_dir": os.path.abspath(data_dir(args.data_dir))}, indent=1).encode()
+    path, text = _data_json(args)
     try:
         with open(path, "rb") as f:
             before = f.read()
