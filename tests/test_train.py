@@ -206,8 +206,10 @@ def test_center_survives_save_load_and_resume(digits, tmp_path):
     assert loaded.config.center is True
     resumed = train.fit(x, state=loaded)
     assert np.array_equal(resumed.params["W"], whole.params["W"])
-    other = train.fit(x[:10] + 5.0, state=train.load_state(tmp_path / "m.npz"))
+    other = train.fit(x[:10] + 0.1, state=train.load_state(tmp_path / "m.npz"))
     np.testing.assert_array_equal(other.x_mean, whole.x_mean)  # kept, not recomputed from new data
+    with pytest.raises(ValueError, match="mean lies"):  # data of another kind: refused, as on --resume
+        train.fit(x[:10] + 5.0, state=train.load_state(tmp_path / "m.npz"))
 
 
 def test_check_config_center_must_be_bool():
