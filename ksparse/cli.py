@@ -138,6 +138,9 @@ def build_parser():
                      help="dense (N, n_hidden) array; sparse CSR with alpha*k entries per row; or topk: "
                      "(N, alpha*k) column indices and values (default: dense)")
     enc.add_argument("--alpha", type=float, default=None, help="multiplier of k (default: the model's alpha)")
+    enc.add_argument("--coefficients", choices=("encoder", "least_squares"), default=None,
+                     help="the kept units' values: encoder (W^T x + b, Sec. 2.2) or least_squares (refit on "
+                     "that support to reconstruct x best, Eq. 3) (default: the model's coefficients)")
     enc.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (without it, "
                      "encode refuses to write over any file)")
     enc.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -372,8 +375,10 @@ def cmd_encode(args):
                             f"is {est.alpha:g})") from None  # below 1, not finite
     check_encode_output(args.model, args.input, args.output, args.form, args.overwrite)  # last: exists?
     ak = alpha_k(est.k, est.alpha, est.n_hidden)
-    save_codes(args.output, est.state_, x, est.alpha, args.form)
-    print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}), {ak} nonzero per row")
+    coefficients = args.coefficients or est.coefficients
+    save_codes(args.output, est.state_, x, est.alpha, args.form, coefficients)
+    print(f"wrote {args.output}: {x.shape[0]} x {est.n_hidden} codes ({args.form}, {coefficients} "
+          f"coefficients), {ak} nonzero per row")
     return 0
 
 

@@ -299,6 +299,12 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     def transform(self, X, output="dense"):
         """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), alpha k units per row.
 
+        With ``coefficients="least_squares"`` the support is the same and its values are those of
+        Eq. 3 (ITI's pseudo-inverse step, Sec. 3): the alpha k atoms' least-squares fit of the
+        input (:func:`ksparse.kernels.encode.least_squares_values`), so ``inverse_transform``
+        reconstructs better at the same sparsity, for one more product and alpha k x alpha k
+        solves per row.
+
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
@@ -318,8 +324,9 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
 
     def _encode(self, X, output="dense"):
         """transform on an already validated X."""
-        self.state_.config.replace(alpha=self.alpha)  # a bad alpha fails before any work, as a ConfigError
-        return _codes.encode_rows(self.state_, X, self.alpha, output)
+        # a bad alpha or coefficients fails before any work, as a ConfigError
+        self.state_.config.replace(alpha=self.alpha, coefficients=self.coefficients)
+        return _codes.encode_rows(self.state_, X, self.alpha, output, self.coefficients)
 
     def inverse_transform(self, X):
         """D3 in the data's units: x_hat = (W h + b') s (+ the mean if ``center``), from codes in any form.
@@ -340,7 +347,8 @@ class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         check_is_fitted(self, "state_")
         X = self._validate(X)
         if _codes.is_large(X):
-            total, n = _codes.squared_error_rows(self.state_, X, self.alpha)
+            self.state_.config.replace(alpha=self.alpha, coefficients=self.coefficients)
+            total, n = _codes.squared_error_rows(self.state_, X, self.alpha, self.coefficients)
             return -total / (n * X.shape[1])
         x_hat = _codes.decode_codes(self.state_, self._encode(X))
         return -float(np.mean((x_hat.astype(np.float64) - X) ** 2))

@@ -8,20 +8,31 @@ yields them block by block for writers that never hold them whole. :func:`decode
 is :meth:`KSparseAutoencoder.inverse_transform` for the three forms.
 """
 
+import functools
 import os
 
 import numpy as np
 from scipy import sparse
 
-from ksparse.backend import device_of, to_device, to_numpy
+from ksparse.backend import device_of, get_array_module, to_device, to_numpy
 from ksparse.blockio import write_npy_blocks, write_npz_blocks
 from ksparse.errors import reject_nonfinite
 from ksparse.io import check_codes_file, same_file
-from ksparse.kernels.encode import OUTPUTS, alpha_k, decode, default_block_rows, encode
+from ksparse.kernels.encode import (
+    OUTPUTS,
+    alpha_k,
+    decode,
+    default_block_rows,
+    encode,
+    gram,
+    least_squares_values,
+)
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
 from ksparse.training.datacheck import warn_other_scale
-from ksparse.training.loop import encoder_params, model_input, uncentered
+from ksparse.training.loop import encoder_params, model_input, remedies_in_force, uncentered
 from ksparse.training.stream import check_rows, is_streamed, read_block
+
+COEFFICIENTS = ("encoder", "least_squares")
 
 
 def check_rows_of(est, X, reset):
@@ -36,8 +47,11 @@ def check_rows_of(est, X, reset):
     return X
 
 
-def iter_codes(state, X, alpha, output="dense", block_rows=None):
+def iter_codes(state, X, alpha, output="dense", block_rows=None, coefficients="encoder"):
     """Yield ``(lo, codes of rows lo:lo+n)`` over ``X`` in order, each block as ``output`` gives it.
+
+    ``coefficients``: ``"encoder"`` (the values of W^T x + b on the support, Sec. 2.2) or
+    ``"least_squares"`` (Eq. 3 on that support, :func:`least_squares_codes`).
 
     For ``"sparse"`` a block is its ``(index, value)`` pair (the CSR arrays of those rows).
     """
@@ -45,17 +59,38 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None):
     rows = block_rows or max(default_block_rows(cfg.n_hidden), 4096)
     device = device_of(p["W"])
     form = "topk" if output == "sparse" else output
+    if coefficients not in COEFFICIENTS:
+        raise ValueError(f"coefficients must be one of {COEFFICIENTS}, got {coefficients!r}")
+    G = gram(p["W"]) if coefficients == "least_squares" else None
     for lo in range(0, X.shape[0], rows):
         xb = read_block(X, lo, min(X.shape[0], lo + rows))
         reject_nonfinite(xb, getattr(X, "path", None) or "X", lo)  # a file read by rows is named
         if lo == 0:  # data of another preprocessing: say so once (the first block)
             warn_other_scale(state, xb)
         xb = to_device(model_input(xb, state), device, dtype=cfg.dtype)  # (x - mean) / s - b' (D9)
-        codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
+        if coefficients == "least_squares":
+            codes = least_squares_codes(state, xb, alpha, form, G)
+        else:
+            codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))
 
 
-def encode_rows(state, X, alpha, output="dense"):
+def least_squares_codes(state, u, alpha, form, G):
+    """The encoder's support of each row of ``u`` (:func:`model_input`'s rows, on the device) with
+    the values of Eq. 3 (:func:`ksparse.kernels.encode.least_squares_values`), in ``form``."""
+    p, cfg = state.params, state.config
+    index, _ = encode(u, p["W"], p["b"], cfg.k, alpha, output="topk")
+    t = u if remedies_in_force(cfg, u.shape[1])["pre_bias"] else u - p["b_prime"]  # x s^-1 - b'
+    value = least_squares_values(t, p["W"], index, G)
+    if form == "topk":
+        return index, value
+    xp = get_array_module(p["W"])
+    h = xp.zeros((u.shape[0], cfg.n_hidden), dtype=value.dtype)
+    xp.put_along_axis(h, xp.asarray(index).astype(np.int64), value, axis=1)
+    return h
+
+
+def encode_rows(state, X, alpha, output="dense", coefficients="encoder"):
     """Sec. 2.2's codes of every row of ``X`` (in memory, streamed or Dask), in ``output``'s form.
 
     Returns
@@ -69,13 +104,16 @@ def encode_rows(state, X, alpha, output="dense"):
     ak = alpha_k(cfg.k, alpha, cfg.n_hidden)
     if is_dask_array(X):
         W_enc, b_enc = encoder_params(state)  # the centring, the scale and D9 folded in
-        return encode_dask(X.astype(cfg.dtype), W_enc, b_enc, cfg.k, alpha, output)
+        codes_of = None
+        if coefficients == "least_squares":  # each block through the in-memory path, the state sent once
+            codes_of = functools.partial(_block_codes, state, alpha, coefficients)
+        return encode_dask(X.astype(cfg.dtype), W_enc, b_enc, cfg.k, alpha, output, codes_of)
     N, H = X.shape[0], cfg.n_hidden
     if output == "dense":
         h = np.empty((N, H), dtype=cfg.dtype)
     else:
         index, value = np.empty((N, ak), np.int32 if H < 2**31 else np.int64), np.empty((N, ak), cfg.dtype)
-    for lo, codes in iter_codes(state, X, alpha, output):
+    for lo, codes in iter_codes(state, X, alpha, output, coefficients=coefficients):
         if output == "dense":
             h[lo:lo + codes.shape[0]] = codes
         else:
@@ -86,6 +124,11 @@ def encode_rows(state, X, alpha, output="dense"):
         return index, value
     indptr = np.arange(0, N * ak + 1, ak, dtype=np.int64 if N * ak >= 2**31 else index.dtype)
     return sparse.csr_array((value.ravel(), index.ravel(), indptr), shape=(N, H))
+
+
+def _block_codes(state, alpha, coefficients, xb, output):
+    """:func:`encode_rows` of one NumPy block (a Dask task)."""
+    return encode_rows(state, xb, alpha, output, coefficients)
 
 
 def decode_codes(state, codes):
@@ -108,10 +151,10 @@ def decode_codes(state, codes):
     return uncentered(to_numpy(decode(codes, p["W"], p["b_prime"])), state)  # (W h + b') s + x_mean
 
 
-def squared_error_rows(state, X, alpha):
+def squared_error_rows(state, X, alpha, coefficients="encoder"):
     """Sum over the rows of ``X`` of ||x_hat - x||^2 in float64, block by block, and the row count."""
     total = 0.0
-    for lo, codes in iter_codes(state, X, alpha, "topk"):
+    for lo, codes in iter_codes(state, X, alpha, "topk", coefficients=coefficients):
         xb = read_block(X, lo, lo + codes[0].shape[0]).astype(np.float64)
         total += float(((decode_codes(state, codes).astype(np.float64) - xb) ** 2).sum())
     return total, X.shape[0]
@@ -122,7 +165,7 @@ def is_large(X):
     return is_streamed(X) or is_dask_array(X)
 
 
-def save_codes(path, state, X, alpha, output="dense"):
+def save_codes(path, state, X, alpha, output="dense", coefficients="encoder"):
     """Encode ``X`` block by block and write the codes as they come; memory: one block.
 
     ``"dense"`` writes an (N, H) ``.npy``; ``"sparse"`` an ``.npz`` in the layout of
@@ -145,7 +188,7 @@ def save_codes(path, state, X, alpha, output="dense"):
                          "file")
     cfg = state.config
     N, H, ak = X.shape[0], cfg.n_hidden, alpha_k(cfg.k, alpha, cfg.n_hidden)
-    blocks = (codes for _, codes in iter_codes(state, X, alpha, output))
+    blocks = (codes for _, codes in iter_codes(state, X, alpha, output, coefficients=coefficients))
     if output == "dense":
         return write_npy_blocks(path, cfg.dtype, (N, H), blocks)
     index_type = np.int32 if H < 2**31 else np.int64

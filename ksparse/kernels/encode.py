@@ -279,3 +279,66 @@ def _decode_topk_device(index, value, W, b_prime):
         sl = slice(lo, lo + rows)
         x_hat[sl] = xp.einsum("nm,nmd->nd", value[sl], WT[index[sl]]) + b_prime
     return x_hat
+
+
+#: the ridge of :func:`least_squares_values`, relative to the mean squared norm of the atoms
+LSTSQ_RIDGE = 1e-8
+
+
+def gram(W):
+    """W^T W in float64, shape (H, H): the atoms' inner products, for :func:`least_squares_values`."""
+    W = get_array_module(W).asarray(W, dtype=np.float64)
+    return W.T @ W
+
+
+def least_squares_values(t, W, index, G=None):
+    """Eq. 3 on each row's support: the values that reconstruct ``t`` best from the atoms ``index``.
+
+    The pseudo-inverse step of ITI (Eqs. 2-3, Sec. 3): with the support Gamma_i = ``index[i]``
+    that the encoder chose (:func:`encode`, ``output="topk"``), the values
+
+        v_i = argmin_v ||t_i - W[:, Gamma_i] v||^2 = (W_Gamma^T W_Gamma + lambda I)^-1 W_Gamma^T t_i,
+
+    solved from the normal equations in float64 with a ridge lambda = :data:`LSTSQ_RIDGE` times
+    the mean squared norm of the support's atoms, so that a support whose atoms are linearly
+    dependent still has one answer (the minimum-norm one, to about 1e-8 relative). The Gram
+    matrices are gathered from ``G = W^T W`` (:func:`gram`) and W_Gamma^T t_i from one product
+    t W, so a block costs one product, N (alpha k)^2 gathers and N small solves.
+
+    Parameters
+    ----------
+    t : array, shape (N, d)
+        The targets in the model's units: the input centred, divided by the scale, minus b'
+        (what D3's ``W h`` must reconstruct).
+    W : array, shape (d, H)
+        The decoder's atoms as columns.
+    index : int array, shape (N, m)
+        Each row's support (m = alpha k distinct units).
+    G : array, shape (H, H), optional
+        ``gram(W)``, to reuse across blocks.
+
+    Returns
+    -------
+    value : array, shape (N, m), W's dtype, on W's device (NumPy or CuPy)
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes.
+    """
+    xp = get_array_module(W)
+    d, H = W.shape
+    if t.ndim != 2 or t.shape[1] != d or index.ndim != 2 or index.shape[0] != t.shape[0]:
+        raise ValueError(f"t must be (N, d), W (d, H) and index (N, m) with matching N and d; got "
+                         f"{tuple(t.shape)}, {W.shape} and {tuple(index.shape)}")
+    G = gram(W) if G is None else G
+    idx = xp.asarray(index).astype(np.int64, copy=False)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= H):
+        raise ValueError(f"index must lie in [0, {H}) (the units of W)")
+    c = xp.take_along_axis(xp.asarray(t, dtype=np.float64) @ xp.asarray(W, dtype=np.float64), idx, axis=1)
+    Gs = G[idx[:, :, None], idx[:, None, :]]  # (N, m, m): W_Gamma^T W_Gamma of every row
+    m = idx.shape[1]
+    diag = xp.arange(m)
+    ridge = LSTSQ_RIDGE * xp.maximum(Gs[:, diag, diag].mean(axis=1), xp.finfo(np.float64).tiny)
+    Gs[:, diag, diag] += ridge[:, None]
+    return xp.linalg.solve(Gs, c[:, :, None])[:, :, 0].astype(W.dtype)

@@ -16,12 +16,14 @@ def is_dask_array(x):
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "to_delayed")
 
 
-def _encode_block(xb, params, k, alpha, output):
+def _encode_block(xb, params, k, alpha, output, codes_of):
+    if codes_of is not None:
+        return codes_of(np.asarray(xb), output)
     W, b = params
     return encode(np.asarray(xb), W, b, k, alpha, output=output)
 
 
-def encode_dask(X, W, b, k, alpha=1.0, output="dense"):
+def encode_dask(X, W, b, k, alpha=1.0, output="dense", codes_of=None):
     """Sec. 2.2 on a Dask array: h = supp_{alpha k}(W^T x + b), lazily, one task per block of rows.
 
     Parameters
@@ -33,6 +35,10 @@ def encode_dask(X, W, b, k, alpha=1.0, output="dense"):
     k : int
     alpha : float >= 1, default 1
     output : {"dense", "topk"}, default "dense"
+    codes_of : callable, optional
+        ``codes_of(block, output)`` gives a NumPy block's codes in place of ``encode`` with
+        ``W`` and ``b`` (which still give the shapes), e.g. the estimator's least-squares codes;
+        it enters the graph once, as the weights do.
 
     Returns
     -------
@@ -56,7 +62,8 @@ def encode_dask(X, W, b, k, alpha=1.0, output="dense"):
     ak = alpha_k(k, alpha, H)
     X = X.rechunk({1: -1})
     params = dask.delayed((np.asarray(W), np.asarray(b)), pure=True)
-    tasks = [dask.delayed(_encode_block, pure=True)(block, params, k, alpha, output)
+    codes_of = None if codes_of is None else dask.delayed(codes_of, pure=True)
+    tasks = [dask.delayed(_encode_block, pure=True)(block, params, k, alpha, output, codes_of)
              for block in X.to_delayed().ravel()]
     blocks = list(zip(tasks, X.chunks[0], strict=True))
 
