@@ -12,8 +12,10 @@ MNIST test images coded with k = 25 non-zeros:
   one run per budget (B/10, B/3 and B), each using its whole budget: the first epoch is timed,
   the schedules span the epochs expected to fit, and epochs go on while another fits
   (:func:`ksparse_budget_run`). Test codes by its own encoder, the k largest of
-  x W_enc + b_enc, decoded as (z_k W^T + b') s; as a second row, batch OMP with k atoms on
-  the same (unit-normed) dictionary, coding x - s b';
+  x W_enc + b_enc, decoded as (z_k W^T + b') s; as a second row, the same support with the
+  values of Eq. 3 (``coefficients="least_squares"``: the least-squares fit of x - s b' by those
+  k atoms); as a third, batch OMP with k atoms on the same (unit-normed) dictionary, coding
+  x - s b';
 - scikit-learn ``MiniBatchDictionaryLearning``: ``partial_fit`` over minibatches, codes by
   OMP with k non-zeros (``transform_algorithm="omp"``);
 - ``reference.ksvd.ksvd``: approximate K-SVD (Rubinstein et al. 2008), one iteration per
@@ -34,6 +36,7 @@ from benchmarks.encode import mnist
 from ksparse.plots import save_figure
 
 H, K = 256, 25
+LSQ = "ksparse, least-squares coefficients"  # the row of coefficients="least_squares" (Eq. 3)
 
 
 # The clock of every budget: the process's CPU time. With one thread in every pool it is the
@@ -123,9 +126,10 @@ def ksparse_budget_run(X, budget_s, config=None, device="cpu", clock=time.proces
 
 def ksparse_errors(state, X_eval):
     """Test MSE per pixel (data units) of a ksparse model: its own encoder (k units,
-    ``supp_k(x W_enc + b_enc)``, decoded with D3 times s), and batch OMP with k atoms on its
+    ``supp_k(x W_enc + b_enc)``, decoded with D3 times s), the same support with Eq. 3's
+    least-squares values (``coefficients="least_squares"``), and batch OMP with k atoms on its
     unit-normed dictionary (coding x - s b', then adding s b' back)."""
-    from ksparse.estimators.codes import decode_codes
+    from ksparse.estimators.codes import decode_codes, encode_rows
     from ksparse.kernels.encode import encode
     from ksparse.training.loop import encoder_params
     from reference.omp import batch_omp
@@ -133,13 +137,15 @@ def ksparse_errors(state, X_eval):
     W_enc, b_enc = encoder_params(state)
     x_hat = decode_codes(state, encode(X_eval.astype(W_enc.dtype), W_enc, b_enc, K))
     own = np.mean((np.asarray(x_hat, dtype=np.float64) - X_eval) ** 2)
+    codes = encode_rows(state, X_eval, 1.0, "topk", coefficients="least_squares")
+    lsq = np.mean((np.asarray(decode_codes(state, codes), dtype=np.float64) - X_eval) ** 2)
     W = np.asarray(state.params["W"], dtype=np.float64)
     W = W / np.maximum(np.linalg.norm(W, axis=0), 1e-12)
     shift = state.scale * np.asarray(state.params["b_prime"], dtype=np.float64)
     if state.x_mean is not None:
         shift = shift + state.x_mean
     z = batch_omp(X_eval - shift, W, K)[0]
-    return float(own), float(np.mean((z @ W.T + shift - X_eval) ** 2))
+    return float(own), float(lsq), float(np.mean((z @ W.T + shift - X_eval) ** 2))
 
 
 def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
@@ -151,14 +157,15 @@ def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
     -------
     runs : list of dict
         Per budget: ``budget_s``, ``epochs``, ``seconds`` (training time spent),
-        ``schedule_length``, and the test MSE of its own encoder and of OMP codes.
-    curves : (own, omp)
+        ``schedule_length``, and the test MSE of its own encoder (``own``), with least-squares
+        coefficients (``lsq``) and of OMP codes (``omp``).
+    curves : (own, lsq, omp)
         [(seconds, error)] of the longest run, at geometrically spaced times and at its end.
     """
     from ksparse.training.loop import fit
 
     fit(X[:256], {"n_hidden": H, "k": K, "max_iter": 1}, device=device)  # compile the kernels, off the clock
-    runs, own, omp, points = [], [], [], []
+    runs, own, lsq, omp, points = [], [], [], [], []
 
     def evaluate(state, t):  # the longest run's curve at geometrically spaced times, off the clock
         if not points or t >= 1.25 * points[-1][0]:
@@ -172,9 +179,10 @@ def ksparse_runs(X, X_eval, marks, device="cpu", clock=time.process_time):
             points.append((spent, ksparse_errors(state, X_eval)))  # the run's end is on the curve
         errors = points[-1][1] if b == max(marks) else ksparse_errors(state, X_eval)
         runs.append({"budget_s": b, "epochs": epochs, "seconds": spent,
-                     "schedule_length": state.schedule_length, "own": errors[0], "omp": errors[1]})
-        own, omp = [(t, e[0]) for t, e in points], [(t, e[1]) for t, e in points]
-    return runs, (own, omp)
+                     "schedule_length": state.schedule_length, "own": errors[0], "lsq": errors[1],
+                     "omp": errors[2]})
+        own, lsq, omp = ([(t, e[i]) for t, e in points] for i in range(3))
+    return runs, (own, lsq, omp)
 
 
 def sklearn_curve(X, X_eval, budget_s, batch_size=256, clock=time.process_time, chunks=10):
@@ -239,17 +247,18 @@ def run(quick=False, threads=2, data_dir=None, clock="cpu"):
         results["wall_s"][name] = time.perf_counter() - t0
         return out
 
-    runs, (own, omp) = timed("ksparse", ksparse_runs, X, X_eval, marks)
+    runs, (own, lsq, omp) = timed("ksparse", ksparse_runs, X, X_eval, marks)
     mbdl, ksvd = "scikit-learn MiniBatchDictionaryLearning", "K-SVD (reference, approximate)"
     curve, calls = timed(mbdl, sklearn_curve, X, X_eval, budget)
     others = {mbdl: (curve, calls / 10), ksvd: timed(ksvd, ksvd_curve, X, X_eval, budget)}
     results["ksparse_runs"] = runs
-    results["curves"] = {"ksparse": own, "ksparse dictionary, OMP codes": omp,
+    results["curves"] = {"ksparse": own, LSQ: lsq, "ksparse dictionary, OMP codes": omp,
                          **{name: curve for name, (curve, _) in others.items()}}
-    results["training_calls"] = {"ksparse": [r["epochs"] for r in runs],
+    results["training_calls"] = {"ksparse": [r["epochs"] for r in runs], LSQ: [r["epochs"] for r in runs],
                                  "ksparse dictionary, OMP codes": [r["epochs"] for r in runs],
                                  **{name: calls for name, (_, calls) in others.items()}}
     results["at_budget"] = {"ksparse": {f"{r['budget_s']:g}": r["own"] for r in runs},
+                            LSQ: {f"{r['budget_s']:g}": r["lsq"] for r in runs},
                             "ksparse dictionary, OMP codes": {f"{r['budget_s']:g}": r["omp"] for r in runs},
                             **{name: {f"{b:g}": at_budget(c, b) for b in marks}
                                for name, (c, _) in others.items()}}
@@ -268,8 +277,8 @@ def plot(results, path):
         t, e = zip(*curve, strict=True)
         longest = " (the longest run)" if name.startswith("ksparse") else ""
         ax.plot(t, e, marker="o", ms=3, label=name + longest)
-    for key, name in (("own", "ksparse"), ("omp", "ksparse dictionary, OMP codes")):
-        runs = results.get("ksparse_runs", [])
+    for key, name in (("own", "ksparse"), ("lsq", LSQ), ("omp", "ksparse dictionary, OMP codes")):
+        runs = [r for r in results.get("ksparse_runs", []) if key in r]
         ax.plot([r["seconds"] for r in runs], [r[key] for r in runs], "*", ms=10, ls="none",
                 label=f"{name}: one run per budget" if runs else None)
     ax.set_xscale("log")

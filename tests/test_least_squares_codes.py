@@ -5,6 +5,7 @@
 import numpy as np
 import pytest
 
+from ksparse.backend import gpu_available, to_numpy
 from ksparse.cli import main
 from ksparse.config import ConfigError
 from ksparse.estimators.autoencoder import KSparseAutoencoder
@@ -39,6 +40,18 @@ def test_least_squares_values_reject_mismatched_shapes_and_foreign_units():
         least_squares_values(np.ones((3, 5)), W, np.zeros((3, 2), dtype=int))
     with pytest.raises(ValueError, match=r"index must lie in \[0, 6\)"):
         least_squares_values(np.ones((3, 4)), W, np.full((3, 2), 6))
+
+
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_least_squares_values_on_the_gpu_equal_numpys():
+    import cupy
+
+    rng = np.random.default_rng(2)
+    W, t = rng.normal(size=(30, 50)), rng.normal(size=(40, 30))
+    index, _ = encode(t, W, np.zeros(50), 6, output="topk")
+    value = least_squares_values(cupy.asarray(t), cupy.asarray(W), cupy.asarray(index))
+    assert isinstance(value, cupy.ndarray)
+    np.testing.assert_allclose(to_numpy(value), least_squares_values(t, W, index), rtol=1e-9, atol=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def least_squares_codes(state, u, alpha, form, G):
         return index, value
     xp = get_array_module(p["W"])
     h = xp.zeros((u.shape[0], cfg.n_hidden), dtype=value.dtype)
-    xp.put_along_axis(h, xp.asarray(index).astype(np.int64), value, axis=1)
+    h[xp.arange(u.shape[0])[:, None], xp.asarray(index)] = value
     return h
 
 
