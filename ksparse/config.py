@@ -287,7 +287,7 @@ class AutoencoderConfig(Config):
     coefficients: str = option("encoder", "the values of the alpha k kept units (transform, score, "
                                "encode; never training): 'encoder' keeps W^T x + b (Sec. 2.2), "
                                "'least_squares' refits them on that support to reconstruct x best "
-                               "(Eq. 3, ITI's pseudo-inverse step, Sec. 3)",
+                               "(Eq. 3, the inversion step of ITI, Sec. 3)",
                                choices=("encoder", "least_squares"))
     k_start: int = option(100, "k of the first epoch, falling linearly to k over k_fraction of the "
                           "epochs, Sec. 4.2.1; the schedule starts at min(k_start, n_hidden), and at k "
