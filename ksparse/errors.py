@@ -97,12 +97,18 @@ def reject_nonfinite(x, name="X", first_row=0):
     first_row : int
         The index of ``x``'s first row in the whole data set (for blocks of a stream).
     """
-    bad = ~np.isfinite(x)
+    x_arr = np.asarray(x)
+    if x_arr.dtype.kind in "biu":  # integers are finite
+        return x
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(x_arr.sum()):  # one pass, no mask: a NaN or inf makes the sum NaN or inf
+            return x
+    bad = ~np.isfinite(x_arr)  # a sum that overflowed, or a value to name
     if not bad.any():
         return x
     where = np.argwhere(bad)
     row, col = (int(i) for i in where[0]) if bad.ndim == 2 else (int(where[0][0]), None)
     at = f"row {first_row + row}" + ("" if col is None else f", column {col}")
     more = f" (and {len(where) - 1} more value{'s' if len(where) > 2 else ''})" if len(where) > 1 else ""
-    value = float(x[tuple(where[0])])
+    value = float(x_arr[tuple(where[0])])
     raise ValueError(f"{name} contains NaN or inf: {value} at {at}{more}; clean or impute the data first")

@@ -29,7 +29,7 @@ from ksparse.kernels.encode import (
 )
 from ksparse.parallel.dask_encode import encode_dask, is_dask_array
 from ksparse.training.datacheck import warn_other_scale
-from ksparse.training.loop import encoder_params, model_input, remedies_in_force, uncentered
+from ksparse.training.loop import encoder_input, encoder_params, remedies_in_force, uncentered
 from ksparse.training.stream import check_rows, is_streamed, read_block
 
 COEFFICIENTS = ("encoder", "least_squares")
@@ -47,8 +47,12 @@ def check_rows_of(est, X, reset):
     return X
 
 
-def iter_codes(state, X, alpha, output="dense", block_rows=None, coefficients="encoder"):
+def iter_codes(state, X, alpha, output="dense", block_rows=None, coefficients="encoder", out=None):
     """Yield ``(lo, codes of rows lo:lo+n)`` over ``X`` in order, each block as ``output`` gives it.
+
+    ``out``: the whole (N, H) dense output (or the (N, alpha k) pair of ``"topk"``) on the host,
+    written block by block in place (the blocks yielded are its views), so that the codes are
+    written once (CPU).
 
     ``coefficients``: ``"encoder"`` (the values of W^T x + b on the support, Sec. 2.2) or
     ``"least_squares"`` (Eq. 3 on that support, :func:`least_squares_codes`).
@@ -67,17 +71,21 @@ def iter_codes(state, X, alpha, output="dense", block_rows=None, coefficients="e
         reject_nonfinite(xb, getattr(X, "path", None) or "X", lo)  # a file read by rows is named
         if lo == 0:  # data of another preprocessing: say so once (the first block)
             warn_other_scale(state, xb)
-        xb = to_device(model_input(xb, state), device, dtype=cfg.dtype)  # (x - mean) / s - b' (D9)
+        hi = lo + xb.shape[0]
+        xb = to_device(encoder_input(xb, state, cfg.dtype), device)  # (x - mean) / s - b' (D9)
         if coefficients == "least_squares":
             codes = least_squares_codes(state, xb, alpha, form, G)
         else:
-            codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form)
+            into = None if out is None or device != "cpu" else (
+                out[lo:hi] if form == "dense" else (out[0][lo:hi], out[1][lo:hi]))
+            codes = encode(xb, p["W"], p["b"], cfg.k, alpha, output=form, out=into)
         yield lo, (tuple(to_numpy(c) for c in codes) if form == "topk" else to_numpy(codes))
 
 
 def least_squares_codes(state, u, alpha, form, G):
-    """The encoder's support of each row of ``u`` (:func:`model_input`'s rows, on the device) with
-    the values of Eq. 3 (:func:`ksparse.kernels.encode.least_squares_values`), in ``form``."""
+    """The encoder's support of each row of ``u`` (:func:`ksparse.training.loop.encoder_input`'s
+    rows, on the device) with the values of Eq. 3
+    (:func:`ksparse.kernels.encode.least_squares_values`), in ``form``."""
     p, cfg = state.params, state.config
     index, _ = encode(u, p["W"], p["b"], cfg.k, alpha, output="topk")
     t = u if remedies_in_force(cfg, u.shape[1])["pre_bias"] else u - p["b_prime"]  # x s^-1 - b'
@@ -113,10 +121,12 @@ def encode_rows(state, X, alpha, output="dense", coefficients="encoder"):
         h = np.empty((N, H), dtype=cfg.dtype)
     else:
         index, value = np.empty((N, ak), np.int32 if H < 2**31 else np.int64), np.empty((N, ak), cfg.dtype)
-    for lo, codes in iter_codes(state, X, alpha, output, coefficients=coefficients):
+    whole = h if output == "dense" else (index, value)
+    for lo, codes in iter_codes(state, X, alpha, output, coefficients=coefficients, out=whole):
         if output == "dense":
-            h[lo:lo + codes.shape[0]] = codes
-        else:
+            if not np.may_share_memory(codes, h):  # not written in place (GPU, least squares)
+                h[lo:lo + codes.shape[0]] = codes
+        elif not np.may_share_memory(codes[1], value):
             index[lo:lo + codes[0].shape[0]], value[lo:lo + codes[0].shape[0]] = codes
     if output == "dense":
         return h

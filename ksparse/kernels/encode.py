@@ -85,7 +85,7 @@ def _check(x, W, b, output, kernel):
     return impl
 
 
-def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"):
+def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto", out=None):
     """Sec. 2.2, sparse encoding: h = supp_{alpha k}(W^T x + b), zero off the support.
 
     Parameters
@@ -105,6 +105,11 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
     kernel : {"auto", "numba", "numpy"}, default "auto"
         The selection on CPU: the compiled kernel of :mod:`ksparse.kernels._encode_numba`
         when numba is installed, else ``argpartition``. CuPy arrays use the CUDA top-k.
+    out : array or pair of arrays, optional
+        Where to write the codes, in place of new arrays: for ``"dense"`` an (N, H) C-contiguous
+        array of W's dtype on W's device (its contents are replaced), for ``"topk"`` a pair
+        ``(index, value)`` of (N, alpha k) arrays (``index`` int32 when H < 2^31, else int64).
+        Not for ``"sparse"``.
 
     Returns
     -------
@@ -115,7 +120,8 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
     Raises
     ------
     ValueError
-        On mismatched shapes, an unknown ``output`` or ``kernel``, or alpha k outside [1, H].
+        On mismatched shapes, an unknown ``output`` or ``kernel``, alpha k outside [1, H], or an
+        ``out`` of the wrong shape, dtype or layout.
     """
     impl = _check(x, W, b, output, kernel)
     H = W.shape[1]
@@ -124,24 +130,47 @@ def encode(x, W, b, k, alpha=1.0, output="dense", block_rows=None, kernel="auto"
     if rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     index_type = np.int32 if H < 2**31 else np.int64
+    out = _check_out(out, output, x.shape[0], H, ak, W, index_type)
     if impl is not None:
-        codes = _encode_compiled(x, W, b, ak, rows, output, index_type)
+        codes = _encode_compiled(x, W, b, ak, rows, output, index_type, out)
     else:
-        codes = _encode_plain(x, W, b, ak, rows, output, index_type)
+        codes = _encode_plain(x, W, b, ak, rows, output, index_type, out)
     if output == "sparse":
         return _csr(to_numpy(codes[0]), to_numpy(codes[1]), H)
     return codes
 
 
-def _encode_plain(x, W, b, ak, rows, output, index_type):
+def _check_out(out, output, N, H, ak, W, index_type):
+    """``out`` of :func:`encode` checked (None stays None); a ValueError says what is wrong."""
+    if out is None:
+        return None
+    xp = get_array_module(W)
+    if output == "dense":
+        want = [((N, H), W.dtype)]
+        arrays = [out]
+    elif output == "topk":
+        want = [((N, ak), np.dtype(index_type)), ((N, ak), W.dtype)]
+        arrays = list(out) if isinstance(out, (tuple, list)) and len(out) == 2 else None
+    else:
+        raise ValueError("out is for the dense and topk forms only")
+    def fits(a, shape, dtype):
+        return get_array_module(a) is xp and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+
+    if arrays is None or not all(fits(a, *spec) for a, spec in zip(arrays, want, strict=True)):
+        raise ValueError(f"out must be {' and '.join(f'a C-contiguous {s} array of {t}' for s, t in want)} "
+                         "on W's device")
+    return out
+
+
+def _encode_plain(x, W, b, ak, rows, output, index_type, out=None):
     """:func:`encode` with NumPy's (or CuPy's) product and selection, block by block; the dense
     form computes each block of z in the output itself."""
     xp = get_array_module(W)
     N, H = x.shape[0], W.shape[1]
     if output == "dense":
-        h = xp.empty((N, H), dtype=W.dtype)
+        h = xp.empty((N, H), dtype=W.dtype) if out is None else out
     else:
-        index, value = xp.empty((N, ak), index_type), xp.empty((N, ak), W.dtype)
+        index, value = (xp.empty((N, ak), index_type), xp.empty((N, ak), W.dtype)) if out is None else out
         z = xp.empty((min(rows, N), H), dtype=W.dtype)
     for lo in range(0, N, rows):
         hi = min(N, lo + rows)
@@ -160,7 +189,7 @@ def _block(x, lo, hi, W):
     return to_device(to_numpy(x[lo:hi]), device_of(W), dtype=W.dtype)
 
 
-def _encode_compiled(x, W, b, ak, rows, output, index_type):
+def _encode_compiled(x, W, b, ak, rows, output, index_type, out=None):
     """:func:`encode` on the CPU with the compiled selection, block by block, each block split over rows.
 
     Each thread of :mod:`ksparse.kernels._cpu` computes the BLAS product of every row of the
@@ -181,9 +210,11 @@ def _encode_compiled(x, W, b, ak, rows, output, index_type):
     select = _cpu.selector(z, np.ascontiguousarray(b, dtype=W.dtype), n)
     block_index, block_value = np.empty((rows, ak), np.int64), np.empty((rows, ak), W.dtype)
     if output == "dense":
-        h = np.zeros((N, H), dtype=W.dtype)
+        h = np.zeros((N, H), dtype=W.dtype) if out is None else out
+        if out is not None:
+            h[...] = 0
     else:
-        index, value = np.empty((N, ak), index_type), np.empty((N, ak), W.dtype)
+        index, value = (np.empty((N, ak), index_type), np.empty((N, ak), W.dtype)) if out is None else out
     choice = _choice.choice_for(("encode", n, rows, d, H, ak, W.dtype.str, output)) if n > 1 else None
     with _cpu.blas_threads(n, rows, d, H):
         for lo in range(0, N, rows):

