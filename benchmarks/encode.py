@@ -3,9 +3,11 @@
     python -m benchmarks.encode --product [--quick]   # encode / one product, 1 and 2 threads
     python -m benchmarks.encode [--quick] [--threads 2]   # against scikit-learn and reference OMP
 
-``--product`` (issue #13, item 4): transform of the 10,000 MNIST test images with a
-dictionary trained by ksparse for one epoch (H = 1000 and 4000, k = 25, alpha = 3, so 75
-units per row), against one product ``x @ W`` of the same shape. Each method runs in its
+``--product`` (issue #13, item 4): ``KSparseAutoencoder.transform`` of the 10,000 MNIST test
+images (float32, and float64 as users often pass them) with a model trained by ksparse for one
+epoch (H = 1000 and 4000, k = 25, alpha = 3, so 75 units per row), and the kernel
+``ksparse.kernels.encode.encode`` alone (no input checks, scaling or D9), against one product
+``x @ W`` of the same shape. Each method runs in its
 own block of calls (as an epoch would), blocks alternate over several rounds; each block
 is preceded by untimed calls of its own method for ``common.SETTLE_S`` seconds, so that it
 does not start while the previous block's BLAS threads still spin; figures are
@@ -156,11 +158,16 @@ def _peak_beyond_output(f, out_bytes):
     return peak - out_bytes
 
 
-def against_product(X, params, threads, rounds, reps):
-    """Encode (dense and top-k) against one product x @ W of the same shape; wall and CPU times."""
-    W, b = params["W"], params["b"]
+def against_product(X, est, threads, rounds, reps):
+    """``est.transform`` and the kernel ``encode`` (dense and top-k) against one product x @ W of
+    the same shape; wall and CPU times."""
+    W, b = (np.asarray(est.state_.params[n]) for n in ("W", "b"))
+    X64 = X.astype(np.float64)
     common.set_threads(threads)
     fns = {"product x @ W": lambda: X @ W,
+           "transform, dense": lambda: est.transform(X),
+           "transform, topk": lambda: est.transform(X, output="topk"),
+           "transform, topk, float64 X": lambda: est.transform(X64, output="topk"),
            "encode, dense": lambda: encode(X, W, b, K, ALPHA),
            "encode, topk": lambda: encode(X, W, b, K, ALPHA, output="topk")}
     res = {"threads": threads, "loadavg_before": list(os.getloadavg())}
@@ -181,16 +188,16 @@ def against_product(X, params, threads, rounds, reps):
     return res
 
 
-def _product_case(X, params, quick):
+def _product_case(X, est, quick):
     """Timings on 1 and 2 threads and peak memory of the encoder for one dictionary."""
-    W, b = params["W"], params["b"]
+    W, b = (np.asarray(est.state_.params[n]) for n in ("W", "b"))
     H = W.shape[1]
     case = {"H": H, "block_rows": default_block_rows(H), "timings": [],
             "extra_bytes_dense": _peak_beyond_output(lambda: encode(X, W, b, K, ALPHA), X.shape[0] * H * 4),
             "extra_bytes_topk": _peak_beyond_output(lambda: encode(X, W, b, K, ALPHA, output="topk"),
                                                     X.shape[0] * int(K * ALPHA) * 8)}
     for threads in (1, 2):
-        case["timings"].append(against_product(X, params, threads, rounds=3 if quick else 5,
+        case["timings"].append(against_product(X, est, threads, rounds=3 if quick else 5,
                                                reps=2 if quick else 5))
     return case
 
@@ -201,9 +208,12 @@ def run_product(quick=False, data_dir=None):
     results = {"machine": common.machine(), "k": K, "alpha": ALPHA, "n": X_test.shape[0],
                "d": X_test.shape[1], "dtype": "float32", "reps": 2 if quick else 5,
                "settle_s": common.SETTLE_S, "cases": []}
+    from ksparse import KSparseAutoencoder
+
     for H in (1000, 4000):
-        params, _ = learn_dictionary(X_train, H, n_epochs=1)
-        results["cases"].append(_product_case(X_test, params, quick))
+        est = KSparseAutoencoder(n_hidden=H, k=K, alpha=ALPHA, max_iter=1, batch_size=128,
+                                 random_state=0, progress=False).fit(X_train)
+        results["cases"].append(_product_case(X_test, est, quick))
     return results
 
 
