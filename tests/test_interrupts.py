@@ -73,8 +73,8 @@ def test_a_signal_during_encode_stops_at_the_next_block_and_leaves_no_file(tmp_p
         out.write_bytes(b"earlier codes")
     blocks, iter_codes = [], codes.iter_codes
 
-    def eight_blocks(state, X, alpha, output="dense", block_rows=None):
-        for lo, block in iter_codes(state, X, alpha, output, block_rows=8):
+    def eight_blocks(state, X, alpha, output="dense", block_rows=None, **options):
+        for lo, block in iter_codes(state, X, alpha, output, block_rows=8, **options):
             blocks.append(lo)
             if len(blocks) == 2:
                 os.kill(os.getpid(), signum)  # arrives while the second of eight blocks is made
