@@ -24,7 +24,6 @@ finish, save and exit with their own code; ``info``, whose product is what it pr
 with exit code 141 once stdout's reader has gone.
 """
 
-import argparse
 import os
 import re
 import select
@@ -36,6 +35,7 @@ import warnings
 import numpy as np
 
 from ksparse import __version__
+from ksparse.argparsing import HintParser
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
 from ksparse.io import check_folder_name, path_argument
@@ -67,15 +67,9 @@ class _Reported(KeyboardInterrupt):
     """An interrupt whose message (what was saved) has been printed already."""
 
 
-RENAMED_OPTIONS = {"--epochs": "--max-iter", "--hidden": "--n-hidden", "--seed": "--random-state"}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one "ksparse: error:" line, like every other bad input
-        old = [o for o in RENAMED_OPTIONS if o in message.split()]
-        if message.startswith("unrecognized arguments") and old:
-            message = f"{message}; {old[0]} is now {RENAMED_OPTIONS[old[0]]}"
-        raise UserError(message)
+class _Parser(HintParser):
+    def report(self, message):  # one "ksparse: error:" line, like every other bad input
+        raise UserError(message)  # an unknown option names the closest ones (ksparse.argparsing)
 
 
 def build_parser():
