@@ -2,7 +2,8 @@
 :class:`ksparse.estimators.autoencoder.KSparseAutoencoder`.
 
 The options of ``train`` are generated from :class:`ksparse.config.AutoencoderConfig` (one per
-field, with the estimator's defaults). Bad input (a wrong option, bad data, a corrupt model
+field, with the estimator's defaults). Bad input (a wrong option, answered with the closest valid
+ones by :class:`ksparse.argparsing.HintParser`, bad data, a corrupt model
 file, an output that would replace an input or an earlier model, an output folder that
 cannot be written, an option that --paper would ignore, --resume on data of another scale) and a
 diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any

@@ -485,9 +485,24 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
 def epoch_log(name):
     """A fit callback that logs each epoch's record (shown as the model's bar, :mod:`._progress`)."""
     def callback(record):
-        log.info("%s epoch %d: loss %.4g, dead %.3f, k %d", name, record["epoch"], record["loss"],
-                 record["dead_fraction"], record["k"], extra=at_epoch(record))
+        log.info("%s %s", name, epoch_text(record), extra=at_epoch(record))
     return callback
+
+
+def epoch_text(record):
+    """An epoch's record (an autoencoder's or a fine-tuning stage's) in words, not its field names:
+    ``epoch 3: loss 0.1432, dead in epoch 0.1%, k 20``; the fields it lacks are left out."""
+    where = f"stage {record['stage']} " if "stage" in record else ""
+    parts = [f"loss {record['loss']:.4g}"] if "loss" in record else []
+    if "dead_fraction" in record:  # units in no support during the epoch
+        parts.append(f"dead in epoch {100 * record['dead_fraction']:.1f}%")
+    if "k" in record:
+        parts.append(f"k {record['k']}")
+    if "stage" in record and "lr" in record:
+        parts.append(f"lr {record['lr']:.4g}")
+    if "val_error" in record:
+        parts.append(f"validation error {100 * record['val_error']:.2f}%")
+    return f"{where}epoch {record.get('epoch', '?')}: " + ", ".join(parts)
 
 
 def at_epoch(record):
