@@ -77,8 +77,16 @@ def members(X, prefix="", found=None):
         elif _is_container(value):
             members(value, f"{prefix}{key}/", found)
         else:
-            found.append((prefix + str(key), np.shape(value) if isinstance(value, (list, tuple)) else None))
+            found.append((prefix + str(key), _shape(value)))
     return found
+
+
+def _shape(value):
+    """The shape of a list of numbers (None for a ragged one, or anything else)."""
+    try:
+        return np.shape(value) if isinstance(value, (list, tuple)) else None
+    except ValueError:
+        return None
 
 
 def _container_message(X, name):
