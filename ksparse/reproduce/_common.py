@@ -1,8 +1,9 @@
 """Shared machinery of the reproduce targets: profiles, data, cached models, features, classifiers.
 
 Models are cached in ``--cache`` (default ``OUT/models``) as ``.npz`` files named after the
-method, the data set and the profile, with the training settings and wall time inside, so
-that ``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
+method and the data set, with a key of the training settings, the data's fingerprint
+(:func:`data_fingerprint`) and the code version, the settings and wall time inside, so that
+``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
 """
 
 import argparse
@@ -100,9 +101,9 @@ def parser(prog, description, profile_default="quick", **kwargs):
     p.add_argument("--resume", action="store_true",
                    help="continue a stopped run: each k-sparse autoencoder's training from its checkpoint "
                    "in the cache (other models train again); table1, table3 and sweep skip the rows whose "
-                   "result file this same code already wrote, the figures are drawn again. A result file "
-                   "made with other settings (another --dataset, option, or profile since changed) is "
-                   "refused, never kept nor replaced")
+                   "result file this same code already wrote, the figures are drawn again. A result file, "
+                   "table or figure made with other settings or data (another --dataset, option, data "
+                   "folder's files, or profile since changed) is refused, never kept nor replaced")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (a bar per model's epochs, a line per model loaded and per "
                    "row or figure finished); the closing 'wrote ...' line still goes to stdout")

@@ -318,7 +318,9 @@ def main(argv):
     meta = dict(_runs.run_meta(name, argv[1:], args.profile, args.seed), settings=prof,
                 data={"dataset": data}, data_sha1=arrays["fingerprint"])
     # written before the images, so that those of a stopped run are known as this run's on --resume
-    _write_record(record, meta, {"profile": args.profile, "dataset": data, "seconds": None, "stats": {}})
+    # (which keeps the numbers of the record it found, made with these settings, until it is done)
+    if not (args.resume and os.path.isfile(record)):
+        _write_record(record, meta, {"profile": args.profile, "dataset": data, "seconds": None, "stats": {}})
     start = time.perf_counter()
     stats = targets[name](args, prof, arrays)
     meta["seconds"] = time.perf_counter() - start
