@@ -211,6 +211,11 @@ def check_resume(args, paths, expected, ignore=(), records=None):
             continue
         command = _runs.command_of(record)
         shown = "; ".join(differ[:4]) + (f"; and {len(differ) - 4} more" if len(differ) > 4 else "")
+        if any(line.startswith("data_sha1:") for line in differ) and args.dataset != "digits":
+            from ksparse.datasets import data_dir  # other values read: say from where
+
+            shown += (f"; this run reads {os.path.abspath(data_dir(args.data_dir))}, give the run's own data "
+                      "folder with --data-dir")
         made = path if record == path else f"{path} ({record})"
         raise ValueError(f"--resume would mix settings: {made} was made with other settings than this run's "
                          f"({shown}); to continue that run, give its own options"
