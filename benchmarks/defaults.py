@@ -5,7 +5,7 @@
 for seeds 0-4, and on the first 3,000 MNIST training images (tested on the first 3,000 test
 images) for seeds 0-1 when ``$KSPARSE_DATA`` holds MNIST. Then it fits scikit-learn's
 ``LogisticRegression(max_iter=1000)`` on the alpha k features and on the raw pixels, as
-``ksparse train`` does, and writes ``docs/defaults.json``; the README quotes that file.
+``ksparse train`` does, and writes ``docs/defaults.json``; ``docs/training.md`` (section 5) quotes it.
 The same runs with ``paper=True`` (the paper's model on raw inputs) go under ``"paper"``.
 Rerun it after changing a default (``--no-save``: print only; the file is written once, at
 the end). About two minutes on one busy core.
