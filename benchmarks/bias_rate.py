@@ -11,13 +11,13 @@ and on the patches Fig. 3's two filter statistics. Writes ``docs/bias_rate.json`
 ``docs/bias_rate.md``. One thread (``OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1``).
 """
 
-import argparse
 import os
 import time
 
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 
 
 def _data(name):
@@ -73,7 +73,7 @@ def report(results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = HintParser(description=__doc__.splitlines()[0])
     p.add_argument("--ratios", default="1,0.1,0.03",
                    help="comma-separated bias_lr_ratio values to train with (default: 1,0.1,0.03)")
     p.add_argument("--data", default="digits,mnist,cifar",

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ksparse.argparsing import HintParser
 from ksparse.io import folder_argument, path_argument
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -220,7 +221,7 @@ def table(header, rows):
 def parse_args(description, argv=None, epoch=False):
     import argparse
 
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = HintParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a short run, for development; never writes the docs "
                    "(implies --no-save)")
     p.add_argument("--threads", type=int, default=2, help="threads for every pool (default 2)")
@@ -250,8 +251,8 @@ def part_of(module, parent, description, argv=None):
     import argparse
 
     epilog = f"A part of benchmarks.{parent}: run `python -m benchmarks.{parent} --help`."
-    argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=description, epilog=epilog,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    HintParser(prog=f"python -m benchmarks.{module}", description=description, epilog=epilog,
+               formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     print(f"benchmarks.{module} is a part of benchmarks.{parent}; run `python -m benchmarks.{parent}`")
 
 
@@ -260,9 +261,7 @@ def parts_args(doc, argv, name, parts, seeds, add=None):
     ``--threads``, ``--out``; ``add(parser)`` adds its own), set the threads, and load what an
     earlier run saved. Returns ``(args, path, results, command)``; each finished part goes to
     :func:`save_part` with ``command``, so that a stopped job keeps what it measured."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p = HintParser(description=doc.split("\n")[0])
     p.add_argument("--part", default=parts, help=f"comma-separated parts to run (default: {parts})")
     p.add_argument("--seeds", default=seeds, help=f"comma-separated seeds (default: {seeds})")
     if add is not None:

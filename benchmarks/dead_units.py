@@ -25,7 +25,6 @@ the spread of b, and the cosine of each W_j with the mean image. It writes
 ``OUT/dead_units.json`` and ``OUT/figures/dead_units.png``; ``docs/training.md`` reads them.
 """
 
-import argparse
 import json
 import os
 import time
@@ -33,6 +32,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.plots import save_figure
 
 H, K = 1000, 25
@@ -153,7 +153,7 @@ def main(argv=None):
     from ksparse.datasets import load_dataset
     from ksparse.io import atomic_write, folder_argument, path_argument
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = HintParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-train", type=int, default=10000, help="first N MNIST images (default: 10000)")
     p.add_argument("--epochs", type=int, default=10, help="epochs of each variant (default: 10)")
     p.add_argument("--window", type=int, default=5000, help="samples per dead-fraction window")

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from benchmarks.common import ROOT, machine, write_json
+from ksparse.argparsing import HintParser
 
 OUT = os.path.join(ROOT, "docs", "defaults.json")
 DIGITS_SEEDS = (0, 1, 2, 3, 4)
@@ -64,8 +65,8 @@ def main(argv=None):
     """Parse ``argv`` (``--help``, ``--no-save``), measure, and only then write docs/defaults.json."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks.defaults", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = HintParser(prog="python -m benchmarks.defaults", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--no-save", action="store_true", help="print the result; do not write docs/defaults.json")
     args = p.parse_args(argv)
     result = measure_all()

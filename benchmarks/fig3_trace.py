@@ -11,13 +11,13 @@ resampled in that step (how many, on what share of the rows they are active, the
 pairwise |cos|) and ``||mean(x - b')||``. Writes ``docs/fig3_trace.json``. One thread.
 """
 
-import argparse
 import collections
 import os
 
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.io import path_argument
 
 KEEP = 8  # minibatches kept, the last the first whose loss is not finite
@@ -72,7 +72,7 @@ def main(argv=None):
     from ksparse.training.loop import TrainingDiverged, fit
     from ksparse.training.remedies import RemedyStep
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = HintParser(description=__doc__.splitlines()[0])
     p.add_argument("--ratio", type=float, default=1.0, help="bias_lr_ratio (default: 1.0, one rate)")
     p.add_argument("--epochs", type=int, default=20, help="epochs (default: 20, the quick profile's)")
     p.add_argument("--data-dir", type=path_argument, default=None,

@@ -19,7 +19,6 @@ same steps of W), and ``bias_lr_ratio="1/s2"`` is 1 / s^2, the ratio of the bias
 W's that the paper's raw setting has built in (docs/training.md, D13).
 """
 
-import argparse
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.io import path_argument
 
 # name -> (what it changes, AutoencoderConfig fields, factor on the patches); the rows run when D13's
@@ -252,7 +252,7 @@ def markdown(results):
 def main(argv=None):
     from ksparse.datasets import load_dataset
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = HintParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 patches, 4 epochs (development; not saved)")
     p.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
     p.add_argument("--data-dir", type=path_argument, default=None,

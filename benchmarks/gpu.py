@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from benchmarks import common, gpu_train
+from ksparse.argparsing import HintParser
 from ksparse.io import folder_argument, path_argument
 
 D, LR, MOMENTUM = 784, 1e-4, 0.9
@@ -307,7 +308,7 @@ def report(results):
 def _args(argv):
     import argparse
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = HintParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepare", metavar="DIR", type=folder_argument,
                    help="write MNIST and the CPU's first epochs to DIR; stop")
     p.add_argument("--data-dir", type=path_argument,

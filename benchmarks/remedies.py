@@ -12,7 +12,6 @@ and the wall time. Writes ``OUT/remedies.json`` and ``OUT/remedies.md``; the def
 :data:`ksparse.training.loop.DEFAULTS` are chosen from them (``docs/training.md``).
 """
 
-import argparse
 import json
 import os
 import time
@@ -20,6 +19,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 
 SETTINGS = [  # name, fit options
     ("paper (raw inputs, no remedies)", {"paper": True, "lr": 0.01}),
@@ -96,7 +96,7 @@ def markdown(results):
 def main(argv=None):
     from ksparse.io import atomic_write, folder_argument, path_argument
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = HintParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=folder_argument, default=os.path.join(common.ROOT, "docs"),
                    help="folder for remedies.json and remedies.md (default: docs)")
     p.add_argument("--data-dir", type=path_argument, default=None,

@@ -16,7 +16,6 @@ and records "Maximum resident set size" and the wall time of each. The issue's t
 ``train`` is 500 MB. Writes docs/rss.json (not a test: it takes minutes and 2 GB of disk).
 """
 
-import argparse
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.io import atomic_write, path_argument
 
 D = 784
@@ -75,7 +75,7 @@ def run(gb=2.0, max_iter=1, folder=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
+    p = HintParser(description=__doc__)
     p.add_argument("--gb", type=float, default=2.0, help="data size in units of 10^9 bytes (default 2)")
     p.add_argument("--max-iter", type=int, default=1, help="epochs of the training run (default 1)")
     p.add_argument("--folder", default=None, type=path_argument,

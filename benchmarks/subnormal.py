@@ -18,7 +18,6 @@ D12). Two measurements, on one thread:
 Writes ``OUT/subnormal.json`` and ``OUT/subnormal.md``.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 
 
 def part_pass(rounds=5, passes=100):
@@ -82,7 +82,7 @@ def markdown(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = HintParser(description=__doc__.splitlines()[0])
     from ksparse.io import folder_argument, path_argument
 
     parser.add_argument("--out", default="docs", type=folder_argument,

@@ -17,7 +17,6 @@ Every (row, seed) is one part of ``OUT/table1_classifier.json`` and its page ``.
 already there is skipped, so a stopped run resumes by running the same command again.
 """
 
-import argparse
 import glob
 import json
 import os
@@ -27,6 +26,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.io import folder_argument, path_argument
 
 # the protocols table1.select had before: (alphas, the C of the alpha sweep, the Cs, select_n, max_iter)
@@ -149,7 +149,7 @@ def markdown(res):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = HintParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", type=path_argument,
                    required=True, help="the models folder of a quick-profile table1 run")
     p.add_argument("--rows", default="k25,k25c,k25d", help="comma-separated Table 1 rows (default: these 3)")

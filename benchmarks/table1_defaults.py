@@ -19,13 +19,13 @@ run resumes by running the same command again. The model being trained is checkp
 every epoch in ``--work`` (default ``runs/table1_defaults``) and resumed from there.
 """
 
-import argparse
 import json
 import os
 import shlex
 import time
 
 from benchmarks import common
+from ksparse.argparsing import HintParser
 from ksparse.io import folder_argument, path_argument
 
 # name -> AutoencoderConfig changes on top of k25d's (the library defaults under the quick profile)
@@ -124,7 +124,7 @@ def markdown(res):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = HintParser(description=__doc__.split("\n")[0])
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help="comma-separated names of CANDIDATES (default: all)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")

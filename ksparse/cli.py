@@ -2,7 +2,8 @@
 :class:`ksparse.estimators.autoencoder.KSparseAutoencoder`.
 
 The options of ``train`` are generated from :class:`ksparse.config.AutoencoderConfig` (one per
-field, with the estimator's defaults). Bad input (a wrong option, bad data, a corrupt model
+field, with the estimator's defaults). Bad input (a wrong option, answered with the closest valid
+ones by :class:`ksparse.argparsing.HintParser`, bad data, a corrupt model
 file, an output that would replace an input or an earlier model, an output folder that
 cannot be written, an option that --paper would ignore, --resume on data of another scale) and a
 diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any
@@ -24,7 +25,6 @@ finish, save and exit with their own code; ``info``, whose product is what it pr
 with exit code 141 once stdout's reader has gone.
 """
 
-import argparse
 import os
 import re
 import select
@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 from ksparse import __version__
+from ksparse.argparsing import HintParser
 from ksparse.config import AutoencoderConfig, ConfigError, add_arguments, flag, given
 from ksparse.interrupts import terminate_as_interrupt
 from ksparse.io import check_folder_name, path_argument
@@ -67,15 +68,9 @@ class _Reported(KeyboardInterrupt):
     """An interrupt whose message (what was saved) has been printed already."""
 
 
-RENAMED_OPTIONS = {"--epochs": "--max-iter", "--hidden": "--n-hidden", "--seed": "--random-state"}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one "ksparse: error:" line, like every other bad input
-        old = [o for o in RENAMED_OPTIONS if o in message.split()]
-        if message.startswith("unrecognized arguments") and old:
-            message = f"{message}; {old[0]} is now {RENAMED_OPTIONS[old[0]]}"
-        raise UserError(message)
+class _Parser(HintParser):
+    def report(self, message):  # one "ksparse: error:" line, like every other bad input
+        raise UserError(message)  # an unknown option names the closest ones (ksparse.argparsing)
 
 
 def build_parser():

@@ -44,6 +44,14 @@ class ComplexDataError(KSparseError, ValueError, TypeError):
     """
 
 
+class InputKindError(KSparseError, ValueError, TypeError):
+    """Data of the wrong kind: a container of arrays (an h5py File, an ``.npz`` loaded whole), a
+    path, or text where numbers belong (:mod:`ksparse.estimators.inputs`).
+
+    Both a ``ValueError`` (NumPy's conversion raised one) and a ``TypeError``.
+    """
+
+
 def not_2d(name, shape, columns="n_features"):
     """The ValueError for data that is not 2-D, naming the reshape that makes it so.
 

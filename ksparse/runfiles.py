@@ -177,8 +177,9 @@ def progress_bar(args, est, n_rows):
 
     def callback(record):
         if bar:
-            bar[0].set_postfix({"epoch": record["epoch"], "loss": f"{record['loss']:.4g}",
-                                "dead": f"{record['dead_fraction']:.3f}", "k": record["k"]}, refresh=False)
+            bar[0].set_postfix({"epoch": record["epoch"], "loss": f"{record['loss']:.4g}",  # D4
+                                "dead in epoch": f"{100 * record['dead_fraction']:.1f}%", "k": record["k"]},
+                               refresh=False)
     resumed = [args.resume is not None]
     return callback, progress, bar
 

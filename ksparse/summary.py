@@ -113,7 +113,8 @@ def brief(record):
     line = (f"{epochs}, score {record['score']:.4g} (minus the MSE per element, from the alpha k = {units} "
             "largest units)")
     if last:
-        line += f", last epoch: fvu {last['fvu']:.4g}, dead {last['dead_fraction']:.3f}"
+        line += (f", last epoch: FVU (fraction of variance unexplained) {_percent(last['fvu'])}, dead units "
+                 f"(no support during the epoch) {_percent(last['dead_fraction'])}")
     line += f"; {record['wall_time_s']:.1f} s in all"  # the whole run, the evaluation included
     if "features_test_error" in lr:
         line += (f"; logistic regression test error {lr['features_test_error']:.2%} on the "
@@ -122,12 +123,13 @@ def brief(record):
 
 
 def describe(est):
-    """Lines that say what a fitted (or loaded) estimator is and how it was trained."""
+    """Lines that say what a fitted (or loaded) estimator is and how it was trained, each quantity
+    in its standard words with its unit (:data:`EPOCH_FIELDS`); a nested line starts with two spaces."""
     state, last = est.state_, (est.history_[-1] if est.history_ else {})
     ignored = PAPER_OFF if state.config.paper else ()  # so that the line is a command train accepts
     settings = " ".join(_option(n, v) for n, v in state.config.to_dict().items()
                         if v is not None and n not in ignored)
-    return [f"written by ksparse {state.written_by}",
+    return [f"written by ksparse {state.written_by or 'an unknown version'}",
             f"shape: {est.n_features_in_} features -> {est.n_hidden} hidden units (W: {est.W_.shape})",
             f"k = {est.k}, alpha = {est.alpha:g} ({alpha_k(est.k, est.alpha, est.n_hidden)} units per "
             "feature vector)",
@@ -135,9 +137,68 @@ def describe(est):
             f"{state.schedule_length})",
             _k_schedule(state.config),
             _bias_ratio(state),
-            f"dead fraction (last epoch): {last.get('dead_fraction', float('nan')):.3f}",
-            "last epoch: " + (", ".join(f"{k} {v:.4g}" for k, v in last.items()) if last else "none"),
+            *last_epoch_lines(last, dead_window(state, est.n_features_in_), state.written_by),
             f"settings: {settings}"]
+
+
+def _percent(value):
+    return f"{100 * value:.1f}%"
+
+
+def _number(value):
+    return f"{value:.4g}"
+
+
+def _count(value):
+    return f"{int(value)}"
+
+
+#: each field of an epoch's record (``history_``): its words, with the unit, and how its value is
+#: shown; ``ksparse info`` prints them in this order (``{T}``: the dead-unit window in samples)
+EPOCH_FIELDS = {
+    "loss": ("reconstruction error per sample (D4, in the data's units squared)", _number),
+    "mse": ("mean squared error per element (D4 / d, in the data's units squared)", _number),
+    "fvu": ("fraction of variance unexplained (FVU)", _percent),
+    "dead_window": ("dead units (no support in the last T = {T} samples)", _percent),
+    "dead_fraction": ("dead units (no support during the epoch)", _percent),
+    "resampled": ("units resampled so far", _count),
+    "bounded": ("minibatches whose step size D11 capped", _percent),
+    "k": ("k (units kept per sample in training)", _count),
+    "lr": ("learning rate", _number),
+}
+#: the fields every model of this version records; an older file that lacks one says so
+ALWAYS = ("loss", "fvu", "dead_window", "dead_fraction")
+
+
+def last_epoch_lines(last, window, written_by):
+    """``ksparse info``'s lines of the last epoch's record ``last`` (an empty dict: none run),
+    each field in :data:`EPOCH_FIELDS`'s words; ``window`` is T in samples (None: unknown)."""
+    if not last:
+        return ["last epoch: none (no epoch has run)"]
+    lines = [f"last epoch (epoch {last['epoch']}):" if "epoch" in last else "last epoch:"]
+    for name, (words, show) in EPOCH_FIELDS.items():
+        words = words.format(T=window if window is not None else "?")
+        value = last.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f"  {words}: {show(value)}")
+        elif name in ALWAYS:
+            by = written_by or "an older version"
+            lines.append(f"  {words}: not recorded (a model file of ksparse {by})")
+    others = {n: v for n, v in last.items() if n not in EPOCH_FIELDS and n != "epoch"}
+    lines += [f"  {n} (a step's own measure): {v:.4g}" if isinstance(v, float) else f"  {n}: {v}"
+              for n, v in others.items()]
+    return lines
+
+
+def dead_window(state, d):
+    """T, the samples within which a unit is dead when in no support: the tracker's, else the one
+    the settings give (:func:`ksparse.training.loop.remedies_in_force`)."""
+    tracker = state.tracker or {}
+    if isinstance(tracker.get("window"), int):
+        return tracker["window"]
+    from ksparse.training.loop import remedies_in_force
+
+    return remedies_in_force(state.config, d)["dead_window"]
 
 
 def _bias_ratio(state):

@@ -13,7 +13,6 @@ Part 2 (learned): k-sparse autoencoders trained on MNIST with ``ksparse``; see
 :mod:`reference.learned`. Seeds are fixed; sizes are in PROFILES.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ import time
 
 import numpy as np
 
+from ksparse.argparsing import HintParser
 from ksparse.io import atomic_write, folder_argument, path_argument
 from reference.coherence import mutual_coherence, theorem31_ratio, welch_bound
 from reference.frames import alternating_projection, gaussian_dictionary, two_ortho
@@ -178,7 +178,7 @@ def write_report(out, prof, synthetic, learned, seconds):
 
 def main(argv=None):
     """Run the experiment; return 0, or raise Theorem31Violation (exit status 1)."""
-    p = argparse.ArgumentParser(prog="python -m reference.theorem31", description=__doc__.split("\n")[0])
+    p = HintParser(prog="python -m reference.theorem31", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=folder_argument,
                    default="docs", help="folder for theorem31.md and figures/ (default docs)")
     p.add_argument("--data-dir", type=path_argument,

@@ -386,7 +386,7 @@ def test_info_describes_the_model(trained, capsys):
     assert code == 0, err
     assert f"written by ksparse {ksparse.__version__}" in out
     assert "64 features -> 40 hidden units" in out and "k = 5, alpha = 2" in out
-    assert "epochs run: 3 of max_iter = 3" in out and "dead fraction (last epoch):" in out
+    assert "epochs run: 3 of max_iter = 3" in out and "dead units (no support during the epoch):" in out
     assert "--random-state 0" in out and "times lr (lambda_1 of the training data" in out
     assert_user_error(*run(["info", trained / "absent.npz"], capsys)[::2], "absent.npz", "does not exist")
 

@@ -10,6 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "ksparse"
 # bottom (0) to top; a module's layer is that of its longest matching prefix
 LAYERS = {
     "ksparse": 0,               # the package itself: __version__ (its lazy __getattr__ is exempt)
+    "ksparse.argparsing": 0,    # argparse that names the closest option to an unknown one
     "ksparse.backend": 0,
     "ksparse.io": 0,
     "ksparse.blockio": 0,       # .npy/.npz written one block of rows at a time

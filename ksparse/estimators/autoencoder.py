@@ -18,7 +18,14 @@ from ksparse.backend import check_device, device_of, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, ConfigTypeError, config_doc, init_from
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators import codes as _codes
-from ksparse.estimators.params import check_2d, check_callable, check_path, check_progress, progress_bar
+from ksparse.estimators.params import (
+    KnownParams,
+    check_2d,
+    check_callable,
+    check_path,
+    check_progress,
+    progress_bar,
+)
 from ksparse.io import check_model_file
 from ksparse.training import loop as train
 
@@ -122,7 +129,7 @@ _DOC = """k-sparse autoencoder (Makhzani & Frey, 2014): Sec. 2.2 training, alpha
 FIXED_AFTER_FIT = ("n_hidden", "dtype", "center", "device")
 
 
-class KSparseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class KSparseAutoencoder(KnownParams, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     __doc__ = _DOC.format(config=config_doc(AutoencoderConfig))
     __init__ = init_from(AutoencoderConfig, **_RUN_PARAMS)
 

@@ -19,7 +19,7 @@ from ksparse.backend import check_device, to_device, to_numpy
 from ksparse.config import AutoencoderConfig, ConfigError, FinetuneConfig
 from ksparse.errors import reject_complex, reject_nonfinite
 from ksparse.estimators.autoencoder import seed_from
-from ksparse.estimators.params import check_2d, check_bool, check_callable, check_labels
+from ksparse.estimators.params import KnownParams, check_2d, check_bool, check_callable, check_labels
 from ksparse.nn.supervised import softmax
 from ksparse.training.finetune import (
     finetune,
@@ -62,7 +62,7 @@ class _Keep(dict):
         return "{" + name + "}"
 
 
-class KSparseClassifier(ClassifierMixin, BaseEstimator):
+class KSparseClassifier(KnownParams, ClassifierMixin, BaseEstimator):
     """Shallow or deep k-sparse network with a softmax, pre-trained and fine-tuned (Sec. 4.5-4.6).
 
     The pre-training options are fields of :class:`ksparse.config.AutoencoderConfig` and the

@@ -2,12 +2,16 @@
 only fail later, deep in training, is refused when the parameters are validated, with a
 :class:`ksparse.config.ConfigError` naming the parameter and what it accepts."""
 
+import difflib
+import inspect
 import os
 
 import numpy as np
 
+from ksparse.argparsing import SYNONYMS
 from ksparse.config import ConfigError, ConfigTypeError
 from ksparse.errors import not_2d
+from ksparse.estimators.inputs import reject_wrong_kind
 
 
 def check_callable(name, value):
@@ -78,15 +82,17 @@ class progress_bar:
 
 
 def check_2d(X, name="X", columns="n_features"):
-    """Refuse a 0-D or 1-D ``X`` in one line, as scikit-learn words it ("Reshape your data"),
-    before scikit-learn's own message, which prints the whole array, and a 3-D or higher one
-    naming the reshape that flattens its samples; other inputs pass unchanged.
+    """Refuse data of the wrong kind (:func:`ksparse.estimators.inputs.reject_wrong_kind`), and a 0-D
+    or 1-D ``X`` in one line, as scikit-learn words it ("Reshape your data"), before scikit-learn's
+    own message, which prints the whole array, and a 3-D or higher one naming the reshape that
+    flattens its samples; other inputs pass unchanged.
 
     Raises
     ------
     ValueError
         ``X must be 2-D (n_samples, n_features), got 1-D shape (5,). Reshape your data: ...``.
     """
+    reject_wrong_kind(X, name)  # an h5py File, an .npz loaded whole, a dict, a path, text
     ndim = getattr(X, "ndim", None)
     if ndim is None and isinstance(X, (list, tuple)):  # a flat list of numbers
         ndim = 1 if len(X) and not hasattr(X[0], "__len__") else None
@@ -126,3 +132,39 @@ def check_labels(X, y, name_X="X", name_y="y"):
         raise ValueError(f"{name_y} has {shape[0]} labels but {name_X} has {n} rows; give one label per row "
                          f"of {name_X}")
     return y
+
+
+#: parameters renamed since ksparse 0.1.0 (docs/changes.md), old -> new, in either estimator
+RENAMED_PARAMS = {"n_epochs": "max_iter", "seed": "random_state", "hidden_layer_sizes": "n_hidden",
+                  "pretrain_epochs": "pretrain_max_iter"}
+
+
+class KnownParams:
+    """Mixin of the estimators: a keyword that is not one of the parameters is the TypeError
+    Python raises, naming the closest parameters (``n_hiden`` -> ``n_hidden``) or the new name of
+    a renamed one; checked in ``__new__``, so that ``__init__`` only stores its arguments."""
+
+    def __new__(cls, *args, **kwargs):
+        names = cls._get_param_names() if kwargs or args else ()
+        unknown = [name for name in kwargs if name not in names]
+        if unknown:
+            raise TypeError(unknown_params_message(cls.__name__, unknown[0], names))
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if args and all(p.kind == p.KEYWORD_ONLY for p in params):
+            raise TypeError(f"{cls.__name__}() takes its parameters by name only, e.g. "
+                            f"{cls.__name__}({params[0].name}={args[0]!r})")
+        return super().__new__(cls)
+
+
+def unknown_params_message(owner, name, names):
+    """``KSparseAutoencoder() got an unexpected keyword argument 'n_hiden'; did you mean 'n_hidden'?``"""
+    text = f"{owner}() got an unexpected keyword argument {name!r}"
+    if RENAMED_PARAMS.get(name) in names:
+        return f"{text}; {name!r} is now {RENAMED_PARAMS[name]!r} (docs/changes.md)"
+    synonyms = {old[2:].replace("-", "_"): new[2:].replace("-", "_") for old, new in SYNONYMS.items()}
+    if synonyms.get(name.lower()) in names:  # another library's word: learning_rate
+        return f"{text}; did you mean {synonyms[name.lower()]!r}?"
+    near = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
+    if near:
+        return f"{text}; did you mean " + " or ".join(repr(n) for n in near) + "?"
+    return f"{text}; {owner}().get_params() lists its parameters"

@@ -4,6 +4,7 @@ Each target is a module with ``main(argv) -> int`` that parses its own options
 (``--profile quick|paper``, ``--out DIR``, ``--data-dir DIR``).
 """
 
+import difflib
 import importlib
 
 TARGETS = {
@@ -42,7 +43,9 @@ def main(argv):
                          "(`ksparse reproduce --help` lists them and their options)")
     name, rest = argv[0], list(argv[1:])
     if name not in TARGETS:
-        raise ValueError(f"unknown reproduce target {name!r}; choose one of {sorted(TARGETS)}")
+        near = difflib.get_close_matches(name.lower(), TARGETS, n=1)
+        meant = f"did you mean {near[0]!r}? " if near else ""
+        raise ValueError(f"unknown reproduce target {name!r}; {meant}choose one of {sorted(TARGETS)}")
     from ksparse.reproduce import _common, _progress
 
     module = importlib.import_module(TARGETS[name][0])

@@ -6,7 +6,6 @@ method and the data set, with a key of the training settings, the data's fingerp
 ``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
 """
 
-import argparse
 import hashlib
 import json
 import logging
@@ -15,6 +14,7 @@ import time
 
 import numpy as np
 
+from ksparse.argparsing import HintParser
 from ksparse.config import AutoencoderConfig
 from ksparse.io import atomic_write, check_folder_name, check_writable, path_argument
 from ksparse.reproduce import _progress as progress
@@ -66,16 +66,19 @@ def autoencoder_config(prof, k, max_iter, seed, **changes):
     return SEC_4_2_2.replace(**dict(options, **changes))  # ``changes`` may override the profile
 
 
-class Parser(argparse.ArgumentParser):
+class Parser(HintParser):
     """argparse with ``ksparse train``'s house style: a bad option is one ``ksparse: error:`` line
-    (a ``ValueError`` the command line prints) and exit code 2, not the usage and argparse's line.
-    The description (a module docstring's first line) is shown without its reST markup."""
+    (a ``ValueError`` the command line prints) and exit code 2, not the usage and argparse's line;
+    an unknown one names the closest valid options (:mod:`ksparse.argparsing`). The description
+    (a module docstring's first line) is shown without its reST markup."""
 
     def __init__(self, *args, description=None, **kwargs):
         super().__init__(*args, description=description and description.replace("``", "`"), **kwargs)
 
-    def error(self, message):
-        raise ValueError(f"{message} (`{self.prog} --help` lists the options)")
+    def report(self, message):
+        if "--help` lists the options" not in message:
+            message = f"{message} (`{self.prog} --help` lists the options)"
+        raise ValueError(message)
 
 
 def parser(prog, description, profile_default="quick", **kwargs):
@@ -534,9 +537,24 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
 def epoch_log(name):
     """A fit callback that logs each epoch's record (shown as the model's bar, :mod:`._progress`)."""
     def callback(record):
-        log.info("%s epoch %d: loss %.4g, dead %.3f, k %d", name, record["epoch"], record["loss"],
-                 record["dead_fraction"], record["k"], extra=at_epoch(record))
+        log.info("%s %s", name, epoch_text(record), extra=at_epoch(record))
     return callback
+
+
+def epoch_text(record):
+    """An epoch's record (an autoencoder's or a fine-tuning stage's) in words, not its field names:
+    ``epoch 3: loss 0.1432, dead in epoch 0.1%, k 20``; the fields it lacks are left out."""
+    where = f"stage {record['stage']} " if "stage" in record else ""
+    parts = [f"loss {record['loss']:.4g}"] if "loss" in record else []
+    if "dead_fraction" in record:  # units in no support during the epoch
+        parts.append(f"dead in epoch {100 * record['dead_fraction']:.1f}%")
+    if "k" in record:
+        parts.append(f"k {record['k']}")
+    if "stage" in record and "lr" in record:
+        parts.append(f"lr {record['lr']:.4g}")
+    if "val_error" in record:
+        parts.append(f"validation error {100 * record['val_error']:.2f}%")
+    return f"{where}epoch {record.get('epoch', '?')}: " + ", ".join(parts)
 
 
 def at_epoch(record):

@@ -201,7 +201,7 @@ def _epochs_of(label):
 
 
 def _brief(record):
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+    return _common.epoch_text(record)  # in words, not the record's field names
 
 
 def classifier(key, prof, encoders, seed, lr=None):
