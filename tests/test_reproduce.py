@@ -190,9 +190,9 @@ def test_cached_model_trains_once(tmp_path):
         calls.append(stem)
         return {"W": np.arange(6.0).reshape(2, 3)}
 
-    a, info = cached_model(str(tmp_path), "m", {"x": 1}, train)
-    b, again = cached_model(str(tmp_path), "m", {"x": 1}, train)
-    cached_model(str(tmp_path), "m", {"x": 2}, train)
+    a, info = cached_model(str(tmp_path), "m", {"x": 1}, train, data=np.zeros(3))
+    b, again = cached_model(str(tmp_path), "m", {"x": 1}, train, data=np.zeros(3))
+    cached_model(str(tmp_path), "m", {"x": 2}, train, data=np.zeros(3))
     assert len(calls) == 2 and calls[0].startswith(os.path.join(str(tmp_path), "m-"))
     np.testing.assert_array_equal(a["W"], b["W"])
     assert again["code"]["source_sha1"] == source_digest() and again["seconds"] == info["seconds"]
@@ -207,9 +207,9 @@ def test_cached_model_key_includes_the_code_version(tmp_path, monkeypatch):
         calls.append(stem)
         return {"W": np.zeros(2)}
 
-    cached_model(str(tmp_path), "m", {"x": 1}, train)
+    cached_model(str(tmp_path), "m", {"x": 1}, train, data=np.zeros(3))
     monkeypatch.setattr(_runs, "code_key", lambda: "0.0.0+other")
-    cached_model(str(tmp_path), "m", {"x": 1}, train)
+    cached_model(str(tmp_path), "m", {"x": 1}, train, data=np.zeros(3))
     assert len(calls) == 2 and calls[0] != calls[1]
 
 

@@ -61,3 +61,29 @@ def test_wrote_names_the_files_and_counts_the_result_files():
     assert wrote(["o/a.md", "o/r/x.json"], "o/r") == "wrote o/a.md and o/r/x.json"
     assert wrote(["o/a.md", "o/r/x.json", "o/r/y.json"], "o/r") == "wrote o/a.md and 2 result files in o/r"
     assert wrote(["o/r/x.json", "o/r/y.json"], "o/r") == "wrote 2 result files in o/r"
+
+
+def test_fine_tuning_shows_a_bar_per_stage_with_the_validation_error(tmp_path, capsys, monkeypatch):
+    # it printed one line per fine-tuning epoch ("deep stage=2 first_layer=2 epoch=1 loss=...")
+    monkeypatch.chdir(tmp_path)
+    argv = ["reproduce", "table3", "--profile", "smoke", "--dataset", "digits", "--rows", "shallow,deep"]
+    out, err = _run([*argv, "--out", "o"], capsys)
+    for stage in (1, 2, 3):
+        assert f"fine-tuning deep stage {stage}/3: 100%" in err  # each stage's bar ran to its end
+    assert "fine-tuning shallow: 100%" in err and "3/3" in err
+    assert "val error " in err and "first_layer" not in err
+    assert "fine-tuning" not in out and "val error" not in out
+    assert out.strip().splitlines()[-1].startswith("wrote o/table3.md")
+    out, err = _run([*argv, "--out", "q", "--quiet"], capsys)
+    assert err == "" and out.strip().splitlines()[-1].startswith("wrote q/table3.md")
+
+
+def test_sweep_shows_a_bar_per_lr_and_keeps_stdout_to_its_rows_and_what_it_wrote(tmp_path, capsys,
+                                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out, err = _run(["reproduce", "sweep", "--profile", "smoke", "--dataset", "digits",
+                     "--rows", "no_pretrain", "--lrs", "0.1", "0.5", "--out", "o"], capsys)
+    assert "fine-tuning no_pretrain lr 0.1: 100%" in err and "fine-tuning no_pretrain lr 0.5: 100%" in err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("no_pretrain seed 0: lr 0.1: ")  # the row, what it wrote
+    assert lines[1] == "wrote o/results/sweep-smoke-no_pretrain-seed0.json"

@@ -132,3 +132,43 @@ def test_ctrl_c_says_what_resume_does_for_the_target(tmp_path, capsys, ctrl_c_at
     # sweep skips its finished rows on --resume; a figure is drawn again (it has no rows to skip)
     assert ("skips the rows already written" in last) == (target == "sweep"), last
     assert ("draws the figure again" in last) == (target == "fig1"), last
+
+
+@pytest.mark.parametrize("target, table", [("table1", "table1.md"), ("table3", "table3.md"),
+                                           ("fig4", "fig4.png")])
+def test_resume_with_results_elsewhere_refuses_another_runs_tables_and_figures(tmp_path, monkeypatch,
+                                                                               capsys, target, table):
+    # --results outside --out: the result files say nothing of OUT's tables and figures, and a
+    # --resume into another run's OUT replaced them (and its table's JSON) with its own
+    monkeypatch.chdir(tmp_path)
+    rows = [] if target == "fig4" else ["--rows", "raw" if target == "table1" else "no_pretrain"]
+    argv = ["reproduce", target, *SMOKE, *rows]
+    assert main([*argv, "--out", "o"]) == 0
+    other = [a if a != "smoke" else "quick" for a in argv]  # another profile, the same file names in OUT
+    one_error([*other, "--out", "o", "--results", "r", "--resume"], tmp_path, capsys, MIX, f"o/{table}",
+              "settings.", "another --out", "--overwrite (instead of --resume)")
+    # the same settings into the same OUT continue the run, wherever the result files are
+    assert main([*argv, "--out", "o", "--results", "r", "--resume"]) == 0
+
+
+def test_resume_refuses_a_table_or_figure_whose_record_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "fig4.png").write_bytes(b"another run's figure")
+    one_error(["reproduce", "fig4", *SMOKE, "--out", "o", "--resume"], tmp_path, capsys, "o/fig4.png",
+              "o/fig4.json, which records them, is missing", "another --out", "--overwrite")
+
+
+def test_fig1_stopped_after_its_first_image_resumes(tmp_path, capsys, monkeypatch, ctrl_c_at_call):
+    # the figure's JSON, which records the settings of its images, is written before them
+    from ksparse.training import loop
+
+    monkeypatch.chdir(tmp_path)
+    ctrl_c_at_call(loop, "_epoch", 3)  # the first epoch of the second model: one image drawn
+    argv = ["reproduce", "fig1", *SMOKE, "--out", "o"]
+    assert main(argv) == 130
+    assert (tmp_path / "o" / "fig1_k40.png").is_file() and not (tmp_path / "o" / "fig1_k70.png").exists()
+    assert json.loads((tmp_path / "o" / "fig1.json").read_text())["stats"] == {}
+    assert main([*argv, "--resume"]) == 0
+    stats = json.loads((tmp_path / "o" / "fig1.json").read_text())["stats"]
+    assert set(stats) == {"k70", "k40", "k25", "k10"}

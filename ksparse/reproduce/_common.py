@@ -1,8 +1,9 @@
 """Shared machinery of the reproduce targets: profiles, data, cached models, features, classifiers.
 
 Models are cached in ``--cache`` (default ``OUT/models``) as ``.npz`` files named after the
-method, the data set and the profile, with the training settings and wall time inside, so
-that ``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
+method and the data set, with a key of the training settings, the data's fingerprint
+(:func:`data_fingerprint`) and the code version, the settings and wall time inside, so that
+``table1``, ``fig1`` and ``fig4`` run with the same ``--out`` train each model once.
 """
 
 import hashlib
@@ -103,9 +104,9 @@ def parser(prog, description, profile_default="quick", **kwargs):
     p.add_argument("--resume", action="store_true",
                    help="continue a stopped run: each k-sparse autoencoder's training from its checkpoint "
                    "in the cache (other models train again); table1, table3 and sweep skip the rows whose "
-                   "result file this same code already wrote, the figures are drawn again. A result file "
-                   "made with other settings (another --dataset, option, or profile since changed) is "
-                   "refused, never kept nor replaced")
+                   "result file this same code already wrote, the figures are drawn again. A result file, "
+                   "table or figure made with other settings or data (another --dataset, option, data "
+                   "folder's files, or profile since changed) is refused, never kept nor replaced")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (a bar per model's epochs, a line per model loaded and per "
                    "row or figure finished); the closing 'wrote ...' line still goes to stdout")
@@ -139,6 +140,7 @@ def finish_args(args, outputs=None, resume_does=None):
     args.seed = args.seeds[0]
     if args.resume and args.data_dir is None and args.dataset != "digits":
         args.data_dir = recorded_data_dir(args.out)
+        args.unrecorded = args.data_dir is None  # a run of older code, or another --out: check_resume says so
     args.cache = args.cache or os.path.join(args.out, "models")
     args.results = args.results or os.path.join(args.out, "results")
     for option, folder in (("--out", args.out), ("--cache", args.cache), ("--results", args.results)):
@@ -181,33 +183,49 @@ def check_overwrite(args, paths, resume_does=None):
                      + ("--out" if own else "--out and --results"))
 
 
-def check_resume(args, paths, expected, ignore=()):
-    """On ``--resume``, raise ValueError when any of ``paths`` (the result files the run writes) that
-    exists was made with settings other than ``expected`` (:func:`_runs.differences`, which
-    skips the settings named in ``ignore``): the run
-    would keep it as finished, or replace it, as if it were one of its own rows.
+def check_resume(args, paths, expected, ignore=(), records=None):
+    """On ``--resume``, raise ValueError when any of ``paths`` (the result files the run writes) or
+    of ``records`` (``{path: record}``: the run's tables and figures in OUT, each with the JSON
+    that records its settings, itself for a table's or figure's JSON) that exists was made with
+    settings other than ``expected`` (:func:`_runs.differences`, which skips the settings named in
+    ``ignore``): the run would keep it as finished, or replace it, as if it were its own. A table
+    or figure whose record is missing cannot be told apart from another run's: refused too.
 
     The message names the file, the settings that differ, the command that made it (which
     continues that run) and the ways forward: another ``--out`` (and ``--results``), or
-    ``--overwrite`` to replace it. Call it before any training.
+    ``--overwrite`` to replace it. Call it before any training. When it passes and OUT/data.json
+    did not say which data folder the run read (:func:`finish_args`), it says which one is read.
     """
     if not args.resume:
         return
-    for path in dict.fromkeys(paths):
+    records = dict(records or {})
+    own = os.path.abspath(args.results) == os.path.abspath(os.path.join(args.out, "results"))
+    for path in dict.fromkeys([*paths, *records]):
         if not os.path.lexists(path):
             continue
-        differ = _runs.differences(path, expected, ignore)
+        record = records.get(path, path)
+        folders = "--out" if own or path in records else "--out and --results"
+        if not os.path.isfile(record):
+            raise ValueError(f"--resume cannot tell with what settings {path} was made: {record}, which "
+                             "records them, is missing; move it away, or give another --out, or add "
+                             "--overwrite (instead of --resume) to replace it")
+        differ = _runs.differences(record, expected, ignore)
         if not differ:
             continue
-        with open(path) as f:
-            command = json.load(f)["meta"].get("command")
-        own = os.path.abspath(args.results) == os.path.abspath(os.path.join(args.out, "results"))
+        command = _runs.command_of(record)
         shown = "; ".join(differ[:4]) + (f"; and {len(differ) - 4} more" if len(differ) > 4 else "")
-        raise ValueError(f"--resume would mix settings: {path} was made with other settings than this run's "
+        if any(line.startswith("data_sha1:") for line in differ) and args.dataset != "digits":
+            from ksparse.datasets import data_dir  # other values read: say from where
+
+            shown += (f"; this run reads {os.path.abspath(data_dir(args.data_dir))}, give the run's own data "
+                      "folder with --data-dir")
+        made = path if record == path else f"{path} ({record})"
+        raise ValueError(f"--resume would mix settings: {made} was made with other settings than this run's "
                          f"({shown}); to continue that run, give its own options"
-                         + (f" ({command})" if command else "") + ", or to keep it give another "
-                         + ("--out" if own else "--out and --results")
+                         + (f" ({command})" if command else "") + f", or to keep it give another {folders}"
                          + ", or add --overwrite (instead of --resume) to replace it")
+    if getattr(args, "unrecorded", False):  # once the run's files are known to fit: what it reads
+        _unrecorded_note(args.out)
 
 
 MADE_FOLDERS = []  # folders finish_args created
@@ -310,6 +328,20 @@ def recorded_data_dir(out):
     return folder
 
 
+def _unrecorded_note(out):
+    """One ``ksparse: note:`` line: OUT/data.json does not say which data folder the resumed run read."""
+    import sys
+
+    from ksparse.datasets import data_dir
+
+    folder = os.path.abspath(data_dir(None))
+    source = "$KSPARSE_DATA" if os.environ.get("KSPARSE_DATA") else "the default folder"
+    print(f"ksparse: note: {os.path.join(out, 'data.json')} does not record the data folder the run read "
+          f"(runs before it was written do not); reading {folder} ({source}); give the run's own folder with "
+          "--data-dir if it read another (result files and models of other data are refused or trained "
+          "again, never mixed in)", file=sys.stderr)
+
+
 # Sec. 4.1: "We randomly separate the training set into 50,000 training cases and 10,000
 # cases for validation." One fixed random split for every run and seed.
 VAL_SPLIT = {"kind": "random", "n_val": 10000, "seed": 0}
@@ -351,17 +383,35 @@ def load_mnist_split(dataset, data_dir, n_train=None, split="random"):
     return ds, (Xtr, ytr), (ds.X_train[:n_val], ds.y_train[:n_val]), (ds.X_test, ds.y_test)
 
 
+def data_fingerprint(*arrays):
+    """SHA-1 (hex) of the arrays' dtypes, shapes and bytes: the identity of the data read.
+
+    Made of the values only, not of paths or file times, so that a moved copy of the same data
+    has the same fingerprint and a folder whose files differ has another.
+    """
+    digest = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def _key(settings):
-    """Ten hex digits of the settings and the code version (:func:`ksparse.reproduce._runs.code_key`)."""
+    """Ten hex digits of the settings (with the data's fingerprint) and the code version
+    (:func:`ksparse.reproduce._runs.code_key`)."""
     keyed = dict(settings, code=_runs.code_key())
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def cached_model(cache, name, settings, train_fn):
-    """Load ``name`` from ``cache`` when its settings and code version match, else train and save it.
+def cached_model(cache, name, settings, train_fn, *, data):
+    """Load ``name`` from ``cache`` when its settings, data and code version match, else train and save it.
 
     Parameters
     ----------
+    settings : dict
+        The training settings; the key (and the settings kept in the file) add ``data_sha1``,
+        the :func:`data_fingerprint` of ``data``.
     train_fn : callable
         ``train_fn(stem) -> arrays`` or ``-> (arrays, info)``: trains the model; ``stem`` is
         ``CACHE/NAME-KEY``, a prefix for its checkpoint files. ``info`` may hold ``epochs``,
@@ -375,6 +425,8 @@ def cached_model(cache, name, settings, train_fn):
         process CPU time counts every BLAS thread), ``epochs`` and ``history`` when the
         trainer gave them, ``code`` (the code version that trained it) and ``file``.
     """
+    data = data if isinstance(data, tuple) else (data,)
+    settings = dict(settings, data_sha1=data_fingerprint(*data))  # a model of other data is another model
     path = os.path.join(cache, f"{name}-{_key(settings)}.npz")
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as f:
@@ -462,7 +514,7 @@ def ksparse_model(cache, X, k, prof, dataset, seed=0, callback=None, center=Fals
     settings = dict(config, method="ksparse", data=dataset, n=len(X))
     name = f"ksparse-k{k}{'c' if center else ''}{'' if paper else 'd'}-{dataset}"
     return cached_model(cache, name, settings,
-                        lambda stem: train_autoencoder(X, config, stem, resume, callback))
+                        lambda stem: train_autoencoder(X, config, stem, resume, callback), data=X)
 
 
 def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
@@ -479,7 +531,7 @@ def baseline_model(cache, X, kind, prof, dataset, seed=0, callback=None):
         arrays = {n: np.asarray(a) for n, a in state.params.items()}
         return arrays, {"epochs": config["max_iter"], "history": getattr(state, "history", None)}
 
-    return cached_model(cache, f"{kind}-{dataset}", settings, train)
+    return cached_model(cache, f"{kind}-{dataset}", settings, train, data=X)
 
 
 def epoch_log(name):
@@ -523,7 +575,7 @@ def rbm_model(cache, X, prof, dataset, seed=0):
         arrays = {"components": rbm.components_, "intercept_hidden": rbm.intercept_hidden_}
         return arrays, {"epochs": prof["rbm_epochs"]}
 
-    return cached_model(cache, f"rbm-{dataset}", settings, train)
+    return cached_model(cache, f"rbm-{dataset}", settings, train, data=X)
 
 
 def rbm_features(X, arrays):

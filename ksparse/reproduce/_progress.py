@@ -9,7 +9,11 @@ bars need in their ``extra`` fields:
 - ``model`` and ``epochs``: a model starts training for ``epochs`` epochs (a new bar);
 - ``at``: the model resumed at that epoch; ``epoch``: it finished that epoch (the bar moves,
   the message becomes the bar's postfix);
-- ``done``: the model is trained (its bar closes, the message is shown as a line).
+- ``done``: the model is trained (its bar closes, the message is shown as a line); a bar also
+  closes when it reaches its total; ``stopped``: the model stopped early (its bar closes where it is).
+
+Fine-tuning (``table3``, ``sweep``) shows a bar per stage the same way, its postfix the epoch's
+validation error (:class:`ksparse.reproduce.table3.FinetuneProgress`).
 """
 
 import contextlib
@@ -42,9 +46,13 @@ class BarHandler(logging.Handler):
             if self.bar is not None and getattr(record, "epoch", None) is not None:
                 self.bar.n = record.epoch
                 self.bar.set_postfix_str(message[:70], refresh=True)
+                if self.bar.total is not None and self.bar.n >= self.bar.total:
+                    self._close()  # its last epoch: the bar stays as a line
                 return
             if getattr(record, "done", False):
                 self._close(finished=True)
+            if getattr(record, "stopped", False):
+                self._close()
             tqdm.write(message, file=sys.stderr)
         except Exception:  # a closed stream, say: as logging's own handlers do
             self.handleError(record)

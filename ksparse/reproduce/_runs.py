@@ -124,20 +124,52 @@ def differences(path, expected, ignore=()):
     read). Returns ``[]`` when the file was made with these settings, else lines such
     as ``"data.dataset: 'mnist' in the file, 'digits' in this run"``.
 
+    ``path`` may also be a table's JSON (a list of result records: each is compared) or a
+    figure's JSON (``OUT/figN.json``: its entries and ``meta``).
+
     Raises
     ------
     ValueError
-        When ``path`` is not a result file (not JSON with ``meta`` and ``result``).
+        When ``path`` is none of these (not JSON with ``meta`` and ``result``, a list of them, or
+        a figure's ``stats``).
     """
     try:
         with open(path) as f:
-            data = json.load(f)
-        found = dict(data["result"], **data["meta"])
-    except (OSError, ValueError, TypeError, KeyError) as e:
+            records = _records(json.load(f))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"--resume cannot tell with what settings {path} was made: it is not a result "
-                         f"file of `ksparse reproduce` ({type(e).__name__}: {e}); move it away, or add "
+                         f"file (nor a table's or figure's JSON) of `ksparse reproduce` ({type(e).__name__}: "
+                         f"{e}); move it away, or add "
                          "--overwrite (instead of --resume) to replace it") from None
     here = json.loads(json.dumps(expected, default=jsonable))  # tuples as lists, as the file has them
+    return list(dict.fromkeys(line for found in records for line in _differ(found, here, ignore)))
+
+
+def _records(data):
+    """The settings a file of ``ksparse reproduce`` records, as a list of dicts: one for a result
+    file (``{"meta", "result"}``) or a figure's JSON (its entries and ``meta``), one per row for a
+    table's JSON (a list of result records)."""
+    if isinstance(data, list):
+        return [r for entry in data for r in _records(entry)]
+    if "result" in data:
+        return [dict(data["result"], **data["meta"])]
+    if "stats" not in data:
+        raise KeyError("meta")
+    return [dict({n: v for n, v in data.items() if n != "meta"}, **data.get("meta", {}))]
+
+
+def command_of(path):
+    """The command a file of ``ksparse reproduce`` records (its first, for a table), or None."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        data = data[0] if isinstance(data, list) and data else data
+        return data["meta"].get("command")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return None
+
+
+def _differ(found, here, ignore):
     out = []
     for name, value in here.items():
         if name not in found:

@@ -146,12 +146,11 @@ def filter_statistics(W, shape, used=None, seed=0):
                 float(np.mean(sel > np.percentile(sel_rand, 99)))}
 
 
-def fig1(args, prof):
+def fig1(args, prof, data):
     """Fig. 1: MNIST filters for k = 70, 40, 25, 10, and their spatial spread."""
     from ksparse.plots import filter_grid
 
-    ds, train, _, _ = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
-    shape = ds.image_shape
+    shape, train = data["shape"], data["train"]
     stats = {}
     for k in sorted(FIG1_KS, key=lambda k: k == 70):  # k = 70 last: table1 shares the others
         arrays, info = _common.ksparse_model(args.cache, train[0], min(k, prof["n_hidden"]), prof,
@@ -170,18 +169,12 @@ def fig1(args, prof):
     return {f"k{k}": stats[f"k{k}"] for k in FIG1_KS}
 
 
-def fig3(args, prof):
+def fig3(args, prof, data):
     """Fig. 3: CIFAR-10 patch filters (k = 50) with spread and orientation selectivity vs random filters."""
-    from ksparse.datasets import load_dataset
     from ksparse.plots import filter_grid
     from ksparse.training.loop import TrainingDiverged
 
-    if args.dataset == "digits":  # smoke tests: 8x8 digits stand in for patches
-        ds = load_dataset("digits")
-    else:
-        ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=prof["n_patches"],
-                          n_test_patches=0, random_state=args.seed)
-    X, shape = ds.X_train, tuple(ds.image_shape)
+    X, shape = data["X"], data["shape"]
     k = min(FIG3_K, prof["n_hidden"] // 2)
     patch_prof = dict(prof, ksparse_epochs=prof["patch_epochs"])
     name = "cifar10-patches" if args.dataset != "digits" else "digits-patches"
@@ -216,13 +209,13 @@ def _last(info, key):
     return history[-1].get(key) if history else None
 
 
-def fig4(args, prof):
+def fig4(args, prof, data):
     """Fig. 4: log histograms of hidden activity on the test set for four models."""
     from ksparse.kernels.encode import encode
     from ksparse.nn.baselines import features
     from ksparse.plots import activity_histogram
 
-    _, train, _, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
+    train, test = data["train"], data["test"]
     acts, stats = {}, {}
     # k = 70 last (fig1 trains it too) and the dropout model late (table1 trains it)
     order = ("relu", "k15", "dropout_denoising", "k70")
@@ -244,6 +237,30 @@ def fig4(args, prof):
     activity_histogram({label: acts[label] for _, label in FIG4_MODELS}, os.path.join(args.out, "fig4.png"),
                        title=f"Hidden activities, {len(test[0])} test images")
     return stats
+
+
+def load(name, args, prof):
+    """The data figure ``name`` reads, as a dict of its arrays (``fingerprint``: their
+    :func:`~ksparse.reproduce._common.data_fingerprint`, which its result file records)."""
+    from ksparse.datasets import load_dataset
+
+    if name == "fig3":
+        if args.dataset == "digits":  # smoke tests: 8x8 digits stand in for patches
+            ds = load_dataset("digits")
+        else:
+            ds = load_dataset("cifar10-patches", data_dir=args.data_dir, n_patches=prof["n_patches"],
+                              n_test_patches=0, random_state=args.seed)
+        data = {"X": ds.X_train, "shape": tuple(ds.image_shape)}
+        return dict(data, fingerprint=_common.data_fingerprint(data["X"]))
+    ds, train, _, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
+    data = {"shape": ds.image_shape, "train": train, "test": test}
+    used = (train[0],) if name == "fig1" else (train[0], test[0])
+    return dict(data, fingerprint=_common.data_fingerprint(*used))
+
+
+def _write_record(path, meta, stats):
+    """OUT/figN.json: the figure's numbers and ``meta`` (the settings, data and command of its run)."""
+    _runs.write_text(path, json.dumps(dict(stats, meta=meta), indent=1, default=_runs.jsonable))
 
 
 def _fig3_rows(text):
@@ -291,19 +308,29 @@ def main(argv):
                                "it draws the figure again from the models in the cache, continuing a stopped "
                                "k-sparse autoencoder's training from its checkpoint")
     data = "cifar10-patches" if name == "fig3" and args.dataset != "digits" else args.dataset
-    _common.check_resume(args, result_paths(name, args), {"settings": prof, "data": {"dataset": data}})
-    meta = _runs.run_meta(name, argv[1:], args.profile, args.seed)
+    arrays = load(name, args, prof)
+    expected = {"settings": prof, "data": {"dataset": data}, "data_sha1": arrays["fingerprint"],
+                "profile": args.profile}
+    record = os.path.join(args.out, f"{name}.json")  # records the settings of the figure's images
+    results = result_paths(name, args)
+    _common.check_resume(args, results, expected,
+                         records={p: record for p in outputs(name, args) if p not in results})
+    meta = dict(_runs.run_meta(name, argv[1:], args.profile, args.seed), settings=prof,
+                data={"dataset": data}, data_sha1=arrays["fingerprint"])
+    # written before the images, so that those of a stopped run are known as this run's on --resume
+    # (which keeps the numbers of the record it found, made with these settings, until it is done)
+    if not (args.resume and os.path.isfile(record)):
+        _write_record(record, meta, {"profile": args.profile, "dataset": data, "seconds": None, "stats": {}})
     start = time.perf_counter()
-    stats = targets[name](args, prof)
-    meta.update(seconds=time.perf_counter() - start, settings=prof, data={"dataset": data})
+    stats = targets[name](args, prof, arrays)
+    meta["seconds"] = time.perf_counter() - start
     stats = {"profile": args.profile, "dataset": data, "seconds": meta["seconds"], "stats": stats}
-    _runs.write_text(os.path.join(args.out, f"{name}.json"),
-                     json.dumps(stats, indent=1, default=_runs.jsonable))
+    _write_record(record, meta, stats)
     # one result file per run: fig3's rows each have their own, the other figures one for all
     rows = {"all": stats["stats"]} if name != "fig3" else {row: {row: s} for row, s in stats["stats"].items()}
     for row, row_stats in rows.items():
-        record = dict(stats, stats=row_stats, key=row)
-        _runs.write_result(_runs.result_path(args.results, name, args.profile, row, args.seed), meta, record)
+        entry = dict(stats, stats=row_stats, key=row)
+        _runs.write_result(_runs.result_path(args.results, name, args.profile, row, args.seed), meta, entry)
     diverged = {f"fig3_{row}.png" for row, s in stats["stats"].items() if "diverged" in s}
     written = [p for p in outputs(name, args) if name != "fig3" or os.path.basename(p) not in diverged]
     print(_progress.wrote(written, args.results))

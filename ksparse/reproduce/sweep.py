@@ -52,9 +52,9 @@ def sweep_row(key, prof, data, encoders, seed, lrs):
     for lr in lrs:
         clf = table3.classifier(key, prof, encoders, seed, lr=lr)
         try:
-            clf.fit(X, y, Xv, yv)
+            table3.fit_shown(clf, X, y, Xv, yv)
         except TrainingDiverged as e:
-            log.info("%s lr %g: %s", key, lr, e)
+            log.info("%s lr %g: %s", key, lr, e, extra={"stopped": True})
             runs.append({"lr": lr, "val_error": None, "diverged": True, "history": []})
             continue
         last = [r for r in clf.history_ if r["stage"] == clf.n_stages_]
@@ -94,8 +94,11 @@ def main(argv):
     split = _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"
     data = {"dataset": args.dataset, "n_train": len(X), "n_finetune": n_ft, "n_val": len(val[0]),
             "n_test": 0, "val_split": split}
+    data_sha1 = _common.data_fingerprint(X, y, *val)
     _common.check_resume(args, outputs(args, keys), {"settings": prof, "data": data, "lrs": list(args.lrs),
-                                                     "pretrain_defaults": args.defaults}, table3.UNREAD)
+                                                     "pretrain_defaults": args.defaults,
+                                                     "data_sha1": data_sha1, "profile": _tag(args)},
+                         table3.UNREAD)
     for seed in args.seeds:
         made = {}
         for key in keys:
@@ -104,7 +107,7 @@ def main(argv):
             if record is not None:
                 log.info("%s seed %d: kept %s", key, seed, path)
             else:
-                record = _sweep(args, argv, prof, key, seed, (X, y), val, n_ft, made, data, path)
+                record = _sweep(args, argv, prof, key, seed, (X, y), val, n_ft, made, data, path, data_sha1)
             print(f"{key} seed {seed}: " + ", ".join(
                 f"lr {r['lr']:g}: " + ("diverged" if r["diverged"] else f"{100 * r['val_error']:.2f}%")
                 for r in record["runs"]) + f"; chosen {record['chosen_lr']}")
@@ -112,10 +115,10 @@ def main(argv):
     return 0
 
 
-def _sweep(args, argv, prof, key, seed, train, val, n_ft, made, data, path):
+def _sweep(args, argv, prof, key, seed, train, val, n_ft, made, data, path, data_sha1):
     """Pre-train (or load) row ``key``'s encoders, fine-tune once per lr, write and return its record."""
     meta = dict(_runs.run_meta("sweep", argv, _tag(args), seed), settings=prof, data=data,
-                pretrain_defaults=args.defaults)
+                pretrain_defaults=args.defaults, data_sha1=data_sha1)
     start = time.perf_counter()
     X, y = train
     encoders, infos = table3.encoders_for(args, prof, X, key, seed, made)

@@ -223,6 +223,12 @@ def outputs(args, keys, tables=True):
                                                                if tables])
 
 
+def tables(args):
+    """OUT/table1.md and .json, each with the file that records its settings (the .json)."""
+    record = os.path.join(args.out, "table1.json")
+    return {os.path.join(args.out, "table1.md"): record, record: record}
+
+
 def main(argv):
     """``ksparse reproduce table1 [--profile P] --out DIR [--seeds S ...] [--rows R] [--resume]``."""
     p = _common.parser("table1", __doc__.splitlines()[0])
@@ -241,7 +247,9 @@ def main(argv):
     _, train, val, test = _common.load_mnist_split(args.dataset, args.data_dir, prof["n_train"])
     data = {"dataset": args.dataset, "n_train": len(train[0]), "n_val": len(val[0]), "n_test": len(test[0]),
             "val_split": _common.VAL_SPLIT if args.dataset == "mnist" else "digits: first quarter"}
-    _common.check_resume(args, outputs(args, keys, tables=False), {"settings": prof, "data": data})
+    fingerprint = _common.data_fingerprint(*train, *val, *test)
+    expected = {"settings": prof, "data": data, "data_sha1": fingerprint, "profile": args.profile}
+    _common.check_resume(args, outputs(args, keys, tables=False), expected, records=tables(args))
     results = []
     for seed in args.seeds:
         for key in keys:
@@ -251,7 +259,8 @@ def main(argv):
                 log.info("%s seed %d: kept %s", key, seed, path)
                 results.append(json.load(open(path)))
                 continue
-            meta = dict(_runs.run_meta("table1", argv, args.profile, seed), settings=prof, data=data)
+            meta = dict(_runs.run_meta("table1", argv, args.profile, seed), settings=prof, data=data,
+                        data_sha1=fingerprint)
             start = time.perf_counter()
             record = run_row(key, args, prof, train, val, test, seed)
             meta["seconds"] = time.perf_counter() - start
@@ -263,9 +272,9 @@ def main(argv):
     from ksparse.reproduce import report
 
     table = report.table1(results)
-    _runs.write_text(os.path.join(args.out, "table1.md"), table)
-    _runs.write_text(os.path.join(args.out, "table1.json"),
+    _runs.write_text(os.path.join(args.out, "table1.json"),  # first: it records the settings of both
                      json.dumps(results, indent=1, default=_runs.jsonable))
+    _runs.write_text(os.path.join(args.out, "table1.md"), table)
     print(table)
     print(_progress.wrote(outputs(args, keys), args.results))
     return 0

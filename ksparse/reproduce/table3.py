@@ -165,7 +165,7 @@ def pretrain(args, prof, X, deep, seed=0):
     name = f"ksparse2-k{prof['k']}{'' if paper else 'd'}-{args.dataset}"
     arrays2, info2 = _common.cached_model(
         args.cache, name, settings2, lambda stem: _common.train_autoencoder(
-            codes, config, stem, args.resume, _epochs_of("AE 2")))
+            codes, config, stem, args.resume, _epochs_of("AE 2")), data=codes)
     return encoders + [(arrays2["W_enc"], arrays2["b_enc"])], infos + [info2]
 
 
@@ -220,7 +220,41 @@ def classifier(key, prof, encoders, seed, lr=None):
         sigma=prof["sigma"], layerwise=key == "deep", random_state=seed,
         paper=True,  # raw inputs, the pixels the encoders were trained on (no standardisation)
         hidden="relu" if key in NOISY else "ksparse", **NOISY.get(key, {}),
-        callback=lambda r: log.info("%s %s", key, _brief(r)))
+        callback=FinetuneProgress(key if lr is None else f"{key} lr {lr:g}", prof["ft_epochs"][key]))
+
+
+class FinetuneProgress:
+    """A fine-tuning callback that shows a bar per stage on stderr (:mod:`._progress`), its
+    postfix the epoch's validation error, loss and lr. ``epochs``: the epochs of each stage;
+    :meth:`open` ``(1)`` before the fit starts the first stage's bar, and each stage's last
+    epoch opens the next one's (a stage restarted at half the rates gets a new bar)."""
+
+    def __init__(self, label, epochs):
+        self.label, self.epochs, self.fresh = label, list(epochs), False
+
+    def open(self, stage):
+        n_stages = len(self.epochs)
+        name = f"fine-tuning {self.label}" + (f" stage {stage}/{n_stages}" if n_stages > 1 else "")
+        log.info("%s", name, extra={"model": name, "epochs": self.epochs[stage - 1]})
+        self.fresh = True
+
+    def __call__(self, record):
+        stage = record["stage"]
+        if record["epoch"] == 1 and not self.fresh:  # a stage restarted (or not opened before the fit)
+            self.open(stage)
+        self.fresh = False
+        shown = [f"val error {100 * record['val_error']:.2f}%"] if "val_error" in record else []
+        log.info("%s", ", ".join(shown + [f"loss {record['loss']:.4g}", f"lr {record['lr']:.3g}"]),
+                 extra=_common.at_epoch(record))
+        if record["epoch"] == self.epochs[stage - 1] and stage < len(self.epochs):
+            self.open(stage + 1)
+
+
+def fit_shown(clf, *data):
+    """``clf.fit(*data)`` with the first stage's bar open from its start (:class:`FinetuneProgress`)."""
+    if isinstance(clf.callback, FinetuneProgress):
+        clf.callback.open(1)
+    return clf.fit(*data)
 
 
 def run_row(key, prof, data, encoders, seed):
@@ -228,7 +262,7 @@ def run_row(key, prof, data, encoders, seed):
     (X, y), (Xv, yv), (Xt, yt) = data
     clf = classifier(key, prof, encoders, seed)
     start = time.perf_counter()
-    clf.fit(X, y, Xv, yv)
+    fit_shown(clf, X, y, Xv, yv)
     seconds = time.perf_counter() - start
     last = [r for r in clf.history_ if r["stage"] == clf.n_stages_]
     return {**row_label(key, prof), "test_error": float(1.0 - clf.score(Xt, yt)),
@@ -295,8 +329,9 @@ def outputs(args, keys, tables=True):
                                                                if tables])
 
 
-def run_seed(args, argv, prof, keys, arrays, data, seed):
-    """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row."""
+def run_seed(args, argv, prof, keys, arrays, data, seed, data_sha1=None):
+    """All rows of one seed: pre-train (or load) the autoencoders, fine-tune, write one file per row
+    (``data_sha1``: the :func:`~ksparse.reproduce._common.data_fingerprint` of ``arrays``)."""
     tag = _tag(args)
     out, made = [], {}
     for key in keys:
@@ -307,7 +342,7 @@ def run_seed(args, argv, prof, keys, arrays, data, seed):
             out.append(json.load(open(path)))
             continue
         meta = dict(_runs.run_meta("table3", argv, tag, seed), settings=prof, data=data, center=args.center,
-                    pretrain_defaults=args.defaults)
+                    pretrain_defaults=args.defaults, data_sha1=data_sha1)
         start = time.perf_counter()
         row_encoders, row_infos = encoders_for(args, prof, arrays[0][0], key, seed, made)
         record = run_row(key, prof, arrays, row_encoders, seed)
@@ -342,19 +377,20 @@ def main(argv):
     data = {"dataset": args.dataset, "n_train": len(arrays[0][0]), "n_val": len(arrays[1][0]),
             "n_test": len(arrays[2][0]), "val_split": _common.VAL_SPLIT if args.dataset == "mnist"
             else "digits: first quarter" if args.dataset == "digits" else "a stratified sixth (seed 0)"}
-    _common.check_resume(args, outputs(args, keys, tables=False), {"settings": prof, "data": data,
-                                                                   "center": args.center,
-                                                                   "pretrain_defaults": args.defaults},
-                         UNREAD)
+    data_sha1 = _common.data_fingerprint(*arrays[0], *arrays[1], *arrays[2])
+    record = os.path.join(args.out, "table3.json")
+    _common.check_resume(args, outputs(args, keys, tables=False),
+                         {"settings": prof, "data": data, "data_sha1": data_sha1, "center": args.center,
+                          "pretrain_defaults": args.defaults, "profile": _tag(args)},
+                         UNREAD, records={os.path.join(args.out, "table3.md"): record, record: record})
     results = []
     for seed in args.seeds:
-        results += run_seed(args, argv, prof, keys, arrays, data, seed)
+        results += run_seed(args, argv, prof, keys, arrays, data, seed, data_sha1)
     from ksparse.reproduce import report
 
     table = report.table3(results)
-    _runs.write_text(os.path.join(args.out, "table3.md"), table)
-    _runs.write_text(os.path.join(args.out, "table3.json"),
-                     json.dumps(results, indent=1, default=_runs.jsonable))
+    _runs.write_text(record, json.dumps(results, indent=1, default=_runs.jsonable))  # first: it records
+    _runs.write_text(os.path.join(args.out, "table3.md"), table)                   # the .md's settings
     print(table)
     print(_progress.wrote(outputs(args, keys), args.results))
     return 0
