@@ -211,3 +211,17 @@ def test_training_encoding_and_supp_k_share_one_compiled_selection(one_blas_thre
     supp_k(x @ W, 3, kernel="numba")
     float32 = [sig for sig in _encode_numba.select_rows.signatures if sig[0].dtype == numba.float32]
     assert len(float32) == 1
+
+
+@pytest.mark.skipif(not has_numba(), reason="needs numba")
+@pytest.mark.parametrize("spread", [3, 1000, 2**31 - 1])  # many ties, some, almost none
+def test_kth_largest_by_count_is_the_sorted_keys_rth_largest(spread):
+    """The bisection (with its early exit at a threshold exactly r keys reach) against a sort."""
+    from ksparse.kernels._encode_numba import _kth_largest_by_count
+
+    rng = np.random.default_rng(spread % 97)
+    for _ in range(300):
+        n = int(rng.integers(1, 300))
+        keys = rng.integers(-spread, spread, size=n, endpoint=True).astype(np.int32)
+        r = int(rng.integers(1, n + 1))
+        assert _kth_largest_by_count(keys, n, r) == np.sort(keys)[::-1][r - 1]
