@@ -5,9 +5,10 @@ The options of ``train`` are generated from :class:`ksparse.config.AutoencoderCo
 field, with the estimator's defaults). Bad input (a wrong option, answered with the closest valid
 ones by :class:`ksparse.argparsing.HintParser`, bad data, a corrupt model
 file, an output that would replace an input or an earlier model, an output folder that
-cannot be written, an option that --paper would ignore, --resume on data of another scale) and a
-diverged run end with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any
-file is written; a run that finished no new epoch leaves the model file as it was. ``reproduce``
+cannot be written, an option that --paper would ignore, --resume on data of another scale) ends
+with a one-line ``ksparse: error: ...`` on stderr and exit code 2, before any file is written. A
+diverged run ends the same way after saving its last good epoch (``summary.json`` status
+``diverged``); a run that finished no new epoch leaves the model file as it was. ``reproduce``
 refuses the same way to replace an earlier run's result files, tables or figures unless given
 --resume (continue that run) or --overwrite. Advice names
 options as flags (``--lr 0.05``, ``--no-paper``). Ctrl-C (SIGINT) and SIGTERM save the last
